@@ -1,0 +1,367 @@
+"""The SoftPLC's OPC UA server: the line models behind a CODESYS-style address space.
+
+The scan loop is the PLC cycle: read the inputs clients wrote (each stamped with the simulated
+time it arrived), advance every line to the clock's now, and write every change the lines
+emitted to its node with the simulated source timestamp. Writes are guarded here rather than by
+asyncua's defaults: read-only tags answer BadNotWritable, wrong types BadTypeMismatch, values out
+of range BadOutOfRange, whatever the user's role.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from asyncua import Server, ua
+from asyncua.crypto.permission_rules import User, UserRole
+
+from .line_model import Line, LineParams, validate_input
+from .security import PkiLayout, TrustListValidator, UserDirectory, ensure_certificate
+from .sim_clock import SimClock
+from .tagmap import TAGS, Tag, symbol
+
+log = logging.getLogger(__name__)
+
+SIM_NAMESPACE = "urn:industrial-twin:plc-sim"
+UNECE_UNITS_URI = "http://www.opcfoundation.org/UA/units/un/cefact"
+APP_URI = "urn:industrial-twin:plc-sim"
+
+INSECURE_BANNER = """
+###########################################################################
+#  INSECURE MODE: security None, anonymous access, no certificates.       #
+#  Anyone who reaches this port can read and WRITE the PLC. Lab use only. #
+###########################################################################"""
+
+
+@dataclass
+class ServerOptions:
+    """How the server listens and who may connect."""
+
+    host: str = "127.0.0.1"
+    port: int = 4840
+    runtime: str = TAGS.default_runtime
+    insecure: bool = False
+    pki_dir: Path = Path(".twin/pki/plc")
+    users: dict[str, str] = field(default_factory=dict)
+    scan_interval_s: float = 0.02
+    max_message_size: int = 16 * 1024 * 1024
+    max_chunk_count: int = 256
+
+    @property
+    def endpoint(self) -> str:
+        return f"opc.tcp://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class _Binding:
+    line: int  # index into lines; -1 for plant tags
+    tag: Tag
+    nodeid: ua.NodeId
+
+
+def _unit_id(code: str) -> int:
+    """OPC UA UnitId of a UNECE common code (OPC 10000-8 §5.6.3)."""
+    value = 0
+    for ch in code:
+        value = (value << 8) | ord(ch)
+    return value
+
+
+def _ts(t: float) -> datetime:
+    return datetime.fromtimestamp(t, timezone.utc)
+
+
+class PlcServer:
+    """A plant of lines behind one OPC UA server."""
+
+    def __init__(self, lines: Sequence[LineParams], clock: SimClock, seed: int, options: ServerOptions) -> None:
+        if not lines:
+            raise ValueError("at least one line is needed")
+        ids = [p.line_id for p in lines]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"duplicate line ids in {ids}")
+        self.options = options
+        self.clock = clock
+        self.seed = seed
+        self.params = list(lines)
+        self.server = Server()
+        self.lines: list[Line] = []
+        self._pending_emits: list[tuple[int, str, Any, float]] = []
+        self._inputs: list[tuple[float, int, str, Any]] = []
+        self._by_nodeid: dict[ua.NodeId, _Binding] = {}
+        self._by_path: list[dict[str, ua.NodeId]] = []
+        self._plant: dict[str, ua.NodeId] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self.users = UserDirectory(options.users, allow_anonymous=options.insecure or not options.users)
+        self.validator: TrustListValidator | None = None
+        self.ns = 0
+        self.notifications_written = 0
+
+    # ---------------------------------------------------------------- set-up
+    async def start(self) -> None:
+        opts = self.options
+        srv = self.server
+        await srv.init()
+        srv.set_endpoint(opts.endpoint)
+        srv.set_server_name(f"industrial-twin SoftPLC ({opts.runtime})")
+        await srv.set_application_uri(APP_URI)
+        srv.product_uri = "urn:industrial-twin"
+        srv.manufacturer_name = "industrial-twin"
+        srv.limits.max_message_size = opts.max_message_size
+        srv.limits.max_chunk_count = opts.max_chunk_count
+        srv.iserver.set_user_manager(self.users)
+        srv.allow_remote_admin(False)
+        if opts.insecure:
+            srv.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+            srv.set_identity_tokens([ua.AnonymousIdentityToken])
+            for line in INSECURE_BANNER.strip().splitlines():
+                log.warning(line)
+            if opts.users:
+                log.warning("users are ignored in --insecure mode: every client is anonymous")
+        else:
+            pki = PkiLayout(opts.pki_dir)
+            cert, key = ensure_certificate(pki, APP_URI, "industrial-twin SoftPLC")
+            await srv.load_certificate(str(cert))
+            await srv.load_private_key(str(key))
+            srv.set_security_policy(
+                [
+                    ua.SecurityPolicyType.Aes256Sha256RsaPss_SignAndEncrypt,
+                    ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt,
+                ]
+            )
+            self.validator = TrustListValidator(pki)
+            srv.set_certificate_validator(self.validator)  # type: ignore[arg-type]
+            if opts.users:
+                srv.set_identity_tokens([ua.UserNameIdentityToken])
+            else:
+                srv.set_identity_tokens([ua.AnonymousIdentityToken])
+                log.warning(
+                    "no OPC UA users configured (PLC_SIM_USER/PLC_SIM_PASSWORD or --users-file): any client whose "
+                    "certificate is in %s may connect anonymously", pki.trusted,
+                )
+        await self._build_address_space()
+        self._guard_writes()
+        t0 = self.clock.now()
+        for i, params in enumerate(self.params):
+            self.lines.append(Line(params, self.seed, t0, self._emitter(i)))
+        await self._flush(t0)
+        await srv.start()
+        log.info("PLC simulator listening on %s (%s), lines %s", opts.endpoint,
+                 "INSECURE" if opts.insecure else "SignAndEncrypt", ",".join(p.line_id for p in self.params))
+
+    async def _build_address_space(self) -> None:
+        srv, rt = self.server, self.options.runtime
+        self.ns = await srv.register_namespace(TAGS.namespace_uri)
+        ns = self.ns
+        objects = srv.nodes.objects
+        device = await objects.add_object(ua.NodeId(f"|plc|{rt}", ns), ua.QualifiedName(rt, ns))
+        app = await device.add_object(ua.NodeId(f"|var|{rt}.Application", ns), ua.QualifiedName("Application", ns))
+        folders: dict[str, Any] = {f"|var|{rt}.Application": app}
+
+        async def parent_of(node_str: str) -> Any:
+            parent_str, _, name = node_str.rpartition(".")
+            if parent_str not in folders:
+                grand = await parent_of(parent_str)
+                folders[parent_str] = await grand.add_object(
+                    ua.NodeId(parent_str, ns), ua.QualifiedName(parent_str.rpartition(".")[2], ns)
+                )
+            return folders[parent_str]
+
+        async def add(line_index: int, line_id: str | None, tag: Tag) -> ua.NodeId:
+            node_str = symbol(rt, line_id, tag.path)
+            parent = await parent_of(node_str)
+            nodeid = ua.NodeId(node_str, ns)
+            initial = tag.default_value()
+            if tag.type == "DateTime" and initial is None:
+                initial = _ts(self.clock.now())
+            var = await parent.add_variable(
+                nodeid, ua.QualifiedName(tag.path.rpartition(".")[2], ns), ua.Variant(initial, tag.variant_type),
+            )
+            # Until the PLC program writes a value, clients see it as an initial value, not a measurement.
+            await srv.write_attribute_value(nodeid, ua.DataValue(
+                ua.Variant(initial, tag.variant_type), StatusCode=ua.StatusCode(ua.StatusCodes.UncertainInitialValue),
+                SourceTimestamp=_ts(self.clock.now()), ServerTimestamp=datetime.now(timezone.utc),
+            ))
+            await var.write_attribute(
+                ua.AttributeIds.Description, ua.DataValue(ua.Variant(ua.LocalizedText(tag.description)))
+            )
+            if tag.unit:
+                eu = ua.EUInformation(
+                    NamespaceUri=UNECE_UNITS_URI, UnitId=_unit_id(tag.unit[0]),
+                    DisplayName=ua.LocalizedText(tag.unit[1]), Description=ua.LocalizedText(tag.unit[1]),
+                )
+                await var.add_property(
+                    ua.NodeId(f"{node_str}.EngineeringUnits", ns), ua.QualifiedName("EngineeringUnits", 0),
+                    ua.Variant(eu), datatype=ua.NodeId(ua.ObjectIds.EUInformation),
+                )
+            if tag.writable:
+                await var.set_writable(True)
+            self._by_nodeid[nodeid] = _Binding(line_index, tag, nodeid)
+            return nodeid
+
+        for tag in TAGS.plant_tags:
+            self._plant[tag.path] = await add(-1, None, tag)
+        for i, params in enumerate(self.params):
+            paths: dict[str, ua.NodeId] = {}
+            for tag in TAGS.line_tags:
+                paths[tag.path] = await add(i, params.line_id, tag)
+            self._by_path.append(paths)
+        # Twin-only controls, outside the CODESYS tree so a real PLC's address space stays comparable.
+        sim_ns = await srv.register_namespace(SIM_NAMESPACE)
+        sim = await objects.add_object(ua.NodeId("Simulation", sim_ns), ua.QualifiedName("Simulation", sim_ns))
+        await sim.add_method(
+            ua.NodeId("Simulation.Step", sim_ns), ua.QualifiedName("Step", sim_ns), self._step_method,
+            [ua.VariantType.Double], [ua.VariantType.DateTime],
+        )
+        await sim.add_property(ua.NodeId("Simulation.Seed", sim_ns), ua.QualifiedName("Seed", sim_ns),
+                               ua.Variant(self.seed, ua.VariantType.Int64))
+        await sim.add_property(ua.NodeId("Simulation.StepMode", sim_ns), ua.QualifiedName("StepMode", sim_ns),
+                               ua.Variant(self.clock.step_mode, ua.VariantType.Boolean))
+
+    def _emitter(self, index: int) -> Any:
+        pending = self._pending_emits
+
+        def emit(path: str, value: Any, t: float) -> None:
+            pending.append((index, path, value, t))
+
+        return emit
+
+    # ---------------------------------------------------------------- writes from clients
+    def _guard_writes(self) -> None:
+        service = self.server.iserver.attribute_service
+        original = service.write
+
+        async def write(params: ua.WriteParameters, user: User = User(role=UserRole.Admin)) -> list[ua.StatusCode]:
+            results: list[ua.StatusCode | None] = [None] * len(params.NodesToWrite)
+            passthrough: list[int] = []
+            for i, wv in enumerate(params.NodesToWrite):
+                binding = self._by_nodeid.get(wv.NodeId)
+                if binding is None:
+                    passthrough.append(i)
+                    continue
+                results[i] = await self._write_tag(binding, wv, user)
+            if passthrough:
+                sub = ua.WriteParameters(NodesToWrite=[params.NodesToWrite[i] for i in passthrough])
+                for i, status in zip(passthrough, await original(sub, user=user)):
+                    results[i] = status
+            return [r if r is not None else ua.StatusCode(ua.StatusCodes.BadInternalError) for r in results]
+
+        service.write = write  # type: ignore[method-assign]
+
+    async def _write_tag(self, binding: _Binding, wv: ua.WriteValue, user: User) -> ua.StatusCode:
+        tag = binding.tag
+        if wv.AttributeId != ua.AttributeIds.Value or not tag.writable:
+            return ua.StatusCode(ua.StatusCodes.BadNotWritable)
+        if user.role == UserRole.Anonymous:
+            return ua.StatusCode(ua.StatusCodes.BadUserAccessDenied)
+        if wv.IndexRange:
+            return ua.StatusCode(ua.StatusCodes.BadIndexRangeInvalid)
+        variant = wv.Value.Value if wv.Value is not None else None
+        if variant is None or variant.VariantType != tag.variant_type or variant.is_array:
+            return ua.StatusCode(ua.StatusCodes.BadTypeMismatch)
+        reason = validate_input(tag.path, variant.Value)
+        if reason is not None:
+            log.warning("refused write %s=%r from %s: %s", symbol(self.options.runtime, self.params[binding.line].line_id, tag.path),
+                        variant.Value, user.name, reason)
+            return ua.StatusCode(ua.StatusCodes.BadOutOfRange)
+        t = self.clock.now()
+        await self.server.write_attribute_value(
+            binding.nodeid,
+            ua.DataValue(variant, SourceTimestamp=_ts(t), ServerTimestamp=datetime.now(timezone.utc)),
+        )
+        self._inputs.append((t, binding.line, tag.path, variant.Value))
+        return ua.StatusCode(ua.StatusCodes.Good)
+
+    # ---------------------------------------------------------------- the PLC cycle
+    async def scan(self) -> float:
+        """One PLC cycle up to the clock's now: apply inputs in arrival order, advance, publish."""
+        async with self._lock:
+            target = self.clock.now()
+            inputs, self._inputs = self._inputs, []
+            for t_in, index, path, value in inputs:
+                line = self.lines[index]
+                line.advance(max(t_in, line.now))
+                line.apply_input(path, value)
+            for line in self.lines:
+                line.advance(target)
+            await self._flush(target)
+            return target
+
+    async def _flush(self, now: float) -> None:
+        pending = self._pending_emits
+        write = self.server.write_attribute_value
+        wall = datetime.now(timezone.utc)
+        good = ua.StatusCode(ua.StatusCodes.Good)
+        for index, path, value, t in pending:
+            nodeid = self._by_path[index][path]
+            vtype = self._by_nodeid[nodeid].tag.variant_type
+            await write(nodeid, ua.DataValue(ua.Variant(value, vtype), StatusCode=good, SourceTimestamp=_ts(t), ServerTimestamp=wall))
+        self.notifications_written += len(pending)
+        pending.clear()
+        src = _ts(now)
+        await write(self._plant["Clock.Now"], ua.DataValue(ua.Variant(src, ua.VariantType.DateTime), SourceTimestamp=src, ServerTimestamp=wall))
+        speed = self.clock.current_speed()
+        await write(self._plant["Clock.Speed"], ua.DataValue(ua.Variant(speed, ua.VariantType.Double), SourceTimestamp=src, ServerTimestamp=wall))
+
+    async def step(self, seconds: float) -> float:
+        """Step mode: advance simulated time by `seconds` and publish everything that happened."""
+        self.clock.step(seconds)
+        return await self.scan()
+
+    async def _step_method(self, parent: ua.NodeId, seconds: ua.Variant) -> list[ua.Variant]:
+        if not self.clock.step_mode:
+            raise ua.UaStatusCodeError(ua.StatusCodes.BadInvalidState)
+        value = seconds.Value if isinstance(seconds, ua.Variant) else seconds
+        if not (isinstance(value, float) and 0 <= value <= 366 * 86400):
+            raise ua.UaStatusCodeError(ua.StatusCodes.BadOutOfRange)
+        t = await self.step(value)
+        return [ua.Variant(_ts(t), ua.VariantType.DateTime)]
+
+    async def _run(self) -> None:
+        interval = self.options.scan_interval_s
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            try:
+                await self.scan()
+            except Exception:  # a bug in one cycle must not stop the PLC; it is logged loudly
+                log.exception("PLC scan failed; continuing with the next cycle")
+            await asyncio.sleep(max(0.0, interval - (loop.time() - started)))
+
+    def run_in_background(self) -> None:
+        """Start the scan loop (not used in step mode: there time moves only on `step`)."""
+        if self.clock.step_mode:
+            return
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="plc-scan")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        await self.server.stop()
+
+    async def __aenter__(self) -> PlcServer:
+        await self.start()
+        self.run_in_background()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ---------------------------------------------------------------- helpers for tools and tests
+    def nodeid(self, line_id: str, path: str) -> ua.NodeId:
+        index = [p.line_id for p in self.params].index(line_id)
+        return self._by_path[index][path]
+
+    def line(self, line_id: str) -> Line:
+        return self.lines[[p.line_id for p in self.params].index(line_id)]

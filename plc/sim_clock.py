@@ -1,0 +1,79 @@
+"""The PLC's simulated clock.
+
+Three ways to run time:
+- real-time at `speed` x wall clock (`--speed K`);
+- catch-up: with a start in the past, run at `speed` until simulated time reaches the wall clock,
+  then continue at 1x, so a twin started "three days ago" ends up live;
+- step mode: time moves only when `step()` is called, so tests are fast and deterministic.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+
+class SimClock:
+    """Maps wall-clock time to simulated epoch seconds."""
+
+    def __init__(
+        self,
+        start: datetime | None = None,
+        speed: float = 1.0,
+        step_mode: bool = False,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        if not speed > 0:
+            raise ValueError(f"--speed must be > 0, got {speed}")
+        self._wall = wall
+        self.step_mode = step_mode
+        self.speed = float(speed)
+        w0 = wall()
+        self._origin_sim = (start or datetime.fromtimestamp(w0, timezone.utc)).timestamp()
+        self._origin_wall = w0
+        lag = w0 - self._origin_sim
+        if lag > 0 and not step_mode:
+            if self.speed <= 1.0:
+                raise ValueError(
+                    f"--start is {lag:.0f} s in the past but --speed {speed} can never catch up with now; "
+                    "use --speed > 1 (for example --speed 600) or a start time of now"
+                )
+            # Wall instant at which origin + speed * (w - w0) == w.
+            self._catch_up_wall: float | None = w0 + lag / (self.speed - 1.0)
+        else:
+            self._catch_up_wall = None
+        self._stepped = self._origin_sim
+
+    @property
+    def start(self) -> float:
+        return self._origin_sim
+
+    def now(self) -> float:
+        """Current simulated time, epoch seconds."""
+        if self.step_mode:
+            return self._stepped
+        w = self._wall()
+        if self._catch_up_wall is not None and w >= self._catch_up_wall:
+            return w
+        return self._origin_sim + self.speed * (w - self._origin_wall)
+
+    def current_speed(self) -> float:
+        """Simulated seconds per wall second right now."""
+        if self.step_mode:
+            return 0.0
+        if self._catch_up_wall is not None and self._wall() >= self._catch_up_wall:
+            return 1.0
+        return self.speed
+
+    def caught_up(self) -> bool:
+        return self._catch_up_wall is not None and self._wall() >= self._catch_up_wall
+
+    def step(self, seconds: float) -> float:
+        """Advance a step-mode clock by `seconds`; returns the new simulated time."""
+        if not self.step_mode:
+            raise RuntimeError("step() needs a clock created with step_mode=True (plc-sim serve --step)")
+        if not seconds >= 0:
+            raise ValueError(f"step must be >= 0 seconds, got {seconds}")
+        self._stepped += seconds
+        return self._stepped
