@@ -28,7 +28,7 @@ from asyncua.crypto import cert_gen, uacrypto
 from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.crypto.truststore import TrustStore
 from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
-from asyncua.ua.uaerrors import ServiceError
+from asyncua.common.utils import ServiceError
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
