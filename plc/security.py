@@ -148,12 +148,14 @@ class TrustListValidator:
         self.rejections = 0
 
     async def __call__(self, cert: x509.Certificate, app_description: ua.ApplicationDescription) -> None:
-        store = TrustStore([self.pki.trusted], [])
-        await store.load()
-        validator = CertificateValidator(
-            CertificateValidatorOptions.TRUSTED_VALIDATION | CertificateValidatorOptions.PEER_CLIENT, store
-        )
         try:
+            if not any(self.pki.trusted.glob("*")):
+                raise ServiceError(ua.StatusCodes.BadCertificateUntrusted)  # empty trust list: nobody is trusted
+            store = TrustStore([self.pki.trusted], [])
+            await store.load()
+            validator = CertificateValidator(
+                CertificateValidatorOptions.TRUSTED_VALIDATION | CertificateValidatorOptions.PEER_CLIENT, store
+            )
             await validator.validate(cert, app_description)
         except ServiceError:
             self.rejections += 1
@@ -199,7 +201,7 @@ class UserDirectory:
         return bool(self._users)
 
     def get_user(self, iserver: Any, username: str | None = None, password: str | None = None, certificate: Any = None) -> User | None:
-        if username is None and certificate is None:
+        if username is None:  # anonymous token (X509 identity tokens are not offered)
             return User(role=UserRole.User, name="anonymous") if self.allow_anonymous else None
         stored = self._users.get(username or "")
         if stored is not None and password is not None and _verify(stored, password):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime
 
 
 class SimClock:
@@ -30,7 +30,7 @@ class SimClock:
         self.step_mode = step_mode
         self.speed = float(speed)
         w0 = wall()
-        self._origin_sim = (start or datetime.fromtimestamp(w0, timezone.utc)).timestamp()
+        self._origin_sim = w0 if start is None else start.timestamp()
         self._origin_wall = w0
         lag = w0 - self._origin_sim
         if lag > 0 and not step_mode:
