@@ -1,0 +1,25 @@
+"""Run every benchmark under bench/ in turn (`make bench`). Each prints its own ratios."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHES = ["plc_speed.py"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Run all benchmarks; each prints ratios measured side by side.")
+    parser.parse_args()
+    here = Path(__file__).parent
+    failed = 0
+    for name in BENCHES:
+        print(f"== {name}", flush=True)
+        failed += subprocess.call([sys.executable, str(here / name)]) != 0
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
