@@ -208,3 +208,33 @@ async def test_accelerated_time_yields_correct_simulated_durations(start_plc: An
         parts = plc.line("L1").processed
         expected = (plc.line("L1").now - plc.line("L1").t0 - 9.0) * 114 / 60
         assert abs(parts - expected) <= 1.0  # the model is exact; only the last part may be in progress
+
+
+async def _run_trajectory(start_plc: Any, seed: int) -> list[tuple[str, Any, Any]]:
+    async with start_plc(seed=seed) as plc, insecure_client(plc) as client:
+        ns = await ns_index(client)
+        got: list[tuple[str, Any, Any]] = []
+
+        class Handler:
+            def datachange_notification(self, n: Any, val: Any, data: Any) -> None:
+                got.append((n.nodeid.Identifier, val, data.monitored_item.Value.SourceTimestamp))
+
+        sub = await client.create_subscription(20, Handler())
+        paths = ("Quality.LastPartDeviation", "Admin.ProdDefectiveCount", "Status.StateCurrent")
+        await sub.subscribe_data_change([node(client, ns, "L2", p) for p in paths])
+        await node(client, ns, "L2", "Sim.QualityErrorMm").write_value(ua.Variant(0.039, ua.VariantType.Double))
+        for _ in range(12):
+            await plc.step(10.0)
+        await asyncio.sleep(0.5)
+        await sub.delete()
+        return sorted(got, key=lambda g: (g[2], g[0]))
+
+
+async def test_same_seed_gives_the_same_trajectory_through_opc_ua(start_plc: Any) -> None:
+    first = await _run_trajectory(start_plc, seed=11)
+    again = await _run_trajectory(start_plc, seed=11)
+    other = await _run_trajectory(start_plc, seed=12)
+    rejects = [v for p, v, _ in first if p.endswith("ProdDefectiveCount")]
+    assert len(first) > 200 and rejects[-1] > 10  # a real trajectory, with rejects near the tolerance
+    assert first == again
+    assert first != other
