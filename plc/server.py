@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,9 @@ def _ts(t: float) -> datetime:
     return datetime.fromtimestamp(t, timezone.utc)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
 class PlcServer:
     """A plant of lines behind one OPC UA server."""
 
@@ -96,6 +99,7 @@ class PlcServer:
         self._by_nodeid: dict[ua.NodeId, _Binding] = {}
         self._by_path: list[dict[str, ua.NodeId]] = []
         self._plant: dict[str, ua.NodeId] = {}
+        self._last_us: dict[ua.NodeId, int] = {}
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self.users = UserDirectory(options.users, allow_anonymous=options.insecure or not options.users)
@@ -186,7 +190,7 @@ class PlcServer:
             # Until the PLC program writes a value, clients see it as an initial value, not a measurement.
             await srv.write_attribute_value(nodeid, ua.DataValue(
                 ua.Variant(initial, tag.variant_type), StatusCode=ua.StatusCode(ua.StatusCodes.UncertainInitialValue),
-                SourceTimestamp=_ts(self.clock.now()), ServerTimestamp=datetime.now(timezone.utc),
+                SourceTimestamp=self._stamp(nodeid, self.clock.now()), ServerTimestamp=datetime.now(timezone.utc),
             ))
             await var.write_attribute(
                 ua.AttributeIds.Description, ua.DataValue(ua.Variant(ua.LocalizedText(tag.description)))
@@ -232,6 +236,18 @@ class PlcServer:
 
         return emit
 
+    def _stamp(self, nodeid: ua.NodeId, t: float) -> datetime:
+        """Source timestamp of a change: simulated time in whole microseconds, strictly increasing per
+        node. Two changes of one variable in the same simulated instant (Idle -> Starting on
+        autostart, a request bit set and reset) are stamped 1 us apart, as a PLC's scans would
+        separate them, so (line, tag, source_ts) identifies every change."""
+        us = round(t * 1e6)
+        last = self._last_us.get(nodeid)
+        if last is not None and us <= last:
+            us = last + 1
+        self._last_us[nodeid] = us
+        return _EPOCH + timedelta(microseconds=us)
+
     # ---------------------------------------------------------------- writes from clients
     def _guard_writes(self) -> None:
         service = self.server.iserver.attribute_service
@@ -273,7 +289,7 @@ class PlcServer:
         t = self.clock.now()
         await self.server.write_attribute_value(
             binding.nodeid,
-            ua.DataValue(variant, SourceTimestamp=_ts(t), ServerTimestamp=datetime.now(timezone.utc)),
+            ua.DataValue(variant, SourceTimestamp=self._stamp(binding.nodeid, t), ServerTimestamp=datetime.now(timezone.utc)),
         )
         self._inputs.append((t, binding.line, tag.path, variant.Value))
         return ua.StatusCode(ua.StatusCodes.Good)
@@ -301,11 +317,13 @@ class PlcServer:
         for index, path, value, t in pending:
             nodeid = self._by_path[index][path]
             vtype = self._by_nodeid[nodeid].tag.variant_type
-            await write(nodeid, ua.DataValue(ua.Variant(value, vtype), StatusCode=good, SourceTimestamp=_ts(t), ServerTimestamp=wall))
+            await write(nodeid, ua.DataValue(ua.Variant(value, vtype), StatusCode=good, SourceTimestamp=self._stamp(nodeid, t),
+                                             ServerTimestamp=wall))
         self.notifications_written += len(pending)
         pending.clear()
-        src = _ts(now)
-        await write(self._plant["Clock.Now"], ua.DataValue(ua.Variant(src, ua.VariantType.DateTime), SourceTimestamp=src, ServerTimestamp=wall))
+        src = self._stamp(self._plant["Clock.Now"], now)
+        await write(self._plant["Clock.Now"], ua.DataValue(ua.Variant(_ts(now), ua.VariantType.DateTime), SourceTimestamp=src,
+                                                           ServerTimestamp=wall))
         speed = self.clock.current_speed()
         await write(self._plant["Clock.Speed"], ua.DataValue(ua.Variant(speed, ua.VariantType.Double), SourceTimestamp=src, ServerTimestamp=wall))
 

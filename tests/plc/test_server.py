@@ -47,7 +47,7 @@ async def test_address_space_has_codesys_node_ids_types_units_and_access(start_p
         # a value read carries source and server timestamps and a Good status
         dv = await node(client, ns, "L1", "Admin.MachDesignSpeed").read_data_value()
         assert dv.Value.Value == 120.0 and dv.StatusCode.is_good()
-        assert dv.SourceTimestamp == T0 and dv.ServerTimestamp is not None
+        assert dv.SourceTimestamp == T0 + timedelta(microseconds=1) and dv.ServerTimestamp is not None
         # not yet measured -> initial value, uncertain
         dv = await node(client, ns, "L1", "Quality.LastPartDeviation").read_data_value(raise_on_bad_status=False)
         assert dv.StatusCode.value == ua.StatusCodes.UncertainInitialValue
@@ -104,7 +104,8 @@ async def test_writes_are_guarded_by_access_type_and_range(start_plc: Any) -> No
         await plc.step(0)
         assert plc.line("L1").feed_ppm == 50.0
         dv = await feed.read_data_value()
-        assert dv.Value.Value == 50.0 and dv.SourceTimestamp == T0
+        # stamped at the simulated instant it arrived (after the node's initial value and the PLC's first write)
+        assert dv.Value.Value == 50.0 and dv.SourceTimestamp == T0 + timedelta(microseconds=2)
 
 
 async def test_subscription_sees_every_part_with_simulated_source_timestamps(start_plc: Any) -> None:
@@ -203,8 +204,9 @@ async def test_accelerated_time_yields_correct_simulated_durations(start_plc: An
         await sub.delete()
         times = {S(v).name: ts for v, ts in changes}
         # Resetting takes 4 simulated seconds and Starting 5, whatever the wall-clock speed
-        assert (times["Idle"] - times["Resetting"]).total_seconds() == pytest.approx(4.0, abs=1e-6)
-        assert (times["Execute"] - times["Starting"]).total_seconds() == pytest.approx(5.0, abs=1e-6)
+        # (to the microsecond: a change in the same instant as the previous one is stamped 1 us later)
+        assert (times["Idle"] - times["Resetting"]).total_seconds() == pytest.approx(4.0, abs=2e-6)
+        assert (times["Execute"] - times["Starting"]).total_seconds() == pytest.approx(5.0, abs=2e-6)
         parts = plc.line("L1").processed
         expected = (plc.line("L1").now - plc.line("L1").t0 - 9.0) * 114 / 60
         assert abs(parts - expected) <= 1.0  # the model is exact; only the last part may be in progress
@@ -238,3 +240,30 @@ async def test_same_seed_gives_the_same_trajectory_through_opc_ua(start_plc: Any
     assert len(first) > 200 and rejects[-1] > 10  # a real trajectory, with rejects near the tolerance
     assert first == again
     assert first != other
+
+
+async def test_source_timestamps_are_strictly_increasing_per_node(start_plc: Any) -> None:
+    """Autostart passes Idle -> Starting in one simulated instant: still two distinct stamps."""
+    async with start_plc() as plc, insecure_client(plc) as client:
+        ns = await ns_index(client)
+        got: list[tuple[str, Any, Any]] = []
+
+        class Handler:
+            def datachange_notification(self, n: Any, val: Any, data: Any) -> None:
+                got.append((n.nodeid.Identifier, val, data.monitored_item.Value.SourceTimestamp))
+
+        sub = await client.create_subscription(20, Handler())
+        await sub.subscribe_data_change([node(client, ns, "L1", "Status.StateCurrent"),
+                                         node(client, ns, "L1", "Command.CmdChangeRequest")])
+        await asyncio.sleep(0.2)
+        await node(client, ns, "L1", "Command.CntrlCmd").write_value(ua.Variant(int(Cmd.Stop), ua.VariantType.Int32))
+        await node(client, ns, "L1", "Command.CmdChangeRequest").write_value(True)
+        await plc.step(20)
+        await asyncio.sleep(0.4)
+        await sub.delete()
+        for tag in ("Status.StateCurrent", "Command.CmdChangeRequest"):
+            stamps = [ts for p, _, ts in got if p.endswith(tag)]
+            assert len(stamps) >= 2 and stamps == sorted(set(stamps)), tag
+        request = [(v, ts) for p, v, ts in got if p.endswith("CmdChangeRequest")]
+        assert [v for v, _ in request] == [False, True, False]
+        assert request[2][1] - request[1][1] == timedelta(microseconds=1)
