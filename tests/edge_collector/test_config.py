@@ -1,0 +1,69 @@
+"""Config validation: defaults work, mistakes are named, insecure settings are refused."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edge_collector.cli import EXAMPLE
+from edge_collector.config import CollectorConfig, ConfigError, parse_config
+
+CLI = [sys.executable, "-m", "edge_collector.cli"]
+
+
+def test_defaults_and_the_example_are_valid() -> None:
+    assert parse_config("") == CollectorConfig()
+    example = parse_config(EXAMPLE)
+    assert example.subscription.lines == ["L1", "L2"] and example.opcua.security_policy == "Aes256Sha256RsaPss"
+
+
+@pytest.mark.parametrize("policy", ["Basic128Rsa15", "Basic256", "Aes999"])
+def test_weak_or_unknown_policies_are_refused(policy: str) -> None:
+    with pytest.raises(ConfigError, match="security_policy"):
+        parse_config(f'[opcua]\nsecurity_policy = "{policy}"\n')
+
+
+def test_security_none_needs_lab_mode_and_dev_environment() -> None:
+    with pytest.raises(ConfigError, match="lab_mode"):
+        parse_config('[opcua]\nsecurity_policy = "None"\n')
+    lab = parse_config('[collector]\nlab_mode = true\n[opcua]\nsecurity_policy = "None"\n')
+    with pytest.raises(ConfigError, match="TWIN_ENV=dev"):
+        lab.check_environment({})
+    lab.check_environment({"TWIN_ENV": "dev"})
+
+
+def test_every_problem_is_listed_with_its_key() -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        parse_config('[subscription]\nlines = ["L1", "L1"]\npublishing_interval_ms = -5\ntags = ["Nope.Tag"]\n'
+                     '[datalogger]\nflush_intervall_s = 1\n')
+    text = str(excinfo.value)
+    for key in ("subscription.lines", "subscription.publishing_interval_ms", "subscription.tags",
+                "datalogger.flush_intervall_s"):
+        assert key in text, text
+    assert "unknown key" in text
+
+
+def test_credentials_only_from_the_environment() -> None:
+    with pytest.raises(ConfigError, match="endpoint"):
+        parse_config('[opcua]\nendpoint = "opc.tcp://user:pw@127.0.0.1:4840"\n')
+    cfg = parse_config("")
+    assert cfg.credentials({"EDGE_OPCUA_USER": "op", "EDGE_OPCUA_PASSWORD": "pw"}) == ("op", "pw")
+    with pytest.raises(ConfigError, match="EDGE_OPCUA_PASSWORD"):
+        cfg.credentials({"EDGE_OPCUA_USER": "op"})
+    assert "pw" not in str(cfg.redacted())
+
+
+def test_check_config_cli(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text(EXAMPLE)
+    out = subprocess.run(CLI + ["check-config", str(good)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "valid" in out.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[opcua]\nsecurity_policy = 'Basic128Rsa15'\n")
+    out = subprocess.run(CLI + ["check-config", str(bad)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "opcua.security_policy" in out.stderr
+    for args in (["--help"], ["run", "--help"], ["check-config", "--help"], ["example-config", "--help"]):
+        assert subprocess.run(CLI + args, capture_output=True, text=True, timeout=60).returncode == 0

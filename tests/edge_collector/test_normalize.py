@@ -1,0 +1,95 @@
+"""Value normalisation (F1): whatever arrives becomes a stored row or a quarantined row with a reason."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, timezone
+
+from asyncua import ua
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edge_collector.dedupe import Deduper, Verdict
+from edge_collector.normalize import NodeBinding, Normalizer
+from edge_collector.schemas import QUARANTINE_REASONS
+
+NOW = datetime(2026, 11, 24, 6, 0, tzinfo=timezone.utc)
+
+
+def dv(value: object, vtype: ua.VariantType, ts: datetime | None = NOW, status: int = 0) -> ua.DataValue:
+    return ua.DataValue(ua.Variant(value, vtype), StatusCode=ua.StatusCode(status), SourceTimestamp=ts, ServerTimestamp=ts)
+
+
+def binding(vtype: ua.VariantType | None = ua.VariantType.Double) -> NodeBinding:
+    return NodeBinding("L1", "Quality.LastPartDeviation", "ns=2;s=x", vtype)
+
+
+def test_good_values_become_rows_with_increasing_seq() -> None:
+    n = Normalizer("s1")
+    a = n.normalize(binding(), dv(0.01, ua.VariantType.Double), NOW)
+    b = n.normalize(NodeBinding("L1", "Status.CmdRejected", "x", ua.VariantType.Boolean), dv(True, ua.VariantType.Boolean), NOW)
+    assert a.table == b.table == "raw_samples"
+    assert a.row["value"] == 0.01 and b.row["value"] == 1.0 and a.row["day"] == "2026-11-24"
+    assert b.row["seq"] == a.row["seq"] + 1
+
+
+def test_bad_input_is_quarantined_with_reasons() -> None:
+    n = Normalizer("s1")
+    cases = {
+        "non_finite": dv(math.nan, ua.VariantType.Double),
+        "type_changed": dv("12", ua.VariantType.String),
+        "absurd_timestamp": dv(1.0, ua.VariantType.Double, ts=datetime(1601, 1, 1, tzinfo=timezone.utc)),
+        "unsupported_type": dv([1.0, 2.0], ua.VariantType.Double),
+    }
+    for reason, value in cases.items():
+        out = n.normalize(binding(), value, NOW)
+        assert out.table == "quarantine" and out.row["reason"] == reason, reason
+    ahead = n.normalize(binding(), dv(1.0, ua.VariantType.Double, ts=NOW + timedelta(days=2)), NOW)
+    assert ahead.row["reason"] == "absurd_timestamp"
+    text = NodeBinding("L1", "Custom.Text", "x", None)
+    assert n.normalize(text, dv("x" * 10_000_000, ua.VariantType.String), NOW).row["reason"] == "too_large"
+
+
+def test_bad_status_is_stored_without_a_value() -> None:
+    out = Normalizer("s1").normalize(binding(), dv(None, ua.VariantType.Null, status=ua.StatusCodes.BadSensorFailure), NOW)
+    assert out.table == "raw_samples" and out.row["value"] is None
+    assert out.row["status_code"] == ua.StatusCodes.BadSensorFailure
+
+
+variants = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True).map(lambda v: (v, ua.VariantType.Double)),
+    st.integers(-(2**31), 2**31 - 1).map(lambda v: (v, ua.VariantType.Int32)),
+    st.text(max_size=50).map(lambda v: (v, ua.VariantType.String)),
+    st.booleans().map(lambda v: (v, ua.VariantType.Boolean)),
+    st.lists(st.floats(), max_size=3).map(lambda v: (v, ua.VariantType.Double)),
+    st.none().map(lambda v: (v, ua.VariantType.Null)),
+)
+timestamps = st.one_of(st.none(), st.datetimes(min_value=datetime(1601, 1, 2), max_value=datetime(2100, 1, 1),
+                                               timezones=st.just(timezone.utc)))
+statuses = st.sampled_from([0, ua.StatusCodes.UncertainInitialValue, ua.StatusCodes.BadCommunicationError])
+
+
+@settings(max_examples=400, deadline=None)
+@given(variants, timestamps, statuses, st.sampled_from([None, ua.VariantType.Double, ua.VariantType.Int32]))
+def test_any_variant_is_stored_or_quarantined_never_raises(v: tuple[object, ua.VariantType], ts: datetime | None,
+                                                           status: int, expected: ua.VariantType | None) -> None:
+    value, vtype = v
+    out = Normalizer("s").normalize(NodeBinding("L1", "T", "x", expected),
+                                    ua.DataValue(ua.Variant(value, vtype, is_array=isinstance(value, list)),
+                                                 StatusCode=ua.StatusCode(status), SourceTimestamp=ts), NOW)
+    if out.table == "quarantine":
+        assert out.row["reason"] in QUARANTINE_REASONS
+    else:
+        assert out.row["value"] is None or math.isfinite(out.row["value"])
+        assert out.row["source_ts"] is not None
+
+
+def test_replays_are_duplicates_and_late_samples_are_out_of_order() -> None:
+    d = Deduper({("L1", "A"): NOW})
+    assert d.check("L1", "A", NOW) is Verdict.DUPLICATE  # the initial value of a new subscription
+    t1, t2, t3 = (NOW + timedelta(seconds=i) for i in (1, 2, 3))
+    assert [d.check("L1", "A", t) for t in (t1, t2, t3)] == [Verdict.NEW] * 3
+    assert [d.check("L1", "A", t) for t in (t2, t3)] == [Verdict.DUPLICATE] * 2  # republished after a reconnect
+    assert d.check("L1", "A", NOW - timedelta(hours=1)) is Verdict.OUT_OF_ORDER
+    assert d.check("L2", "A", NOW) is Verdict.NEW
+    assert d.duplicates == 3 and d.out_of_order == 1
