@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from asyncua import Server, ua
+from asyncua.common.utils import ServiceError
 from asyncua.crypto.permission_rules import User, UserRole
 
 from .line_model import Line, LineParams, validate_input
@@ -151,6 +152,7 @@ class PlcServer:
                 )
         await self._build_address_space()
         self._guard_writes()
+        self._strict_republish()
         t0 = self.clock.now()
         for i, params in enumerate(self.params):
             self.lines.append(Line(params, self.seed, t0, self._emitter(i)))
@@ -269,6 +271,24 @@ class PlcServer:
             return [r if r is not None else ua.StatusCode(ua.StatusCodes.BadInternalError) for r in results]
 
         service.write = write  # type: ignore[method-assign]
+
+    def _strict_republish(self) -> None:
+        """Republish of a message the server no longer holds must fail with Bad_MessageNotAvailable
+        (OPC 10000-4 §5.13.6). asyncua's server answers an empty message instead, and a client
+        reconnecting with Republish then loops on empty messages and loses the notifications that
+        arrive meanwhile; this restores the specified answer."""
+        service = self.server.iserver.subscription_service
+        original = service.republish
+
+        def republish(params: ua.RepublishParameters) -> ua.NotificationMessage:
+            sub = service.subscriptions.get(params.SubscriptionId)
+            if sub is None:
+                raise ServiceError(ua.StatusCodes.BadSubscriptionIdInvalid)
+            if params.RetransmitSequenceNumber not in sub._not_acknowledged_results:
+                raise ServiceError(ua.StatusCodes.BadMessageNotAvailable)
+            return original(params)
+
+        service.republish = republish  # type: ignore[method-assign]
 
     async def _write_tag(self, binding: _Binding, wv: ua.WriteValue, user: User) -> ua.StatusCode:
         tag = binding.tag

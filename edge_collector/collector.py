@@ -1,0 +1,481 @@
+"""The long-running collector: OPC UA subscriptions in, durable Delta rows out.
+
+One asyncio loop: asyncua's client (auto-reconnect, session reactivation, republish) delivers
+data changes into a bounded queue (overflow counted, never silent); a consumer task normalizes
+each change, drops replays by (line, tag, source_ts), and hands rows to the datalogger, whose
+writes run in a worker thread. Connection losses and collector downtime become gap records.
+The variability engine runs beside it, driven by the PLC clock's notifications.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from asyncua import Client, ua
+from asyncua.client.ua_client import UaClientState
+from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, StatusChangeEvent
+from asyncua.crypto import security_policies
+from asyncua.crypto.truststore import TrustStore
+from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
+from cryptography import x509
+
+from plc.security import PkiLayout, ensure_certificate
+from plc.tagmap import TAGS, symbol
+
+from .config import CollectorConfig, ConfigError
+from .datalogger import Datalogger
+from .dedupe import Deduper, Verdict
+from .normalize import NodeBinding, Normalizer
+from .schemas import edge_table_path
+
+log = logging.getLogger("edge_collector")
+
+POLICIES: dict[str, type[security_policies.SecurityPolicy]] = {
+    "Aes256Sha256RsaPss": security_policies.SecurityPolicyAes256Sha256RsaPss,
+    "Aes128Sha256RsaOaep": security_policies.SecurityPolicyAes128Sha256RsaOaep,
+    "Basic256Sha256": security_policies.SecurityPolicyBasic256Sha256,
+}
+CLOCK_TAG = "Clock.Now"
+NONE_POLICY_URI = "http://opcfoundation.org/UA/SecurityPolicy#None"
+
+
+class SecurityRefused(RuntimeError):
+    """The connection would be insecure in a way the configuration does not allow."""
+
+
+def app_uri(collector_id: str) -> str:
+    return f"urn:industrial-twin:edge-collector:{collector_id}"
+
+
+def read_watermarks(lake: Path) -> tuple[dict[tuple[str, str], datetime], dict[str, tuple[datetime, datetime]]]:
+    """Newest stored source_ts per (line, tag), and per line (last source_ts, last received_ts).
+
+    Read from the last two day partitions of raw_samples only, so start-up does not scan history."""
+    import polars as pl
+    from deltalake import DeltaTable
+
+    path = edge_table_path(lake, "raw_samples")
+    if not (path / "_delta_log").exists():
+        return {}, {}
+    days = sorted({p["day"] for p in DeltaTable(str(path)).partitions()})
+    if not days:
+        return {}, {}
+    frame = (
+        pl.scan_delta(str(path))
+        .filter(pl.col("day").is_in(days[-2:]))
+        .group_by("line_id", "tag")
+        .agg(pl.col("source_ts").max(), pl.col("received_ts").max())
+        .collect()
+    )
+    marks = {(r["line_id"], r["tag"]): r["source_ts"] for r in frame.iter_rows(named=True)}
+    per_line: dict[str, tuple[datetime, datetime]] = {}
+    for r in frame.iter_rows(named=True):
+        old = per_line.get(r["line_id"])
+        per_line[r["line_id"]] = (max(old[0], r["source_ts"]), max(old[1], r["received_ts"])) if old else (
+            r["source_ts"], r["received_ts"])
+    return marks, per_line
+
+
+@dataclass
+class _OpenGap:
+    row: dict[str, Any]
+    closed: bool = False
+
+
+EngineFactory = Callable[[Client, Callable[[dict[str, Any]], None], str], Any]
+
+
+class Collector:
+    """Owns the OPC UA client, the subscription, the datalogger and the variability engine."""
+
+    def __init__(self, config: CollectorConfig, environ: dict[str, str] | None = None,
+                 engine_factory: EngineFactory | None = None) -> None:
+        self.config = config
+        self.environ = environ
+        self.session_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        dl = config.datalogger
+        self.datalogger = Datalogger(
+            config.lake(), config.spool(), config.collector.id, flush_interval_s=dl.flush_interval_s,
+            max_batch_rows=dl.max_batch_rows, max_buffer_rows=dl.max_buffer_rows, compact_every_s=dl.compact_every_s,
+            checkpoint_every_commits=dl.checkpoint_every_commits,
+        )
+        self.normalizer = Normalizer(self.session_id)
+        self.deduper = Deduper()
+        self.client: Client | None = None
+        self.bindings: dict[ua.NodeId, NodeBinding] = {}
+        self.engine_factory = engine_factory
+        self.engine: Any = None
+        self.connected = asyncio.Event()
+        self.received = 0
+        self.dropped_notifications = 0
+        self.reconnects = 0
+        self.gaps_written = 0
+        self.quarantined = 0
+        self.cert_days_left: float | None = None
+        self.sim_now: datetime | None = None
+        self._clock_changed = asyncio.Event()
+        self._last_source: dict[str, datetime] = {}
+        self._gaps: dict[str, _OpenGap] = {}
+        self._connected_once = False
+        self._subscription_id: int | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._metrics_server: Any = None
+        self._engine_started = False
+
+    # ------------------------------------------------------------------ rows
+    def _emit(self, table: str, row: dict[str, Any]) -> None:
+        if table == "quarantine":
+            self.quarantined += 1
+        self.datalogger.add(table, row)
+
+    def _emit_event(self, row: dict[str, Any]) -> None:
+        """Sink of the variability engine: one injected_events row per injection."""
+        self.datalogger.add("injected_events", row)
+
+    def _open_gap(self, line_id: str, start: datetime, reason: str) -> None:
+        if line_id in self._gaps:
+            return  # one open gap per line; the earliest start wins
+        self._gaps[line_id] = _OpenGap({
+            "line_id": line_id, "gap_start": start, "gap_end": None, "reason": reason, "session_id": self.session_id,
+            "source_ts_before": self._last_source.get(line_id), "source_ts_after": None,
+        })
+
+    def _close_gaps(self, end: datetime, reason: str | None = None) -> None:
+        for gap in self._gaps.values():
+            if not gap.closed:
+                gap.row["gap_end"] = end
+                if reason and gap.row["reason"] == "disconnected":
+                    gap.row["reason"] = reason
+                gap.closed = True
+
+    def _write_gap(self, line_id: str, source_after: datetime | None) -> None:
+        gap = self._gaps.pop(line_id)
+        row = dict(gap.row)
+        row["gap_end"] = row["gap_end"] or datetime.now(timezone.utc)
+        row["source_ts_after"] = source_after
+        row["seq"] = self.normalizer.next_seq(line_id)
+        row["day"] = row["gap_start"].strftime("%Y-%m-%d")
+        self.datalogger.add("gaps", row)
+        self.gaps_written += 1
+        log.warning("gap on %s from %s to %s (%s)", line_id, row["gap_start"], row["gap_end"], row["reason"],
+                    extra={"line_id": line_id, "reason": row["reason"]})
+
+    # ------------------------------------------------------------------ connection
+    def _server_certificate(self) -> Path | None:
+        pinned = self.config.opcua.server_certificate
+        if pinned is not None:
+            if not pinned.exists():
+                raise ConfigError(f"opcua.server_certificate {pinned} does not exist")
+            return pinned
+        if self.config.opcua.trust_list is not None:
+            return None
+        local = self.config.twin_home() / "pki" / "plc" / "own" / "certs" / "cert.der"
+        if local.exists():
+            return local  # the embedded local default: pin the local plc-sim's certificate
+        raise ConfigError("no server certificate to pin and no trust list: set opcua.server_certificate (the PLC's "
+                          "certificate file) or opcua.trust_list (a folder of trusted server certificates)")
+
+    async def _make_client(self) -> Client:
+        cfg = self.config.opcua
+        client = Client(cfg.endpoint, timeout=cfg.timeout_s, watchdog_intervall=cfg.watchdog_interval_s,
+                        auto_reconnect=True, reconnect_max_delay=cfg.reconnect_max_delay_s)
+        client.session_timeout = int(cfg.session_timeout_s * 1000)
+        client.max_messagesize = cfg.max_message_size
+        client.max_chunkcount = cfg.max_chunk_count
+        client.name = f"industrial-twin edge-collector {self.config.collector.id}"
+        client.application_uri = app_uri(self.config.collector.id)
+        user, password = self.config.credentials(self.environ)
+        if cfg.security_policy != "None":
+            pki = PkiLayout(self.config.pki())
+            cert, key = ensure_certificate(pki, client.application_uri, f"edge-collector {self.config.collector.id}",
+                                           server=False)
+            own = x509.load_der_x509_certificate(cert.read_bytes())
+            self.cert_days_left = (own.not_valid_after_utc - datetime.now(timezone.utc)).total_seconds() / 86400
+            if self.cert_days_left < 30:
+                log.warning("collector certificate %s expires in %.0f days", cert, self.cert_days_left)
+            server_cert = self._server_certificate()
+            mode = getattr(ua.MessageSecurityMode, cfg.security_mode)
+            await client.set_security(POLICIES[cfg.security_policy], certificate=str(cert), private_key=str(key),
+                                      server_certificate=str(server_cert) if server_cert else None, mode=mode)
+            if cfg.trust_list is not None:
+                store = TrustStore([cfg.trust_list], [])
+                await store.load()
+                client.certificate_validator = CertificateValidator(
+                    CertificateValidatorOptions.TRUSTED_VALIDATION | CertificateValidatorOptions.PEER_SERVER, store)
+        if user:
+            if cfg.security_mode != "SignAndEncrypt" or cfg.security_policy == "None":
+                await self._refuse_plaintext_password(client)
+            client.set_user(user)
+            client.set_password(password or "")
+        return client
+
+    async def _refuse_plaintext_password(self, client: Client) -> None:
+        """asyncua sends a password in clear when the token policy is None on an unencrypted channel."""
+        cfg = self.config.opcua
+        policy_uri = POLICIES[cfg.security_policy].URI if cfg.security_policy != "None" else NONE_POLICY_URI
+        for ep in await client.connect_and_get_server_endpoints():
+            if ep.SecurityPolicyUri != policy_uri:
+                continue
+            for token in ep.UserIdentityTokens:
+                if token.TokenType == ua.UserTokenType.UserName and token.SecurityPolicyUri in (None, "", NONE_POLICY_URI):
+                    raise SecurityRefused(
+                        f"the server would receive the password in clear text (endpoint {ep.SecurityPolicyUri} "
+                        f"{ep.SecurityMode.name}, user token policy None); use security_mode = 'SignAndEncrypt'")
+
+    async def _connect(self, stop: asyncio.Event) -> Client:
+        delay = 1.0
+        attempt = 0
+        while not stop.is_set():
+            attempt += 1
+            client = await self._make_client()
+            try:
+                await client.connect()
+                return client
+            except SecurityRefused:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure is retried with backoff and logged
+                try:
+                    await client.disconnect()
+                except Exception:  # noqa: BLE001
+                    pass
+                log.error("cannot connect to %s (attempt %d): %r; retrying in %.0f s", self.config.opcua.endpoint,
+                          attempt, exc, delay, extra={"attempt": attempt})
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                except asyncio.TimeoutError:
+                    pass
+                delay = min(delay * 2, max(self.config.opcua.reconnect_max_delay_s, 30.0))
+        raise asyncio.CancelledError
+
+    def _on_state(self, state: UaClientState) -> None:
+        now = datetime.now(timezone.utc)
+        if state is UaClientState.CONNECTED:
+            if not self.connected.is_set():
+                self.connected.set()
+                if self._connected_once:
+                    self.reconnects += 1
+                self._connected_once = True
+        elif self.connected.is_set():
+            self.connected.clear()
+            log.warning("connection to %s lost (%s)", self.config.opcua.endpoint, state.value)
+            for line_id in self.config.subscription.lines:
+                self._open_gap(line_id, now, "disconnected")
+
+    # ------------------------------------------------------------------ subscription
+    def _bind_nodes(self, ns: int) -> list[ua.NodeId]:
+        sub = self.config.subscription
+        runtime = self.config.opcua.runtime
+        tags = TAGS.subscribed_line_tags() if sub.tags == "default" else tuple(TAGS.line_tag(t) for t in sub.tags)
+        for line_id in sub.lines:
+            for tag in tags:
+                nodeid = ua.NodeId(symbol(runtime, line_id, tag.path), ns)
+                self.bindings[nodeid] = NodeBinding(line_id, tag.path, nodeid.to_string(), tag.variant_type)
+        for spec in sub.nodes:
+            nodeid = ua.NodeId.from_string(spec.node_id)
+            self.bindings[nodeid] = NodeBinding(spec.line, spec.tag, spec.node_id)
+        if self.engine_factory is not None:
+            clock = ua.NodeId(symbol(runtime, None, CLOCK_TAG), ns)
+            self.bindings[clock] = NodeBinding("_plant", CLOCK_TAG, clock.to_string(), ua.VariantType.DateTime, store=False)
+        return list(self.bindings)
+
+    async def _subscribe(self, client: Client) -> Any:
+        cfg = self.config.subscription
+        ns = await client.get_namespace_index(self.config.opcua.namespace_uri)
+        nodeids = self._bind_nodes(ns)
+        params = ua.CreateSubscriptionParameters(
+            RequestedPublishingInterval=cfg.publishing_interval_ms, RequestedLifetimeCount=600,
+            RequestedMaxKeepAliveCount=20, MaxNotificationsPerPublish=0, PublishingEnabled=True, Priority=0,
+        )
+        sub = await client.create_subscription(params, None, queue_maxsize=cfg.buffer_events, overflow=OverflowPolicy.WARN)
+        original = sub._handle_overflow
+
+        def counting_overflow(event: Any) -> None:  # never silent: count exactly, log rate-limited
+            self.dropped_notifications += 1
+            if self.dropped_notifications == 1 or self.dropped_notifications % 10_000 == 0:
+                log.error("notification queue full (%d events): %d notifications dropped so far; raise "
+                          "subscription.buffer_events or reduce the subscribed tags", cfg.buffer_events,
+                          self.dropped_notifications)
+            original(event)
+
+        sub._handle_overflow = counting_overflow  # type: ignore[method-assign]
+        republish_gaps = sub._republish_gaps
+
+        async def republish_unacknowledged(available: list[int]) -> bool:
+            # At-least-once: after a reconnect, ask again for every message the server still holds
+            # unacknowledged, not only those after the last sequence number asyncua recorded (it
+            # records a number before the notifications are safely handed over, so a message in
+            # flight when the transport broke would be skipped). Replays are dropped by the deduper.
+            if available and sub.last_sequence_number is not None:
+                sub.last_sequence_number = min(sub.last_sequence_number, min(available) - 1)
+            return await republish_gaps(available)
+
+        sub._republish_gaps = republish_unacknowledged  # type: ignore[method-assign]
+        results = await sub.subscribe_data_change(
+            [client.get_node(n) for n in nodeids], queuesize=cfg.queue_size, sampling_interval=cfg.sampling_interval_ms,
+        )
+        for nodeid, handle in zip(nodeids, results if isinstance(results, list) else [results]):
+            if isinstance(handle, ua.StatusCode) and not handle.is_good():
+                binding = self.bindings.pop(nodeid)
+                log.error("cannot monitor %s (%s): %s; check the node id", binding.node_id, binding.tag, handle.name)
+        if cfg.deadband_abs > 0:
+            for nodeid, binding in self.bindings.items():
+                if binding.expected == ua.VariantType.Double:
+                    await sub.deadband_monitor(client.get_node(nodeid), cfg.deadband_abs)
+        log.info("subscribed %d nodes (publishing interval revised to %s ms)", len(self.bindings),
+                 sub.parameters.RequestedPublishingInterval)
+        self._subscription_id = sub.subscription_id
+        return sub
+
+    async def _consume(self, sub: Any) -> None:
+        bindings, normalizer, deduper = self.bindings, self.normalizer, self.deduper
+        while True:
+            ev = await sub.next_event()
+            if ev is None:
+                return
+            if isinstance(ev, StatusChangeEvent):
+                log.warning("subscription status change: %s", ev.notification.Status)
+                continue
+            if not isinstance(ev, DataChangeEvent):
+                continue
+            received = datetime.now(timezone.utc)
+            self.received += 1
+            dv = ev.data.monitored_item.Value
+            binding = bindings.get(ev.node.nodeid)
+            if binding is None:
+                self._emit("quarantine", normalizer.quarantine(None, dv, received, "unknown_node", "not subscribed",
+                                                             node_id=ev.node.nodeid.to_string()).row)
+                continue
+            if not binding.store:
+                value = dv.Value.Value if dv.Value is not None else None
+                if isinstance(value, datetime):
+                    self.sim_now = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+                    self._clock_changed.set()
+                continue
+            if self._subscription_id is not None and sub.subscription_id != self._subscription_id:
+                self._close_gaps(received, "session_lost")  # recreated, not transferred: the server lost it
+                self._subscription_id = sub.subscription_id
+            elif self._gaps:
+                self._close_gaps(received)
+            n = normalizer.normalize(binding, dv, received)
+            if n.table == "raw_samples":
+                verdict = deduper.check(binding.line_id, binding.tag, n.row["source_ts"])
+                if verdict is Verdict.DUPLICATE:
+                    continue
+                if verdict is Verdict.OUT_OF_ORDER:
+                    n = normalizer.quarantine(binding, dv, received, "out_of_order",
+                                              f"older than stored {deduper.watermark(binding.line_id, binding.tag)}")
+                else:
+                    line_id = binding.line_id
+                    if line_id in self._gaps and self._gaps[line_id].closed:
+                        self._write_gap(line_id, n.row["source_ts"])
+                    self._last_source[line_id] = n.row["source_ts"]
+            self._emit(n.table, n.row)
+
+    async def _drive_engine(self) -> None:
+        while True:
+            await self._clock_changed.wait()
+            self._clock_changed.clear()
+            if self.sim_now is None or not self.connected.is_set():
+                continue
+            try:
+                if not self._engine_started:
+                    await self.engine.start(self.sim_now)
+                    self._engine_started = True
+                await self.engine.on_clock(self.sim_now)
+            except Exception:  # noqa: BLE001 - a failed injection is logged; collection goes on
+                log.exception("variability engine failed at %s; it retries on the next clock tick", self.sim_now)
+
+    # ------------------------------------------------------------------ lifecycle
+    def metrics_snapshot(self) -> dict[str, Any]:
+        stats = self.datalogger.stats
+        lat = sorted(stats.commit_latencies) if stats.commit_latencies else []
+        pick = (lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]) if lat else (lambda q: 0.0)
+        return {
+            "samples_received": self.received, "samples_committed": stats.rows_committed,
+            "rows_acknowledged": stats.rows_acknowledged, "notifications_dropped": self.dropped_notifications,
+            "rows_dropped": stats.dropped_rows, "duplicates": self.deduper.duplicates,
+            "quarantined_rows": self.quarantined, "reconnects": self.reconnects, "gaps": self.gaps_written,
+            "injections": getattr(self.engine, "injections", 0) if self.engine else 0,
+            "buffer_depth": stats.buffer_rows, "commit_latency_p50_seconds": pick(0.5),
+            "commit_latency_p99_seconds": pick(0.99), "connected": 1.0 if self.connected.is_set() else 0.0,
+            "cert_days_left": self.cert_days_left if self.cert_days_left is not None else 0.0,
+            "delta_versions": dict(stats.last_version),
+        }
+
+    async def run(self, stop: asyncio.Event, ready: Callable[[], Awaitable[None] | None] | None = None) -> int:
+        """Collect until `stop` is set; flush everything and return 0."""
+        self.config.check_environment(self.environ)
+        report = await self.datalogger.start()
+        log.info("datalogger ready: %s", report)
+        marks, per_line = await asyncio.to_thread(read_watermarks, self.config.lake())
+        self.deduper = Deduper(marks)
+        started = datetime.now(timezone.utc)
+        for line_id, (last_source, last_received) in per_line.items():
+            if line_id in self.config.subscription.lines:
+                self._last_source[line_id] = last_source
+                self._gaps[line_id] = _OpenGap({
+                    "line_id": line_id, "gap_start": last_received, "gap_end": started, "reason": "collector_down",
+                    "session_id": self.session_id, "source_ts_before": last_source, "source_ts_after": None,
+                }, closed=True)
+        if self.config.metrics.port:
+            from .metrics import serve_metrics
+
+            self._metrics_server = serve_metrics(self.metrics_snapshot, self.config.metrics.host, self.config.metrics.port)
+        sub = None
+        try:
+            self.client = await self._connect(stop)
+            self.client.uaclient._add_state_listener(self._on_state)
+            self._on_state(self.client.state)
+            sub = await self._subscribe(self.client)
+            self._tasks.append(asyncio.create_task(self._consume(sub), name="collector-consume"))
+            if self.engine_factory is not None:
+                self.engine = self.engine_factory(self.client, self._emit_event, self.session_id)
+                self._tasks.append(asyncio.create_task(self._drive_engine(), name="collector-engine"))
+            log.info("collecting %d nodes from %s into %s (session %s)", len(self.bindings), self.config.opcua.endpoint,
+                     self.config.lake(), self.session_id)
+            if ready is not None:
+                result = ready()
+                if asyncio.iscoroutine(result):
+                    await result
+            waiter = asyncio.create_task(stop.wait())
+            done, _ = await asyncio.wait([waiter, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not waiter and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+            waiter.cancel()
+        except asyncio.CancelledError:
+            pass
+        finally:
+            await self._shutdown(sub)
+        return 0
+
+    async def _shutdown(self, sub: Any) -> None:
+        started = time.monotonic()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+        if self.client is not None:
+            try:
+                await asyncio.wait_for(self.client.disconnect(), timeout=5)
+            except Exception:  # noqa: BLE001
+                log.warning("disconnect from the server did not complete cleanly")
+        for line_id in list(self._gaps):
+            if self._gaps[line_id].closed:
+                self._write_gap(line_id, None)
+        await self.datalogger.close()
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+        log.info("stopped: %d notifications received, %d committed, flushed in %.2f s", self.received,
+                 self.datalogger.stats.rows_committed, time.monotonic() - started)
