@@ -24,8 +24,8 @@ help: ## List the targets
 
 venv: .venv/.synced ## Create or update .venv from uv.lock
 
-run: venv ## Run the twin on the embedded local default (PLC simulator, lines L1 and L2)
-	.venv/bin/plc-sim serve --lines L1,L2 --speed 1 --pki "$(TWIN_HOME)/pki/plc" $(ARGS)
+run: venv ## Run the twin on the embedded local default (PLC simulator L1+L2 and the edge collector)
+	.venv/bin/python -m edge_collector.local_twin $(ARGS)
 
 test: venv ## Run the whole test suite (slow and chaos tests included)
 	.venv/bin/python -m pytest $(ARGS)

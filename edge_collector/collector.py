@@ -129,6 +129,7 @@ class Collector:
         self._tasks: list[asyncio.Task[Any]] = []
         self._metrics_server: Any = None
         self._engine_started = False
+        self._stopping = False
 
     # ------------------------------------------------------------------ rows
     def _emit(self, table: str, row: dict[str, Any]) -> None:
@@ -265,6 +266,8 @@ class Collector:
                 self._connected_once = True
         elif self.connected.is_set():
             self.connected.clear()
+            if self._stopping:
+                return  # our own disconnect: not an outage
             log.warning("connection to %s lost (%s)", self.config.opcua.endpoint, state.value)
             for line_id in self.config.subscription.lines:
                 self._open_gap(line_id, now, "disconnected")
@@ -459,6 +462,7 @@ class Collector:
 
     async def _shutdown(self, sub: Any) -> None:
         started = time.monotonic()
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
