@@ -107,9 +107,18 @@ EVENT_TIME: dict[str, str] = {
 }
 
 
+_DAYS: dict[object, str] = {}
+
+
 def day_of(ts: datetime) -> str:
-    """Partition value for a timestamp: its UTC date."""
-    return ts.astimezone(timezone.utc).strftime("%Y-%m-%d")
+    """Partition value for a timestamp: its UTC date (cached per date: it is on the per-sample path)."""
+    date = (ts if ts.tzinfo is timezone.utc else ts.astimezone(timezone.utc)).date()
+    day = _DAYS.get(date)
+    if day is None:
+        if len(_DAYS) > 10_000:
+            _DAYS.clear()
+        day = _DAYS[date] = date.isoformat()
+    return day
 
 
 def edge_table_path(lake: Path, table: str) -> Path:
