@@ -53,6 +53,7 @@ flush_interval_s = 1.0
 max_batch_rows = 50000
 max_buffer_rows = 2000000
 compact_every_s = 600
+compact_every_commits = 200
 checkpoint_every_commits = 50
 
 [metrics]

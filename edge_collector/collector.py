@@ -105,7 +105,7 @@ class Collector:
         self.datalogger = Datalogger(
             config.lake(), config.spool(), config.collector.id, flush_interval_s=dl.flush_interval_s,
             max_batch_rows=dl.max_batch_rows, max_buffer_rows=dl.max_buffer_rows, compact_every_s=dl.compact_every_s,
-            checkpoint_every_commits=dl.checkpoint_every_commits,
+            checkpoint_every_commits=dl.checkpoint_every_commits, compact_every_commits=dl.compact_every_commits,
         )
         self.normalizer = Normalizer(self.session_id)
         self.deduper = Deduper()

@@ -116,6 +116,7 @@ class DataloggerSection(_Model):
     max_batch_rows: int = Field(50_000, ge=1)
     max_buffer_rows: int = Field(2_000_000, ge=1)
     compact_every_s: float = Field(600.0, gt=0)
+    compact_every_commits: int = Field(200, ge=1, description="also compact after this many commits (appends slow down as files pile up)")
     checkpoint_every_commits: int = Field(50, ge=1)
 
 

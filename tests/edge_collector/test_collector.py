@@ -203,3 +203,25 @@ async def test_notification_overflow_is_counted_exactly(start_plc: Any, tmp_path
         rows = read_table(config.lake(), "raw_samples").height
         assert collector.dropped_notifications > 0
         assert rows + collector.dropped_notifications + collector.deduper.duplicates == line.processed + 1
+
+
+async def test_prometheus_metrics_are_served_on_loopback(start_plc: Any, tmp_path: Path) -> None:
+    import urllib.request
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    async with start_plc() as plc:
+        config = lab_config(plc, tmp_path, metrics={"port": port})
+        async with running(Collector(config, environ=LAB_ENV)) as collector:
+            await step_until(plc, collector, 30)
+            await collector.datalogger.flush()
+            body = await asyncio.to_thread(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read())
+        text = body.decode()
+        values = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
+                  if line and not line.startswith("#")}
+        assert values["edge_collector_samples_received_total"] > 100
+        assert values["edge_collector_samples_committed_total"] > 100
+        assert values["edge_collector_notifications_dropped_total"] == 0
+        assert values["edge_collector_connected"] == 1.0
+        assert any(k.startswith('edge_collector_delta_version{table="raw_samples"}') for k in values)
