@@ -135,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"edge-collector: {exc}", file=sys.stderr)
         return 2
+    except (PermissionError, RuntimeError, OSError) as exc:
+        # a key readable by others, an unsupported filesystem, another collector on the same lake, ...
+        print(f"edge-collector: cannot start: {exc}", file=sys.stderr)
+        return 2
     return 2
 
 

@@ -67,3 +67,23 @@ def test_check_config_cli(tmp_path: Path) -> None:
     assert out.returncode == 2 and "opcua.security_policy" in out.stderr
     for args in (["--help"], ["run", "--help"], ["check-config", "--help"], ["example-config", "--help"]):
         assert subprocess.run(CLI + args, capture_output=True, text=True, timeout=60).returncode == 0
+
+
+def test_a_private_key_readable_by_others_stops_the_collector_at_start(tmp_path: Path) -> None:
+    import os
+
+    from edge_collector.collector import app_uri
+    from plc.security import PkiLayout, ensure_certificate
+
+    pki = PkiLayout(tmp_path / "pki")
+    ensure_certificate(pki, app_uri("edge-01"), "edge", server=False)
+    os.chmod(pki.key, 0o644)
+    server_cert = tmp_path / "server.der"
+    server_cert.write_bytes(pki.cert.read_bytes())
+    config = tmp_path / "c.toml"
+    config.write_text(f'[collector]\nlake = "{tmp_path / "lake"}"\nspool = "{tmp_path / "spool"}"\n'
+                      f'[opcua]\nendpoint = "opc.tcp://127.0.0.1:9"\npki = "{pki.root}"\n'
+                      f'server_certificate = "{server_cert}"\n[metrics]\nport = 0\n')
+    out = subprocess.run(CLI + ["run", "--config", str(config), "--plain-logs"], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 2 and "chmod 600" in out.stderr
