@@ -28,20 +28,15 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from asyncua import Client, ua  # noqa: E402
+from common import free_port  # noqa: E402
 
 from edge_collector.collector import Collector  # noqa: E402
 from edge_collector.config import CollectorConfig  # noqa: E402
 from plc.tagmap import TAGS, symbol  # noqa: E402
 
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def quantile(values: list[float], q: float) -> float:

@@ -28,8 +28,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from asyncua import Client, ua  # noqa: E402
+from common import free_port  # noqa: E402
 from asyncua.crypto.security_policies import SecurityPolicyAes256Sha256RsaPss  # noqa: E402
 
 from plc.line_model import Line  # noqa: E402
@@ -41,13 +43,6 @@ from plc.tagmap import TAGS, symbol  # noqa: E402
 CLIENT_URI = "urn:industrial-twin:bench"
 START = datetime(2026, 11, 24, 5, 0, tzinfo=timezone.utc)
 
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def model_only(lines: list[str], sim_seconds: float) -> tuple[float, int]:

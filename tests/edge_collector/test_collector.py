@@ -178,6 +178,10 @@ async def test_server_restart_gives_a_gap_record_and_recovery(start_plc: Any, tm
                         break
                 recovered = asyncio.get_running_loop().time() - up
                 await step_until(restarted, collector, 30)
+                subs = restarted.server.iserver.subscription_service.subscriptions
+                assert len(subs) == 1  # recreated once, no leaked duplicates
+                items = next(iter(subs.values())).monitored_item_srv._monitored_items
+                assert len(items) == len(collector.bindings)
             finally:
                 await restarted.stop()
             plc.server.bserver = None  # already stopped; keep the fixture's exit quiet
