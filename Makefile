@@ -19,7 +19,7 @@ help: ## List the targets
 	@$(PYTHON) -m venv .tools && .tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 .venv/.synced: pyproject.toml uv.lock | $(UV)
-	@$(UV) sync --frozen --extra dev --extra collector --quiet
+	@$(UV) sync --frozen --extra dev --extra collector --extra pipeline --quiet
 	@touch $@
 
 venv: .venv/.synced ## Create or update .venv from uv.lock

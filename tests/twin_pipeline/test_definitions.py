@@ -1,0 +1,79 @@
+"""The code location: it loads (in-process and through workspace.yaml), the asset graph is what
+the contracts say, and the edge sensor turns new Delta versions into materializations."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+import pytest
+from deltalake import write_deltalake
+
+from edge_collector.schemas import TABLES, edge_table_path
+from twin_pipeline.defs.edge import edge_delta_versions
+from twin_pipeline.definitions import defs
+from twin_pipeline.profiles import LakeResource, profile
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_asset_graph_snapshot() -> None:
+    graph = defs().resolve_asset_graph()
+    snapshot = {key.to_user_string(): (graph.get(key).group_name, sorted(graph.get(key).kinds))
+                for key in graph.get_all_asset_keys()}
+    assert snapshot == {f"edge/{t}": ("edge", ["deltalake", "opcua"]) for t in TABLES}
+
+
+def test_edge_assets_carry_the_schema_contract() -> None:
+    for spec in defs().assets or []:
+        if not isinstance(spec, dg.AssetSpec):
+            continue
+        table = spec.key.path[-1]
+        columns = [c.name for c in spec.metadata["dagster/column_schema"].columns]
+        assert columns == TABLES[table].names
+
+
+def test_the_sensor_runs_by_default_and_the_profile_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    sensor = next(s for s in defs().sensors or [] if s.name == "edge_delta_versions")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    monkeypatch.setenv("TWIN_PROFILE", "azure")
+    with pytest.raises(ValueError, match="azure profile comes with"):
+        profile()
+
+
+def _append(lake: Path, table: str) -> None:
+    schema = TABLES[table]
+    empty = pa.Table.from_pylist([], schema=schema)
+    write_deltalake(str(edge_table_path(lake, table)), empty, mode="append", partition_by=["day"])
+
+
+def test_sensor_emits_one_materialization_per_new_delta_version(tmp_path: Path) -> None:
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    result = edge_delta_versions(dg.build_sensor_context(resources={"lake": lake}))
+    assert isinstance(result, dg.SkipReason)
+    _append(tmp_path / "lake", "raw_samples")
+    result = edge_delta_versions(dg.build_sensor_context(resources={"lake": lake}))
+    assert isinstance(result, dg.SensorResult)
+    assert [e.asset_key.to_user_string() for e in result.asset_events] == ["edge/raw_samples"]
+    assert result.asset_events[0].metadata["delta_version"].value == 0
+    cursor = result.cursor
+    again = edge_delta_versions(dg.build_sensor_context(cursor=cursor, resources={"lake": lake}))
+    assert isinstance(again, dg.SkipReason)
+    _append(tmp_path / "lake", "raw_samples")
+    _append(tmp_path / "lake", "gaps")
+    result = edge_delta_versions(dg.build_sensor_context(cursor=cursor, resources={"lake": lake}))
+    versions = {e.asset_key.path[-1]: e.metadata["delta_version"].value for e in result.asset_events}
+    assert versions == {"raw_samples": 1, "gaps": 0}
+
+
+def test_workspace_yaml_loads_the_code_location(tmp_path: Path) -> None:
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "TWIN_HOME": str(tmp_path / "twin")}
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    out = subprocess.run([str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Validation successful for code location twin_pipeline.definitions" in out.stderr + out.stdout

@@ -1,0 +1,1 @@
+"""Autoloaded definitions: one module per idea (resources, edge tables, ...)."""
