@@ -22,10 +22,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_asset_graph_snapshot() -> None:
+    """The lineage users see: group, kinds and parents of every asset."""
     graph = defs().resolve_asset_graph()
-    snapshot = {key.to_user_string(): (graph.get(key).group_name, sorted(graph.get(key).kinds))
-                for key in graph.get_all_asset_keys()}
-    assert snapshot == {f"edge/{t}": ("edge", ["deltalake", "opcua"]) for t in TABLES}
+    snapshot = {
+        key.to_user_string(): (graph.get(key).group_name, sorted(graph.get(key).kinds),
+                               sorted(p.to_user_string() for p in graph.get(key).parent_keys))
+        for key in graph.get_all_asset_keys()
+    }
+    expected = {f"edge/{t}": ("edge", ["deltalake", "opcua"], []) for t in TABLES}
+    expected["bronze/samples"] = ("bronze", ["deltalake", "polars"], ["edge/quarantine", "edge/raw_samples"])
+    assert snapshot == expected
 
 
 def test_edge_assets_carry_the_schema_contract() -> None:
