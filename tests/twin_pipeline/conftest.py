@@ -33,3 +33,54 @@ async def produce_edge(tmp: Path, minutes: float, step_s: float = 10.0) -> Path:
 def edge_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """40 simulated minutes of the early shift of 2026-11-24 (06:00 Berlin = 05:00 UTC)."""
     return asyncio.run(produce_edge(tmp_path_factory.mktemp("edge"), minutes=40))
+
+
+async def produce_full_shift(tmp: Path) -> tuple[Path, dict[str, dict[str, float]]]:
+    """A whole early shift (8 h) of two slow lines through the real PLC and collector, with one fault
+    planted on L1 at 2 h (cleared, reset and restarted over the next 12 minutes). Returns the lake and
+    the PLC's own figures at the shift end: Execute time, parts, rejects."""
+    from asyncua import ua
+
+    from plc.tagmap import PackMLCommand as Cmd
+    from plc.tagmap import PackMLState as S
+    from tests.conftest import insecure_client
+
+    lines = load_lines(["L1", "L2"], design_speed_ppm=6.0, accumulator_period_s=60.0)
+    options = ServerOptions(port=free_port(), insecure=True, pki_dir=tmp / "pki")
+    truth: dict[str, dict[str, float]] = {}
+    async with PlcServer(lines, SimClock(start=T0, step_mode=True), 5, options) as plc:
+        config = lab_config(plc, tmp)
+        async with running(Collector(config, environ=LAB_ENV)) as collector, insecure_client(plc) as client:
+            ns = await client.get_namespace_index("CODESYSSPV3/3S/IecVarAccess")
+
+            def node(path: str):  # noqa: ANN202
+                return client.get_node(ua.NodeId(f"|var|CODESYS Control for Linux SL.Application.L1.{path}", ns))
+
+            async def command(cmd: int) -> None:
+                await node("Command.CntrlCmd").write_value(ua.Variant(int(cmd), ua.VariantType.Int32))
+                await node("Command.CmdChangeRequest").write_value(True)
+
+            # a little quality error so some parts are rejected
+            await node("Sim.QualityErrorMm").write_value(ua.Variant(0.045, ua.VariantType.Double))
+            for minute in range(1, 8 * 60 + 1):
+                if minute == 120:
+                    await node("Sim.FaultCode").write_value(ua.Variant(42, ua.VariantType.Int32))
+                    await node("Sim.FaultRequest").write_value(True)
+                elif minute in (130, 131, 132):
+                    await command({130: Cmd.Clear, 131: Cmd.Reset, 132: Cmd.Start}[minute])
+                await plc.step(60.0)
+                await asyncio.sleep(0.002)
+            for line_id in ("L1", "L2"):
+                line = plc.line(line_id)
+                truth[line_id] = {"execute_s": line.state_time(S.Execute), "produced": line.processed,
+                                  "rejects": line.defective, "fault_s": line.state_time(S.Aborting)
+                                  + line.state_time(S.Aborted) + line.state_time(S.Clearing)}
+            await plc.step(60.0)  # a minute of the next shift
+            await asyncio.sleep(1.0)
+            await collector.datalogger.flush()
+    return config.lake(), truth
+
+
+@pytest.fixture(scope="session")
+def full_shift(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, dict[str, float]]]:
+    return asyncio.run(produce_full_shift(tmp_path_factory.mktemp("shift")))

@@ -30,7 +30,12 @@ def test_asset_graph_snapshot() -> None:
         for key in graph.get_all_asset_keys()
     }
     expected = {f"edge/{t}": ("edge", ["deltalake", "opcua"], []) for t in TABLES}
-    expected["bronze/samples"] = ("bronze", ["deltalake", "polars"], ["edge/quarantine", "edge/raw_samples"])
+    polars_delta = ["deltalake", "polars"]
+    expected["bronze/samples"] = ("bronze", polars_delta, ["edge/quarantine", "edge/raw_samples"])
+    expected["silver/state_intervals"] = ("silver", polars_delta, ["bronze/samples"])
+    expected["silver/part_counts"] = ("silver", polars_delta, ["bronze/samples"])
+    expected["gold/fact_oee_shift"] = ("gold", polars_delta,
+                                       ["bronze/samples", "silver/part_counts", "silver/state_intervals"])
     assert snapshot == expected
 
 

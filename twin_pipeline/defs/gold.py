@@ -1,0 +1,108 @@
+"""Gold: OEE per line and shift (ISO 22400-2, as defined once in `twin_pipeline/oee.py`).
+
+(No `from __future__ import annotations` here: Dagster inspects the context annotation at run time.)
+"""
+
+import dagster as dg
+import polars as pl
+
+from twin_pipeline.defs.bronze import CALENDAR, SHIFTS
+from twin_pipeline.delta_io import replace_shifts
+from twin_pipeline.layers import layer_path, previous_shift, read_shifts
+from twin_pipeline.oee import OeeInputs, oee
+from twin_pipeline.profiles import LakeResource
+
+#: Unknown state time a shift may have and still be final: the first sample after a start-up can
+#: trail the shift start by a scan (the PLC stamps same-instant changes 1 us apart).
+UNKNOWN_TOLERANCE_S = 1.0
+
+SCHEMA = {
+    "shift_id": pl.String, "line_id": pl.String, "shift_name": pl.String,
+    "shift_start": pl.Datetime("us", "UTC"), "shift_end": pl.Datetime("us", "UTC"),
+    "shift_length_s": pl.Float64, "planned_downtime_s": pl.Float64, "planned_busy_time_s": pl.Float64,
+    "actual_production_time_s": pl.Float64, "downtime_fault_s": pl.Float64, "downtime_stop_s": pl.Float64,
+    "downtime_setup_s": pl.Float64, "unknown_time_s": pl.Float64, "ideal_cycle_time_s": pl.Float64,
+    "produced": pl.Int64, "good": pl.Int64, "reject": pl.Int64, "availability": pl.Float64,
+    "performance": pl.Float64, "quality": pl.Float64, "oee": pl.Float64, "performance_above_1": pl.Boolean,
+    "provisional": pl.Boolean,
+}
+
+
+def _ideal_cycle_time(samples: pl.DataFrame, line_id: str) -> float | None:
+    speed = samples.filter((pl.col("line_id") == line_id) & (pl.col("tag") == "Admin.MachDesignSpeed")
+                           & pl.col("is_good") & (pl.col("value") > 0)).sort("source_ts")
+    return 60.0 / float(speed["value"][-1]) if speed.height else None
+
+
+@dg.asset(
+    key=["gold", "fact_oee_shift"],
+    deps=[dg.AssetKey(["silver", "state_intervals"]), dg.AssetKey(["silver", "part_counts"]),
+          dg.AssetDep(dg.AssetKey(["bronze", "samples"]), partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1))],
+    partitions_def=SHIFTS, backfill_policy=dg.BackfillPolicy.single_run(), group_name="gold",
+    kinds={"polars", "deltalake"}, owners=["team:data"],
+    description="OEE per line and shift (ISO 22400-2): planned busy time, actual production time, downtime by "
+                "kind, produced/good/reject, availability, performance (flagged above 1, never capped), quality, "
+                "OEE, and a provisional flag for shifts with outages or unknown time.",
+)
+def gold_fact_oee_shift(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    rows = []
+    for shift_id in context.partition_keys:
+        window = CALENDAR.window(shift_id)
+        intervals = read_shifts(layer_path(lake.path(), "silver", "state_intervals"), [shift_id])
+        counts = read_shifts(layer_path(lake.path(), "silver", "part_counts"), [shift_id])
+        samples = read_shifts(layer_path(lake.path(), "bronze", "samples"),
+                              [previous_shift(CALENDAR, window).shift_id, shift_id])
+        lines = sorted(set(intervals["line_id"].to_list() if intervals.height else [])
+                       | set(counts["line_id"].to_list() if counts.height else []))
+        for line_id in lines:
+            mine = intervals.filter(pl.col("line_id") == line_id) if intervals.height else intervals
+            by_element = {e: float(mine.filter(pl.col("time_element") == e)["duration_s"].sum())
+                          for e in ("production", "fault", "stop", "setup", "unknown")} if mine.height else {}
+            count = counts.filter(pl.col("line_id") == line_id).row(0, named=True) if counts.height and \
+                counts.filter(pl.col("line_id") == line_id).height else {"produced": 0, "good": 0, "defective": 0,
+                                                                         "produced_resets": 0}
+            inputs = OeeInputs(
+                planned_busy_time_s=window.planned_busy_time_s,
+                actual_production_time_s=by_element.get("production", 0.0),
+                ideal_cycle_time_s=_ideal_cycle_time(samples, line_id),
+                produced=int(count["produced"]), good=int(count["good"]),
+            )
+            figures = oee(inputs)
+            in_gap = bool(mine["in_gap"].any()) if mine.height else True
+            rows.append({
+                "shift_id": shift_id, "line_id": line_id, "shift_name": window.name,
+                "shift_start": window.start, "shift_end": window.end, "shift_length_s": window.duration_s,
+                "planned_downtime_s": window.planned_downtime_s, "planned_busy_time_s": window.planned_busy_time_s,
+                "actual_production_time_s": inputs.actual_production_time_s,
+                "downtime_fault_s": by_element.get("fault", 0.0), "downtime_stop_s": by_element.get("stop", 0.0),
+                "downtime_setup_s": by_element.get("setup", 0.0), "unknown_time_s": by_element.get("unknown", 0.0),
+                "ideal_cycle_time_s": inputs.ideal_cycle_time_s, "produced": inputs.produced, "good": inputs.good,
+                "reject": int(count["defective"]), "availability": figures.availability,
+                "performance": figures.performance, "quality": figures.quality, "oee": figures.oee,
+                "performance_above_1": figures.performance_above_1,
+                "provisional": in_gap or by_element.get("unknown", 0.0) > UNKNOWN_TOLERANCE_S
+                or int(count["produced_resets"]) > 0,
+            })
+    out = pl.DataFrame(rows, schema=SCHEMA)
+    target = layer_path(lake.path(), "gold", "fact_oee_shift")
+    version = replace_shifts(target, out, context.partition_keys)
+    headline = {}
+    if out.height:
+        totals = out.select(pl.col("planned_busy_time_s", "actual_production_time_s", "produced", "good").sum())
+        t = totals.row(0, named=True)
+        cycle = out.filter(pl.col("ideal_cycle_time_s").is_not_null())
+        ideal_s = float((cycle["ideal_cycle_time_s"] * cycle["produced"]).sum())
+        figures = oee(OeeInputs(t["planned_busy_time_s"], t["actual_production_time_s"], 1.0, int(t["produced"]),
+                                int(t["good"])))
+        if figures.availability is not None:
+            headline["availability"] = round(figures.availability, 4)
+        if t["actual_production_time_s"] > 0:
+            headline["performance"] = round(ideal_s / t["actual_production_time_s"], 4)
+        if figures.quality is not None:
+            headline["quality"] = round(figures.quality, 4)
+        if {"availability", "performance", "quality"} <= set(headline):
+            headline["oee"] = round(headline["availability"] * headline["performance"] * headline["quality"], 4)
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": out.height, "delta_version": version, "path": dg.MetadataValue.path(str(target)),
+        "provisional_rows": int(out["provisional"].sum()) if out.height else 0, **headline,
+    })

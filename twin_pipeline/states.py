@@ -1,0 +1,64 @@
+"""State intervals per line, clipped to a shift window, from `Status.StateCurrent` changes.
+
+The state in effect at the shift start comes from the previous shift's last change; before any
+known state the interval is `unknown` (state null). Intervals overlapping an outage of the
+collector are flagged `in_gap`: their state is the last one seen, but nobody watched.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import polars as pl
+
+from plc.tagmap import PackMLState
+from twin_pipeline.oee import TIME_ELEMENT
+from twin_pipeline.shift_calendar import ShiftWindow
+
+STATE_TAG = "Status.StateCurrent"
+REASON_TAG = "Admin.StopReason.ID"
+SCHEMA = {
+    "shift_id": pl.String, "line_id": pl.String, "state": pl.Int32, "state_name": pl.String,
+    "time_element": pl.String, "start": pl.Datetime("us", "UTC"), "end": pl.Datetime("us", "UTC"),
+    "duration_s": pl.Float64, "stop_reason": pl.Int32, "in_gap": pl.Boolean,
+}
+
+
+def _changes(samples: pl.DataFrame, line_id: str, tag: str) -> list[tuple[datetime, int]]:
+    rows = samples.filter((pl.col("line_id") == line_id) & (pl.col("tag") == tag) & pl.col("is_good")
+                          & pl.col("value").is_not_null()).sort("source_ts")
+    return list(zip(rows["source_ts"].to_list(), (int(v) for v in rows["value"].to_list())))
+
+
+def _value_at(changes: list[tuple[datetime, int]], t: datetime) -> int | None:
+    value = None
+    for ts, v in changes:
+        if ts > t:
+            break
+        value = v
+    return value
+
+
+def state_intervals(samples: pl.DataFrame, window: ShiftWindow, line_ids: list[str],
+                    gaps: list[tuple[str, datetime, datetime]]) -> pl.DataFrame:
+    """`samples`: bronze rows of this shift and the previous one; `gaps`: (line, start, end) in PLC time."""
+    rows = []
+    for line_id in line_ids:
+        changes = _changes(samples, line_id, STATE_TAG)
+        reasons = _changes(samples, line_id, REASON_TAG)
+        inside = [(ts, v) for ts, v in changes if window.start < ts < window.end]
+        points = [(window.start, _value_at(changes, window.start)), *inside]
+        line_gaps = [(s, e) for g_line, s, e in gaps if g_line == line_id]
+        for (start, state), (end, _) in zip(points, [*points[1:], (window.end, None)]):
+            if end <= start:
+                continue
+            reason = _value_at(reasons, start) if state is not None and TIME_ELEMENT.get(state) != "production" else None
+            rows.append({
+                "shift_id": window.shift_id, "line_id": line_id, "state": state,
+                "state_name": PackMLState(state).name if state is not None else None,
+                "time_element": TIME_ELEMENT.get(state, "unknown") if state is not None else "unknown",
+                "start": start, "end": end, "duration_s": end.timestamp() - start.timestamp(),
+                "stop_reason": reason,
+                "in_gap": any(s < end and e > start for s, e in line_gaps),
+            })
+    return pl.DataFrame(rows, schema=SCHEMA)
