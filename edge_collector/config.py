@@ -91,7 +91,7 @@ class SubscriptionSection(_Model):
     sampling_interval_ms: float = Field(0.0, ge=0)
     queue_size: int = Field(10_000, ge=1, description="server-side monitored item queue (a burst beyond it is discarded by the server)")
     deadband_abs: float = Field(0.0, ge=0, description="absolute deadband for Double tags (0 = every change)")
-    buffer_events: int = Field(200_000, ge=1000, description="client-side notification queue; overflow is counted, never silent")
+    buffer_events: int = Field(200_000, ge=10, description="client-side notification queue; overflow is counted, never silent")
 
     @field_validator("lines")
     @classmethod

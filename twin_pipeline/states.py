@@ -1,7 +1,8 @@
 """State intervals per line, clipped to a shift window, from `Status.StateCurrent` changes.
 
 The state in effect at the shift start comes from the previous shift's last change; before any
-known state the interval is `unknown` (state null). Intervals overlapping an outage of the
+known state the interval is `unknown` (state null). Intervals are cut at planned break boundaries
+and flagged `planned_break`, so OEE counts only time inside planned busy time. Intervals overlapping an outage of the
 collector are flagged `in_gap`: their state is the last one seen, but nobody watched.
 """
 
@@ -20,7 +21,7 @@ REASON_TAG = "Admin.StopReason.ID"
 SCHEMA = {
     "shift_id": pl.String, "line_id": pl.String, "state": pl.Int32, "state_name": pl.String,
     "time_element": pl.String, "start": pl.Datetime("us", "UTC"), "end": pl.Datetime("us", "UTC"),
-    "duration_s": pl.Float64, "stop_reason": pl.Int32, "in_gap": pl.Boolean,
+    "duration_s": pl.Float64, "stop_reason": pl.Int32, "in_gap": pl.Boolean, "planned_break": pl.Boolean,
 }
 
 
@@ -49,7 +50,12 @@ def state_intervals(samples: pl.DataFrame, window: ShiftWindow, line_ids: list[s
         inside = [(ts, v) for ts, v in changes if window.start < ts < window.end]
         points = [(window.start, _value_at(changes, window.start)), *inside]
         line_gaps = [(s, e) for g_line, s, e in gaps if g_line == line_id]
+        cuts = sorted({t for b in window.breaks for t in b if window.start < t < window.end})
+        pieces = []
         for (start, state), (end, _) in zip(points, [*points[1:], (window.end, None)]):
+            bounds = [start, *(t for t in cuts if start < t < end), end]
+            pieces.extend((a, state, b) for a, b in zip(bounds, bounds[1:]))
+        for start, state, end in pieces:
             if end <= start:
                 continue
             reason = _value_at(reasons, start) if state is not None and TIME_ELEMENT.get(state) != "production" else None
@@ -60,5 +66,6 @@ def state_intervals(samples: pl.DataFrame, window: ShiftWindow, line_ids: list[s
                 "start": start, "end": end, "duration_s": end.timestamp() - start.timestamp(),
                 "stop_reason": reason,
                 "in_gap": any(s < end and e > start for s, e in line_gaps),
+                "planned_break": any(b_start <= start and end <= b_end for b_start, b_end in window.breaks),
             })
     return pl.DataFrame(rows, schema=SCHEMA)

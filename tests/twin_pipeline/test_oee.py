@@ -37,9 +37,14 @@ def test_gold_oee_reconciles_with_the_plc(lake: Path, full_shift: tuple[Path, di
     for row in gold.iter_rows(named=True):
         plc = truth[row["line_id"]]
         assert row["shift_length_s"] == 8 * 3600 and row["planned_busy_time_s"] == 8 * 3600 - 45 * 60
-        # actual production time equals the PLC's own Execute accumulator (to the microsecond stamps)
-        assert row["actual_production_time_s"] == pytest.approx(plc["execute_s"], abs=0.01)
-        assert row["produced"] == plc["produced"] and row["reject"] == plc["rejects"]
+        # Execute time equals the PLC's own accumulator (to the microsecond stamps); the simulated line runs
+        # through the planned breaks, which OEE excludes and reports apart
+        assert row["actual_production_time_s"] + row["production_in_breaks_s"] == pytest.approx(plc["execute_s"], abs=0.01)
+        assert row["production_in_breaks_s"] == pytest.approx(45 * 60, abs=0.01)
+        assert row["actual_production_time_s"] <= row["planned_busy_time_s"]
+        assert row["produced"] + row["produced_in_breaks"] == plc["produced"]
+        assert 250 <= row["produced_in_breaks"] <= 260  # 45 min at 5.7 parts/min
+        assert row["reject"] <= plc["rejects"]
         assert row["good"] + row["reject"] == row["produced"]
         assert row["downtime_fault_s"] == pytest.approx(plc["fault_s"], abs=0.01)
         assert row["ideal_cycle_time_s"] == 10.0  # 6 parts/min
@@ -59,6 +64,7 @@ def test_state_intervals_tile_the_shift(lake: Path) -> None:
         rows = rows.sort("start")
         assert rows["duration_s"].sum() == pytest.approx(8 * 3600)
         assert (rows["start"][1:] == rows["end"][:-1]).all()
+        assert rows.filter(pl.col("planned_break"))["duration_s"].sum() == pytest.approx(45 * 60)
     faults = intervals.filter(pl.col("state_name") == "Aborting")
     assert faults["stop_reason"].to_list() == [42]
 
@@ -68,3 +74,36 @@ def test_rerun_of_the_shift_gives_identical_gold(lake: Path) -> None:
     first = pl.read_delta(str(lake / "gold" / "fact_oee_shift")).sort("line_id")
     assert run(lake).success
     assert pl.read_delta(str(lake / "gold" / "fact_oee_shift")).sort("line_id").equals(first)
+
+
+def test_checks_pass_on_a_clean_shift_and_fire_on_planted_faults(lake: Path) -> None:
+    from deltalake import write_deltalake
+
+    from twin_pipeline.defs.checks import bronze_no_duplicates, oee_invariants, part_counters_monotonic
+
+    resources = {"lake": LakeResource(root=str(lake))}
+    checks = [bronze_no_duplicates, part_counters_monotonic, oee_invariants]
+    result = dg.materialize([*ASSETS, *checks], partition_key=SHIFT, resources=resources)
+    evaluations = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert evaluations == {"bronze_no_duplicates": True, "part_counters_monotonic": True, "oee_invariants": True}
+    # a planted fault in silver (a duplicated Execute interval): gold accounts for more time than the shift
+    select = dg.AssetSelection.assets(gold_fact_oee_shift) | dg.AssetSelection.checks(*checks)
+    silver_path = lake / "silver" / "state_intervals"
+    execute = pl.read_delta(str(silver_path)).filter(pl.col("state_name") == "Execute").head(1)
+    write_deltalake(str(silver_path), execute.to_arrow(), mode="append", partition_by=["shift_id"])
+    result = dg.materialize([*ASSETS, *checks], partition_key=SHIFT, resources=resources, selection=select,
+                            raise_on_error=False)
+    evaluations = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert evaluations == {"bronze_no_duplicates": True, "part_counters_monotonic": True, "oee_invariants": False}
+    # a duplicate sample in bronze: the blocking check fails and gold is not published for that shift
+    bronze_path = lake / "bronze" / "samples"
+    write_deltalake(str(bronze_path), pl.read_delta(str(bronze_path)).head(1).to_arrow(), mode="append",
+                    partition_by=["shift_id"])
+    result = dg.materialize([*ASSETS, *checks], partition_key=SHIFT, resources=resources,
+                            selection=dg.AssetSelection.assets(bronze_samples_asset, gold_fact_oee_shift).downstream()
+                            - dg.AssetSelection.assets(bronze_samples_asset) | dg.AssetSelection.checks(bronze_no_duplicates),
+                            raise_on_error=False)
+    evaluations = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert evaluations["bronze_no_duplicates"] is False
+    assert not result.success
+    assert not [e for e in result.get_asset_materialization_events() if e.asset_key.path[0] == "gold"]

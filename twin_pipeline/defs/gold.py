@@ -22,7 +22,8 @@ SCHEMA = {
     "shift_length_s": pl.Float64, "planned_downtime_s": pl.Float64, "planned_busy_time_s": pl.Float64,
     "actual_production_time_s": pl.Float64, "downtime_fault_s": pl.Float64, "downtime_stop_s": pl.Float64,
     "downtime_setup_s": pl.Float64, "unknown_time_s": pl.Float64, "ideal_cycle_time_s": pl.Float64,
-    "produced": pl.Int64, "good": pl.Int64, "reject": pl.Int64, "availability": pl.Float64,
+    "produced": pl.Int64, "good": pl.Int64, "reject": pl.Int64, "produced_in_breaks": pl.Int64,
+    "production_in_breaks_s": pl.Float64, "availability": pl.Float64,
     "performance": pl.Float64, "quality": pl.Float64, "oee": pl.Float64, "performance_above_1": pl.Boolean,
     "provisional": pl.Boolean,
 }
@@ -40,9 +41,10 @@ def _ideal_cycle_time(samples: pl.DataFrame, line_id: str) -> float | None:
           dg.AssetDep(dg.AssetKey(["bronze", "samples"]), partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1))],
     partitions_def=SHIFTS, backfill_policy=dg.BackfillPolicy.single_run(), group_name="gold",
     kinds={"polars", "deltalake"}, owners=["team:data"],
-    description="OEE per line and shift (ISO 22400-2): planned busy time, actual production time, downtime by "
-                "kind, produced/good/reject, availability, performance (flagged above 1, never capped), quality, "
-                "OEE, and a provisional flag for shifts with outages or unknown time.",
+    description="OEE per line and shift (ISO 22400-2) over planned busy time (breaks excluded; a line that runs "
+                "through a break is reported in *_in_breaks): actual production time, downtime by kind, "
+                "produced/good/reject, availability, performance (flagged above 1, never capped), quality, OEE, and "
+                "a provisional flag for shifts with outages or unknown time.",
 )
 def gold_fact_oee_shift(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     rows = []
@@ -56,16 +58,21 @@ def gold_fact_oee_shift(context: dg.AssetExecutionContext, lake: LakeResource) -
                        | set(counts["line_id"].to_list() if counts.height else []))
         for line_id in lines:
             mine = intervals.filter(pl.col("line_id") == line_id) if intervals.height else intervals
-            by_element = {e: float(mine.filter(pl.col("time_element") == e)["duration_s"].sum())
-                          for e in ("production", "fault", "stop", "setup", "unknown")} if mine.height else {}
-            count = counts.filter(pl.col("line_id") == line_id).row(0, named=True) if counts.height and \
-                counts.filter(pl.col("line_id") == line_id).height else {"produced": 0, "good": 0, "defective": 0,
-                                                                         "produced_resets": 0}
+            busy = mine.filter(~pl.col("planned_break")) if mine.height else mine
+            by_element = {e: float(busy.filter(pl.col("time_element") == e)["duration_s"].sum())
+                          for e in ("production", "fault", "stop", "setup", "unknown")} if busy.height else {}
+            in_breaks_s = float(mine.filter(pl.col("planned_break") & (pl.col("time_element") == "production"))[
+                "duration_s"].sum()) if mine.height else 0.0
+            found = counts.filter(pl.col("line_id") == line_id) if counts.height else counts
+            count = found.row(0, named=True) if found.height else {
+                "produced": 0, "defective": 0, "produced_resets": 0, "produced_in_breaks": 0, "defective_in_breaks": 0}
+            produced = int(count["produced"]) - int(count["produced_in_breaks"])  # inside planned busy time
+            reject = int(count["defective"]) - int(count["defective_in_breaks"])
             inputs = OeeInputs(
                 planned_busy_time_s=window.planned_busy_time_s,
                 actual_production_time_s=by_element.get("production", 0.0),
                 ideal_cycle_time_s=_ideal_cycle_time(samples, line_id),
-                produced=int(count["produced"]), good=int(count["good"]),
+                produced=produced, good=produced - reject,
             )
             figures = oee(inputs)
             in_gap = bool(mine["in_gap"].any()) if mine.height else True
@@ -77,7 +84,8 @@ def gold_fact_oee_shift(context: dg.AssetExecutionContext, lake: LakeResource) -
                 "downtime_fault_s": by_element.get("fault", 0.0), "downtime_stop_s": by_element.get("stop", 0.0),
                 "downtime_setup_s": by_element.get("setup", 0.0), "unknown_time_s": by_element.get("unknown", 0.0),
                 "ideal_cycle_time_s": inputs.ideal_cycle_time_s, "produced": inputs.produced, "good": inputs.good,
-                "reject": int(count["defective"]), "availability": figures.availability,
+                "reject": reject, "produced_in_breaks": int(count["produced_in_breaks"]),
+                "production_in_breaks_s": in_breaks_s, "availability": figures.availability,
                 "performance": figures.performance, "quality": figures.quality, "oee": figures.oee,
                 "performance_above_1": figures.performance_above_1,
                 "provisional": in_gap or by_element.get("unknown", 0.0) > UNKNOWN_TOLERANCE_S

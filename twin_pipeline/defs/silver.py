@@ -71,15 +71,27 @@ def silver_part_counts(context: dg.AssetExecutionContext, lake: LakeResource) ->
                                     baseline=base_values[-1] if base_values else None,
                                     baseline_s=base_seconds[-1] if base_seconds else None)
                 row[name] = result.total
+                # parts made inside planned breaks (the line ran through them): not planned busy time
+                in_breaks = 0
+                for b_start, b_end in window.breaks:
+                    before_break = [(v, t) for v, t in zip(values, seconds) if t < b_start.timestamp()]
+                    during = [(v, t) for v, t in zip(values, seconds) if b_start.timestamp() <= t < b_end.timestamp()]
+                    if during:
+                        base = before_break[-1] if before_break else (
+                            (base_values[-1], base_seconds[-1]) if base_values else (None, None))
+                        in_breaks += increments([v for v, _ in during], [t for _, t in during], max_rate,
+                                                baseline=base[0], baseline_s=base[1]).total
+                row[f"{name}_in_breaks"] = in_breaks
                 row[f"{name}_wraps"] = result.wraps
                 row[f"{name}_resets"] = result.resets
                 row[f"{name}_glitches"] = result.glitches
-            row["good"] = row["produced"] - row["defective"]
+            row["good"] = row["produced"] - row["defective"]  # all parts of the shift, breaks included
             rows.append(row)
     out = pl.DataFrame(rows, schema={
         "shift_id": pl.String, "line_id": pl.String, "produced": pl.Int64, "produced_wraps": pl.Int64,
         "produced_resets": pl.Int64, "produced_glitches": pl.Int64, "defective": pl.Int64,
         "defective_wraps": pl.Int64, "defective_resets": pl.Int64, "defective_glitches": pl.Int64, "good": pl.Int64,
+        "produced_in_breaks": pl.Int64, "defective_in_breaks": pl.Int64,
     })
     target = layer_path(lake.path(), "silver", "part_counts")
     version = replace_shifts(target, out, context.partition_keys)

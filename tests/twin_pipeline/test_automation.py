@@ -1,0 +1,31 @@
+"""The shift schedule fires after each shift end, in plant time, for the shift that just ended."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import pytest
+
+from twin_pipeline.defs.automation import shift_closed
+from twin_pipeline.definitions import defs
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def test_schedule_is_running_in_plant_time() -> None:
+    schedule = next(s for s in defs().schedules or [] if s.name == "shift_closed")
+    assert schedule.cron_schedule == "20 6,14,22 * * *" and schedule.execution_timezone == "Europe/Berlin"
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+
+
+@pytest.mark.parametrize(("tick", "shift_id"), [
+    (datetime(2026, 11, 24, 6, 20, tzinfo=BERLIN), "2026-11-23-2200"),
+    (datetime(2026, 11, 24, 14, 20, tzinfo=BERLIN), "2026-11-24-0600"),
+    (datetime(2026, 3, 29, 6, 20, tzinfo=BERLIN), "2026-03-28-2200"),  # the 7-hour DST night
+])
+def test_each_tick_requests_the_shift_that_just_ended(tick: datetime, shift_id: str) -> None:
+    context = dg.build_schedule_context(scheduled_execution_time=tick)
+    request = shift_closed(context)
+    assert isinstance(request, dg.RunRequest) and request.partition_key == shift_id
