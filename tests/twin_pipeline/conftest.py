@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,8 @@ def edge_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return asyncio.run(produce_edge(tmp_path_factory.mktemp("edge"), minutes=40))
 
 
-async def produce_full_shift(tmp: Path) -> tuple[Path, dict[str, dict[str, float]]]:
+async def produce_full_shift(tmp: Path, start: datetime = T0, hours: int = 8,
+                             fault_minute: int | None = 120) -> tuple[Path, dict[str, dict[str, float]]]:
     """A whole early shift (8 h) of two slow lines through the real PLC and collector, with one fault
     planted on L1 at 2 h (cleared, reset and restarted over the next 12 minutes). Returns the lake and
     the PLC's own figures at the shift end: Execute time, parts, rejects."""
@@ -48,7 +50,7 @@ async def produce_full_shift(tmp: Path) -> tuple[Path, dict[str, dict[str, float
     lines = load_lines(["L1", "L2"], design_speed_ppm=6.0, accumulator_period_s=60.0)
     options = ServerOptions(port=free_port(), insecure=True, pki_dir=tmp / "pki")
     truth: dict[str, dict[str, float]] = {}
-    async with PlcServer(lines, SimClock(start=T0, step_mode=True), 5, options) as plc:
+    async with PlcServer(lines, SimClock(start=start, step_mode=True), 5, options) as plc:
         config = lab_config(plc, tmp)
         async with running(Collector(config, environ=LAB_ENV)) as collector, insecure_client(plc) as client:
             ns = await client.get_namespace_index("CODESYSSPV3/3S/IecVarAccess")
@@ -62,12 +64,14 @@ async def produce_full_shift(tmp: Path) -> tuple[Path, dict[str, dict[str, float
 
             # a little quality error so some parts are rejected
             await node("Sim.QualityErrorMm").write_value(ua.Variant(0.045, ua.VariantType.Double))
-            for minute in range(1, 8 * 60 + 1):
-                if minute == 120:
+            recovery = {} if fault_minute is None else {fault_minute + 10: Cmd.Clear, fault_minute + 11: Cmd.Reset,
+                                                         fault_minute + 12: Cmd.Start}
+            for minute in range(1, hours * 60 + 1):
+                if minute == fault_minute:
                     await node("Sim.FaultCode").write_value(ua.Variant(42, ua.VariantType.Int32))
                     await node("Sim.FaultRequest").write_value(True)
-                elif minute in (130, 131, 132):
-                    await command({130: Cmd.Clear, 131: Cmd.Reset, 132: Cmd.Start}[minute])
+                elif minute in recovery:
+                    await command(recovery[minute])
                 await plc.step(60.0)
                 await asyncio.sleep(0.002)
             for line_id in ("L1", "L2"):
@@ -84,3 +88,10 @@ async def produce_full_shift(tmp: Path) -> tuple[Path, dict[str, dict[str, float
 @pytest.fixture(scope="session")
 def full_shift(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, dict[str, float]]]:
     return asyncio.run(produce_full_shift(tmp_path_factory.mktemp("shift")))
+
+
+@pytest.fixture(scope="session")
+def dst_night(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, dict[str, float]]]:
+    """The night shift of 2026-03-28 22:00 (Berlin), which lasts 7 h: clocks go forward at 02:00."""
+    start = datetime(2026, 3, 28, 21, 0, tzinfo=timezone.utc)
+    return asyncio.run(produce_full_shift(tmp_path_factory.mktemp("dst"), start=start, hours=7, fault_minute=None))

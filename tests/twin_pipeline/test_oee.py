@@ -107,3 +107,18 @@ def test_checks_pass_on_a_clean_shift_and_fire_on_planted_faults(lake: Path) -> 
     assert evaluations["bronze_no_duplicates"] is False
     assert not result.success
     assert not [e for e in result.get_asset_materialization_events() if e.asset_key.path[0] == "gold"]
+
+
+def test_dst_night_shift_is_7_hours_in_gold(dst_night: tuple[Path, dict], tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    shutil.copytree(dst_night[0], lake)
+    night = "2026-03-28-2200"
+    assert dg.materialize(ASSETS, partition_key=night, resources={"lake": LakeResource(root=str(lake))}).success
+    gold = pl.read_delta(str(lake / "gold" / "fact_oee_shift"))
+    assert gold["shift_id"].unique().to_list() == [night]
+    for row in gold.iter_rows(named=True):
+        plc = dst_night[1][row["line_id"]]
+        assert row["shift_length_s"] == 7 * 3600 and row["planned_busy_time_s"] == 7 * 3600 - 45 * 60
+        assert row["actual_production_time_s"] + row["production_in_breaks_s"] == pytest.approx(plc["execute_s"], abs=0.01)
+        assert row["produced"] + row["produced_in_breaks"] == plc["produced"]
+        assert 0 < row["availability"] <= 1 and not row["provisional"]
