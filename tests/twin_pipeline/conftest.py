@@ -36,8 +36,8 @@ def edge_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return asyncio.run(produce_edge(tmp_path_factory.mktemp("edge"), minutes=40))
 
 
-async def produce_full_shift(tmp: Path, start: datetime = T0, hours: int = 8,
-                             fault_minute: int | None = 120) -> tuple[Path, dict[str, dict[str, float]]]:
+async def produce_full_shift(tmp: Path, start: datetime = T0, hours: int = 8, fault_minute: int | None = 120,
+                             variability: dict | None = None) -> tuple[Path, dict[str, dict[str, float]]]:
     """A whole early shift (8 h) of two slow lines through the real PLC and collector, with one fault
     planted on L1 at 2 h (cleared, reset and restarted over the next 12 minutes). Returns the lake and
     the PLC's own figures at the shift end: Execute time, parts, rejects."""
@@ -51,8 +51,11 @@ async def produce_full_shift(tmp: Path, start: datetime = T0, hours: int = 8,
     options = ServerOptions(port=free_port(), insecure=True, pki_dir=tmp / "pki")
     truth: dict[str, dict[str, float]] = {}
     async with PlcServer(lines, SimClock(start=start, step_mode=True), 5, options) as plc:
-        config = lab_config(plc, tmp)
-        async with running(Collector(config, environ=LAB_ENV)) as collector, insecure_client(plc) as client:
+        config = lab_config(plc, tmp, **({"variability": variability} if variability else {}))
+        from edge_collector.engine_setup import engine_factory_for
+
+        collector_obj = Collector(config, environ=LAB_ENV, engine_factory=engine_factory_for(config))
+        async with running(collector_obj) as collector, insecure_client(plc) as client:
             ns = await client.get_namespace_index("CODESYSSPV3/3S/IecVarAccess")
 
             def node(path: str):  # noqa: ANN202
@@ -73,7 +76,7 @@ async def produce_full_shift(tmp: Path, start: datetime = T0, hours: int = 8,
                 elif minute in recovery:
                     await command(recovery[minute])
                 await plc.step(60.0)
-                await asyncio.sleep(0.002)
+                await asyncio.sleep(0.03 if variability else 0.002)  # let the engine react to the clock
             for line_id in ("L1", "L2"):
                 line = plc.line(line_id)
                 truth[line_id] = {"execute_s": line.state_time(S.Execute), "produced": line.processed,
@@ -95,3 +98,18 @@ def dst_night(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     """The night shift of 2026-03-28 22:00 (Berlin), which lasts 7 h: clocks go forward at 02:00."""
     start = datetime(2026, 3, 28, 21, 0, tzinfo=timezone.utc)
     return asyncio.run(produce_full_shift(tmp_path_factory.mktemp("dst"), start=start, hours=7, fault_minute=None))
+
+
+@pytest.fixture(scope="session")
+def engine_shift(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, dict[str, float]]]:
+    """A whole early shift with the variability engine injecting L1's faults (constant draws, so the
+    ground truth is easy to read): a fault every 90 min of Execute, repaired in 10 min."""
+    variability = {
+        "enabled": True, "seed": 3, "state_poll_s": 1.0,
+        "lines": {
+            "L1": {"faults": {"time_to_failure": {"kind": "constant", "value": 5400.0},
+                              "repair_time": {"kind": "constant", "value": 600.0},
+                              "fault_code": {"kind": "categorical", "weights": {"42": 1.0}}}},
+        },
+    }
+    return asyncio.run(produce_full_shift(tmp_path_factory.mktemp("engine"), fault_minute=None, variability=variability))

@@ -122,3 +122,28 @@ def test_dst_night_shift_is_7_hours_in_gold(dst_night: tuple[Path, dict], tmp_pa
         assert row["actual_production_time_s"] + row["production_in_breaks_s"] == pytest.approx(plc["execute_s"], abs=0.01)
         assert row["produced"] + row["produced_in_breaks"] == plc["produced"]
         assert 0 < row["availability"] <= 1 and not row["provisional"]
+
+
+def test_fault_downtime_matches_the_injected_ground_truth(engine_shift: tuple[Path, dict], tmp_path: Path) -> None:
+    from deltalake import write_deltalake
+
+    from twin_pipeline.defs.checks import fault_downtime_matches_injections
+
+    lake = tmp_path / "lake"
+    shutil.copytree(engine_shift[0], lake)
+    resources = {"lake": LakeResource(root=str(lake))}
+    injected = pl.read_delta(str(lake / "edge" / "injected_events"))
+    assert injected.filter(pl.col("kind") == "fault_start").height >= 4  # ~every 100 min over 8 h
+    result = dg.materialize([*ASSETS, fault_downtime_matches_injections], partition_key=SHIFT, resources=resources)
+    [evaluation] = result.get_asset_check_evaluations()
+    assert evaluation.passed, evaluation.metadata
+    gold = pl.read_delta(str(lake / "gold" / "fact_oee_shift")).sort("line_id")
+    assert gold["downtime_fault_s"][0] > 4 * 600 and gold["downtime_fault_s"][1] == 0
+    # a fault the pipeline did not see (injected, but missing from the PLC data) makes the check fail
+    extra = injected.filter(pl.col("kind").is_in(["fault_start", "fault_end"])).head(2).with_columns(
+        pl.col("event_ts") + pl.duration(minutes=20), pl.col("seq") + 1000)
+    write_deltalake(str(lake / "edge" / "injected_events"), extra.to_arrow(), mode="append", partition_by=["day"])
+    result = dg.materialize([*ASSETS, fault_downtime_matches_injections], partition_key=SHIFT, resources=resources,
+                            raise_on_error=False)
+    [evaluation] = result.get_asset_check_evaluations()
+    assert not evaluation.passed

@@ -67,3 +67,30 @@ def oee_invariants(context: dg.AssetCheckExecutionContext, lake: LakeResource) -
         passed=not problems, severity=dg.AssetCheckSeverity.ERROR,
         metadata={"problems": "; ".join(problems) or "none", "performance_above_1": ", ".join(above) or "none"},
     )
+
+
+#: Per fault, how far the PLC's fault time may differ from the injected one: the Clearing state after the
+#: Clear command (3 s by default) plus a little scan latency.
+FAULT_TOLERANCE_S = 5.0
+
+
+@dg.asset_check(asset=dg.AssetKey(["gold", "fact_oee_shift"]), partitions_def=SHIFTS,
+                additional_deps=[dg.AssetKey(["edge", "injected_events"])],
+                description="Ground truth: fault downtime in gold against the faults the variability engine injected "
+                            f"(fault_start -> fault_end), within {FAULT_TOLERANCE_S:g} s per fault.")
+def fault_downtime_matches_injections(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
+    from twin_pipeline.defs.bronze import CALENDAR
+    from twin_pipeline.ground_truth import injected_fault_seconds
+
+    gold = _rows(lake, "gold", "fact_oee_shift", context)
+    problems, compared = [], {}
+    for shift_id in _shift_ids(context):
+        window = CALENDAR.window(shift_id)
+        injected = injected_fault_seconds(lake.path(), window)
+        for r in gold.filter(pl.col("shift_id") == shift_id).iter_rows(named=True):
+            seconds, faults = injected.get(r["line_id"], (0.0, 0))
+            compared[f"{shift_id} {r['line_id']}"] = f"gold {r['downtime_fault_s']:.1f} s, injected {seconds:.1f} s ({faults})"
+            if abs(r["downtime_fault_s"] - seconds) > FAULT_TOLERANCE_S * faults + 1.0:
+                problems.append(f"{shift_id} {r['line_id']}: gold {r['downtime_fault_s']:.1f} s vs injected {seconds:.1f} s")
+    return dg.AssetCheckResult(passed=not problems, severity=dg.AssetCheckSeverity.ERROR,
+                               metadata={"problems": "; ".join(problems) or "none", **compared})
