@@ -36,6 +36,7 @@ def test_asset_graph_snapshot() -> None:
     expected["silver/part_counts"] = ("silver", polars_delta, ["bronze/samples"])
     expected["gold/fact_oee_shift"] = ("gold", polars_delta,
                                        ["bronze/samples", "silver/part_counts", "silver/state_intervals"])
+    expected["gold/fact_downtime"] = ("gold", polars_delta, ["silver/state_intervals"])
     assert snapshot == expected
 
 

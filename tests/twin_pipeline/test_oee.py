@@ -147,3 +147,22 @@ def test_fault_downtime_matches_the_injected_ground_truth(engine_shift: tuple[Pa
                             raise_on_error=False)
     [evaluation] = result.get_asset_check_evaluations()
     assert not evaluation.passed
+
+
+def test_fact_downtime_has_one_row_per_stop_with_its_reason(lake: Path) -> None:
+    from twin_pipeline.defs.gold import gold_fact_downtime
+
+    assert dg.materialize([*ASSETS, gold_fact_downtime], partition_key=SHIFT,
+                          resources={"lake": LakeResource(root=str(lake))}).success
+    stops = pl.read_delta(str(lake / "gold" / "fact_downtime")).sort("line_id", "stop_start")
+    l1 = stops.filter(pl.col("line_id") == "L1")
+    # the start-up at the shift start, then the planted fault 42 (aborted, cleared, reset, restarted)
+    assert l1["category"].to_list() == ["none", "fault"]
+    fault = l1.row(1, named=True)
+    assert fault["reason_code"] == 42 and fault["states"].startswith("Aborting>Aborted>Clearing>Stopped")
+    assert 12 * 60 < fault["duration_s"] < 13 * 60 and not fault["is_microstop"]
+    assert l1.row(0, named=True)["open_at_shift_start"] and l1.row(0, named=True)["is_microstop"]
+    assert stops.filter(pl.col("line_id") == "L2")["category"].to_list() == ["none"]
+    # stops plus Execute time account for the planned busy time
+    gold = pl.read_delta(str(lake / "gold" / "fact_oee_shift")).filter(pl.col("line_id") == "L1").row(0, named=True)
+    assert l1["duration_s"].sum() + gold["actual_production_time_s"] == pytest.approx(gold["planned_busy_time_s"])

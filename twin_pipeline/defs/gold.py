@@ -114,3 +114,24 @@ def gold_fact_oee_shift(context: dg.AssetExecutionContext, lake: LakeResource) -
         "dagster/row_count": out.height, "delta_version": version, "path": dg.MetadataValue.path(str(target)),
         "provisional_rows": int(out["provisional"].sum()) if out.height else 0, **headline,
     })
+
+
+@dg.asset(
+    key=["gold", "fact_downtime"], deps=[dg.AssetKey(["silver", "state_intervals"])],
+    partitions_def=SHIFTS, backfill_policy=dg.BackfillPolicy.single_run(), group_name="gold",
+    kinds={"polars", "deltalake"}, owners=["team:data"],
+    description="One row per stop (a run of non-Execute states outside planned breaks) with reason code, reason, "
+                "category (fault, starved, blocked, operator, batch), duration and microstop flag.",
+)
+def gold_fact_downtime(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    from twin_pipeline.downtime import stops
+
+    intervals = read_shifts(layer_path(lake.path(), "silver", "state_intervals"), list(context.partition_keys))
+    out = stops(intervals)
+    target = layer_path(lake.path(), "gold", "fact_downtime")
+    version = replace_shifts(target, out, context.partition_keys)
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": out.height, "delta_version": version, "path": dg.MetadataValue.path(str(target)),
+        "stops": out.height, "microstops": int(out["is_microstop"].sum()) if out.height else 0,
+        "fault_stops": int((out["category"] == "fault").sum()) if out.height else 0,
+    })
