@@ -166,3 +166,25 @@ def test_fact_downtime_has_one_row_per_stop_with_its_reason(lake: Path) -> None:
     # stops plus Execute time account for the planned busy time
     gold = pl.read_delta(str(lake / "gold" / "fact_oee_shift")).filter(pl.col("line_id") == "L1").row(0, named=True)
     assert l1["duration_s"].sum() + gold["actual_production_time_s"] == pytest.approx(gold["planned_busy_time_s"])
+
+
+def test_dimensions_join_the_facts(lake: Path) -> None:
+    from twin_pipeline.defs.dims import gold_dim_date, gold_dim_line, gold_dim_shift
+
+    resources = {"lake": LakeResource(root=str(lake))}
+    assert run(lake).success
+    assert dg.materialize([*ASSETS, gold_dim_line, gold_dim_shift, gold_dim_date], resources=resources,
+                          selection=dg.AssetSelection.assets(gold_dim_line, gold_dim_shift, gold_dim_date)).success
+    lines = pl.read_delta(str(lake / "gold" / "dim_line")).sort("line_id")
+    assert lines.to_dicts() == [
+        {"line_id": "L1", "design_speed_ppm": 6.0, "tolerance_mm": 0.05, "ideal_cycle_time_s": 10.0},
+        {"line_id": "L2", "design_speed_ppm": 6.0, "tolerance_mm": 0.04, "ideal_cycle_time_s": 10.0},
+    ]
+    shifts = pl.read_delta(str(lake / "gold" / "dim_shift"))
+    fact = pl.read_delta(str(lake / "gold" / "fact_oee_shift"))
+    joined = fact.join(shifts, on="shift_id", how="inner").join(lines, on="line_id", how="inner")
+    assert joined.height == fact.height == 2
+    night = shifts.filter(pl.col("shift_id") == "2026-10-24-2200").row(0, named=True)
+    assert night["duration_s"] == 9 * 3600
+    dates = pl.read_delta(str(lake / "gold" / "dim_date"))
+    assert shifts["local_date"].is_in(dates["date"].implode()).all()

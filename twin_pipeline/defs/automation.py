@@ -8,7 +8,9 @@ import dagster as dg
 
 from twin_pipeline.defs.bronze import CALENDAR, SHIFTS
 
-SHIFT_ASSETS = dg.AssetSelection.groups("bronze", "silver", "gold")
+#: The shift-partitioned assets (the calendar and line dimensions refresh on their own cron).
+SHIFT_ASSETS = dg.AssetSelection.groups("bronze", "silver", "gold") - dg.AssetSelection.assets(
+    ["gold", "dim_shift"], ["gold", "dim_date"], ["gold", "dim_line"])
 #: Minutes after the shift end, so the collector's last batches of the shift are committed.
 GRACE_MINUTES = 20
 _minute = CALENDAR.shifts[0].start.minute + GRACE_MINUTES
@@ -29,6 +31,12 @@ def shift_closed(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     return dg.RunRequest(run_key=ended.shift_id, partition_key=ended.shift_id)
 
 
+#: Dagster's implicit automation sensor is stopped by default; this one runs (the dimensions' daily cron).
+automation_conditions = dg.AutomationConditionSensorDefinition(
+    "automation_conditions", target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING,
+)
+
+
 @dg.definitions
 def automation() -> dg.Definitions:
-    return dg.Definitions(jobs=[shift_job], schedules=[shift_closed])
+    return dg.Definitions(jobs=[shift_job], schedules=[shift_closed], sensors=[automation_conditions])
