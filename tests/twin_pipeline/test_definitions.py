@@ -37,6 +37,7 @@ def test_asset_graph_snapshot() -> None:
     expected["gold/fact_oee_shift"] = ("gold", polars_delta,
                                        ["bronze/samples", "silver/part_counts", "silver/state_intervals"])
     expected["gold/fact_downtime"] = ("gold", polars_delta, ["silver/state_intervals"])
+    expected["gold/fact_quality"] = ("gold", polars_delta, ["bronze/samples"])
     expected["gold/dim_line"] = ("gold", polars_delta, ["bronze/samples"])
     expected["gold/dim_shift"] = ("gold", polars_delta, [])
     expected["gold/dim_date"] = ("gold", polars_delta, [])

@@ -188,3 +188,18 @@ def test_dimensions_join_the_facts(lake: Path) -> None:
     assert night["duration_s"] == 9 * 3600
     dates = pl.read_delta(str(lake / "gold" / "dim_date"))
     assert shifts["local_date"].is_in(dates["date"].implode()).all()
+
+
+def test_fact_quality_counts_exactly_the_plc_rejects(lake: Path, full_shift: tuple[Path, dict]) -> None:
+    from twin_pipeline.defs.gold import gold_fact_quality
+
+    assert dg.materialize([*ASSETS, gold_fact_quality], partition_key=SHIFT,
+                          resources={"lake": LakeResource(root=str(lake))}).success
+    quality = pl.read_delta(str(lake / "gold" / "fact_quality")).sort("line_id")
+    l1 = quality.row(0, named=True)
+    assert l1["parts_measured"] == full_shift[1]["L1"]["produced"]
+    assert l1["out_of_tolerance"] == full_shift[1]["L1"]["rejects"] > 0  # every reject is out of tolerance
+    assert l1["mean_mm"] == pytest.approx(0.045, abs=0.001) and l1["sigma_mm"] == pytest.approx(0.005, rel=0.15)
+    assert l1["cpk"] == pytest.approx((0.05 - l1["mean_mm"]) / (3 * l1["sigma_mm"]))
+    l2 = quality.row(1, named=True)
+    assert l2["out_of_tolerance"] == 0 and l2["cp"] > 2  # L2 has no quality error: a capable process

@@ -135,3 +135,29 @@ def gold_fact_downtime(context: dg.AssetExecutionContext, lake: LakeResource) ->
         "stops": out.height, "microstops": int(out["is_microstop"].sum()) if out.height else 0,
         "fault_stops": int((out["category"] == "fault").sum()) if out.height else 0,
     })
+
+
+@dg.asset(
+    key=["gold", "fact_quality"],
+    deps=[dg.AssetDep(dg.AssetKey(["bronze", "samples"]), partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1))],
+    partitions_def=SHIFTS, backfill_policy=dg.BackfillPolicy.single_run(), group_name="gold",
+    kinds={"polars", "deltalake"}, owners=["team:data"],
+    description="SPC per line and shift: parts measured, mean and sigma of the deviation from nominal, Cp, Cpk "
+                "against the PLC's tolerance, out-of-tolerance count.",
+)
+def gold_fact_quality(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    from twin_pipeline.spc import spc_frame
+
+    frames = []
+    for shift_id in context.partition_keys:
+        window = CALENDAR.window(shift_id)
+        samples = read_shifts(layer_path(lake.path(), "bronze", "samples"),
+                              [previous_shift(CALENDAR, window).shift_id, shift_id])
+        frames.append(spc_frame(samples, shift_id))
+    out = pl.concat(frames)
+    target = layer_path(lake.path(), "gold", "fact_quality")
+    version = replace_shifts(target, out, context.partition_keys)
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": out.height, "delta_version": version, "path": dg.MetadataValue.path(str(target)),
+        "out_of_tolerance": int(out["out_of_tolerance"].sum()) if out.height else 0,
+    })
