@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from asyncua import ua
-from asyncua.crypto import cert_gen, uacrypto
+from asyncua.crypto import cert_gen
 from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.crypto.truststore import TrustStore
 from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions

@@ -45,12 +45,11 @@ def test_asset_graph_snapshot() -> None:
 
 
 def test_edge_assets_carry_the_schema_contract() -> None:
-    for spec in defs().assets or []:
-        if not isinstance(spec, dg.AssetSpec):
-            continue
-        table = spec.key.path[-1]
+    specs = [spec for spec in defs().assets or [] if isinstance(spec, dg.AssetSpec)]
+    assert sorted(spec.key.path[-1] for spec in specs) == sorted(TABLES)
+    for spec in specs:
         columns = [c.name for c in spec.metadata["dagster/column_schema"].columns]
-        assert columns == TABLES[table].names
+        assert columns == TABLES[spec.key.path[-1]].names
 
 
 def test_the_sensor_runs_by_default_and_the_profile_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import dagster as dg
 
-from twin_pipeline.defs.bronze import CALENDAR, SHIFTS
+from twin_pipeline.shift_assets import CALENDAR, SHIFTS
 
 #: The shift-partitioned assets (the calendar and line dimensions refresh on their own cron).
 SHIFT_ASSETS = dg.AssetSelection.groups("bronze", "silver", "gold") - dg.AssetSelection.assets(

@@ -11,20 +11,12 @@ from edge_collector.schemas import edge_table_path
 from twin_pipeline.bronze import bronze_samples
 from twin_pipeline.delta_io import replace_shifts, scan_edge
 from twin_pipeline.profiles import LakeResource
-from twin_pipeline.shift_calendar import load_calendar
-
-CALENDAR = load_calendar()
-SHIFTS = CALENDAR.partitions_def()
+from twin_pipeline.shift_assets import BRONZE, CALENDAR, shift_asset
 
 
-@dg.asset(
-    key=["bronze", "samples"],
+@shift_asset(
+    key=BRONZE.path, group="bronze",
     deps=[dg.AssetKey(["edge", "raw_samples"]), dg.AssetKey(["edge", "quarantine"])],
-    partitions_def=SHIFTS,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    group_name="bronze",
-    kinds={"polars", "deltalake"},
-    owners=["team:data"],
     description="The shift's samples from the edge, one row per (line, tag, source_ts), with shift_id and "
                 "is_good; re-running a shift replaces exactly that shift.",
 )

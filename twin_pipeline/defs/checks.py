@@ -6,7 +6,7 @@
 import dagster as dg
 import polars as pl
 
-from twin_pipeline.defs.bronze import SHIFTS
+from twin_pipeline.shift_assets import SHIFTS
 from twin_pipeline.layers import layer_path, read_shifts
 from twin_pipeline.profiles import LakeResource
 
@@ -79,7 +79,7 @@ FAULT_TOLERANCE_S = 5.0
                 description="Ground truth: fault downtime in gold against the faults the variability engine injected "
                             f"(fault_start -> fault_end), within {FAULT_TOLERANCE_S:g} s per fault.")
 def fault_downtime_matches_injections(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
-    from twin_pipeline.defs.bronze import CALENDAR
+    from twin_pipeline.shift_assets import CALENDAR
     from twin_pipeline.ground_truth import injected_fault_seconds
 
     gold = _rows(lake, "gold", "fact_oee_shift", context)

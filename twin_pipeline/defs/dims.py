@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 import dagster as dg
 import polars as pl
 
-from twin_pipeline.defs.bronze import CALENDAR
+from twin_pipeline.shift_assets import CALENDAR
 from twin_pipeline.layers import layer_path
 from twin_pipeline.profiles import LakeResource
 

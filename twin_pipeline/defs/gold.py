@@ -6,9 +6,9 @@
 import dagster as dg
 import polars as pl
 
-from twin_pipeline.defs.bronze import CALENDAR, SHIFTS
+from twin_pipeline.shift_assets import BRONZE_WITH_PREVIOUS, CALENDAR, bronze_with_previous, shift_asset
 from twin_pipeline.delta_io import replace_shifts
-from twin_pipeline.layers import layer_path, previous_shift, read_shifts
+from twin_pipeline.layers import layer_path, read_shifts
 from twin_pipeline.oee import OeeInputs, oee
 from twin_pipeline.profiles import LakeResource
 
@@ -35,12 +35,9 @@ def _ideal_cycle_time(samples: pl.DataFrame, line_id: str) -> float | None:
     return 60.0 / float(speed["value"][-1]) if speed.height else None
 
 
-@dg.asset(
-    key=["gold", "fact_oee_shift"],
-    deps=[dg.AssetKey(["silver", "state_intervals"]), dg.AssetKey(["silver", "part_counts"]),
-          dg.AssetDep(dg.AssetKey(["bronze", "samples"]), partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1))],
-    partitions_def=SHIFTS, backfill_policy=dg.BackfillPolicy.single_run(), group_name="gold",
-    kinds={"polars", "deltalake"}, owners=["team:data"],
+@shift_asset(
+    key=["gold", "fact_oee_shift"], group="gold",
+    deps=[dg.AssetKey(["silver", "state_intervals"]), dg.AssetKey(["silver", "part_counts"]), BRONZE_WITH_PREVIOUS],
     description="OEE per line and shift (ISO 22400-2) over planned busy time (breaks excluded; a line that runs "
                 "through a break is reported in *_in_breaks): actual production time, downtime by kind, "
                 "produced/good/reject, availability, performance (flagged above 1, never capped), quality, OEE, and "
@@ -52,8 +49,7 @@ def gold_fact_oee_shift(context: dg.AssetExecutionContext, lake: LakeResource) -
         window = CALENDAR.window(shift_id)
         intervals = read_shifts(layer_path(lake.path(), "silver", "state_intervals"), [shift_id])
         counts = read_shifts(layer_path(lake.path(), "silver", "part_counts"), [shift_id])
-        samples = read_shifts(layer_path(lake.path(), "bronze", "samples"),
-                              [previous_shift(CALENDAR, window).shift_id, shift_id])
+        samples = bronze_with_previous(lake.path(), shift_id)
         lines = sorted(set(intervals["line_id"].to_list() if intervals.height else [])
                        | set(counts["line_id"].to_list() if counts.height else []))
         for line_id in lines:
@@ -116,10 +112,8 @@ def gold_fact_oee_shift(context: dg.AssetExecutionContext, lake: LakeResource) -
     })
 
 
-@dg.asset(
-    key=["gold", "fact_downtime"], deps=[dg.AssetKey(["silver", "state_intervals"])],
-    partitions_def=SHIFTS, backfill_policy=dg.BackfillPolicy.single_run(), group_name="gold",
-    kinds={"polars", "deltalake"}, owners=["team:data"],
+@shift_asset(
+    key=["gold", "fact_downtime"], group="gold", deps=[dg.AssetKey(["silver", "state_intervals"])],
     description="One row per stop (a run of non-Execute states outside planned breaks) with reason code, reason, "
                 "category (fault, starved, blocked, operator, batch), duration and microstop flag.",
 )
@@ -137,11 +131,8 @@ def gold_fact_downtime(context: dg.AssetExecutionContext, lake: LakeResource) ->
     })
 
 
-@dg.asset(
-    key=["gold", "fact_quality"],
-    deps=[dg.AssetDep(dg.AssetKey(["bronze", "samples"]), partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1))],
-    partitions_def=SHIFTS, backfill_policy=dg.BackfillPolicy.single_run(), group_name="gold",
-    kinds={"polars", "deltalake"}, owners=["team:data"],
+@shift_asset(
+    key=["gold", "fact_quality"], group="gold", deps=[BRONZE_WITH_PREVIOUS],
     description="SPC per line and shift: parts measured, mean and sigma of the deviation from nominal, Cp, Cpk "
                 "against the PLC's tolerance, out-of-tolerance count.",
 )
@@ -150,10 +141,7 @@ def gold_fact_quality(context: dg.AssetExecutionContext, lake: LakeResource) -> 
 
     frames = []
     for shift_id in context.partition_keys:
-        window = CALENDAR.window(shift_id)
-        samples = read_shifts(layer_path(lake.path(), "bronze", "samples"),
-                              [previous_shift(CALENDAR, window).shift_id, shift_id])
-        frames.append(spc_frame(samples, shift_id))
+        frames.append(spc_frame(bronze_with_previous(lake.path(), shift_id), shift_id))
     out = pl.concat(frames)
     target = layer_path(lake.path(), "gold", "fact_quality")
     version = replace_shifts(target, out, context.partition_keys)

@@ -7,14 +7,12 @@ import dagster as dg
 import polars as pl
 
 from twin_pipeline.counters import increments, series
-from twin_pipeline.defs.bronze import CALENDAR, SHIFTS
 from twin_pipeline.delta_io import replace_shifts
-from twin_pipeline.layers import layer_path, plc_gaps, previous_shift, read_shifts
+from twin_pipeline.layers import layer_path, plc_gaps, previous_shift
+from twin_pipeline.shift_assets import BRONZE_WITH_PREVIOUS, CALENDAR, bronze_with_previous, shift_asset
 from twin_pipeline.profiles import LakeResource
 from twin_pipeline.states import state_intervals
 
-BRONZE = dg.AssetKey(["bronze", "samples"])
-WITH_PREVIOUS = dg.TimeWindowPartitionMapping(start_offset=-1)  # the carry-in state and counter baseline
 COUNT_TAGS = {"produced": "Admin.ProdProcessedCount", "defective": "Admin.ProdDefectiveCount"}
 
 
@@ -22,10 +20,8 @@ def _lines(samples: pl.DataFrame) -> list[str]:
     return sorted(samples["line_id"].unique().to_list()) if samples.height else []
 
 
-@dg.asset(
-    key=["silver", "state_intervals"], deps=[dg.AssetDep(BRONZE, partition_mapping=WITH_PREVIOUS)],
-    partitions_def=SHIFTS, backfill_policy=dg.BackfillPolicy.single_run(), group_name="silver",
-    kinds={"polars", "deltalake"}, owners=["team:data"],
+@shift_asset(
+    key=["silver", "state_intervals"], group="silver", deps=[BRONZE_WITH_PREVIOUS],
     description="PackML state intervals per line, clipped to the shift, with time element, stop reason and "
                 "outage flag (the state at the shift start comes from the previous shift).",
 )
@@ -33,8 +29,7 @@ def silver_state_intervals(context: dg.AssetExecutionContext, lake: LakeResource
     frames = []
     for shift_id in context.partition_keys:
         window = CALENDAR.window(shift_id)
-        samples = read_shifts(layer_path(lake.path(), "bronze", "samples"),
-                              [previous_shift(CALENDAR, window).shift_id, shift_id])
+        samples = bronze_with_previous(lake.path(), shift_id)
         frames.append(state_intervals(samples, window, _lines(samples), plc_gaps(lake.path(), window)))
     out = pl.concat(frames)
     target = layer_path(lake.path(), "silver", "state_intervals")
@@ -45,10 +40,8 @@ def silver_state_intervals(context: dg.AssetExecutionContext, lake: LakeResource
     })
 
 
-@dg.asset(
-    key=["silver", "part_counts"], deps=[dg.AssetDep(BRONZE, partition_mapping=WITH_PREVIOUS)],
-    partitions_def=SHIFTS, backfill_policy=dg.BackfillPolicy.single_run(), group_name="silver",
-    kinds={"polars", "deltalake"}, owners=["team:data"],
+@shift_asset(
+    key=["silver", "part_counts"], group="silver", deps=[BRONZE_WITH_PREVIOUS],
     description="Produced and defective parts per line and shift, from PLC counter increments that survive "
                 "UInt32 wraps and PLC restarts (counted, so checks can explain them).",
 )
@@ -57,14 +50,14 @@ def silver_part_counts(context: dg.AssetExecutionContext, lake: LakeResource) ->
     for shift_id in context.partition_keys:
         window = CALENDAR.window(shift_id)
         previous = previous_shift(CALENDAR, window).shift_id
-        samples = read_shifts(layer_path(lake.path(), "bronze", "samples"), [previous, shift_id])
+        samples = bronze_with_previous(lake.path(), shift_id)
+        before = samples.filter(pl.col("shift_id") == previous)
+        inside = samples.filter(pl.col("shift_id") == shift_id)
         for line_id in _lines(samples):
             speed = samples.filter((pl.col("line_id") == line_id) & (pl.col("tag") == "Admin.MachDesignSpeed"))
             max_rate = (float(speed["value"].max()) if speed.height else 1000.0) / 60.0
             row = {"shift_id": shift_id, "line_id": line_id}
             for name, tag in COUNT_TAGS.items():
-                before = samples.filter(pl.col("shift_id") == previous)
-                inside = samples.filter(pl.col("shift_id") == shift_id)
                 base_values, base_seconds = series(before, line_id, tag)
                 values, seconds = series(inside, line_id, tag)
                 result = increments(values, seconds, max_rate,

@@ -1,0 +1,33 @@
+"""What every shift-partitioned asset shares: the calendar's partitions, the decorator arguments,
+and reading a shift's bronze samples together with the previous shift's (the carry-in state and
+counter baseline)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+from twin_pipeline.layers import layer_path, previous_shift, read_shifts
+from twin_pipeline.shift_calendar import load_calendar
+
+CALENDAR = load_calendar()
+SHIFTS = CALENDAR.partitions_def()
+BRONZE = dg.AssetKey(["bronze", "samples"])
+BRONZE_WITH_PREVIOUS = dg.AssetDep(BRONZE, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1))
+
+
+def shift_asset(*, key: Sequence[str], group: str, deps: Sequence[Any], description: str) -> Callable[..., Any]:
+    """`@dg.asset` for a shift-partitioned polars/Delta asset; a range of shifts runs as one run."""
+    return dg.asset(key=list(key), deps=list(deps), partitions_def=SHIFTS,
+                    backfill_policy=dg.BackfillPolicy.single_run(), group_name=group,
+                    kinds={"polars", "deltalake"}, owners=["team:data"], description=description)
+
+
+def bronze_with_previous(lake: Path, shift_id: str) -> pl.DataFrame:
+    """Bronze samples of `shift_id` and of the shift before it."""
+    window = CALENDAR.window(shift_id)
+    return read_shifts(layer_path(lake, "bronze", "samples"), [previous_shift(CALENDAR, window).shift_id, shift_id])
