@@ -59,3 +59,22 @@ def table_version(path: Path) -> int | None:
         return DeltaTable(str(path)).version()
     except TableNotFoundError:
         return None
+
+
+def mark_provisional(path: Path, shift_ids: Sequence[str], reason: str) -> int:
+    """Flag the gold rows of these shifts provisional with `reason` (added to any reason they have);
+    returns how many rows were flagged. Used when a blocking check stops a shift's gold: the figures
+    already published for it stay visible, but not as final."""
+    if not (path / "_delta_log").exists():
+        return 0
+    table = DeltaTable(str(path))
+    ids = ", ".join(f"'{s}'" for s in shift_ids)
+    text = reason.replace("'", "''")
+    metrics = table.update(
+        predicate=f"shift_id IN ({ids})",
+        updates={"provisional": "true",
+                 "provisional_reason": f"CASE WHEN provisional_reason IS NULL OR provisional_reason = '' THEN '{text}' "
+                                       f"WHEN strpos(provisional_reason, '{text}') > 0 THEN provisional_reason "
+                                       f"ELSE concat(provisional_reason, '; ', '{text}') END"},
+    )
+    return int(metrics.get("num_updated_rows", 0))

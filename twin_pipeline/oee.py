@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import polars as pl
+
 from plc.tagmap import PackMLState as S
 
 EXECUTE = int(S.Execute)
@@ -63,3 +65,18 @@ def oee(x: OeeInputs) -> OeeFigures:
     parts = (availability, performance, quality)
     value = parts[0] * parts[1] * parts[2] if all(p is not None for p in parts) else None  # type: ignore[operator]
     return OeeFigures(availability, performance, quality, value, performance is not None and performance > 1.0)
+
+
+def roll_up(rows: pl.DataFrame) -> OeeFigures:
+    """OEE over several `fact_oee_shift` rows (lines, shifts): times and counts summed, ratios
+    recomputed, never averaged; performance is the summed ideal time (ideal cycle time x produced)
+    over the summed APT."""
+    if not rows.height:
+        return oee(OeeInputs(0.0, 0.0, None, 0, 0))
+    t = rows.select(pl.col("planned_busy_time_s", "actual_production_time_s", "produced", "good").sum()).row(0, named=True)
+    cycle = rows.filter(pl.col("ideal_cycle_time_s").is_not_null())
+    ideal_s = float((cycle["ideal_cycle_time_s"] * cycle["produced"]).sum())
+    produced = int(t["produced"])
+    # an equivalent single cycle time reproduces the summed ideal time through the one OEE definition
+    cycle_time = ideal_s / produced if produced and cycle.height else None
+    return oee(OeeInputs(t["planned_busy_time_s"], t["actual_production_time_s"], cycle_time, produced, int(t["good"])))

@@ -1,9 +1,10 @@
 """State intervals per line, clipped to a shift window, from `Status.StateCurrent` changes.
 
 The state in effect at the shift start comes from the previous shift's last change; before any
-known state the interval is `unknown` (state null). Intervals are cut at planned break boundaries
-and flagged `planned_break`, so OEE counts only time inside planned busy time. Intervals overlapping an outage of the
-collector are flagged `in_gap`: their state is the last one seen, but nobody watched.
+known state, and while the PLC reports a value that is no PackML state, the interval is `unknown`.
+Intervals are cut at planned break boundaries and flagged `planned_break`, so OEE counts only time
+inside planned busy time. Intervals overlapping an outage of the collector are flagged `in_gap`:
+their state is the last one seen, but nobody watched.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ SCHEMA = {
 def _changes(samples: pl.DataFrame, line_id: str, tag: str) -> list[tuple[datetime, int]]:
     rows = samples.filter((pl.col("line_id") == line_id) & (pl.col("tag") == tag) & pl.col("is_good")
                           & pl.col("value").is_not_null()).sort("source_ts")
-    return list(zip(rows["source_ts"].to_list(), (int(v) for v in rows["value"].to_list())))
+    # a value outside Int32 (a corrupt sample) becomes -1: no state, no reason; never an overflow
+    return list(zip(rows["source_ts"].to_list(),
+                    (int(v) if -(2**31) <= v < 2**31 else -1 for v in rows["value"].to_list())))
 
 
 def _value_at(changes: list[tuple[datetime, int]], t: datetime) -> int | None:
@@ -58,11 +61,12 @@ def state_intervals(samples: pl.DataFrame, window: ShiftWindow, line_ids: list[s
         for start, state, end in pieces:
             if end <= start:
                 continue
-            reason = _value_at(reasons, start) if state is not None and TIME_ELEMENT.get(state) != "production" else None
+            known = state in TIME_ELEMENT  # a value that is no PackML state is unknown time (the range check names it)
+            reason = _value_at(reasons, start) if known and TIME_ELEMENT[state] != "production" else None
             rows.append({
                 "shift_id": window.shift_id, "line_id": line_id, "state": state,
-                "state_name": PackMLState(state).name if state is not None else None,
-                "time_element": TIME_ELEMENT.get(state, "unknown") if state is not None else "unknown",
+                "state_name": PackMLState(state).name if known else None,
+                "time_element": TIME_ELEMENT[state] if known else "unknown",
                 "start": start, "end": end, "duration_s": end.timestamp() - start.timestamp(),
                 "stop_reason": reason,
                 "in_gap": any(s < end and e > start for s, e in line_gaps),

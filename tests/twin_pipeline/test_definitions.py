@@ -44,6 +44,26 @@ def test_asset_graph_snapshot() -> None:
     assert snapshot == expected
 
 
+def test_asset_check_snapshot() -> None:
+    """Which checks guard which asset, and which of them stop gold (blocking)."""
+    graph = defs().resolve_asset_graph()
+    checks = {(key.asset_key.to_user_string(), key.name): graph.get_check_spec(key).blocking
+              for key in graph.asset_check_keys}
+    assert checks == {
+        ("bronze/samples", "bronze_schema"): True,
+        ("bronze/samples", "bronze_no_duplicates"): True,
+        ("bronze/samples", "bronze_matches_edge"): True,
+        ("bronze/samples", "bronze_complete"): True,
+        ("bronze/samples", "bronze_no_gaps"): False,
+        ("bronze/samples", "bronze_value_ranges"): False,
+        ("bronze/samples", "edge_caught_up"): False,
+        ("silver/part_counts", "part_counters_monotonic"): False,
+        ("gold/fact_oee_shift", "oee_invariants"): False,
+        ("gold/fact_oee_shift", "performance_at_most_1"): False,
+        ("gold/fact_oee_shift", "fault_downtime_matches_injections"): False,
+    }
+
+
 def test_edge_assets_carry_the_schema_contract() -> None:
     specs = [spec for spec in defs().assets or [] if isinstance(spec, dg.AssetSpec)]
     assert sorted(spec.key.path[-1] for spec in specs) == sorted(TABLES)

@@ -76,7 +76,7 @@ def test_rerun_of_the_shift_gives_identical_gold(lake: Path) -> None:
     assert pl.read_delta(str(lake / "gold" / "fact_oee_shift")).sort("line_id").equals(first)
 
 
-def test_checks_pass_on_a_clean_shift_and_fire_on_planted_faults(lake: Path) -> None:
+def test_oee_invariants_fire_on_a_planted_silver_fault_and_flag_the_shift(lake: Path) -> None:
     from deltalake import write_deltalake
 
     from twin_pipeline.defs.checks import bronze_no_duplicates, oee_invariants, part_counters_monotonic
@@ -95,18 +95,8 @@ def test_checks_pass_on_a_clean_shift_and_fire_on_planted_faults(lake: Path) -> 
                             raise_on_error=False)
     evaluations = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert evaluations == {"bronze_no_duplicates": True, "part_counters_monotonic": True, "oee_invariants": False}
-    # a duplicate sample in bronze: the blocking check fails and gold is not published for that shift
-    bronze_path = lake / "bronze" / "samples"
-    write_deltalake(str(bronze_path), pl.read_delta(str(bronze_path)).head(1).to_arrow(), mode="append",
-                    partition_by=["shift_id"])
-    result = dg.materialize([*ASSETS, *checks], partition_key=SHIFT, resources=resources,
-                            selection=dg.AssetSelection.assets(bronze_samples_asset, gold_fact_oee_shift).downstream()
-                            - dg.AssetSelection.assets(bronze_samples_asset) | dg.AssetSelection.checks(bronze_no_duplicates),
-                            raise_on_error=False)
-    evaluations = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert evaluations["bronze_no_duplicates"] is False
-    assert not result.success
-    assert not [e for e in result.get_asset_materialization_events() if e.asset_key.path[0] == "gold"]
+    flagged = pl.read_delta(str(lake / "gold" / "fact_oee_shift"))
+    assert flagged["provisional_reason"].to_list() == ["check oee_invariants failed"] * 2
 
 
 def test_dst_night_shift_is_7_hours_in_gold(dst_night: tuple[Path, dict], tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import polars as pl
 from twin_pipeline.shift_assets import BRONZE_WITH_PREVIOUS, CALENDAR, bronze_with_previous, shift_asset
 from twin_pipeline.delta_io import replace_shifts
 from twin_pipeline.layers import layer_path, read_shifts
-from twin_pipeline.oee import OeeInputs, oee
+from twin_pipeline.oee import OeeInputs, oee, roll_up
 from twin_pipeline.profiles import LakeResource
 
 #: Unknown state time a shift may have and still be final: the first sample after a start-up can
@@ -25,7 +25,7 @@ SCHEMA = {
     "produced": pl.Int64, "good": pl.Int64, "reject": pl.Int64, "produced_in_breaks": pl.Int64,
     "production_in_breaks_s": pl.Float64, "availability": pl.Float64,
     "performance": pl.Float64, "quality": pl.Float64, "oee": pl.Float64, "performance_above_1": pl.Boolean,
-    "provisional": pl.Boolean,
+    "provisional": pl.Boolean, "provisional_reason": pl.String,
 }
 
 
@@ -71,7 +71,13 @@ def gold_fact_oee_shift(context: dg.AssetExecutionContext, lake: LakeResource) -
                 produced=produced, good=produced - reject,
             )
             figures = oee(inputs)
-            in_gap = bool(mine["in_gap"].any()) if mine.height else True
+            reasons = []
+            if not mine.height or bool(mine["in_gap"].any()):
+                reasons.append("data gap")
+            if by_element.get("unknown", 0.0) > UNKNOWN_TOLERANCE_S:
+                reasons.append(f"unknown state {by_element['unknown']:.0f} s")
+            if int(count["produced_resets"]) > 0:
+                reasons.append("counter reset")
             rows.append({
                 "shift_id": shift_id, "line_id": line_id, "shift_name": window.name,
                 "shift_start": window.start, "shift_end": window.end, "shift_length_s": window.duration_s,
@@ -84,32 +90,30 @@ def gold_fact_oee_shift(context: dg.AssetExecutionContext, lake: LakeResource) -
                 "production_in_breaks_s": in_breaks_s, "availability": figures.availability,
                 "performance": figures.performance, "quality": figures.quality, "oee": figures.oee,
                 "performance_above_1": figures.performance_above_1,
-                "provisional": in_gap or by_element.get("unknown", 0.0) > UNKNOWN_TOLERANCE_S
-                or int(count["produced_resets"]) > 0,
+                "provisional": bool(reasons), "provisional_reason": "; ".join(reasons) or None,
             })
     out = pl.DataFrame(rows, schema=SCHEMA)
     target = layer_path(lake.path(), "gold", "fact_oee_shift")
     version = replace_shifts(target, out, context.partition_keys)
-    headline = {}
-    if out.height:
-        totals = out.select(pl.col("planned_busy_time_s", "actual_production_time_s", "produced", "good").sum())
-        t = totals.row(0, named=True)
-        cycle = out.filter(pl.col("ideal_cycle_time_s").is_not_null())
-        ideal_s = float((cycle["ideal_cycle_time_s"] * cycle["produced"]).sum())
-        figures = oee(OeeInputs(t["planned_busy_time_s"], t["actual_production_time_s"], 1.0, int(t["produced"]),
-                                int(t["good"])))
-        if figures.availability is not None:
-            headline["availability"] = round(figures.availability, 4)
-        if t["actual_production_time_s"] > 0:
-            headline["performance"] = round(ideal_s / t["actual_production_time_s"], 4)
-        if figures.quality is not None:
-            headline["quality"] = round(figures.quality, 4)
-        if {"availability", "performance", "quality"} <= set(headline):
-            headline["oee"] = round(headline["availability"] * headline["performance"] * headline["quality"], 4)
+    by_line = {line_id: roll_up(rows) for (line_id,), rows in out.group_by(["line_id"], maintain_order=True)}
+    table = "| line | availability | performance | quality | OEE | produced | provisional |\n|---|---|---|---|---|---|---|\n"
+    for line_id in sorted(by_line):
+        f, mine = by_line[line_id], out.filter(pl.col("line_id") == line_id)
+        table += (f"| {line_id} | {_pct(f.availability)} | {_pct(f.performance)} | {_pct(f.quality)} | {_pct(f.oee)} "
+                  f"| {int(mine['produced'].sum())} | {int(mine['provisional'].sum())} of {mine.height} |\n")
+    plant = roll_up(out)
+    headline = {name: round(value, 4) for name in ("availability", "performance", "quality", "oee")
+                if (value := getattr(plant, name)) is not None}
     return dg.MaterializeResult(metadata={
         "dagster/row_count": out.height, "delta_version": version, "path": dg.MetadataValue.path(str(target)),
         "provisional_rows": int(out["provisional"].sum()) if out.height else 0, **headline,
+        **{f"oee/{line_id}": round(f.oee, 4) for line_id, f in sorted(by_line.items()) if f.oee is not None},
+        "by_line": dg.MetadataValue.md(table),
     })
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f} %"
 
 
 @shift_asset(

@@ -7,6 +7,7 @@ import dagster as dg
 import polars as pl
 
 from twin_pipeline.counters import increments, series
+from twin_pipeline.data_quality import heartbeat_silences
 from twin_pipeline.delta_io import replace_shifts
 from twin_pipeline.layers import layer_path, plc_gaps, previous_shift
 from twin_pipeline.shift_assets import BRONZE_WITH_PREVIOUS, CALENDAR, bronze_with_previous, shift_asset
@@ -23,14 +24,16 @@ def _lines(samples: pl.DataFrame) -> list[str]:
 @shift_asset(
     key=["silver", "state_intervals"], group="silver", deps=[BRONZE_WITH_PREVIOUS],
     description="PackML state intervals per line, clipped to the shift, with time element, stop reason and "
-                "outage flag (the state at the shift start comes from the previous shift).",
+                "gap flag (a collector outage or a silent heartbeat; the state at the shift start comes from the "
+                "previous shift).",
 )
 def silver_state_intervals(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     frames = []
     for shift_id in context.partition_keys:
         window = CALENDAR.window(shift_id)
         samples = bronze_with_previous(lake.path(), shift_id)
-        frames.append(state_intervals(samples, window, _lines(samples), plc_gaps(lake.path(), window)))
+        silences = [(g.line_id, g.start, g.end) for g in heartbeat_silences(samples, window)]
+        frames.append(state_intervals(samples, window, _lines(samples), plc_gaps(lake.path(), window) + silences))
     out = pl.concat(frames)
     target = layer_path(lake.path(), "silver", "state_intervals")
     version = replace_shifts(target, out, context.partition_keys)
