@@ -153,3 +153,75 @@ def gold_fact_quality(context: dg.AssetExecutionContext, lake: LakeResource) -> 
         "dagster/row_count": out.height, "delta_version": version, "path": dg.MetadataValue.path(str(target)),
         "out_of_tolerance": int(out["out_of_tolerance"].sum()) if out.height else 0,
     })
+
+
+#: Shifts (this one and those before it) whose failures the Weibull fit uses: a week of the default calendar.
+RELIABILITY_LOOKBACK_SHIFTS = 21
+
+RELIABILITY_SCHEMA = {
+    "shift_id": pl.String, "line_id": pl.String, "failures": pl.Int64, "production_time_s": pl.Float64,
+    "fault_time_s": pl.Float64, "mtbf_s": pl.Float64, "mttr_s": pl.Float64,
+    "fit_window_start": pl.Datetime("us", "UTC"), "fit_failures": pl.Int64, "fit_censored": pl.Int64,
+    "weibull_shape": pl.Float64, "weibull_scale": pl.Float64,
+    "injected_ttf_distribution": pl.String, "injected_ttf_params": pl.String,
+    "injected_weibull_shape": pl.Float64, "injected_weibull_scale": pl.Float64,
+    "injected_repair_distribution": pl.String, "injected_faults": pl.Int64, "injected_mean_repair_s": pl.Float64,
+}
+
+
+@shift_asset(
+    key=["gold", "fact_reliability"], group="gold",
+    deps=[dg.AssetDep(dg.AssetKey(["silver", "state_intervals"]), partition_mapping=dg.TimeWindowPartitionMapping(
+        start_offset=-(RELIABILITY_LOOKBACK_SHIFTS - 1))), dg.AssetKey(["edge", "injected_events"])],
+    description="Reliability per line and shift: failures, MTBF (production time per failure), MTTR (fault time per "
+                f"failure), and a Weibull fit (right-censored MLE) of the times to failure of the last "
+                f"{RELIABILITY_LOOKBACK_SHIFTS} shifts, next to the distribution the variability engine injected.",
+)
+def gold_fact_reliability(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    from edge_collector.schemas import edge_table_path
+    from twin_pipeline.delta_io import scan_edge
+    from twin_pipeline.layers import previous_shift
+    from twin_pipeline.reliability import failures, fit_weibull, injected
+
+    rows = []
+    for shift_id in context.partition_keys:
+        window = CALENDAR.window(shift_id)
+        history = [window]
+        for _ in range(RELIABILITY_LOOKBACK_SHIFTS - 1):
+            history.append(previous_shift(CALENDAR, history[-1]))
+        intervals = read_shifts(layer_path(lake.path(), "silver", "state_intervals"), [w.shift_id for w in history])
+        events = scan_edge(edge_table_path(lake.path(), "injected_events"), "injected_events", "event_ts",
+                           history[-1].start, window.end).collect()
+        mine_all = intervals.filter(pl.col("shift_id") == shift_id) if intervals.height else intervals
+        for line_id in sorted(mine_all["line_id"].unique().to_list()) if mine_all.height else []:
+            lookback = intervals.filter(pl.col("line_id") == line_id)
+            shift = lookback.filter(pl.col("shift_id") == shift_id)
+            seen = failures(lookback)
+            in_shift = [(t, r) for t, r in zip(seen.fault_starts, seen.repair_s) if window.start <= t < window.end]
+            fit = fit_weibull(seen.times_to_failure_s, seen.censored_s)
+            line_events = events.filter(pl.col("line_id") == line_id)
+            truth = injected(line_events.filter(pl.col("event_ts") >= window.start))
+            ever = injected(line_events)  # the distribution in force, even in a shift without a fault
+            production_s = float(shift.filter(pl.col("time_element") == "production")["duration_s"].sum())
+            n = len(in_shift)
+            rows.append({
+                "shift_id": shift_id, "line_id": line_id, "failures": n, "production_time_s": production_s,
+                "fault_time_s": float(shift.filter(pl.col("time_element") == "fault")["duration_s"].sum()),
+                "mtbf_s": production_s / n if n else None, "mttr_s": sum(r for _, r in in_shift) / n if n else None,
+                "fit_window_start": history[-1].start, "fit_failures": fit.failures, "fit_censored": fit.censored,
+                "weibull_shape": fit.shape, "weibull_scale": fit.scale,
+                "injected_ttf_distribution": ever.ttf_distribution, "injected_ttf_params": ever.ttf_params,
+                "injected_weibull_shape": ever.weibull_shape, "injected_weibull_scale": ever.weibull_scale,
+                "injected_repair_distribution": ever.repair_distribution, "injected_faults": truth.faults,
+                "injected_mean_repair_s": truth.mean_repair_s,
+            })
+    out = pl.DataFrame(rows, schema=RELIABILITY_SCHEMA)
+    target = layer_path(lake.path(), "gold", "fact_reliability")
+    version = replace_shifts(target, out, context.partition_keys)
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": out.height, "delta_version": version, "path": dg.MetadataValue.path(str(target)),
+        "failures": int(out["failures"].sum()) if out.height else 0,
+        "injected_faults": int(out["injected_faults"].sum()) if out.height else 0,
+        **{f"weibull_shape/{r['line_id']}": round(r["weibull_shape"], 3) for r in out.iter_rows(named=True)
+           if r["weibull_shape"] is not None and r["shift_id"] == context.partition_keys[-1]},
+    })
