@@ -31,8 +31,15 @@ def lake(full_shift: tuple[Path, dict], tmp_path: Path) -> Path:
 
 def test_gold_oee_reconciles_with_the_plc(lake: Path, full_shift: tuple[Path, dict]) -> None:
     truth = full_shift[1]
-    assert run(lake).success
+    result = run(lake)
+    assert result.success
     gold = pl.read_delta(str(lake / "gold" / "fact_oee_shift")).sort("line_id")
+    # the UI shows the headline without a notebook: per line, and for the plant rolled up from sums
+    meta = {k: v.value for k, v in result.asset_materializations_for_node("gold__fact_oee_shift")[0].metadata.items()}
+    for row in gold.iter_rows(named=True):
+        assert meta[f"oee/{row['line_id']}"] == round(row["oee"], 4)
+        assert f"| {row['line_id']} | {100 * row['availability']:.1f} %" in meta["by_line"]
+    assert min(gold["oee"]) < meta["oee"] < max(gold["oee"])
     assert gold["line_id"].to_list() == ["L1", "L2"]
     for row in gold.iter_rows(named=True):
         plc = truth[row["line_id"]]
