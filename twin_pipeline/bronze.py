@@ -10,16 +10,10 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from twin_pipeline.schemas import BRONZE_SAMPLES
 from twin_pipeline.shift_calendar import ShiftWindow
 
 KEY = ["line_id", "tag", "source_ts"]
-_TS = pl.Datetime("us", "UTC")
-#: The bronze contract: what silver reads and the schema check enforces.
-SCHEMA = pl.Schema({
-    "shift_id": pl.String, "line_id": pl.String, "tag": pl.String, "source_ts": _TS, "server_ts": _TS,
-    "received_ts": _TS, "value": pl.Float64, "value_text": pl.String, "status_code": pl.Int64,
-    "is_good": pl.Boolean, "session_id": pl.String, "seq": pl.Int64,
-})
 
 
 @dataclass(frozen=True)
@@ -35,7 +29,7 @@ def bronze_samples(raw: pl.DataFrame, window: ShiftWindow) -> tuple[pl.DataFrame
     out = (
         deduped.with_columns(pl.lit(window.shift_id).alias("shift_id"),
                              (pl.col("status_code") // (1 << 30)).eq(0).alias("is_good"))
-        .select(list(SCHEMA))
+        .select(list(BRONZE_SAMPLES))
         .sort(["line_id", "tag", "source_ts"])
     )
     stats = BronzeStats(rows_in=raw.height, duplicates=raw.height - deduped.height,

@@ -11,7 +11,8 @@ import polars as pl
 
 from edge_collector.schemas import edge_table_path
 from plc.tagmap import TAGS
-from twin_pipeline.bronze import KEY, SCHEMA
+from twin_pipeline.bronze import KEY
+from twin_pipeline.schemas import BRONZE_SAMPLES
 from twin_pipeline.delta_io import scan_edge
 from twin_pipeline.shift_calendar import ShiftWindow
 
@@ -25,9 +26,9 @@ MIN_GAP_S = 120.0
 
 def schema_problems(frame_schema: pl.Schema) -> list[str]:
     """Differences between a bronze frame's schema and the bronze contract."""
-    problems = [f"missing column {c}" for c in SCHEMA if c not in frame_schema]
-    problems += [f"unexpected column {c}" for c in frame_schema if c not in SCHEMA]
-    problems += [f"{c} is {frame_schema[c]}, contract says {t}" for c, t in SCHEMA.items()
+    problems = [f"missing column {c}" for c in BRONZE_SAMPLES if c not in frame_schema]
+    problems += [f"unexpected column {c}" for c in frame_schema if c not in BRONZE_SAMPLES]
+    problems += [f"{c} is {frame_schema[c]}, contract says {t}" for c, t in BRONZE_SAMPLES.items()
                  if c in frame_schema and frame_schema[c] != t]
     return problems
 
@@ -73,7 +74,7 @@ def edge_keys(lake: Path, window: ShiftWindow) -> pl.DataFrame:
 
 def reconcile(edge: pl.DataFrame, bronze: pl.DataFrame) -> tuple[int, int]:
     """(keys at the edge missing in bronze, keys in bronze the edge does not hold)."""
-    b = bronze.select(KEY).unique() if bronze.height else pl.DataFrame(schema={k: SCHEMA[k] for k in KEY})
+    b = bronze.select(KEY).unique() if bronze.height else pl.DataFrame(schema={k: BRONZE_SAMPLES[k] for k in KEY})
     e = edge.select(KEY) if edge.height else b.clear()
     return e.join(b, on=KEY, how="anti").height, b.join(e, on=KEY, how="anti").height
 

@@ -10,16 +10,10 @@ from __future__ import annotations
 import polars as pl
 
 from plc.tagmap import TAGS
+from twin_pipeline.schemas import FACT_DOWNTIME
 
 MICROSTOP_S = 60.0
 _NAMES = {v: k for k, v in TAGS.stop_reasons.items()}
-
-SCHEMA = {
-    "shift_id": pl.String, "line_id": pl.String, "stop_start": pl.Datetime("us", "UTC"),
-    "stop_end": pl.Datetime("us", "UTC"), "duration_s": pl.Float64, "reason_code": pl.Int32,
-    "reason": pl.String, "category": pl.String, "states": pl.String, "is_microstop": pl.Boolean,
-    "open_at_shift_start": pl.Boolean, "open_at_shift_end": pl.Boolean, "in_gap": pl.Boolean,
-}
 
 
 def reason_category(code: int | None) -> str:
@@ -34,7 +28,7 @@ def stops(intervals: pl.DataFrame) -> pl.DataFrame:
     """One row per stop of each line in the given shift's state intervals."""
     rows = []
     if not intervals.height:
-        return pl.DataFrame(rows, schema=SCHEMA)
+        return pl.DataFrame(rows, schema=FACT_DOWNTIME)
     for (shift_id, line_id), group in intervals.filter(~pl.col("planned_break")).group_by(["shift_id", "line_id"]):
         group = group.sort("start")
         first_start, last_end = group["start"].min(), group["end"].max()
@@ -63,4 +57,4 @@ def stops(intervals: pl.DataFrame) -> pl.DataFrame:
             else:
                 current.append(r)
         close()
-    return pl.DataFrame(rows, schema=SCHEMA).sort("line_id", "stop_start")
+    return pl.DataFrame(rows, schema=FACT_DOWNTIME).sort("line_id", "stop_start")

@@ -12,6 +12,7 @@ import dagster as dg
 import polars as pl
 
 from twin_pipeline.layers import layer_path, previous_shift, read_shifts
+from twin_pipeline.schemas import column_schema
 from twin_pipeline.shift_calendar import load_calendar
 
 CALENDAR = load_calendar()
@@ -24,7 +25,8 @@ def shift_asset(*, key: Sequence[str], group: str, deps: Sequence[Any], descript
     """`@dg.asset` for a shift-partitioned polars/Delta asset; a range of shifts runs as one run."""
     return dg.asset(key=list(key), deps=list(deps), partitions_def=SHIFTS,
                     backfill_policy=dg.BackfillPolicy.single_run(), group_name=group,
-                    kinds={"polars", "deltalake"}, owners=["team:data"], description=description)
+                    kinds={"polars", "deltalake"}, owners=["team:data"], description=description,
+                    metadata={"dagster/column_schema": column_schema("/".join(key)), "partitioned_by": "shift_id"})
 
 
 def bronze_with_previous(lake: Path, shift_id: str) -> pl.DataFrame:

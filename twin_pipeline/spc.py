@@ -11,11 +11,7 @@ import math
 
 import polars as pl
 
-SCHEMA = {
-    "shift_id": pl.String, "line_id": pl.String, "parts_measured": pl.Int64, "mean_mm": pl.Float64,
-    "sigma_mm": pl.Float64, "tolerance_mm": pl.Float64, "cp": pl.Float64, "cpk": pl.Float64,
-    "out_of_tolerance": pl.Int64,
-}
+from twin_pipeline.schemas import FACT_QUALITY
 
 
 def spc(shift_id: str, line_id: str, deviations: list[float], tolerance: float | None) -> dict[str, object]:
@@ -43,4 +39,4 @@ def spc_frame(samples: pl.DataFrame, shift_id: str) -> pl.DataFrame:
                                      & (pl.col("shift_id") == shift_id))["value"].to_list()
             tolerance = mine.filter(pl.col("tag") == "Quality.ToleranceMm")["value"]
             rows.append(spc(shift_id, line_id, deviations, float(tolerance[-1]) if tolerance.len() else None))
-    return pl.DataFrame(rows, schema=SCHEMA)
+    return pl.DataFrame(rows, schema=FACT_QUALITY)

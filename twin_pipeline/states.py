@@ -15,15 +15,11 @@ import polars as pl
 
 from plc.tagmap import PackMLState
 from twin_pipeline.oee import TIME_ELEMENT
+from twin_pipeline.schemas import SILVER_STATE_INTERVALS
 from twin_pipeline.shift_calendar import ShiftWindow
 
 STATE_TAG = "Status.StateCurrent"
 REASON_TAG = "Admin.StopReason.ID"
-SCHEMA = {
-    "shift_id": pl.String, "line_id": pl.String, "state": pl.Int32, "state_name": pl.String,
-    "time_element": pl.String, "start": pl.Datetime("us", "UTC"), "end": pl.Datetime("us", "UTC"),
-    "duration_s": pl.Float64, "stop_reason": pl.Int32, "in_gap": pl.Boolean, "planned_break": pl.Boolean,
-}
 
 
 def _changes(samples: pl.DataFrame, line_id: str, tag: str) -> list[tuple[datetime, int]]:
@@ -72,4 +68,4 @@ def state_intervals(samples: pl.DataFrame, window: ShiftWindow, line_ids: list[s
                 "in_gap": any(s < end and e > start for s, e in line_gaps),
                 "planned_break": any(b_start <= start and end <= b_end for b_start, b_end in window.breaks),
             })
-    return pl.DataFrame(rows, schema=SCHEMA)
+    return pl.DataFrame(rows, schema=SILVER_STATE_INTERVALS)

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
-import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
 

@@ -45,6 +45,15 @@ def test_asset_graph_snapshot() -> None:
     assert snapshot == expected
 
 
+def test_every_table_asset_shows_its_contract_columns() -> None:
+    from twin_pipeline.schemas import TABLES
+
+    specs = {spec.key.to_user_string(): spec for spec in defs().resolve_all_asset_specs()}
+    for table, contract in TABLES.items():
+        columns = specs[table].metadata["dagster/column_schema"].columns
+        assert [c.name for c in columns] == list(contract), table
+
+
 def test_asset_check_snapshot() -> None:
     """Which checks guard which asset, and which of them stop gold (blocking)."""
     graph = defs().resolve_asset_graph()

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from twin_pipeline.reliability import failures, fit_weibull
-from twin_pipeline.states import SCHEMA as INTERVALS
+from twin_pipeline.schemas import SILVER_STATE_INTERVALS as INTERVALS
 
 T = datetime(2026, 11, 24, 5, tzinfo=timezone.utc)
 

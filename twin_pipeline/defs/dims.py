@@ -11,12 +11,14 @@ import polars as pl
 from twin_pipeline.shift_assets import CALENDAR
 from twin_pipeline.layers import layer_path
 from twin_pipeline.profiles import LakeResource
+from twin_pipeline.schemas import DIM_DATE, DIM_LINE, DIM_SHIFT, column_schema
 
 #: How far ahead of today the calendar dimensions reach, so the current and next shifts join.
 AHEAD_DAYS = 2
 
 
-def _write(path, frame: pl.DataFrame) -> int:  # noqa: ANN001
+def _write(path, frame: pl.DataFrame, schema: pl.Schema) -> int:  # noqa: ANN001
+    frame = frame.select(pl.col(name).cast(dtype) for name, dtype in schema.items())
     frame.write_delta(str(path), mode="overwrite", delta_write_options={"schema_mode": "overwrite"})
     from deltalake import DeltaTable
 
@@ -43,28 +45,28 @@ def date_rows(first: date, last: date) -> pl.DataFrame:
     )
 
 
-@dg.asset(key=["gold", "dim_shift"], group_name="gold", kinds={"polars", "deltalake"}, owners=["team:data"],
+@dg.asset(key=["gold", "dim_shift"], metadata={"dagster/column_schema": column_schema("gold/dim_shift")}, group_name="gold", kinds={"polars", "deltalake"}, owners=["team:data"],
           description="Every shift from the calendar start to the day after tomorrow: id, name, UTC window, local date, "
                       "duration and planned busy time (DST nights last 7 h or 9 h).",
           automation_condition=dg.AutomationCondition.on_cron("0 0 * * *", CALENDAR.timezone))
 def gold_dim_shift(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     frame = shift_rows(datetime.now(timezone.utc) + timedelta(days=AHEAD_DAYS))
     path = layer_path(lake.path(), "gold", "dim_shift")
-    return dg.MaterializeResult(metadata={"dagster/row_count": frame.height, "delta_version": _write(path, frame),
+    return dg.MaterializeResult(metadata={"dagster/row_count": frame.height, "delta_version": _write(path, frame, DIM_SHIFT),
                                           "path": dg.MetadataValue.path(str(path))})
 
 
-@dg.asset(key=["gold", "dim_date"], group_name="gold", kinds={"polars", "deltalake"}, owners=["team:data"],
+@dg.asset(key=["gold", "dim_date"], metadata={"dagster/column_schema": column_schema("gold/dim_date")}, group_name="gold", kinds={"polars", "deltalake"}, owners=["team:data"],
           description="Calendar dates (plant-local) with year, quarter, month, ISO week and weekday.",
           automation_condition=dg.AutomationCondition.on_cron("0 0 * * *", CALENDAR.timezone))
 def gold_dim_date(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     frame = date_rows(CALENDAR.start, datetime.now(CALENDAR.tz).date() + timedelta(days=AHEAD_DAYS))
     path = layer_path(lake.path(), "gold", "dim_date")
-    return dg.MaterializeResult(metadata={"dagster/row_count": frame.height, "delta_version": _write(path, frame),
+    return dg.MaterializeResult(metadata={"dagster/row_count": frame.height, "delta_version": _write(path, frame, DIM_DATE),
                                           "path": dg.MetadataValue.path(str(path))})
 
 
-@dg.asset(key=["gold", "dim_line"], deps=[dg.AssetKey(["bronze", "samples"])], group_name="gold",
+@dg.asset(key=["gold", "dim_line"], metadata={"dagster/column_schema": column_schema("gold/dim_line")}, deps=[dg.AssetKey(["bronze", "samples"])], group_name="gold",
           kinds={"polars", "deltalake"}, owners=["team:data"],
           description="Every line seen in bronze with its latest design speed, ideal cycle time and tolerance.")
 def gold_dim_line(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
@@ -82,5 +84,5 @@ def gold_dim_line(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
             frame = frame.with_columns(pl.lit(None, pl.Float64).alias(column))
     frame = frame.with_columns((60.0 / pl.col("design_speed_ppm")).alias("ideal_cycle_time_s")).sort("line_id")
     path = layer_path(lake.path(), "gold", "dim_line")
-    return dg.MaterializeResult(metadata={"dagster/row_count": frame.height, "delta_version": _write(path, frame),
+    return dg.MaterializeResult(metadata={"dagster/row_count": frame.height, "delta_version": _write(path, frame, DIM_LINE),
                                           "path": dg.MetadataValue.path(str(path))})

@@ -11,22 +11,12 @@ from twin_pipeline.delta_io import replace_shifts
 from twin_pipeline.layers import layer_path, read_shifts
 from twin_pipeline.oee import OeeInputs, oee, roll_up
 from twin_pipeline.profiles import LakeResource
+from twin_pipeline.schemas import FACT_OEE_SHIFT, FACT_RELIABILITY
 
 #: Unknown state time a shift may have and still be final: the first sample after a start-up can
 #: trail the shift start by a scan (the PLC stamps same-instant changes 1 us apart).
 UNKNOWN_TOLERANCE_S = 1.0
 
-SCHEMA = {
-    "shift_id": pl.String, "line_id": pl.String, "shift_name": pl.String,
-    "shift_start": pl.Datetime("us", "UTC"), "shift_end": pl.Datetime("us", "UTC"),
-    "shift_length_s": pl.Float64, "planned_downtime_s": pl.Float64, "planned_busy_time_s": pl.Float64,
-    "actual_production_time_s": pl.Float64, "downtime_fault_s": pl.Float64, "downtime_stop_s": pl.Float64,
-    "downtime_setup_s": pl.Float64, "unknown_time_s": pl.Float64, "ideal_cycle_time_s": pl.Float64,
-    "produced": pl.Int64, "good": pl.Int64, "reject": pl.Int64, "produced_in_breaks": pl.Int64,
-    "production_in_breaks_s": pl.Float64, "availability": pl.Float64,
-    "performance": pl.Float64, "quality": pl.Float64, "oee": pl.Float64, "performance_above_1": pl.Boolean,
-    "provisional": pl.Boolean, "provisional_reason": pl.String,
-}
 
 
 def _ideal_cycle_time(samples: pl.DataFrame, line_id: str) -> float | None:
@@ -92,7 +82,7 @@ def gold_fact_oee_shift(context: dg.AssetExecutionContext, lake: LakeResource) -
                 "performance_above_1": figures.performance_above_1,
                 "provisional": bool(reasons), "provisional_reason": "; ".join(reasons) or None,
             })
-    out = pl.DataFrame(rows, schema=SCHEMA)
+    out = pl.DataFrame(rows, schema=FACT_OEE_SHIFT)
     target = layer_path(lake.path(), "gold", "fact_oee_shift")
     version = replace_shifts(target, out, context.partition_keys)
     by_line = {line_id: roll_up(rows) for (line_id,), rows in out.group_by(["line_id"], maintain_order=True)}
@@ -158,15 +148,6 @@ def gold_fact_quality(context: dg.AssetExecutionContext, lake: LakeResource) -> 
 #: Shifts (this one and those before it) whose failures the Weibull fit uses: a week of the default calendar.
 RELIABILITY_LOOKBACK_SHIFTS = 21
 
-RELIABILITY_SCHEMA = {
-    "shift_id": pl.String, "line_id": pl.String, "failures": pl.Int64, "production_time_s": pl.Float64,
-    "fault_time_s": pl.Float64, "mtbf_s": pl.Float64, "mttr_s": pl.Float64,
-    "fit_window_start": pl.Datetime("us", "UTC"), "fit_failures": pl.Int64, "fit_censored": pl.Int64,
-    "weibull_shape": pl.Float64, "weibull_scale": pl.Float64,
-    "injected_ttf_distribution": pl.String, "injected_ttf_params": pl.String,
-    "injected_weibull_shape": pl.Float64, "injected_weibull_scale": pl.Float64,
-    "injected_repair_distribution": pl.String, "injected_faults": pl.Int64, "injected_mean_repair_s": pl.Float64,
-}
 
 
 @shift_asset(
@@ -215,7 +196,7 @@ def gold_fact_reliability(context: dg.AssetExecutionContext, lake: LakeResource)
                 "injected_repair_distribution": ever.repair_distribution, "injected_faults": truth.faults,
                 "injected_mean_repair_s": truth.mean_repair_s,
             })
-    out = pl.DataFrame(rows, schema=RELIABILITY_SCHEMA)
+    out = pl.DataFrame(rows, schema=FACT_RELIABILITY)
     target = layer_path(lake.path(), "gold", "fact_reliability")
     version = replace_shifts(target, out, context.partition_keys)
     return dg.MaterializeResult(metadata={

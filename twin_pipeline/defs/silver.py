@@ -12,6 +12,7 @@ from twin_pipeline.delta_io import replace_shifts
 from twin_pipeline.layers import layer_path, plc_gaps, previous_shift
 from twin_pipeline.shift_assets import BRONZE_WITH_PREVIOUS, CALENDAR, bronze_with_previous, shift_asset
 from twin_pipeline.profiles import LakeResource
+from twin_pipeline.schemas import SILVER_PART_COUNTS
 from twin_pipeline.states import state_intervals
 
 COUNT_TAGS = {"produced": "Admin.ProdProcessedCount", "defective": "Admin.ProdDefectiveCount"}
@@ -83,12 +84,7 @@ def silver_part_counts(context: dg.AssetExecutionContext, lake: LakeResource) ->
                 row[f"{name}_glitches"] = result.glitches
             row["good"] = row["produced"] - row["defective"]  # all parts of the shift, breaks included
             rows.append(row)
-    out = pl.DataFrame(rows, schema={
-        "shift_id": pl.String, "line_id": pl.String, "produced": pl.Int64, "produced_wraps": pl.Int64,
-        "produced_resets": pl.Int64, "produced_glitches": pl.Int64, "defective": pl.Int64,
-        "defective_wraps": pl.Int64, "defective_resets": pl.Int64, "defective_glitches": pl.Int64, "good": pl.Int64,
-        "produced_in_breaks": pl.Int64, "defective_in_breaks": pl.Int64,
-    })
+    out = pl.DataFrame(rows, schema=SILVER_PART_COUNTS)
     target = layer_path(lake.path(), "silver", "part_counts")
     version = replace_shifts(target, out, context.partition_keys)
     return dg.MaterializeResult(metadata={
