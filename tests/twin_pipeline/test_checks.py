@@ -23,6 +23,7 @@ from twin_pipeline.profiles import LakeResource
 SHIFT = "2026-11-24-0600"  # 05:00-13:00 UTC
 ASSETS = [bronze_samples_asset, silver_state_intervals, silver_part_counts, gold_fact_oee_shift]
 CHECKS = [c for c in vars(checks).values() if isinstance(c, dg.AssetChecksDefinition)]
+assert len(CHECKS) == 11  # every per-shift check of defs/checks.py
 
 
 def at(hour: int, minute: int = 0, second: float = 0.0) -> datetime:
@@ -80,6 +81,11 @@ def plant_wrong_design_speed(lake: Path) -> None:
                                  updates={"value": "value / 2"})
 
 
+def plant_edge_behind(lake: Path) -> None:
+    """The collector has not written past the shift end yet (the shift is materialized too early)."""
+    DeltaTable(raw(lake)).delete(f"source_ts >= '{at(13).isoformat()}'")
+
+
 @pytest.fixture
 def lake(full_shift: tuple[Path, dict], tmp_path: Path) -> Path:
     copy = tmp_path / "lake"
@@ -93,7 +99,8 @@ def lake(full_shift: tuple[Path, dict], tmp_path: Path) -> Path:
     (plant_out_of_range, {"bronze_value_ranges"}),
     (plant_counter_reset, {"part_counters_monotonic"}),
     (plant_wrong_design_speed, {"performance_at_most_1"}),
-], ids=["clean", "gap", "out_of_range", "counter_reset", "performance_above_1"])
+    (plant_edge_behind, {"edge_caught_up"}),
+], ids=["clean", "gap", "out_of_range", "counter_reset", "performance_above_1", "edge_behind"])
 def test_each_planted_fault_fails_exactly_its_check(lake: Path, plant: Callable[[Path], None] | None,
                                                     expected: set[str]) -> None:
     if plant is not None:

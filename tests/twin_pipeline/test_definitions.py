@@ -60,6 +60,7 @@ def test_asset_check_snapshot() -> None:
     checks = {(key.asset_key.to_user_string(), key.name): graph.get_check_spec(key).blocking
               for key in graph.asset_check_keys}
     assert checks == {
+        ("edge/raw_samples", "freshness_check"): False,
         ("bronze/samples", "bronze_schema"): True,
         ("bronze/samples", "bronze_no_duplicates"): True,
         ("bronze/samples", "bronze_matches_edge"): True,

@@ -3,6 +3,8 @@ them), and the sensor that records a new Delta version as a runless materializat
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import dagster as dg
 import pyarrow as pa
 from deltalake import DeltaTable
@@ -81,6 +83,16 @@ def edge_delta_versions(context: dg.SensorEvaluationContext, lake: LakeResource)
     return dg.SensorResult(asset_events=events, cursor=cursor)
 
 
+#: The collector commits raw samples every few seconds while a line is connected: a quarter of an hour
+#: without a new Delta version means the collector (or its link to the PLC) is down.
+RAW_SAMPLES_STALE_AFTER = timedelta(minutes=15)
+edge_freshness = dg.build_last_update_freshness_checks(
+    assets=[dg.AssetKey(["edge", "raw_samples"])], lower_bound_delta=RAW_SAMPLES_STALE_AFTER)
+edge_freshness_sensor = dg.build_sensor_for_freshness_checks(
+    freshness_checks=edge_freshness, name="edge_freshness", default_status=dg.DefaultSensorStatus.RUNNING)
+
+
 @dg.definitions
 def edge() -> dg.Definitions:
-    return dg.Definitions(assets=EDGE_ASSETS, sensors=[edge_delta_versions])
+    return dg.Definitions(assets=EDGE_ASSETS, asset_checks=edge_freshness,
+                          sensors=[edge_delta_versions, edge_freshness_sensor])
