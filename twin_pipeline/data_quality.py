@@ -35,8 +35,8 @@ def schema_problems(frame_schema: pl.Schema) -> list[str]:
 
 def missing_tags(samples: pl.DataFrame, line_ids: list[str]) -> list[str]:
     """`line/tag` of subscribed tags with no Good or Uncertain value known by the shift's end (samples:
-    this shift and the previous one, since an unchanged value is not sent again; a writable input
-    stays UncertainInitialValue until somebody writes it, which is still a known value)."""
+    the shift's bronze, carried-in values included, since an unchanged value is not sent again; a
+    writable input stays UncertainInitialValue until somebody writes it, which is still a known value)."""
     expected = [t.path for t in TAGS.subscribed_line_tags()]
     not_bad = (pl.col("status_code") // (1 << 30)) != 2
     seen = set(samples.filter(not_bad).select("line_id", "tag").unique().iter_rows()) if samples.height else set()

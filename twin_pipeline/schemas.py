@@ -15,7 +15,7 @@ _TS = pl.Datetime("us", "UTC")
 BRONZE_SAMPLES = pl.Schema({
     "shift_id": pl.String, "line_id": pl.String, "tag": pl.String, "source_ts": _TS, "server_ts": _TS,
     "received_ts": _TS, "value": pl.Float64, "value_text": pl.String, "status_code": pl.Int64,
-    "is_good": pl.Boolean, "session_id": pl.String, "seq": pl.Int64,
+    "is_good": pl.Boolean, "session_id": pl.String, "seq": pl.Int64, "carried_in": pl.Boolean,
 })
 
 SILVER_STATE_INTERVALS = pl.Schema({

@@ -1,6 +1,5 @@
 """What every shift-partitioned asset shares: the calendar's partitions, the decorator arguments,
-and reading a shift's bronze samples together with the previous shift's (the carry-in state and
-counter baseline)."""
+and reading a shift's bronze samples (its own and the carried-in values it starts with)."""
 
 from __future__ import annotations
 
@@ -11,14 +10,13 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from twin_pipeline.layers import layer_path, previous_shift, read_shifts
+from twin_pipeline.layers import layer_path, read_shifts
 from twin_pipeline.schemas import column_schema
 from twin_pipeline.shift_calendar import load_calendar
 
 CALENDAR = load_calendar()
 SHIFTS = CALENDAR.partitions_def()
 BRONZE = dg.AssetKey(["bronze", "samples"])
-BRONZE_WITH_PREVIOUS = dg.AssetDep(BRONZE, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1))
 
 
 def shift_asset(*, key: Sequence[str], group: str, deps: Sequence[Any], description: str) -> Callable[..., Any]:
@@ -29,7 +27,6 @@ def shift_asset(*, key: Sequence[str], group: str, deps: Sequence[Any], descript
                     metadata={"dagster/column_schema": column_schema("/".join(key)), "partitioned_by": "shift_id"})
 
 
-def bronze_with_previous(lake: Path, shift_id: str) -> pl.DataFrame:
-    """Bronze samples of `shift_id` and of the shift before it."""
-    window = CALENDAR.window(shift_id)
-    return read_shifts(layer_path(lake, "bronze", "samples"), [previous_shift(CALENDAR, window).shift_id, shift_id])
+def read_bronze(lake: Path, shift_id: str) -> pl.DataFrame:
+    """Bronze samples of `shift_id`, carried-in rows included."""
+    return read_shifts(layer_path(lake, "bronze", "samples"), [shift_id])

@@ -28,15 +28,15 @@ def spc(shift_id: str, line_id: str, deviations: list[float], tolerance: float |
 
 
 def spc_frame(samples: pl.DataFrame, shift_id: str) -> pl.DataFrame:
-    """SPC rows for every line with measurements in this shift's bronze samples (plus the previous shift
-    for the tolerance in effect)."""
+    """SPC rows for every line in this shift's bronze samples (parts: its own deviation samples; the
+    tolerance in effect may be a carried-in value)."""
     rows = []
     if samples.height:
         good = samples.filter(pl.col("is_good") & pl.col("value").is_not_null()).sort("source_ts")
         for line_id in sorted(good["line_id"].unique().to_list()):
             mine = good.filter(pl.col("line_id") == line_id)
             deviations = mine.filter((pl.col("tag") == "Quality.LastPartDeviation")
-                                     & (pl.col("shift_id") == shift_id))["value"].to_list()
+                                     & ~pl.col("carried_in"))["value"].to_list()
             tolerance = mine.filter(pl.col("tag") == "Quality.ToleranceMm")["value"]
             rows.append(spc(shift_id, line_id, deviations, float(tolerance[-1]) if tolerance.len() else None))
     return pl.DataFrame(rows, schema=FACT_QUALITY)

@@ -199,3 +199,26 @@ def test_refuses_a_lake_a_collector_is_writing(tmp_path: Path) -> None:
         seed_history(tmp_path / "lake", ["L1"], T0.replace(tzinfo=None), SHIFT_END)
     with pytest.raises(ValueError, match="after start"):
         seed_history(tmp_path / "lake", ["L1"], SHIFT_END, T0)
+
+
+def test_gold_oee_exists_for_every_shift_of_a_continuously_running_line(tmp_path: Path) -> None:
+    """The design speed is published once, at PLC start, and a line can run a whole shift without a
+    state change: OEE of the third shift on still needs both (carried forward shift by shift)."""
+    from twin_pipeline.defs.bronze import bronze_samples_asset
+    from twin_pipeline.defs.gold import gold_fact_oee_shift
+    from twin_pipeline.defs.silver import silver_part_counts, silver_state_intervals
+    from twin_pipeline.profiles import LakeResource
+
+    lake = tmp_path / "lake"
+    seed_history(lake, ["L1", "L2"], T0, T0 + timedelta(hours=32), seed=5)  # no variability: no state changes
+    assets = [bronze_samples_asset, silver_state_intervals, silver_part_counts, gold_fact_oee_shift]
+    shifts = ["2026-11-24-0600", "2026-11-24-1400", "2026-11-24-2200", "2026-11-25-0600"]
+    resources = {"lake": LakeResource(root=str(lake))}
+    for shift in shifts:  # one run per shift, as the schedule does it
+        assert dg.materialize(assets, partition_key=shift, resources=resources).success
+    gold = pl.read_delta(str(lake / "gold" / "fact_oee_shift")).sort("shift_id", "line_id")
+    assert sorted(gold["shift_id"].unique()) == shifts
+    assert gold["oee"].null_count() == 0 and gold["ideal_cycle_time_s"].null_count() == 0
+    assert gold["unknown_time_s"].max() < 1e-3 and not gold["provisional"].any()  # 1 us at the PLC start
+    later = gold.filter(pl.col("shift_id") != shifts[0])
+    assert (later["performance"] - 0.95).abs().max() < 0.01  # fed at 95 % of design speed, all shift long

@@ -52,13 +52,20 @@ def test_bronze_is_the_shift_slice_deduplicated_and_rerun_is_identical(edge_lake
     assert read_bronze(lake).equals(bronze)  # a re-run replaces exactly that shift: identical content
 
 
-def test_an_empty_shift_is_an_empty_slice_and_other_shifts_stay(edge_lake: Path, tmp_path: Path) -> None:
+def test_a_shift_without_samples_holds_only_the_carried_in_values_and_other_shifts_stay(edge_lake: Path,
+                                                                                         tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     shutil.copytree(edge_lake, lake)
     assert materialize(lake, SHIFT).success
     before = read_bronze(lake)
+    assert not before["carried_in"].any()  # the PLC started at the shift start: nothing before it
     assert materialize(lake, "2026-11-24-1400").success  # no data in the late shift
-    assert read_bronze(lake).equals(before)
+    late = read_bronze(lake).filter(pl.col("shift_id") == "2026-11-24-1400")
+    assert late["carried_in"].all()
+    # exactly the last row of each (line, tag) of the early shift
+    last = before.sort("source_ts").group_by("line_id", "tag").last().sort("line_id", "tag")
+    assert late.sort("line_id", "tag").drop("shift_id", "carried_in").equals(last.drop("shift_id", "carried_in"))
+    assert read_bronze(lake).filter(pl.col("shift_id") == SHIFT).equals(before)
 
 
 def test_a_range_of_shifts_is_one_run(edge_lake: Path, tmp_path: Path) -> None:
@@ -68,7 +75,14 @@ def test_a_range_of_shifts_is_one_run(edge_lake: Path, tmp_path: Path) -> None:
     assert result.success
     meta = result.get_asset_materialization_events()[0].materialization.metadata
     assert meta["shifts"].value == 3
-    assert set(read_bronze(lake)["shift_id"]) == {SHIFT}
+    bronze = read_bronze(lake)
+    assert set(bronze.filter(~pl.col("carried_in"))["shift_id"]) == {SHIFT}
+    # the late shift starts from the early shift's last values (nothing before the PLC started)
+    assert set(bronze.filter(pl.col("carried_in"))["shift_id"]) == {"2026-11-24-1400"}
+
+
+#: Every shift-partitioned asset (the README's backfill command): the dimensions are not partitioned.
+SHIFT_SELECTION = 'group:bronze or group:silver or (group:gold and not key:"gold/dim_*")'
 
 
 def test_cli_backfill_with_a_partition_range(edge_lake: Path, tmp_path: Path) -> None:
@@ -81,8 +95,12 @@ def test_cli_backfill_with_a_partition_range(edge_lake: Path, tmp_path: Path) ->
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {**os.environ, "TWIN_HOME": str(tmp_path / "twin"), "DAGSTER_HOME": str(tmp_path)}
     out = subprocess.run([str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m",
-                          "twin_pipeline.definitions", "--select", "bronze/samples", "--partition-range",
+                          "twin_pipeline.definitions", "--select", SHIFT_SELECTION, "--partition-range",
                           "2026-11-24-0600...2026-11-24-2200"], env=env, capture_output=True, text=True, timeout=300,
                          cwd=Path(__file__).resolve().parents[2])
     assert out.returncode == 0, out.stderr[-3000:]
-    assert set(read_bronze(lake)["shift_id"]) == {SHIFT}
+    assert set(read_bronze(lake).filter(~pl.col("carried_in"))["shift_id"]) == {SHIFT}
+    gold = pl.read_delta(str(lake / "gold" / "fact_oee_shift"))
+    # the two later shifts have no data: the lines are known, but nobody watched them
+    assert gold.filter(pl.col("shift_id") != SHIFT)["provisional_reason"].unique().to_list() == ["data gap"]
+    assert gold.filter(pl.col("shift_id") != SHIFT).height == 4

@@ -14,7 +14,7 @@ from twin_pipeline.data_quality import (
 from twin_pipeline.delta_io import mark_provisional
 from twin_pipeline.layers import layer_path, plc_gaps, read_shifts
 from twin_pipeline.profiles import LakeResource
-from twin_pipeline.shift_assets import BRONZE, CALENDAR, SHIFTS, bronze_with_previous
+from twin_pipeline.shift_assets import BRONZE, CALENDAR, SHIFTS, read_bronze
 from twin_pipeline.value_ranges import out_of_range
 
 
@@ -72,7 +72,7 @@ def bronze_matches_edge(context: dg.AssetCheckExecutionContext, lake: LakeResour
     missing = extra = edge_rows = 0
     for shift_id in _shift_ids(context):
         edge = edge_keys(lake.path(), CALENDAR.window(shift_id))
-        mine = bronze.filter(pl.col("shift_id") == shift_id) if bronze.height else bronze
+        mine = bronze.filter((pl.col("shift_id") == shift_id) & ~pl.col("carried_in")) if bronze.height else bronze
         m, e = reconcile(edge, mine)
         missing, extra, edge_rows = missing + m, extra + e, edge_rows + edge.height
     return _provisional_unless("bronze_matches_edge", context, lake, missing == 0 and extra == 0,
@@ -86,8 +86,8 @@ def bronze_matches_edge(context: dg.AssetCheckExecutionContext, lake: LakeResour
 def bronze_complete(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
     missing = []
     for shift_id in _shift_ids(context):
-        samples = bronze_with_previous(lake.path(), shift_id)
-        lines = sorted(samples.filter(pl.col("shift_id") == shift_id)["line_id"].unique().to_list()) if samples.height else []
+        samples = read_bronze(lake.path(), shift_id)
+        lines = sorted(samples.filter(~pl.col("carried_in"))["line_id"].unique().to_list()) if samples.height else []
         missing += [f"{shift_id} {m}" for m in missing_tags(samples, lines)]
     return _provisional_unless("bronze_complete", context, lake, not missing,
                      {"missing_tags": ", ".join(missing) or "none", "missing_count": len(missing)})
@@ -113,7 +113,8 @@ def bronze_no_gaps(context: dg.AssetCheckExecutionContext, lake: LakeResource) -
                 description="Value ranges from the tag map: PackML states, stop reasons, integer types, booleans, "
                             "non-negative times and rates, plausible deviations (twin_pipeline/value_ranges.py).")
 def bronze_value_ranges(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
-    bad = out_of_range(_rows(lake, "bronze", "samples", context))
+    rows = _rows(lake, "bronze", "samples", context)
+    bad = out_of_range(rows.filter(~pl.col("carried_in")) if rows.height else rows)  # carried rows: checked in their shift
     by_tag = bad.group_by("line_id", "tag").agg(pl.len().alias("n"), pl.col("value").first().alias("example"))
     listed = [f"{r['line_id']}/{r['tag']}: {r['n']} (e.g. {r['example']})" for r in by_tag.sort("line_id", "tag").iter_rows(named=True)]
     # WARN: what an implausible value does to OEE already shows in gold (unknown state time, counter glitches)

@@ -6,7 +6,7 @@
 import dagster as dg
 import polars as pl
 
-from twin_pipeline.shift_assets import BRONZE_WITH_PREVIOUS, CALENDAR, bronze_with_previous, shift_asset
+from twin_pipeline.shift_assets import BRONZE, CALENDAR, read_bronze, shift_asset
 from twin_pipeline.delta_io import replace_shifts
 from twin_pipeline.layers import layer_path, read_shifts
 from twin_pipeline.oee import OeeInputs, oee, roll_up
@@ -27,7 +27,7 @@ def _ideal_cycle_time(samples: pl.DataFrame, line_id: str) -> float | None:
 
 @shift_asset(
     key=["gold", "fact_oee_shift"], group="gold",
-    deps=[dg.AssetKey(["silver", "state_intervals"]), dg.AssetKey(["silver", "part_counts"]), BRONZE_WITH_PREVIOUS],
+    deps=[dg.AssetKey(["silver", "state_intervals"]), dg.AssetKey(["silver", "part_counts"]), BRONZE],
     description="OEE per line and shift (ISO 22400-2) over planned busy time (breaks excluded; a line that runs "
                 "through a break is reported in *_in_breaks): actual production time, downtime by kind, "
                 "produced/good/reject, availability, performance (flagged above 1, never capped), quality, OEE, and "
@@ -39,7 +39,7 @@ def gold_fact_oee_shift(context: dg.AssetExecutionContext, lake: LakeResource) -
         window = CALENDAR.window(shift_id)
         intervals = read_shifts(layer_path(lake.path(), "silver", "state_intervals"), [shift_id])
         counts = read_shifts(layer_path(lake.path(), "silver", "part_counts"), [shift_id])
-        samples = bronze_with_previous(lake.path(), shift_id)
+        samples = read_bronze(lake.path(), shift_id)
         lines = sorted(set(intervals["line_id"].to_list() if intervals.height else [])
                        | set(counts["line_id"].to_list() if counts.height else []))
         for line_id in lines:
@@ -126,7 +126,7 @@ def gold_fact_downtime(context: dg.AssetExecutionContext, lake: LakeResource) ->
 
 
 @shift_asset(
-    key=["gold", "fact_quality"], group="gold", deps=[BRONZE_WITH_PREVIOUS],
+    key=["gold", "fact_quality"], group="gold", deps=[BRONZE],
     description="SPC per line and shift: parts measured, mean and sigma of the deviation from nominal, Cp, Cpk "
                 "against the PLC's tolerance, out-of-tolerance count.",
 )
@@ -135,7 +135,7 @@ def gold_fact_quality(context: dg.AssetExecutionContext, lake: LakeResource) -> 
 
     frames = []
     for shift_id in context.partition_keys:
-        frames.append(spc_frame(bronze_with_previous(lake.path(), shift_id), shift_id))
+        frames.append(spc_frame(read_bronze(lake.path(), shift_id), shift_id))
     out = pl.concat(frames)
     target = layer_path(lake.path(), "gold", "fact_quality")
     version = replace_shifts(target, out, context.partition_keys)

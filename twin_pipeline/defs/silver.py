@@ -9,8 +9,8 @@ import polars as pl
 from twin_pipeline.counters import increments, series
 from twin_pipeline.data_quality import heartbeat_silences
 from twin_pipeline.delta_io import replace_shifts
-from twin_pipeline.layers import layer_path, plc_gaps, previous_shift
-from twin_pipeline.shift_assets import BRONZE_WITH_PREVIOUS, CALENDAR, bronze_with_previous, shift_asset
+from twin_pipeline.layers import layer_path, plc_gaps
+from twin_pipeline.shift_assets import BRONZE, CALENDAR, read_bronze, shift_asset
 from twin_pipeline.profiles import LakeResource
 from twin_pipeline.schemas import SILVER_PART_COUNTS
 from twin_pipeline.states import state_intervals
@@ -23,16 +23,16 @@ def _lines(samples: pl.DataFrame) -> list[str]:
 
 
 @shift_asset(
-    key=["silver", "state_intervals"], group="silver", deps=[BRONZE_WITH_PREVIOUS],
+    key=["silver", "state_intervals"], group="silver", deps=[BRONZE],
     description="PackML state intervals per line, clipped to the shift, with time element, stop reason and "
-                "gap flag (a collector outage or a silent heartbeat; the state at the shift start comes from the "
-                "previous shift).",
+                "gap flag (a collector outage or a silent heartbeat; the state at the shift start is the carried-in "
+                "one).",
 )
 def silver_state_intervals(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     frames = []
     for shift_id in context.partition_keys:
         window = CALENDAR.window(shift_id)
-        samples = bronze_with_previous(lake.path(), shift_id)
+        samples = read_bronze(lake.path(), shift_id)
         silences = [(g.line_id, g.start, g.end) for g in heartbeat_silences(samples, window)]
         frames.append(state_intervals(samples, window, _lines(samples), plc_gaps(lake.path(), window) + silences))
     out = pl.concat(frames)
@@ -45,7 +45,7 @@ def silver_state_intervals(context: dg.AssetExecutionContext, lake: LakeResource
 
 
 @shift_asset(
-    key=["silver", "part_counts"], group="silver", deps=[BRONZE_WITH_PREVIOUS],
+    key=["silver", "part_counts"], group="silver", deps=[BRONZE],
     description="Produced and defective parts per line and shift, from PLC counter increments that survive "
                 "UInt32 wraps and PLC restarts (counted, so checks can explain them).",
 )
@@ -53,10 +53,9 @@ def silver_part_counts(context: dg.AssetExecutionContext, lake: LakeResource) ->
     rows = []
     for shift_id in context.partition_keys:
         window = CALENDAR.window(shift_id)
-        previous = previous_shift(CALENDAR, window).shift_id
-        samples = bronze_with_previous(lake.path(), shift_id)
-        before = samples.filter(pl.col("shift_id") == previous)
-        inside = samples.filter(pl.col("shift_id") == shift_id)
+        samples = read_bronze(lake.path(), shift_id)
+        before = samples.filter(pl.col("carried_in"))  # the counters' last values before the shift: the baseline
+        inside = samples.filter(~pl.col("carried_in"))
         for line_id in _lines(samples):
             speed = samples.filter((pl.col("line_id") == line_id) & (pl.col("tag") == "Admin.MachDesignSpeed"))
             max_rate = (float(speed["value"].max()) if speed.height else 1000.0) / 60.0
