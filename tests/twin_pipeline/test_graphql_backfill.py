@@ -3,19 +3,10 @@
 simulator and collector, then read gold from the lake and the asset checks from GraphQL.
 
 Where the time goes (2 cores): `dagster dev` answers in about 20 s; the backfill daemon evaluates
-backfills every 30 s (hard-coded, `DEFAULT_DAEMON_INTERVAL_SECONDS`), and this backfill needs three
-of its ticks: one submits the bronze run, the next the silver + gold run (silver reads bronze of the
-shift and of the one before, a non-identity partition mapping, so it cannot share bronze's run), the
-third marks the backfill complete. So about 60-90 s of backfill whatever the runs do. The runs use the
-in-process executor (run config of the backfill): with Dagster's default multiprocess executor every
-step and check starts its own Python process (about 8 s each here), the silver + gold run then misses
-a tick and the backfill took about 150 s.
-
-`partitionNames` name the shifts of the backfill's root (bronze); Dagster derives the downstream assets'
-shifts through their partition mappings, and silver/gold read bronze of the shift *before*
-(`TimeWindowPartitionMapping(start_offset=-1)`), so silver and gold are also materialized for the shift
-after the last one named (here 2026-11-24-1400, which has no data). `partitionsByAssets` would name
-every asset's shifts exactly.
+backfills every 30 s (hard-coded, `DEFAULT_DAEMON_INTERVAL_SECONDS`). The code location's default
+executor is in-process (with Dagster's multiprocess default every step and check starts its own
+Python process, about 8 s each here). Every shift asset maps shifts one to one and has a single-run
+backfill policy, so the named shifts are exactly the shifts materialized.
 """
 
 from __future__ import annotations
@@ -36,9 +27,6 @@ LOCATION = "twin_pipeline"
 SHIFTS = ["2026-11-23-2200", "2026-11-24-0600"]  # the night before (no data) and the early shift (40 min of data)
 DATA_SHIFT = "2026-11-24-0600"
 ASSETS = ["bronze/samples", "silver/state_intervals", "silver/part_counts", "gold/fact_oee_shift"]
-#: One process per run instead of one per step (see the module docstring); the run still goes through the
-#: daemon, the run queue and the default run launcher (a run worker process per run).
-RUN_CONFIG = {"execution": {"config": {"in_process": {}}}}
 #: The run queue's default dequeue interval is 5 s; 1 s saves a few seconds per run.
 INSTANCE_YAML = "run_queue:\n  dequeue_interval_seconds: 1\n"
 #: An ERROR/CRITICAL line of dagster dev's processes (coloredlogs wraps the level in colour codes), or a traceback:
@@ -146,7 +134,7 @@ def test_backfill_of_past_shifts_through_graphql(dagster_dev: DagsterDev, tmp_pa
     t0 = time.monotonic()
     launched = dev.graphql(LAUNCH, {"params": {
         "assetSelection": [{"path": key.split("/")} for key in ASSETS],
-        "partitionNames": SHIFTS, "fromFailure": False, "runConfigData": RUN_CONFIG,
+        "partitionNames": SHIFTS, "fromFailure": False,
         "title": "test_graphql_backfill",
     }})["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
