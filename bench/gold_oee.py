@@ -109,10 +109,6 @@ def materialize(assets: list[Any], lake: Path, **kwargs: Any) -> None:
 # ---------------------------------------------------------------------------------------- floor and DuckDB
 
 
-def previous(shift: str) -> str:
-    return CALENDAR.shift_at(CALENDAR.window(shift).start - timedelta(microseconds=1)).shift_id
-
-
 def scan_floor(lake: Path, shift: str) -> int:
     """Read what gold reads for a shift, only the columns it uses; no computation. Returns rows read."""
     intervals = pl.scan_delta(str(lake / "silver" / "state_intervals")).filter(pl.col("shift_id") == shift).select(
@@ -120,7 +116,7 @@ def scan_floor(lake: Path, shift: str) -> int:
     counts = pl.scan_delta(str(lake / "silver" / "part_counts")).filter(pl.col("shift_id") == shift).select(
         "line_id", "produced", "defective", "produced_in_breaks", "defective_in_breaks", "produced_resets").collect()
     bronze = pl.scan_delta(str(lake / "bronze" / "samples")).filter(
-        pl.col("shift_id").is_in([previous(shift), shift])).select(
+        (pl.col("shift_id") == shift) & (pl.col("tag") == "Admin.MachDesignSpeed")).select(
         "line_id", "tag", "source_ts", "value", "is_good").collect()
     return intervals.height + counts.height + bronze.height
 
@@ -139,7 +135,7 @@ class DuckOee:
     speed AS (
         SELECT line_id, arg_max(value, source_ts) AS design_ppm
         FROM {bronze}
-        WHERE shift_id IN ($previous, $shift) AND tag = 'Admin.MachDesignSpeed' AND is_good AND value > 0
+        WHERE shift_id = $shift AND tag = 'Admin.MachDesignSpeed' AND is_good AND value > 0
         GROUP BY line_id),
     base AS (
         SELECT l.line_id, COALESCE(iv.apt, 0.0) AS apt, COALESCE(pc.produced, 0) AS produced,
@@ -178,12 +174,10 @@ class DuckOee:
         return f"read_parquet([{listed}], hive_partitioning = true)"
 
     def figures(self, shift: str) -> list[dict[str, Any]]:
-        before = previous(shift)
         sql = self.SQL.format(intervals=self._source(self.lake / "silver" / "state_intervals", [shift]),
                               counts=self._source(self.lake / "silver" / "part_counts", [shift]),
-                              bronze=self._source(self.lake / "bronze" / "samples", [before, shift]))
-        cur = self.con.execute(sql, {"shift": shift, "previous": before,
-                                     "pbt": CALENDAR.window(shift).planned_busy_time_s})
+                              bronze=self._source(self.lake / "bronze" / "samples", [shift]))
+        cur = self.con.execute(sql, {"shift": shift, "pbt": CALENDAR.window(shift).planned_busy_time_s})
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row)) for row in cur.fetchall()]
 

@@ -11,7 +11,7 @@ import dagster as dg
 import polars as pl
 
 from twin_pipeline.layers import layer_path, read_shifts
-from twin_pipeline.schemas import column_schema
+from twin_pipeline.schemas import BRONZE_SAMPLES, column_schema
 from twin_pipeline.shift_calendar import load_calendar
 
 CALENDAR = load_calendar()
@@ -27,6 +27,11 @@ def shift_asset(*, key: Sequence[str], group: str, deps: Sequence[Any], descript
                     metadata={"dagster/column_schema": column_schema("/".join(key)), "partitioned_by": "shift_id"})
 
 
-def read_bronze(lake: Path, shift_id: str) -> pl.DataFrame:
-    """Bronze samples of `shift_id`, carried-in rows included."""
-    return read_shifts(layer_path(lake, "bronze", "samples"), [shift_id])
+def read_bronze(lake: Path, shift_id: str, tags: Sequence[str] | None = None) -> pl.DataFrame:
+    """Bronze samples of `shift_id`, carried-in rows included; only `tags` when given (read pushed down)."""
+    path = layer_path(lake, "bronze", "samples")
+    if tags is None:
+        return read_shifts(path, [shift_id])
+    if not (path / "_delta_log").exists():
+        return pl.DataFrame(schema=BRONZE_SAMPLES)
+    return pl.scan_delta(str(path)).filter((pl.col("shift_id") == shift_id) & pl.col("tag").is_in(list(tags))).collect()

@@ -13,6 +13,9 @@ import polars as pl
 
 from twin_pipeline.schemas import FACT_QUALITY
 
+#: The bronze tags SPC reads.
+SPC_TAGS = ("Quality.LastPartDeviation", "Quality.ToleranceMm")
+
 
 def spc(shift_id: str, line_id: str, deviations: list[float], tolerance: float | None) -> dict[str, object]:
     n = len(deviations)

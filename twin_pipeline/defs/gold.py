@@ -39,7 +39,7 @@ def gold_fact_oee_shift(context: dg.AssetExecutionContext, lake: LakeResource) -
         window = CALENDAR.window(shift_id)
         intervals = read_shifts(layer_path(lake.path(), "silver", "state_intervals"), [shift_id])
         counts = read_shifts(layer_path(lake.path(), "silver", "part_counts"), [shift_id])
-        samples = read_bronze(lake.path(), shift_id)
+        samples = read_bronze(lake.path(), shift_id, ["Admin.MachDesignSpeed"])
         lines = sorted(set(intervals["line_id"].to_list() if intervals.height else [])
                        | set(counts["line_id"].to_list() if counts.height else []))
         for line_id in lines:
@@ -131,11 +131,11 @@ def gold_fact_downtime(context: dg.AssetExecutionContext, lake: LakeResource) ->
                 "against the PLC's tolerance, out-of-tolerance count.",
 )
 def gold_fact_quality(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-    from twin_pipeline.spc import spc_frame
+    from twin_pipeline.spc import SPC_TAGS, spc_frame
 
     frames = []
     for shift_id in context.partition_keys:
-        frames.append(spc_frame(read_bronze(lake.path(), shift_id), shift_id))
+        frames.append(spc_frame(read_bronze(lake.path(), shift_id, SPC_TAGS), shift_id))
     out = pl.concat(frames)
     target = layer_path(lake.path(), "gold", "fact_quality")
     version = replace_shifts(target, out, context.partition_keys)

@@ -7,13 +7,13 @@ import dagster as dg
 import polars as pl
 
 from twin_pipeline.counters import increments, series
-from twin_pipeline.data_quality import heartbeat_silences
+from twin_pipeline.data_quality import HEARTBEAT_TAG, heartbeat_silences
 from twin_pipeline.delta_io import replace_shifts
 from twin_pipeline.layers import layer_path, plc_gaps
 from twin_pipeline.shift_assets import BRONZE, CALENDAR, read_bronze, shift_asset
 from twin_pipeline.profiles import LakeResource
 from twin_pipeline.schemas import SILVER_PART_COUNTS
-from twin_pipeline.states import state_intervals
+from twin_pipeline.states import REASON_TAG, STATE_TAG, state_intervals
 
 COUNT_TAGS = {"produced": "Admin.ProdProcessedCount", "defective": "Admin.ProdDefectiveCount"}
 
@@ -32,7 +32,7 @@ def silver_state_intervals(context: dg.AssetExecutionContext, lake: LakeResource
     frames = []
     for shift_id in context.partition_keys:
         window = CALENDAR.window(shift_id)
-        samples = read_bronze(lake.path(), shift_id)
+        samples = read_bronze(lake.path(), shift_id, [STATE_TAG, REASON_TAG, HEARTBEAT_TAG])
         silences = [(g.line_id, g.start, g.end) for g in heartbeat_silences(samples, window)]
         frames.append(state_intervals(samples, window, _lines(samples), plc_gaps(lake.path(), window) + silences))
     out = pl.concat(frames)
@@ -53,7 +53,7 @@ def silver_part_counts(context: dg.AssetExecutionContext, lake: LakeResource) ->
     rows = []
     for shift_id in context.partition_keys:
         window = CALENDAR.window(shift_id)
-        samples = read_bronze(lake.path(), shift_id)
+        samples = read_bronze(lake.path(), shift_id, [*COUNT_TAGS.values(), "Admin.MachDesignSpeed"])
         before = samples.filter(pl.col("carried_in"))  # the counters' last values before the shift: the baseline
         inside = samples.filter(~pl.col("carried_in"))
         for line_id in _lines(samples):
