@@ -11,7 +11,8 @@ import dagster as dg
 import polars as pl
 
 from twin_pipeline.layers import layer_path, read_shifts
-from twin_pipeline.schemas import BRONZE_SAMPLES, column_schema
+from twin_pipeline.delta_io import replace_shifts
+from twin_pipeline.schemas import BRONZE_SAMPLES, TABLES, column_schema
 from twin_pipeline.shift_calendar import load_calendar
 
 CALENDAR = load_calendar()
@@ -35,3 +36,14 @@ def read_bronze(lake: Path, shift_id: str, tags: Sequence[str] | None = None) ->
     if not (path / "_delta_log").exists():
         return pl.DataFrame(schema=BRONZE_SAMPLES)
     return pl.scan_delta(str(path)).filter((pl.col("shift_id") == shift_id) & pl.col("tag").is_in(list(tags))).collect()
+
+
+def publish(lake: Path, table: str, frame: pl.DataFrame, shift_ids: Sequence[str]) -> dict[str, Any]:
+    """Replace these shifts of `table` ("layer/name") with `frame`, which must have the table's contract
+    schema; returns the metadata every table asset reports (rows, Delta version, path)."""
+    if frame.schema != TABLES[table]:
+        raise TypeError(f"{table}: rows do not have the contract schema of twin_pipeline/schemas.py: "
+                        f"{dict(frame.schema)} != {dict(TABLES[table])}")
+    target = lake / table
+    version = replace_shifts(target, frame, shift_ids)
+    return {"dagster/row_count": frame.height, "delta_version": version, "path": dg.MetadataValue.path(str(target))}

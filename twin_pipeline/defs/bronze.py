@@ -9,11 +9,11 @@ import polars as pl
 
 from edge_collector.schemas import edge_table_path
 from twin_pipeline.bronze import CARRY_LOOKBACK, bronze_samples, typed
-from twin_pipeline.delta_io import replace_shifts, scan_edge
+from twin_pipeline.delta_io import scan_edge
 from twin_pipeline.layers import previous_shift, read_shifts
 from twin_pipeline.profiles import LakeResource
 from twin_pipeline.schemas import BRONZE_SAMPLES
-from twin_pipeline.shift_assets import BRONZE, CALENDAR, shift_asset
+from twin_pipeline.shift_assets import BRONZE, CALENDAR, publish, shift_asset
 
 
 @shift_asset(
@@ -51,15 +51,12 @@ def bronze_samples_asset(context: dg.AssetExecutionContext, lake: LakeResource) 
         context.log.info("shift %s: %d rows (%d carried in, %d duplicates removed)", shift_id, frame.height,
                          stats.carried_in, stats.duplicates)
     out = pl.concat(frames) if frames else pl.DataFrame(schema=BRONZE_SAMPLES)
-    version = replace_shifts(target, out, context.partition_keys)
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": out.height,
+        **publish(lake.path(), "bronze/samples", out, context.partition_keys),
         "rows_in": rows_in,
         "carried_in": carried,
         "duplicates_removed": duplicates,
         "not_good_status": not_good,
         "quarantined_rows": quarantined,
-        "delta_version": version,
-        "path": dg.MetadataValue.path(str(target)),
         "shifts": len(context.partition_keys),
     })

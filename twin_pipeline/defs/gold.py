@@ -6,8 +6,7 @@
 import dagster as dg
 import polars as pl
 
-from twin_pipeline.shift_assets import BRONZE, CALENDAR, read_bronze, shift_asset
-from twin_pipeline.delta_io import replace_shifts
+from twin_pipeline.shift_assets import BRONZE, CALENDAR, publish, read_bronze, shift_asset
 from twin_pipeline.layers import layer_path, read_shifts
 from twin_pipeline.oee import OeeInputs, oee, roll_up
 from twin_pipeline.profiles import LakeResource
@@ -83,8 +82,6 @@ def gold_fact_oee_shift(context: dg.AssetExecutionContext, lake: LakeResource) -
                 "provisional": bool(reasons), "provisional_reason": "; ".join(reasons) or None,
             })
     out = pl.DataFrame(rows, schema=FACT_OEE_SHIFT)
-    target = layer_path(lake.path(), "gold", "fact_oee_shift")
-    version = replace_shifts(target, out, context.partition_keys)
     by_line = {line_id: roll_up(rows) for (line_id,), rows in out.group_by(["line_id"], maintain_order=True)}
     table = "| line | availability | performance | quality | OEE | produced | provisional |\n|---|---|---|---|---|---|---|\n"
     for line_id in sorted(by_line):
@@ -95,7 +92,7 @@ def gold_fact_oee_shift(context: dg.AssetExecutionContext, lake: LakeResource) -
     headline = {name: round(value, 4) for name in ("availability", "performance", "quality", "oee")
                 if (value := getattr(plant, name)) is not None}
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": out.height, "delta_version": version, "path": dg.MetadataValue.path(str(target)),
+        **publish(lake.path(), "gold/fact_oee_shift", out, context.partition_keys),
         "provisional_rows": int(out["provisional"].sum()) if out.height else 0, **headline,
         **{f"oee/{line_id}": round(f.oee, 4) for line_id, f in sorted(by_line.items()) if f.oee is not None},
         "by_line": dg.MetadataValue.md(table),
@@ -116,10 +113,8 @@ def gold_fact_downtime(context: dg.AssetExecutionContext, lake: LakeResource) ->
 
     intervals = read_shifts(layer_path(lake.path(), "silver", "state_intervals"), list(context.partition_keys))
     out = stops(intervals)
-    target = layer_path(lake.path(), "gold", "fact_downtime")
-    version = replace_shifts(target, out, context.partition_keys)
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": out.height, "delta_version": version, "path": dg.MetadataValue.path(str(target)),
+        **publish(lake.path(), "gold/fact_downtime", out, context.partition_keys),
         "stops": out.height, "microstops": int(out["is_microstop"].sum()) if out.height else 0,
         "fault_stops": int((out["category"] == "fault").sum()) if out.height else 0,
     })
@@ -137,10 +132,8 @@ def gold_fact_quality(context: dg.AssetExecutionContext, lake: LakeResource) -> 
     for shift_id in context.partition_keys:
         frames.append(spc_frame(read_bronze(lake.path(), shift_id, SPC_TAGS), shift_id))
     out = pl.concat(frames)
-    target = layer_path(lake.path(), "gold", "fact_quality")
-    version = replace_shifts(target, out, context.partition_keys)
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": out.height, "delta_version": version, "path": dg.MetadataValue.path(str(target)),
+        **publish(lake.path(), "gold/fact_quality", out, context.partition_keys),
         "out_of_tolerance": int(out["out_of_tolerance"].sum()) if out.height else 0,
     })
 
@@ -197,10 +190,8 @@ def gold_fact_reliability(context: dg.AssetExecutionContext, lake: LakeResource)
                 "injected_mean_repair_s": truth.mean_repair_s,
             })
     out = pl.DataFrame(rows, schema=FACT_RELIABILITY)
-    target = layer_path(lake.path(), "gold", "fact_reliability")
-    version = replace_shifts(target, out, context.partition_keys)
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": out.height, "delta_version": version, "path": dg.MetadataValue.path(str(target)),
+        **publish(lake.path(), "gold/fact_reliability", out, context.partition_keys),
         "failures": int(out["failures"].sum()) if out.height else 0,
         "injected_faults": int(out["injected_faults"].sum()) if out.height else 0,
         **{f"weibull_shape/{r['line_id']}": round(r["weibull_shape"], 3) for r in out.iter_rows(named=True)

@@ -8,9 +8,8 @@ import polars as pl
 
 from twin_pipeline.counters import increments, series
 from twin_pipeline.data_quality import HEARTBEAT_TAG, heartbeat_silences
-from twin_pipeline.delta_io import replace_shifts
-from twin_pipeline.layers import layer_path, plc_gaps
-from twin_pipeline.shift_assets import BRONZE, CALENDAR, read_bronze, shift_asset
+from twin_pipeline.layers import plc_gaps
+from twin_pipeline.shift_assets import BRONZE, CALENDAR, publish, read_bronze, shift_asset
 from twin_pipeline.profiles import LakeResource
 from twin_pipeline.schemas import SILVER_PART_COUNTS
 from twin_pipeline.states import REASON_TAG, STATE_TAG, state_intervals
@@ -36,10 +35,8 @@ def silver_state_intervals(context: dg.AssetExecutionContext, lake: LakeResource
         silences = [(g.line_id, g.start, g.end) for g in heartbeat_silences(samples, window)]
         frames.append(state_intervals(samples, window, _lines(samples), plc_gaps(lake.path(), window) + silences))
     out = pl.concat(frames)
-    target = layer_path(lake.path(), "silver", "state_intervals")
-    version = replace_shifts(target, out, context.partition_keys)
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": out.height, "delta_version": version, "path": dg.MetadataValue.path(str(target)),
+        **publish(lake.path(), "silver/state_intervals", out, context.partition_keys),
         "in_gap_intervals": int(out["in_gap"].sum()) if out.height else 0,
     })
 
@@ -84,10 +81,8 @@ def silver_part_counts(context: dg.AssetExecutionContext, lake: LakeResource) ->
             row["good"] = row["produced"] - row["defective"]  # all parts of the shift, breaks included
             rows.append(row)
     out = pl.DataFrame(rows, schema=SILVER_PART_COUNTS)
-    target = layer_path(lake.path(), "silver", "part_counts")
-    version = replace_shifts(target, out, context.partition_keys)
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": out.height, "delta_version": version, "path": dg.MetadataValue.path(str(target)),
+        **publish(lake.path(), "silver/part_counts", out, context.partition_keys),
         "produced": int(out["produced"].sum()) if out.height else 0,
         "counter_resets": int(out["produced_resets"].sum()) if out.height else 0,
     })
