@@ -31,6 +31,11 @@ SILVER_PART_COUNTS = pl.Schema({
     "produced_in_breaks": pl.Int64, "defective_in_breaks": pl.Int64,
 })
 
+SILVER_PART_MEASUREMENTS = pl.Schema({
+    "shift_id": pl.String, "line_id": pl.String, "measured_ts": _TS, "deviation_mm": pl.Float64,
+    "tolerance_mm": pl.Float64, "out_of_tolerance": pl.Boolean,
+})
+
 FACT_OEE_SHIFT = pl.Schema({
     "shift_id": pl.String, "line_id": pl.String, "shift_name": pl.String, "shift_start": _TS, "shift_end": _TS,
     "shift_length_s": pl.Float64, "planned_downtime_s": pl.Float64, "planned_busy_time_s": pl.Float64,
@@ -85,6 +90,7 @@ TABLES: dict[str, pl.Schema] = {
     "bronze/samples": BRONZE_SAMPLES,
     "silver/state_intervals": SILVER_STATE_INTERVALS,
     "silver/part_counts": SILVER_PART_COUNTS,
+    "silver/part_measurements": SILVER_PART_MEASUREMENTS,
     "gold/fact_oee_shift": FACT_OEE_SHIFT,
     "gold/fact_downtime": FACT_DOWNTIME,
     "gold/fact_quality": FACT_QUALITY,

@@ -35,7 +35,7 @@ def test_the_shift_job_holds_exactly_the_shift_partitioned_assets() -> None:
     job = defs().resolve_job_def("shift_oee")
     keys = sorted(k.to_user_string() for k in job.asset_layer.selected_asset_keys)
     assert keys == ["bronze/samples", "gold/fact_downtime", "gold/fact_oee_shift", "gold/fact_quality", "gold/fact_reliability",
-                    "silver/part_counts", "silver/state_intervals"]
+                    "silver/part_counts", "silver/part_measurements", "silver/state_intervals"]
 
 
 def test_the_automation_condition_sensor_runs_by_default() -> None:

@@ -37,7 +37,8 @@ def test_asset_graph_snapshot() -> None:
     expected["gold/fact_oee_shift"] = ("gold", polars_delta,
                                        ["bronze/samples", "silver/part_counts", "silver/state_intervals"])
     expected["gold/fact_downtime"] = ("gold", polars_delta, ["silver/state_intervals"])
-    expected["gold/fact_quality"] = ("gold", polars_delta, ["bronze/samples"])
+    expected["silver/part_measurements"] = ("silver", polars_delta, ["bronze/samples"])
+    expected["gold/fact_quality"] = ("gold", polars_delta, ["silver/part_measurements"])
     expected["gold/fact_reliability"] = ("gold", polars_delta, ["edge/injected_events", "silver/state_intervals"])
     expected["gold/dim_line"] = ("gold", polars_delta, ["bronze/samples"])
     expected["gold/dim_shift"] = ("gold", polars_delta, [])

@@ -189,8 +189,9 @@ def test_dimensions_join_the_facts(lake: Path) -> None:
 
 def test_fact_quality_counts_exactly_the_plc_rejects(lake: Path, full_shift: tuple[Path, dict]) -> None:
     from twin_pipeline.defs.gold import gold_fact_quality
+    from twin_pipeline.defs.silver import silver_part_measurements
 
-    assert dg.materialize([*ASSETS, gold_fact_quality], partition_key=SHIFT,
+    assert dg.materialize([*ASSETS, silver_part_measurements, gold_fact_quality], partition_key=SHIFT,
                           resources={"lake": LakeResource(root=str(lake))}).success
     quality = pl.read_delta(str(lake / "gold" / "fact_quality")).sort("line_id")
     l1 = quality.row(0, named=True)
@@ -200,15 +201,20 @@ def test_fact_quality_counts_exactly_the_plc_rejects(lake: Path, full_shift: tup
     assert l1["cpk"] == pytest.approx((0.05 - l1["mean_mm"]) / (3 * l1["sigma_mm"]))
     l2 = quality.row(1, named=True)
     assert l2["out_of_tolerance"] == 0 and l2["cp"] > 2  # L2 has no quality error: a capable process
+    parts = pl.read_delta(str(lake / "silver" / "part_measurements")).filter(pl.col("line_id") == "L1")
+    assert parts.height == l1["parts_measured"] and parts["measured_ts"].is_sorted()
+    assert parts["tolerance_mm"].unique().to_list() == [0.05]
 
 
 def test_every_table_written_has_its_contract_schema(lake: Path) -> None:
     from twin_pipeline.defs.dims import gold_dim_date, gold_dim_line, gold_dim_shift
     from twin_pipeline.defs.gold import gold_fact_downtime, gold_fact_quality, gold_fact_reliability
+    from twin_pipeline.defs.silver import silver_part_measurements
     from twin_pipeline.schemas import TABLES
 
     resources = {"lake": LakeResource(root=str(lake))}
-    assert dg.materialize([*ASSETS, gold_fact_downtime, gold_fact_quality, gold_fact_reliability], partition_key=SHIFT,
+    assert dg.materialize([*ASSETS, silver_part_measurements, gold_fact_downtime, gold_fact_quality,
+                           gold_fact_reliability], partition_key=SHIFT,
                           resources=resources).success
     assert dg.materialize([gold_dim_shift, gold_dim_date, gold_dim_line], resources=resources).success
     for table, contract in TABLES.items():

@@ -121,17 +121,15 @@ def gold_fact_downtime(context: dg.AssetExecutionContext, lake: LakeResource) ->
 
 
 @shift_asset(
-    key=["gold", "fact_quality"], group="gold", deps=[BRONZE],
+    key=["gold", "fact_quality"], group="gold", deps=[dg.AssetKey(["silver", "part_measurements"])],
     description="SPC per line and shift: parts measured, mean and sigma of the deviation from nominal, Cp, Cpk "
                 "against the PLC's tolerance, out-of-tolerance count.",
 )
 def gold_fact_quality(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-    from twin_pipeline.spc import SPC_TAGS, spc_frame
+    from twin_pipeline.spc import spc_frame
 
-    frames = []
-    for shift_id in context.partition_keys:
-        frames.append(spc_frame(read_bronze(lake.path(), shift_id, SPC_TAGS), shift_id))
-    out = pl.concat(frames)
+    measurements = read_shifts(layer_path(lake.path(), "silver", "part_measurements"), list(context.partition_keys))
+    out = pl.concat([spc_frame(measurements, shift_id) for shift_id in context.partition_keys])
     return dg.MaterializeResult(metadata={
         **publish(lake.path(), "gold/fact_quality", out, context.partition_keys),
         "out_of_tolerance": int(out["out_of_tolerance"].sum()) if out.height else 0,

@@ -86,3 +86,19 @@ def silver_part_counts(context: dg.AssetExecutionContext, lake: LakeResource) ->
         "produced": int(out["produced"].sum()) if out.height else 0,
         "counter_resets": int(out["produced_resets"].sum()) if out.height else 0,
     })
+
+
+@shift_asset(
+    key=["silver", "part_measurements"], group="silver", deps=[BRONZE],
+    description="One row per inspected part: its measured deviation from nominal, the tolerance in effect, and "
+                "whether it was out of tolerance (the PLC rejects exactly those).",
+)
+def silver_part_measurements(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    from twin_pipeline.spc import SPC_TAGS, part_measurements
+
+    out = pl.concat([part_measurements(read_bronze(lake.path(), shift_id, SPC_TAGS), shift_id)
+                     for shift_id in context.partition_keys])
+    return dg.MaterializeResult(metadata={
+        **publish(lake.path(), "silver/part_measurements", out, context.partition_keys),
+        "out_of_tolerance": int(out["out_of_tolerance"].sum()) if out.height else 0,
+    })
