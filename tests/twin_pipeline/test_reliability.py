@@ -54,7 +54,8 @@ def test_censored_weibull_fit_recovers_the_parameters() -> None:
     assert fit.censored > 50
     assert fit.shape == pytest.approx(1.5, rel=0.12) and fit.scale == pytest.approx(14_400.0, rel=0.1)
     assert fit_weibull([100.0, 200.0], []).shape is None  # too few failures: no fit
-    assert fit_weibull([5400.0] * 4, [100.0]) == fit_weibull([5400.0] * 4, [100.0])
+    constant = fit_weibull([5400.0] * 4, [100.0])  # no spread: no finite shape, the scale is the value
+    assert (constant.shape, constant.scale, constant.failures, constant.censored) == (None, 5400.0, 4, 1)
 
 
 def test_gold_reliability_matches_the_injected_faults(engine_shift: tuple[Path, dict], tmp_path: Path) -> None:
