@@ -18,8 +18,8 @@ help: ## List the targets
 	@echo "bootstrapping uv $(UV_VERSION) into .tools/ ..."
 	@$(PYTHON) -m venv .tools && .tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-.venv/.synced: pyproject.toml uv.lock | $(UV)
-	@$(UV) sync --frozen --extra dev --extra collector --extra pipeline --quiet
+.venv/.synced: pyproject.toml uv.lock Makefile | $(UV)
+	@$(UV) sync --frozen --extra dev --extra collector --extra pipeline --extra cloud --quiet
 	@touch $@
 
 venv: .venv/.synced ## Create or update .venv from uv.lock
@@ -27,7 +27,12 @@ venv: .venv/.synced ## Create or update .venv from uv.lock
 run: venv ## Run the twin on the embedded local default (PLC simulator L1+L2 and the edge collector)
 	.venv/bin/python -m edge_collector.local_twin $(ARGS)
 
-test: venv ## Run the whole test suite (slow and chaos tests included)
+# Azurite (Azure Storage emulator) for the cloud tests, pinned by package-lock.json; the tests start
+# and stop it themselves on a free loopback port.
+node_modules/.package-lock.json: package.json package-lock.json
+	@npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+
+test: venv node_modules/.package-lock.json ## Run the whole test suite (slow and chaos tests included)
 	.venv/bin/python -m pytest $(ARGS)
 
 bench: venv ## Run the benchmarks under bench/

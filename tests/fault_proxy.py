@@ -1,0 +1,75 @@
+"""A TCP proxy on loopback that passes traffic to a target port and can break it on purpose: cut the
+connection after N bytes from the client, or drop the server's next response (the request arrives
+and takes effect, the client never hears). Runs its own asyncio loop in a thread, so synchronous
+clients (the Azure SDK) can go through it."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+
+from tests.conftest import free_port
+
+
+@dataclass
+class FaultProxy:
+    target_port: int
+    port: int = field(default_factory=free_port)
+    cut_after_bytes: int | None = None  # upstream bytes after which every connection is cut (once)
+    drop_responses: int = 0  # this many server responses are swallowed (the client's connection is closed) ...
+    pass_responses: int = 0  # ... after letting this many through (a response = one read from the server)
+    upstream_bytes: int = 0
+    cuts: int = 0
+
+    def __post_init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> FaultProxy:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", self.port))
+        self._ready.set()
+        try:
+            self._loop.run_forever()
+        finally:
+            server.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+
+        async def upstream() -> None:
+            while data := await reader.read(65536):
+                if self.cut_after_bytes is not None and self.upstream_bytes + len(data) >= self.cut_after_bytes:
+                    self.cut_after_bytes, self.cuts = None, self.cuts + 1
+                    raise ConnectionAbortedError("cut")
+                self.upstream_bytes += len(data)
+                up_writer.write(data)
+                await up_writer.drain()
+
+        async def downstream() -> None:
+            while data := await up_reader.read(65536):
+                if self.pass_responses > 0:
+                    self.pass_responses -= 1
+                elif self.drop_responses > 0:
+                    self.drop_responses -= 1
+                    raise ConnectionAbortedError("response dropped")
+                writer.write(data)
+                await writer.drain()
+
+        tasks = [asyncio.ensure_future(upstream()), asyncio.ensure_future(downstream())]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            task.cancel()
+        for w in (writer, up_writer):
+            w.transport.abort()
