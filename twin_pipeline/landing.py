@@ -24,8 +24,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import dagster as dg
 import polars as pl
-from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
 
 PREFIX = "raw"
@@ -94,3 +95,34 @@ def land(container: ContainerClient, name: str, data: bytes, *, attempts: int = 
     raise LandingError(f"could not land {name} in container {container.container_name!r} after {attempts} attempts "
                        f"({type(last).__name__}: {last}); check the storage account URL, credentials and the link, "
                        "then re-run the shift: a re-run replaces it") from last
+
+
+class LandingResource(dg.ConfigurableResource):
+    """The landing container. Shared key (account name + key), a SAS token, or else the
+    DefaultAzureCredential chain (managed identity, Azure CLI login, ...)."""
+
+    account_url: str
+    container: str = "landing"
+    account_name: str = ""
+    account_key: str = ""
+    sas_token: str = ""
+    block_size: int = 4 << 20
+
+    def container_client(self) -> ContainerClient:
+        """The container, created when missing."""
+        credential: object
+        if self.account_key:
+            credential = {"account_name": self.account_name, "account_key": self.account_key}
+        elif self.sas_token:
+            credential = self.sas_token
+        else:
+            from azure.identity import DefaultAzureCredential
+
+            credential = DefaultAzureCredential()
+        container = client_for(self.account_url, credential, block_size=self.block_size).get_container_client(
+            self.container)
+        try:
+            container.create_container()
+        except ResourceExistsError:
+            pass
+        return container

@@ -87,9 +87,12 @@ def test_edge_assets_carry_the_schema_contract() -> None:
 def test_the_sensor_runs_by_default_and_the_profile_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     sensor = next(s for s in defs().sensors or [] if s.name == "edge_delta_versions")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
-    monkeypatch.setenv("TWIN_PROFILE", "azure")
-    with pytest.raises(ValueError, match="azure profile comes with"):
+    monkeypatch.setenv("TWIN_PROFILE", "gcp")
+    with pytest.raises(ValueError, match="TWIN_PROFILE='gcp' is not a profile; set it to one of: local, azure"):
         profile()
+    monkeypatch.delenv("TWIN_PROFILE")
+    assert profile() == "local"
+    assert "landing/raw_samples" not in {k.to_user_string() for k in defs().resolve_asset_graph().get_all_asset_keys()}
 
 
 def _append(lake: Path, table: str) -> None:

@@ -97,3 +97,42 @@ def test_retries_back_off_with_a_cap_and_then_say_what_to_do(container: Containe
     with pytest.raises(LandingError, match="after 6 attempts.*check the storage account URL"):
         land(dead.get_container_client("nowhere"), NAME, b"x", backoff_s=1.0, backoff_cap_s=4.0, sleep=waits.append)
     assert len(waits) == 5 and all(0 <= w <= 4.0 for w in waits)
+
+
+def test_the_azure_profile_lands_each_shift_once(emulator: Azurite, edge_lake: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    import dagster as dg
+    import polars as pl
+
+    from twin_pipeline.defs.landing import landing_raw_samples
+    from twin_pipeline.definitions import defs
+    from twin_pipeline.profiles import resources_for
+
+    shutil.copytree(edge_lake, tmp_path / "twin" / "lake")
+    for var, value in {"TWIN_PROFILE": "azure", "TWIN_HOME": str(tmp_path / "twin"), "AZURE_STORAGE_ACCOUNT_URL":
+                       emulator.url(), "AZURE_STORAGE_ACCOUNT": "devstoreaccount1", "AZURE_STORAGE_KEY": KEY,
+                       "TWIN_LANDING_CONTAINER": "profile-test"}.items():
+        monkeypatch.setenv(var, value)
+    assert "landing/raw_samples" in {k.to_user_string() for k in defs().resolve_asset_graph().get_all_asset_keys()}
+    shift = "2026-11-24-0600"
+    first = dg.materialize([landing_raw_samples], partition_key=shift, resources=resources_for("azure"))
+    again = dg.materialize([landing_raw_samples], partition_key=shift, resources=resources_for("azure"))
+    meta = [{k: v.value for k, v in r.asset_materializations_for_node("landing__raw_samples")[0].metadata.items()}
+            for r in (first, again)]
+    assert (meta[0]["objects_uploaded"], meta[1]["objects_uploaded"], meta[1]["objects_unchanged"]) == (1, 0, 1)
+    container = client_for(emulator.url(), {"account_name": "devstoreaccount1", "account_key": KEY}) \
+        .get_container_client("profile-test")
+    assert [b.name for b in container.list_blobs()] == [blob_name(shift)]
+    landed = pl.read_parquet(content(container, blob_name(shift)))
+    edge = pl.read_delta(str(tmp_path / "twin" / "lake" / "edge" / "raw_samples"))
+    assert landed.height == edge.height == meta[0]["dagster/row_count"] > 5000  # the whole 40 min are in this shift
+
+
+def test_the_azure_profile_says_which_settings_are_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from twin_pipeline.profiles import resources_for
+
+    monkeypatch.delenv("AZURE_STORAGE_ACCOUNT_URL", raising=False)
+    with pytest.raises(ValueError, match="(?s)needs AZURE_STORAGE_ACCOUNT_URL in the environment.*AZURE_STORAGE_KEY"):
+        resources_for("azure")
