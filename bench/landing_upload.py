@@ -22,7 +22,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import polars as pl  # noqa: E402
 
 from edge_collector.history import seed_history  # noqa: E402
 from edge_collector.schemas import edge_table_path  # noqa: E402
