@@ -116,6 +116,8 @@ def test_the_azure_profile_lands_each_shift_once(emulator: Azurite, edge_lake: P
                        "TWIN_LANDING_CONTAINER": "profile-test"}.items():
         monkeypatch.setenv(var, value)
     assert "landing/raw_samples" in {k.to_user_string() for k in defs().resolve_asset_graph().get_all_asset_keys()}
+    job = defs().resolve_job_def("shift_oee")  # the schedule lands each shift too
+    assert dg.AssetKey(["landing", "raw_samples"]) in job.asset_layer.selected_asset_keys
     shift = "2026-11-24-0600"
     first = dg.materialize([landing_raw_samples], partition_key=shift, resources=resources_for("azure"))
     again = dg.materialize([landing_raw_samples], partition_key=shift, resources=resources_for("azure"))

@@ -8,8 +8,9 @@ import dagster as dg
 
 from twin_pipeline.shift_assets import CALENDAR, SHIFTS
 
-#: The shift-partitioned assets (the calendar and line dimensions refresh on their own cron).
-SHIFT_ASSETS = dg.AssetSelection.groups("bronze", "silver", "gold") - dg.AssetSelection.assets(
+#: The shift-partitioned assets (the calendar and line dimensions refresh on their own cron); the
+#: landing group exists in the azure profile only.
+SHIFT_ASSETS = dg.AssetSelection.groups("landing", "bronze", "silver", "gold") - dg.AssetSelection.assets(
     ["gold", "dim_shift"], ["gold", "dim_date"], ["gold", "dim_line"])
 #: Minutes after the shift end, so the collector's last batches of the shift are committed.
 GRACE_MINUTES = 20
