@@ -24,6 +24,9 @@ from dataclasses import dataclass
 import polars as pl
 
 from plc.tagmap import PackMLState as S
+from twin_pipeline.counters import DESIGN_SPEED_TAG
+from twin_pipeline.schemas import FACT_OEE_SHIFT
+from twin_pipeline.shift_calendar import ShiftWindow
 
 EXECUTE = int(S.Execute)
 TIME_ELEMENT: dict[int, str] = {
@@ -80,3 +83,66 @@ def roll_up(rows: pl.DataFrame) -> OeeFigures:
     # an equivalent single cycle time reproduces the summed ideal time through the one OEE definition
     cycle_time = ideal_s / produced if produced and cycle.height else None
     return oee(OeeInputs(t["planned_busy_time_s"], t["actual_production_time_s"], cycle_time, produced, int(t["good"])))
+
+
+#: Unknown state time a shift may have and still be final: the first sample after a start-up can
+#: trail the shift start by a scan (the PLC stamps same-instant changes 1 us apart).
+UNKNOWN_TOLERANCE_S = 1.0
+
+
+
+def _ideal_cycle_time(samples: pl.DataFrame, line_id: str) -> float | None:
+    speed = samples.filter((pl.col("line_id") == line_id) & (pl.col("tag") == DESIGN_SPEED_TAG)
+                           & pl.col("is_good") & (pl.col("value") > 0)).sort("source_ts")
+    return 60.0 / float(speed["value"][-1]) if speed.height else None
+
+
+def oee_rows(intervals: pl.DataFrame, counts: pl.DataFrame, samples: pl.DataFrame, window: ShiftWindow) -> pl.DataFrame:
+    """`fact_oee_shift` rows of one shift: per line, the time elements from its silver state intervals
+    (planned breaks apart), the parts from its silver part counts, the ideal cycle time from its bronze
+    design-speed samples, the figures per `oee()`, and why a row is provisional."""
+    shift_id = window.shift_id
+    rows = []
+    lines = sorted(set(intervals["line_id"].to_list() if intervals.height else [])
+                   | set(counts["line_id"].to_list() if counts.height else []))
+    for line_id in lines:
+        mine = intervals.filter(pl.col("line_id") == line_id) if intervals.height else intervals
+        busy = mine.filter(~pl.col("planned_break")) if mine.height else mine
+        by_element = {e: float(busy.filter(pl.col("time_element") == e)["duration_s"].sum())
+                      for e in ("production", "fault", "stop", "setup", "unknown")} if busy.height else {}
+        in_breaks_s = float(mine.filter(pl.col("planned_break") & (pl.col("time_element") == "production"))[
+            "duration_s"].sum()) if mine.height else 0.0
+        found = counts.filter(pl.col("line_id") == line_id) if counts.height else counts
+        count = found.row(0, named=True) if found.height else {
+            "produced": 0, "defective": 0, "produced_resets": 0, "produced_in_breaks": 0, "defective_in_breaks": 0}
+        produced = int(count["produced"]) - int(count["produced_in_breaks"])  # inside planned busy time
+        reject = int(count["defective"]) - int(count["defective_in_breaks"])
+        inputs = OeeInputs(
+            planned_busy_time_s=window.planned_busy_time_s,
+            actual_production_time_s=by_element.get("production", 0.0),
+            ideal_cycle_time_s=_ideal_cycle_time(samples, line_id),
+            produced=produced, good=produced - reject,
+        )
+        figures = oee(inputs)
+        reasons = []
+        if not mine.height or bool(mine["in_gap"].any()):
+            reasons.append("data gap")
+        if by_element.get("unknown", 0.0) > UNKNOWN_TOLERANCE_S:
+            reasons.append(f"unknown state {by_element['unknown']:.0f} s")
+        if int(count["produced_resets"]) > 0:
+            reasons.append("counter reset")
+        rows.append({
+            "shift_id": shift_id, "line_id": line_id, "shift_name": window.name,
+            "shift_start": window.start, "shift_end": window.end, "shift_length_s": window.duration_s,
+            "planned_downtime_s": window.planned_downtime_s, "planned_busy_time_s": window.planned_busy_time_s,
+            "actual_production_time_s": inputs.actual_production_time_s,
+            "downtime_fault_s": by_element.get("fault", 0.0), "downtime_stop_s": by_element.get("stop", 0.0),
+            "downtime_setup_s": by_element.get("setup", 0.0), "unknown_time_s": by_element.get("unknown", 0.0),
+            "ideal_cycle_time_s": inputs.ideal_cycle_time_s, "produced": inputs.produced, "good": inputs.good,
+            "reject": reject, "produced_in_breaks": int(count["produced_in_breaks"]),
+            "production_in_breaks_s": in_breaks_s, "availability": figures.availability,
+            "performance": figures.performance, "quality": figures.quality, "oee": figures.oee,
+            "performance_above_1": figures.performance_above_1,
+            "provisional": bool(reasons), "provisional_reason": "; ".join(reasons) or None,
+        })
+    return pl.DataFrame(rows, schema=FACT_OEE_SHIFT)

@@ -8,21 +8,10 @@ import polars as pl
 
 from twin_pipeline.shift_assets import BRONZE, CALENDAR, publish, read_bronze, shift_asset
 from twin_pipeline.layers import layer_path, read_shifts
-from twin_pipeline.oee import OeeInputs, oee, roll_up
+from twin_pipeline.counters import DESIGN_SPEED_TAG
+from twin_pipeline.oee import oee_rows, roll_up
 from twin_pipeline.profiles import LakeResource
 from twin_pipeline.schemas import FACT_OEE_SHIFT, FACT_RELIABILITY
-
-#: Unknown state time a shift may have and still be final: the first sample after a start-up can
-#: trail the shift start by a scan (the PLC stamps same-instant changes 1 us apart).
-UNKNOWN_TOLERANCE_S = 1.0
-
-
-
-def _ideal_cycle_time(samples: pl.DataFrame, line_id: str) -> float | None:
-    speed = samples.filter((pl.col("line_id") == line_id) & (pl.col("tag") == "Admin.MachDesignSpeed")
-                           & pl.col("is_good") & (pl.col("value") > 0)).sort("source_ts")
-    return 60.0 / float(speed["value"][-1]) if speed.height else None
-
 
 @shift_asset(
     key=["gold", "fact_oee_shift"], group="gold",
@@ -33,55 +22,12 @@ def _ideal_cycle_time(samples: pl.DataFrame, line_id: str) -> float | None:
                 "a provisional flag for shifts with outages or unknown time.",
 )
 def gold_fact_oee_shift(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-    rows = []
+    frames = []
     for shift_id in context.partition_keys:
-        window = CALENDAR.window(shift_id)
-        intervals = read_shifts(layer_path(lake.path(), "silver", "state_intervals"), [shift_id])
-        counts = read_shifts(layer_path(lake.path(), "silver", "part_counts"), [shift_id])
-        samples = read_bronze(lake.path(), shift_id, ["Admin.MachDesignSpeed"])
-        lines = sorted(set(intervals["line_id"].to_list() if intervals.height else [])
-                       | set(counts["line_id"].to_list() if counts.height else []))
-        for line_id in lines:
-            mine = intervals.filter(pl.col("line_id") == line_id) if intervals.height else intervals
-            busy = mine.filter(~pl.col("planned_break")) if mine.height else mine
-            by_element = {e: float(busy.filter(pl.col("time_element") == e)["duration_s"].sum())
-                          for e in ("production", "fault", "stop", "setup", "unknown")} if busy.height else {}
-            in_breaks_s = float(mine.filter(pl.col("planned_break") & (pl.col("time_element") == "production"))[
-                "duration_s"].sum()) if mine.height else 0.0
-            found = counts.filter(pl.col("line_id") == line_id) if counts.height else counts
-            count = found.row(0, named=True) if found.height else {
-                "produced": 0, "defective": 0, "produced_resets": 0, "produced_in_breaks": 0, "defective_in_breaks": 0}
-            produced = int(count["produced"]) - int(count["produced_in_breaks"])  # inside planned busy time
-            reject = int(count["defective"]) - int(count["defective_in_breaks"])
-            inputs = OeeInputs(
-                planned_busy_time_s=window.planned_busy_time_s,
-                actual_production_time_s=by_element.get("production", 0.0),
-                ideal_cycle_time_s=_ideal_cycle_time(samples, line_id),
-                produced=produced, good=produced - reject,
-            )
-            figures = oee(inputs)
-            reasons = []
-            if not mine.height or bool(mine["in_gap"].any()):
-                reasons.append("data gap")
-            if by_element.get("unknown", 0.0) > UNKNOWN_TOLERANCE_S:
-                reasons.append(f"unknown state {by_element['unknown']:.0f} s")
-            if int(count["produced_resets"]) > 0:
-                reasons.append("counter reset")
-            rows.append({
-                "shift_id": shift_id, "line_id": line_id, "shift_name": window.name,
-                "shift_start": window.start, "shift_end": window.end, "shift_length_s": window.duration_s,
-                "planned_downtime_s": window.planned_downtime_s, "planned_busy_time_s": window.planned_busy_time_s,
-                "actual_production_time_s": inputs.actual_production_time_s,
-                "downtime_fault_s": by_element.get("fault", 0.0), "downtime_stop_s": by_element.get("stop", 0.0),
-                "downtime_setup_s": by_element.get("setup", 0.0), "unknown_time_s": by_element.get("unknown", 0.0),
-                "ideal_cycle_time_s": inputs.ideal_cycle_time_s, "produced": inputs.produced, "good": inputs.good,
-                "reject": reject, "produced_in_breaks": int(count["produced_in_breaks"]),
-                "production_in_breaks_s": in_breaks_s, "availability": figures.availability,
-                "performance": figures.performance, "quality": figures.quality, "oee": figures.oee,
-                "performance_above_1": figures.performance_above_1,
-                "provisional": bool(reasons), "provisional_reason": "; ".join(reasons) or None,
-            })
-    out = pl.DataFrame(rows, schema=FACT_OEE_SHIFT)
+        frames.append(oee_rows(read_shifts(layer_path(lake.path(), "silver", "state_intervals"), [shift_id]),
+                               read_shifts(layer_path(lake.path(), "silver", "part_counts"), [shift_id]),
+                               read_bronze(lake.path(), shift_id, [DESIGN_SPEED_TAG]), CALENDAR.window(shift_id)))
+    out = pl.concat(frames) if frames else pl.DataFrame(schema=FACT_OEE_SHIFT)
     by_line = {line_id: roll_up(rows) for (line_id,), rows in out.group_by(["line_id"], maintain_order=True)}
     table = "| line | availability | performance | quality | OEE | produced | provisional |\n|---|---|---|---|---|---|---|\n"
     for line_id in sorted(by_line):
