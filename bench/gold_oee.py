@@ -56,7 +56,7 @@ from deltalake import DeltaTable  # noqa: E402
 from edge_collector.history import SeedStats, seed_history  # noqa: E402
 from edge_collector.variability import VariabilityConfig  # noqa: E402
 from twin_pipeline.defs.bronze import bronze_samples_asset  # noqa: E402
-from twin_pipeline.defs.gold import gold_fact_oee_shift  # noqa: E402
+from twin_pipeline.oee_asset import gold_fact_oee_shift  # noqa: E402
 from twin_pipeline.defs.silver import silver_part_counts, silver_state_intervals  # noqa: E402
 from twin_pipeline.delta_io import replace_shifts  # noqa: E402
 from twin_pipeline.profiles import LakeResource  # noqa: E402

@@ -108,18 +108,22 @@ class LandingResource(dg.ConfigurableResource):
     sas_token: str = ""
     block_size: int = 4 << 20
 
-    def container_client(self) -> ContainerClient:
-        """The container, created when missing."""
-        credential: object
+    def credential(self) -> object:
         if self.account_key:
-            credential = {"account_name": self.account_name, "account_key": self.account_key}
-        elif self.sas_token:
-            credential = self.sas_token
-        else:
-            from azure.identity import DefaultAzureCredential
+            return {"account_name": self.account_name, "account_key": self.account_key}
+        if self.sas_token:
+            return self.sas_token
+        from azure.identity import DefaultAzureCredential
 
-            credential = DefaultAzureCredential()
-        container = client_for(self.account_url, credential, block_size=self.block_size).get_container_client(
+        return DefaultAzureCredential()
+
+    def service_client(self) -> BlobServiceClient:
+        """The account with the SDK's own retries (for the Pipes transport, which polls)."""
+        return BlobServiceClient(self.account_url, credential=self.credential())
+
+    def container_client(self) -> ContainerClient:
+        """The container, created when missing; retries are `land()`'s, not the SDK's."""
+        container = client_for(self.account_url, self.credential(), block_size=self.block_size).get_container_client(
             self.container)
         try:
             container.create_container()

@@ -104,3 +104,14 @@ TABLES: dict[str, pl.Schema] = {
 def column_schema(table: str) -> dg.TableSchema:
     """The table's contract as Dagster column-schema metadata (shown on the asset page)."""
     return dg.TableSchema(columns=[dg.TableColumn(name, str(dtype)) for name, dtype in TABLES[table].items()])
+
+
+_SPARK_TYPES = {pl.String: "STRING", pl.Float64: "DOUBLE", pl.Int64: "BIGINT", pl.Int32: "INT", pl.Int8: "TINYINT",
+                pl.Boolean: "BOOLEAN", pl.Date: "DATE"}
+
+
+def spark_ddl(table: str) -> str:
+    """The table's contract as a Spark DDL schema string, for the Spark job (which cannot import this)."""
+    def spark_type(dtype: pl.DataType) -> str:
+        return "TIMESTAMP" if isinstance(dtype, pl.Datetime) else _SPARK_TYPES[dtype.base_type()]
+    return ", ".join(f"{name} {spark_type(dtype)}" for name, dtype in TABLES[table].items())

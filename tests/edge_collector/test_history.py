@@ -116,7 +116,7 @@ def test_counters_and_state_times_equal_the_line_models(seeded: tuple[Path, Seed
 def test_gold_oee_over_a_seeded_shift_reconciles_with_the_models(seeded: tuple[Path, SeedStats],
                                                                    tmp_path: Path) -> None:
     from twin_pipeline.defs.bronze import bronze_samples_asset
-    from twin_pipeline.defs.gold import gold_fact_oee_shift
+    from twin_pipeline.oee_asset import gold_fact_oee_shift
     from twin_pipeline.defs.silver import silver_part_counts, silver_state_intervals
     from twin_pipeline.profiles import LakeResource
 
@@ -205,7 +205,7 @@ def test_gold_oee_exists_for_every_shift_of_a_continuously_running_line(tmp_path
     """The design speed is published once, at PLC start, and a line can run a whole shift without a
     state change: OEE of the third shift on still needs both (carried forward shift by shift)."""
     from twin_pipeline.defs.bronze import bronze_samples_asset
-    from twin_pipeline.defs.gold import gold_fact_oee_shift
+    from twin_pipeline.oee_asset import gold_fact_oee_shift
     from twin_pipeline.defs.silver import silver_part_counts, silver_state_intervals
     from twin_pipeline.profiles import LakeResource
 

@@ -14,16 +14,17 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from edge_collector.schemas import TABLES, edge_table_path
+from twin_pipeline import gold_checks
 from twin_pipeline.defs import checks
 from twin_pipeline.defs.bronze import bronze_samples_asset
-from twin_pipeline.defs.gold import gold_fact_oee_shift
+from twin_pipeline.oee_asset import gold_fact_oee_shift
 from twin_pipeline.defs.silver import silver_part_counts, silver_state_intervals
 from twin_pipeline.profiles import LakeResource
 
 SHIFT = "2026-11-24-0600"  # 05:00-13:00 UTC
 ASSETS = [bronze_samples_asset, silver_state_intervals, silver_part_counts, gold_fact_oee_shift]
-CHECKS = [c for c in vars(checks).values() if isinstance(c, dg.AssetChecksDefinition)]
-assert len(CHECKS) == 11  # every per-shift check of defs/checks.py
+CHECKS = [c for module in (checks, gold_checks) for c in vars(module).values() if isinstance(c, dg.AssetChecksDefinition)]
+assert len(CHECKS) == 11  # every per-shift check of defs/checks.py and, with the polars engine, gold_checks.py
 
 
 def at(hour: int, minute: int = 0, second: float = 0.0) -> datetime:

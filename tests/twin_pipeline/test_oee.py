@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from twin_pipeline.defs.bronze import bronze_samples_asset
-from twin_pipeline.defs.gold import gold_fact_oee_shift
+from twin_pipeline.oee_asset import gold_fact_oee_shift
 from twin_pipeline.defs.silver import silver_part_counts, silver_state_intervals
 from twin_pipeline.profiles import LakeResource
 
@@ -86,7 +86,8 @@ def test_rerun_of_the_shift_gives_identical_gold(lake: Path) -> None:
 def test_oee_invariants_fire_on_a_planted_silver_fault_and_flag_the_shift(lake: Path) -> None:
     from deltalake import write_deltalake
 
-    from twin_pipeline.defs.checks import bronze_no_duplicates, oee_invariants, part_counters_monotonic
+    from twin_pipeline.defs.checks import bronze_no_duplicates, part_counters_monotonic
+    from twin_pipeline.gold_checks import oee_invariants
 
     resources = {"lake": LakeResource(root=str(lake))}
     checks = [bronze_no_duplicates, part_counters_monotonic, oee_invariants]
@@ -124,7 +125,7 @@ def test_dst_night_shift_is_7_hours_in_gold(dst_night: tuple[Path, dict], tmp_pa
 def test_fault_downtime_matches_the_injected_ground_truth(engine_shift: tuple[Path, dict], tmp_path: Path) -> None:
     from deltalake import write_deltalake
 
-    from twin_pipeline.defs.checks import fault_downtime_matches_injections
+    from twin_pipeline.gold_checks import fault_downtime_matches_injections
 
     lake = tmp_path / "lake"
     shutil.copytree(engine_shift[0], lake)

@@ -1,4 +1,5 @@
-"""Gold: OEE per line and shift (ISO 22400-2, as defined once in `twin_pipeline/oee.py`).
+"""Gold: OEE per line and shift (ISO 22400-2, as defined once in `twin_pipeline/oee.py`; the asset is
+in `twin_pipeline/oee_asset.py`, per engine), downtime, quality and reliability.
 
 (No `from __future__ import annotations` here: Dagster inspects the context annotation at run time.)
 """
@@ -6,47 +7,10 @@
 import dagster as dg
 import polars as pl
 
-from twin_pipeline.shift_assets import BRONZE, CALENDAR, publish, read_bronze, shift_asset
+from twin_pipeline.shift_assets import CALENDAR, publish, shift_asset
 from twin_pipeline.layers import layer_path, read_shifts
-from twin_pipeline.counters import DESIGN_SPEED_TAG
-from twin_pipeline.oee import oee_rows, roll_up
 from twin_pipeline.profiles import LakeResource
-from twin_pipeline.schemas import FACT_OEE_SHIFT, FACT_RELIABILITY
-
-@shift_asset(
-    key=["gold", "fact_oee_shift"], group="gold",
-    deps=[dg.AssetKey(["silver", "state_intervals"]), dg.AssetKey(["silver", "part_counts"]), BRONZE],
-    description="OEE per line and shift (ISO 22400-2) over planned busy time (breaks excluded; a line that runs "
-                "through a break is reported in *_in_breaks): actual production time, downtime by kind, "
-                "produced/good/reject, availability, performance (flagged above 1, never capped), quality, OEE, and "
-                "a provisional flag for shifts with outages or unknown time.",
-)
-def gold_fact_oee_shift(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-    frames = []
-    for shift_id in context.partition_keys:
-        frames.append(oee_rows(read_shifts(layer_path(lake.path(), "silver", "state_intervals"), [shift_id]),
-                               read_shifts(layer_path(lake.path(), "silver", "part_counts"), [shift_id]),
-                               read_bronze(lake.path(), shift_id, [DESIGN_SPEED_TAG]), CALENDAR.window(shift_id)))
-    out = pl.concat(frames) if frames else pl.DataFrame(schema=FACT_OEE_SHIFT)
-    by_line = {line_id: roll_up(rows) for (line_id,), rows in out.group_by(["line_id"], maintain_order=True)}
-    table = "| line | availability | performance | quality | OEE | produced | provisional |\n|---|---|---|---|---|---|---|\n"
-    for line_id in sorted(by_line):
-        f, mine = by_line[line_id], out.filter(pl.col("line_id") == line_id)
-        table += (f"| {line_id} | {_pct(f.availability)} | {_pct(f.performance)} | {_pct(f.quality)} | {_pct(f.oee)} "
-                  f"| {int(mine['produced'].sum())} | {int(mine['provisional'].sum())} of {mine.height} |\n")
-    plant = roll_up(out)
-    headline = {name: round(value, 4) for name in ("availability", "performance", "quality", "oee")
-                if (value := getattr(plant, name)) is not None}
-    return dg.MaterializeResult(metadata={
-        **publish(lake.path(), "gold/fact_oee_shift", out, context.partition_keys),
-        "provisional_rows": int(out["provisional"].sum()) if out.height else 0, **headline,
-        **{f"oee/{line_id}": round(f.oee, 4) for line_id, f in sorted(by_line.items()) if f.oee is not None},
-        "by_line": dg.MetadataValue.md(table),
-    })
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f} %"
+from twin_pipeline.schemas import FACT_RELIABILITY
 
 
 @shift_asset(
@@ -141,3 +105,15 @@ def gold_fact_reliability(context: dg.AssetExecutionContext, lake: LakeResource)
         **{f"weibull_shape/{r['line_id']}": round(r["weibull_shape"], 3) for r in out.iter_rows(named=True)
            if r["weibull_shape"] is not None and r["shift_id"] == context.partition_keys[-1]},
     })
+
+
+@dg.definitions
+def gold() -> dg.Definitions:
+    """The gold assets, OEE from the engine the profile chose (polars here, or the Spark job through
+    Pipes). (A module with a `@dg.definitions` function contributes only what the function returns.)"""
+    from twin_pipeline.oee_asset import gold_fact_oee_shift, pipes_fact_oee_shift
+    from twin_pipeline.profiles import oee_engine
+
+    engine = oee_engine()
+    oee = gold_fact_oee_shift if engine == "polars" else pipes_fact_oee_shift(engine)
+    return dg.Definitions(assets=[oee, gold_fact_downtime, gold_fact_quality, gold_fact_reliability])

@@ -1,0 +1,220 @@
+"""The Spark OEE job (`twin_pipeline/databricks/oee_job.py`): the golden vectors to 1e-9, the same gold
+table as the polars path on a whole simulated shift through Pipes on local pyspark, and the Databricks
+launch, where only the REST boundary is faked: the exact submit request is checked, and the fake
+"cluster" runs the real script with the request's parameters and environment, its Pipes context and
+messages travelling through Azurite as they would through the landing account."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from importlib.metadata import version
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from tests.azurite import ACCOUNT, KEY, Azurite, azurite
+from tests.twin_pipeline.test_golden_oee import VECTORS, bronze
+from twin_pipeline.counters import part_counts
+from twin_pipeline.oee import oee_rows
+from twin_pipeline.oee_job import SCRIPT, DatabricksOeeJob, LocalSparkOeeJob, job_extras
+from twin_pipeline.profiles import LakeResource
+from twin_pipeline.schemas import FACT_OEE_SHIFT
+from twin_pipeline.shift_assets import CALENDAR
+from twin_pipeline.states import state_intervals
+
+SHIFT = "2026-11-24-0600"
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    from twin_pipeline.databricks.oee_job import session
+
+    spark = session("twin-oee-tests")
+    yield spark
+    spark.stop()
+
+
+def assert_rows_equal(spark_row: dict[str, Any], polars_row: dict[str, Any]) -> None:
+    assert spark_row.keys() == polars_row.keys()
+    for name, expected in polars_row.items():
+        if isinstance(expected, float):
+            assert spark_row[name] == pytest.approx(expected, rel=1e-9, abs=1e-9), name
+        else:
+            assert spark_row[name] == expected, name
+
+
+@pytest.mark.parametrize("vector", VECTORS, ids=[v["name"] for v in VECTORS])
+def test_spark_reproduces_the_golden_vector(spark: Any, vector: dict[str, Any]) -> None:
+    from twin_pipeline.databricks.oee_job import conform, oee_frame
+
+    window = CALENDAR.window(vector["shift_id"])
+    samples = bronze(vector)
+    intervals = state_intervals(samples, window, [vector["line_id"]], [])
+    counts = part_counts(samples, window)
+    extras = job_extras("unused", "delta-rs", [vector["shift_id"]])
+    frame = conform(oee_frame(spark, *(spark.createDataFrame(f.to_arrow()) for f in (intervals, counts, samples)),
+                              extras["shifts"], extras["design_speed_tag"], extras["unknown_tolerance_s"]),
+                    extras["gold_schema"])
+    [row] = pl.from_arrow(frame.toArrow()).cast(FACT_OEE_SHIFT).to_dicts()
+    for name, expected in vector["expected"].items():
+        if expected is None:
+            assert row[name] is None, name
+        else:
+            assert row[name] == pytest.approx(expected, rel=1e-9, abs=1e-9), name
+    # and every other column (times, flags, provisional reason) as the polars definition has it
+    assert_rows_equal(row, oee_rows(intervals, counts, samples, window).to_dicts()[0])
+
+
+def gold(lake: Path) -> pl.DataFrame:
+    return pl.read_delta(str(lake / "gold" / "fact_oee_shift")).select(list(FACT_OEE_SHIFT)).sort("shift_id", "line_id")
+
+
+@pytest.fixture(scope="module")
+def silver_lake(engine_shift: tuple[Path, dict], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pl.DataFrame]:
+    """The engine shift through bronze, silver and gold in polars: the lake and polars' gold rows."""
+    import shutil
+
+    from twin_pipeline.defs.bronze import bronze_samples_asset
+    from twin_pipeline.defs.silver import silver_part_counts, silver_state_intervals
+    from twin_pipeline.oee_asset import gold_fact_oee_shift
+
+    lake = tmp_path_factory.mktemp("spark") / "lake"
+    shutil.copytree(engine_shift[0], lake)
+    assert dg.materialize([bronze_samples_asset, silver_state_intervals, silver_part_counts, gold_fact_oee_shift],
+                          partition_key=SHIFT, resources={"lake": LakeResource(root=str(lake))}).success
+    return lake, gold(lake)
+
+
+def metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
+    [event] = result.get_asset_materialization_events()
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def test_the_spark_job_through_pipes_writes_the_same_gold_as_polars(silver_lake: tuple[Path, pl.DataFrame]) -> None:
+    from twin_pipeline.oee_asset import pipes_fact_oee_shift
+
+    lake, by_polars = silver_lake
+    assert by_polars.height == 2 and by_polars["produced"].sum() > 1000 and by_polars["downtime_fault_s"].sum() > 0
+    resources = {"oee_job": LocalSparkOeeJob(lake=str(lake))}
+    result = dg.materialize([pipes_fact_oee_shift("spark")], partition_key=SHIFT, resources=resources)
+    by_spark = gold(lake)  # the polars rows of the shift were replaced, not added to
+    assert by_spark.height == by_polars.height
+    for spark_row, polars_row in zip(by_spark.to_dicts(), by_polars.to_dicts()):
+        assert_rows_equal(spark_row, polars_row)
+    meta = metadata(result)
+    assert meta["dagster/row_count"] == 2 and meta["engine"].startswith("pyspark 4.")
+    assert meta["oee/L1"] == pytest.approx(by_polars.filter(pl.col("line_id") == "L1")["oee"][0], abs=1e-4)
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"oee_invariants": True, "performance_at_most_1": True}
+    again = dg.materialize([pipes_fact_oee_shift("spark")], partition_key=SHIFT, resources=resources)
+    assert again.success and gold(lake).height == 2  # a re-run replaces the shift
+
+
+class FakeDatabricks:
+    """The Jobs API of a workspace (the one boundary that cannot exist here): `submit` records the
+    request and runs the submitted script as a cluster would (its parameters, its `spark_env_vars` with
+    secret references resolved); `get_run` reports the process's state."""
+
+    def __init__(self, secrets: dict[str, str]) -> None:
+        self.secrets, self.requests, self.process = secrets, [], None
+        self.jobs = SimpleNamespace(submit=self.submit, get_run=self.get_run, cancel_run=lambda run_id: None)
+
+    def submit(self, *, tasks: list[Any], **kwargs: Any) -> Any:
+        self.requests.append({"tasks": [t.as_dict() for t in tasks], **{k: v for k, v in kwargs.items()}})
+        task = tasks[0].as_dict()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_PIPES")}
+        for name, value in task.get("new_cluster", {}).get("spark_env_vars", {}).items():
+            env[name] = self.secrets.get(value, value)  # "{{secrets/scope/key}}" references resolved
+        local_script = SCRIPT  # the workspace file the bundle uploaded
+        self.process = subprocess.Popen([sys.executable, str(local_script), *task["spark_python_task"]["parameters"]],
+                                        env=env)
+        return SimpleNamespace(bind=lambda: {"run_id": 4711})
+
+    def get_run(self, run_id: int) -> Any:
+        from databricks.sdk.service import jobs
+
+        code = self.process.poll()
+        state = jobs.RunState(life_cycle_state=jobs.RunLifeCycleState.RUNNING) if code is None else jobs.RunState(
+            life_cycle_state=jobs.RunLifeCycleState.TERMINATED,
+            result_state=jobs.RunResultState.SUCCESS if code == 0 else jobs.RunResultState.FAILED,
+            state_message=f"exit code {code}")
+        return jobs.Run(run_id=run_id, state=state, run_page_url=f"https://adb-1.2.azuredatabricks.net/#job/1/run/{run_id}")
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    with azurite(tmp_path_factory.mktemp("azurite")) as running:
+        yield running
+
+
+def test_databricks_submits_the_exact_request_and_gets_the_results_back(
+        silver_lake: tuple[Path, pl.DataFrame], emulator: Azurite, monkeypatch: pytest.MonkeyPatch) -> None:
+    from twin_pipeline.landing import LandingResource
+    from twin_pipeline.oee_asset import pipes_fact_oee_shift
+
+    lake, by_polars = silver_lake
+    fake = FakeDatabricks({"{{secrets/twin/landing-storage-key}}": KEY})
+    monkeypatch.setattr(DatabricksOeeJob, "workspace_client", lambda self: fake)
+    landing = LandingResource(account_url=emulator.url(), account_name=ACCOUNT, account_key=KEY)
+    job = DatabricksOeeJob(host="https://adb-1.2.azuredatabricks.net", script="/Workspace/Shared/twin/oee_job.py",
+                           lake=str(lake), table_io="delta-rs", poll_interval_seconds=0.5, landing=landing)
+    result = dg.materialize([pipes_fact_oee_shift("databricks")], partition_key=SHIFT, resources={"oee_job": job})
+
+    [request] = fake.requests
+    [task] = request["tasks"]
+    bootstrap = task["new_cluster"]["spark_env_vars"]
+    assert set(bootstrap) == {"AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_KEY", "DAGSTER_PIPES_CONTEXT",
+                              "DAGSTER_PIPES_MESSAGES"}
+    from dagster_pipes import decode_param
+
+    assert decode_param(bootstrap["DAGSTER_PIPES_CONTEXT"])["bucket"] == "pipes"  # through the landing account
+    assert decode_param(bootstrap["DAGSTER_PIPES_MESSAGES"])["bucket"] == "pipes"
+    assert {k: v for k, v in request.items() if k != "tasks"} == {"run_name": f"twin OEE {SHIFT}"}
+    assert {k: v for k, v in task.items() if k != "new_cluster"} == {
+        "task_key": "oee",
+        "spark_python_task": {"python_file": "/Workspace/Shared/twin/oee_job.py", "parameters": [
+            "--pipes-transport", "azure-blob", "--storage-account-url", emulator.url(),
+            "--secret-scope", "twin", "--secret-key", "landing-storage-key"]},
+        "libraries": [{"pypi": {"package": f"dagster-pipes=={version('dagster-pipes')}"}},
+                      {"pypi": {"package": f"azure-storage-blob=={version('azure-storage-blob')}"}}],
+    }
+    assert {k: v for k, v in task["new_cluster"].items() if k != "spark_env_vars"} == {
+        "spark_version": "16.4.x-scala2.12", "node_type_id": "Standard_D4ds_v5", "num_workers": 1}
+    assert bootstrap["AZURE_STORAGE_KEY"] == "{{secrets/twin/landing-storage-key}}"  # the key never leaves Databricks
+    # the results came back through Pipes, and gold equals polars' again
+    meta = metadata(result)
+    assert meta["Databricks Job Run ID"] == "4711" and meta["dagster/row_count"] == 2
+    assert {e.check_name: e.passed for e in result.get_asset_check_evaluations()} == {
+        "oee_invariants": True, "performance_at_most_1": True}
+    for spark_row, polars_row in zip(gold(lake).to_dicts(), by_polars.to_dicts()):
+        assert_rows_equal(spark_row, polars_row)
+
+
+@pytest.mark.parametrize(("compute", "expected"), [
+    ("existing_cluster", {"existing_cluster_id": "0101-abc"}),
+    ("serverless", {"environment_key": "twin"}),
+])
+def test_the_other_computes_submit_what_databricks_expects(compute: str, expected: dict[str, Any]) -> None:
+    from twin_pipeline.landing import LandingResource
+
+    job = DatabricksOeeJob(host="https://adb-1.2.azuredatabricks.net", script="/Workspace/Shared/twin/oee_job.py",
+                           lake="abfss://lake@acct.dfs.core.windows.net/twin", compute=compute, cluster_id="0101-abc",
+                           landing=LandingResource(account_url="https://acct.blob.core.windows.net"))
+    task = job.task().as_dict()
+    assert {k: v for k, v in task.items() if k not in ("task_key", "spark_python_task", "libraries")} == expected
+    assert "new_cluster" not in task  # no env vars there: the script reads the key from the secret scope
+    args = job.submit_args([SHIFT, "2026-11-24-1400"])
+    assert args["run_name"] == f"twin OEE {SHIFT}..2026-11-24-1400"
+    if compute == "serverless":
+        [environment] = [e.as_dict() for e in args["environments"]]
+        assert environment == {"environment_key": "twin", "spec": {"environment_version": "3", "dependencies": [
+            f"dagster-pipes=={version('dagster-pipes')}", f"azure-storage-blob=={version('azure-storage-blob')}"]}}
+    assert json.dumps(job_extras(job.lake, job.table_io, [SHIFT]))  # the extras travel as JSON

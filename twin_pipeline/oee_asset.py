@@ -1,0 +1,73 @@
+"""Gold `fact_oee_shift`, per OEE engine: computed here in polars (`twin_pipeline/oee.py`), or by the
+Spark job (`twin_pipeline/databricks/oee_job.py`) on local pyspark or Databricks through Pipes, which
+reports the same metadata and the `oee_invariants` and `performance_at_most_1` checks itself.
+`defs/gold.py` includes the one the profile chose.
+
+(No `from __future__ import annotations` here: Dagster inspects the context annotation at run time.)
+"""
+
+import dagster as dg
+import polars as pl
+
+from twin_pipeline.counters import DESIGN_SPEED_TAG
+from twin_pipeline.layers import layer_path, read_shifts
+from twin_pipeline.oee import oee_rows, roll_up
+from twin_pipeline.profiles import LakeResource
+from twin_pipeline.schemas import FACT_OEE_SHIFT, column_schema
+from twin_pipeline.shift_assets import BRONZE, CALENDAR, SHIFTS, publish, read_bronze, shift_asset
+
+KEY = dg.AssetKey(["gold", "fact_oee_shift"])
+DEPS = [dg.AssetKey(["silver", "state_intervals"]), dg.AssetKey(["silver", "part_counts"]), BRONZE]
+DESCRIPTION = ("OEE per line and shift (ISO 22400-2) over planned busy time (breaks excluded; a line that runs "
+               "through a break is reported in *_in_breaks): actual production time, downtime by kind, "
+               "produced/good/reject, availability, performance (flagged above 1, never capped), quality, OEE, and "
+               "a provisional flag for shifts with outages or unknown time.")
+
+
+@shift_asset(key=KEY.path, group="gold", deps=DEPS, description=DESCRIPTION)
+def gold_fact_oee_shift(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    frames = []
+    for shift_id in context.partition_keys:
+        frames.append(oee_rows(read_shifts(layer_path(lake.path(), "silver", "state_intervals"), [shift_id]),
+                               read_shifts(layer_path(lake.path(), "silver", "part_counts"), [shift_id]),
+                               read_bronze(lake.path(), shift_id, [DESIGN_SPEED_TAG]), CALENDAR.window(shift_id)))
+    out = pl.concat(frames) if frames else pl.DataFrame(schema=FACT_OEE_SHIFT)
+    by_line = {line_id: roll_up(rows) for (line_id,), rows in out.group_by(["line_id"], maintain_order=True)}
+    table = "| line | availability | performance | quality | OEE | produced | provisional |\n|---|---|---|---|---|---|---|\n"
+    for line_id in sorted(by_line):
+        f, mine = by_line[line_id], out.filter(pl.col("line_id") == line_id)
+        table += (f"| {line_id} | {_pct(f.availability)} | {_pct(f.performance)} | {_pct(f.quality)} | {_pct(f.oee)} "
+                  f"| {int(mine['produced'].sum())} | {int(mine['provisional'].sum())} of {mine.height} |\n")
+    plant = roll_up(out)
+    headline = {name: round(value, 4) for name in ("availability", "performance", "quality", "oee")
+                if (value := getattr(plant, name)) is not None}
+    return dg.MaterializeResult(metadata={
+        **publish(lake.path(), "gold/fact_oee_shift", out, context.partition_keys),
+        "provisional_rows": int(out["provisional"].sum()) if out.height else 0, **headline,
+        **{f"oee/{line_id}": round(f.oee, 4) for line_id, f in sorted(by_line.items()) if f.oee is not None},
+        "by_line": dg.MetadataValue.md(table),
+    })
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f} %"
+
+
+def pipes_fact_oee_shift(engine: str) -> dg.AssetsDefinition:
+    """The same asset, computed by the Spark job (`spark`: local pyspark; `databricks`: a Databricks run)."""
+
+    @dg.asset(key=KEY, deps=DEPS, partitions_def=SHIFTS, backfill_policy=dg.BackfillPolicy.single_run(),
+              group_name="gold", kinds={"pyspark", "deltalake", *(["databricks"] if engine == "databricks" else [])},
+              owners=["team:data"], description=f"{DESCRIPTION} Computed by the Spark job on {engine}.",
+              metadata={"dagster/column_schema": column_schema("gold/fact_oee_shift"), "partitioned_by": "shift_id"},
+              check_specs=[
+                  dg.AssetCheckSpec("oee_invariants", asset=KEY, description=(
+                      "OEE invariants, evaluated by the Spark job: ratios in [0, 1] (performance may exceed 1: "
+                      "flagged), OEE = A x P x Q, good + reject = produced, times add up to the shift.")),
+                  dg.AssetCheckSpec("performance_at_most_1", asset=KEY, description=(
+                      "Performance above 1, reported by the Spark job: a wrong design speed or a counter fault.")),
+              ])
+    def gold_fact_oee_shift(context: dg.AssetExecutionContext, oee_job: dg.ResourceParam[object]):
+        return oee_job.run(context, list(context.partition_keys)).get_results()  # type: ignore[attr-defined]
+
+    return gold_fact_oee_shift
