@@ -1,0 +1,218 @@
+"""The PBIP project under powerbi/ against the gold contract (twin_pipeline/schemas.py): tables,
+columns and types, the star's relationships, the partitions' sources, the measures, the report's
+fields. Each check is also run on a broken copy, to show it fails with exactly that difference."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.powerbi.contract import (
+    GOLD, MEASURES_TABLE, PARAMETERS, measure_reference_problems, partition_problems, relationship_problems,
+    report_problems, table_differences,
+)
+from twin_pipeline.semantic_model import M_NAVIGATION, PROJECT_DIR, TmdlError, load, parse
+
+REPORT = PROJECT_DIR / "IndustrialTwin.Report"
+#: The measures the report and the issue name.
+REQUIRED_MEASURES = (
+    "Availability", "Performance", "Quality", "OEE", "Utilisation", "TEEP", "Planned Busy Time (s)",
+    "Actual Production Time (s)", "Ideal Production Time (s)", "Availability Loss (s)", "Performance Loss (s)",
+    "Quality Loss (s)", "Fully Productive Time (s)", "Loss Waterfall (s)", "Downtime (s)", "Stops", "Microstops",
+    "Downtime Share", "Downtime Cumulative Share", "Mean Deviation (mm)", "Sigma (mm)", "Cp", "Cpk", "MTBF (s)",
+    "MTTR (s)",
+)
+PAGES = {"OEE trend", "Loss waterfall", "Downtime Pareto", "SPC"}
+
+
+@pytest.fixture(scope="module")
+def model():  # noqa: ANN201
+    return load()
+
+
+@pytest.fixture
+def broken(tmp_path: Path):  # noqa: ANN201
+    """A copy of the project to break: `broken(path, old, new)` edits one file (old must be there once)."""
+    copy = tmp_path / "powerbi"
+    shutil.copytree(PROJECT_DIR, copy)
+
+    def edit(relative: str, old: str, new: str) -> Path:
+        path = copy / relative
+        text = path.read_text()
+        assert text.count(old) == 1, f"{old!r} is not once in {relative}"
+        path.write_text(text.replace(old, new))
+        return copy
+
+    return edit
+
+
+# --- the model against the gold contract ---------------------------------------------------------
+
+def test_every_gold_table_and_column_is_in_the_model_with_its_type(model) -> None:  # noqa: ANN001
+    assert set(GOLD) == {"fact_oee_shift", "fact_downtime", "fact_quality", "fact_reliability", "dim_shift",
+                         "dim_date", "dim_line"}
+    assert table_differences(model) == []
+    assert set(model.tables) == set(GOLD) | {MEASURES_TABLE}
+
+
+def test_a_renamed_column_is_reported_on_both_sides(broken) -> None:  # noqa: ANN001
+    copy = broken("IndustrialTwin.SemanticModel/definition/tables/fact_oee_shift.tmdl",
+                  "\tcolumn good\n", "\tcolumn good_parts\n")
+    assert table_differences(load(copy / "IndustrialTwin.SemanticModel" / "definition")) == [
+        "fact_oee_shift.good: in the contract, not in the model",
+        "fact_oee_shift.good_parts: in the model, not in the contract",
+    ]
+
+
+def test_a_changed_data_type_is_reported(broken) -> None:  # noqa: ANN001
+    copy = broken("IndustrialTwin.SemanticModel/definition/tables/dim_line.tmdl",
+                  "\tcolumn design_speed_ppm\n\t\tdataType: double\n", "\tcolumn design_speed_ppm\n\t\tdataType: int64\n")
+    assert table_differences(load(copy / "IndustrialTwin.SemanticModel" / "definition")) == [
+        "dim_line.design_speed_ppm: dataType int64, the contract's Float64 is double"]
+
+
+def test_a_missing_or_extra_table_is_reported(broken) -> None:  # noqa: ANN001
+    copy = broken("IndustrialTwin.SemanticModel/definition/tables/dim_date.tmdl", "table dim_date\n", "table calendar\n")
+    assert table_differences(load(copy / "IndustrialTwin.SemanticModel" / "definition")) == [
+        "table dim_date: in the contract, not in the model", "table calendar: in the model, not a gold table"]
+
+
+def test_the_contract_follows_the_schemas_module(model) -> None:  # noqa: ANN001
+    """A column added to the gold contract (as a pipeline change would) fails until the model has it."""
+    import polars as pl
+
+    contract = {**GOLD, "fact_quality": pl.Schema({**GOLD["fact_quality"], "lsl_mm": pl.Float64})}
+    assert table_differences(model, contract) == ["fact_quality.lsl_mm: in the contract, not in the model"]
+
+
+def test_ratio_columns_are_hidden_and_never_summed(model) -> None:  # noqa: ANN001
+    for table, column in [("fact_oee_shift", c) for c in ("availability", "performance", "quality", "oee")] + [
+            ("fact_quality", "cp"), ("fact_quality", "cpk"), ("fact_reliability", "mtbf_s"), ("fact_reliability", "mttr_s")]:
+        props = model.tables[table].columns[column].properties
+        assert props.get("isHidden") == "true" and props["summarizeBy"] == "none", (table, column)
+    for table in GOLD:
+        for column in ("shift_id", "line_id"):
+            if column in model.tables[table].columns:
+                assert model.tables[table].columns[column].properties["summarizeBy"] == "none"
+
+
+# --- relationships, partitions, parameters -------------------------------------------------------
+
+def test_the_star_relationships_are_many_to_one_single_direction(model) -> None:  # noqa: ANN001
+    assert relationship_problems(model) == []
+    assert len(model.relationships) == 9
+
+
+def test_a_relationship_to_a_missing_column_is_reported(broken) -> None:  # noqa: ANN001
+    copy = broken("IndustrialTwin.SemanticModel/definition/relationships.tmdl",
+                  "\ttoColumn: dim_date.date\n", "\ttoColumn: dim_date.day\n")
+    assert relationship_problems(load(copy / "IndustrialTwin.SemanticModel" / "definition")) == [
+        "relationship dim_shift_dim_date: dim_date.day does not exist",
+        "relationship dim_shift.local_date -> dim_date.date is missing",
+        "relationship dim_shift.local_date -> dim_date.day is not in the star"]
+
+
+def test_every_table_imports_itself_from_databricks_and_from_adls(model) -> None:  # noqa: ANN001
+    assert partition_problems(model) == []
+    assert model.gold_tables() == sorted(GOLD)
+
+
+def test_a_partition_reading_another_table_is_reported(broken) -> None:  # noqa: ANN001
+    copy = broken("IndustrialTwin.SemanticModel/definition/tables/fact_quality.tmdl",
+                  '{[Name="fact_quality",Kind="Table"]}', '{[Name="fact_downtime",Kind="Table"]}')
+    assert partition_problems(load(copy / "IndustrialTwin.SemanticModel" / "definition")) == [
+        "fact_quality: the Databricks branch reads ['fact_downtime']"]
+
+
+def test_the_table_steps_are_what_dagster_powerbi_parses_for_lineage(model) -> None:  # noqa: ANN001
+    from dagster_powerbi.translator import PARSE_M_QUERY_OBJECT
+
+    assert M_NAVIGATION.pattern == PARSE_M_QUERY_OBJECT.pattern
+    source = model.tables["fact_oee_shift"].partitions[0].source
+    assert ("fact_oee_shift", "Table") in PARSE_M_QUERY_OBJECT.findall(source)
+
+
+def test_the_source_parameters_are_required_text_parameters(model) -> None:  # noqa: ANN001
+    assert set(model.expressions) == set(PARAMETERS)
+    for name in PARAMETERS:
+        value = model.expressions[name].value or ""
+        assert 'meta [IsParameterQuery=true' in value and 'Type="Text"' in value, name
+        assert "IsParameterQueryRequired=true" in value and model.expressions[name].description, name
+    assert 'List={"Databricks", "ADLS"}' in (model.expressions["SourceKind"].value or "")
+
+
+# --- measures ------------------------------------------------------------------------------------
+
+def test_the_measures_exist_with_a_format_and_a_description(model) -> None:  # noqa: ANN001
+    measures = model.tables[MEASURES_TABLE].measures
+    assert [m for m in REQUIRED_MEASURES if m not in measures] == []
+    assert [m.name for m in measures.values() if not m.properties.get("formatString") or not m.description] == []
+    assert all(not t.measures for name, t in model.tables.items() if name != MEASURES_TABLE)
+
+
+def test_ratios_are_ratios_of_sums(model) -> None:  # noqa: ANN001
+    m = {name: " ".join(x.expression.split()) for name, x in model.tables[MEASURES_TABLE].measures.items()}
+    assert m["Availability"] == "DIVIDE([Actual Production Time (s)], [Planned Busy Time (s)])"
+    assert m["Ideal Production Time (s)"] == (
+        "SUMX(fact_oee_shift, fact_oee_shift[ideal_cycle_time_s] * fact_oee_shift[produced])")
+    assert "DIVIDE([Ideal Production Time (s)], [Actual Production Time (s)])" in m["Performance"]
+    assert m["Quality"] == "DIVIDE([Good], [Produced])"
+    assert m["OEE"] == "[Availability] * [Performance] * [Quality]"
+    assert m["TEEP"] == "[OEE] * [Utilisation]"
+    assert m["MTBF (s)"] == "DIVIDE(SUM(fact_reliability[production_time_s]), [Failures])"
+    for name, expression in m.items():  # the shift's own ratio columns are never aggregated
+        for column in ("[availability]", "[performance]", "[quality]", "[oee]", "[cp]", "[cpk]", "[mtbf_s]"):
+            assert column not in expression, (name, column)
+        assert "AVERAGE" not in expression.upper(), name
+
+
+def test_measures_reference_only_existing_fields(model) -> None:  # noqa: ANN001
+    assert measure_reference_problems(model) == []
+
+
+def test_a_measure_with_a_mistyped_field_is_reported(broken) -> None:  # noqa: ANN001
+    copy = broken("IndustrialTwin.SemanticModel/definition/tables/_Measures.tmdl",
+                  "SUM(fact_oee_shift[good])", "SUM(fact_oee_shift[good_parts])")
+    assert measure_reference_problems(load(copy / "IndustrialTwin.SemanticModel" / "definition")) == [
+        "measure Good: fact_oee_shift[good_parts] does not exist"]
+
+
+# --- the report ----------------------------------------------------------------------------------
+
+def test_the_report_binds_to_the_model_and_has_its_pages(model) -> None:  # noqa: ANN001
+    pbir = json.loads((REPORT / "definition.pbir").read_text())
+    assert pbir["datasetReference"] == {"byPath": {"path": "../IndustrialTwin.SemanticModel"}}
+    pbip = json.loads((PROJECT_DIR / "IndustrialTwin.pbip").read_text())
+    assert [a["report"]["path"] for a in pbip["artifacts"]] == ["IndustrialTwin.Report"]
+    pages = {json.loads(p.read_text())["displayName"] for p in REPORT.glob("definition/pages/*/page.json")}
+    assert pages == PAGES
+    assert report_problems(REPORT, model) == []
+
+
+def test_every_json_file_names_its_schema() -> None:
+    files = [p for p in PROJECT_DIR.rglob("*") if p.suffix in (".json", ".pbir", ".pbism", ".pbip", ".platform")]
+    assert len(files) > 20
+    for path in files:
+        schema = json.loads(path.read_text()).get("$schema", "")
+        assert schema.startswith("https://developer.microsoft.com/json-schemas/fabric/"), path
+
+
+def test_a_visual_using_a_missing_measure_is_reported(broken) -> None:  # noqa: ANN001
+    copy = broken("IndustrialTwin.Report/definition/pages/spc/visuals/capability_by_shift/visual.json",
+                  '"Property": "Cpk Target"', '"Property": "Cpk Goal"')
+    assert report_problems(copy / "IndustrialTwin.Report", model=load()) == [
+        "spc/capability_by_shift: measure _Measures[Cpk Goal] is not in the model"]
+
+
+# --- the TMDL reader -----------------------------------------------------------------------------
+
+def test_the_reader_refuses_space_indentation_and_reads_quoted_names() -> None:
+    with pytest.raises(TmdlError, match="<tmdl>:2: indented with spaces"):
+        parse("table t\n    column c\n")
+    (table,) = parse("/// doc\ntable 'it''s'\n\tmeasure 'a b' =\n\t\t\tSUM(t[c])\n\t\tformatString: 0\n")
+    assert (table.name, table.description) == ("it's", "doc")
+    assert (table.children[0].name, table.children[0].value, table.children[0].properties) == (
+        "a b", "SUM(t[c])", {"formatString": "0"})
