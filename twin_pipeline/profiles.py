@@ -25,6 +25,14 @@ AZURE_SETTINGS = (
     ("AZURE_STORAGE_SAS_TOKEN", False, "a SAS token (secret) instead of the key"),
     ("TWIN_LANDING_CONTAINER", False, "container of the landing zone (default: landing)"),
 )
+#: The Power BI refresh of the azure profile, all or none (twin_pipeline/powerbi.py): (variable, what it is).
+POWERBI_SETTINGS = (
+    ("POWERBI_WORKSPACE_ID", "id of the workspace (group) the IndustrialTwin semantic model is published to"),
+    ("POWERBI_SEMANTIC_MODEL_ID", "id of the published IndustrialTwin semantic model (dataset)"),
+    ("POWERBI_TENANT_ID", "Entra tenant of the service principal"),
+    ("POWERBI_CLIENT_ID", "application (client) id of the service principal"),
+    ("POWERBI_CLIENT_SECRET", "its client secret (secret)"),
+)
 #: The environment of the Databricks OEE job (azure profile): (variable, required, what it is).
 DATABRICKS_SETTINGS = (
     ("DATABRICKS_HOST", True, "workspace URL, e.g. https://adb-<id>.<n>.azuredatabricks.net"),
@@ -92,7 +100,11 @@ def resources_for(name: str) -> dict[str, object]:
             account_name=os.environ.get("AZURE_STORAGE_ACCOUNT", ""),
             account_key=secret.get("AZURE_STORAGE_KEY", ""), sas_token=secret.get("AZURE_STORAGE_SAS_TOKEN", ""),
             container=os.environ.get("TWIN_LANDING_CONTAINER", "landing"))
-        return {"lake": lake, "landing": landing, **_local_spark(engine, lake), **_databricks(engine, landing)}
+        from twin_pipeline.powerbi import powerbi_settings, powerbi_workspace
+
+        power_bi = {"power_bi": powerbi_workspace(pbi)} if (pbi := powerbi_settings()) else {}
+        return {"lake": lake, "landing": landing, **_local_spark(engine, lake), **_databricks(engine, landing),
+                **power_bi}
     raise ValueError(f"unknown profile {name!r}")
 
 
