@@ -135,3 +135,28 @@ class DatabricksOeeJob(dg.ConfigurableResource):
             pipes = PipesDatabricksClient(client=client, poll_interval_seconds=self.poll_interval_seconds, **transport)
         return pipes.run(context=context, task=self.task(), submit_args=self.submit_args(shift_ids),
                          extras=job_extras(self.lake, self.table_io, shift_ids))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print a run's extras as JSON, for running the job without Dagster (`databricks bundle run`)."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m twin_pipeline.oee_job", description=(
+        "Print the extras of the Spark OEE job for some shifts, e.g. for `databricks bundle run twin_oee "
+        "--params extras=...` (twin_pipeline/databricks/databricks.yml). Dagster passes them itself."))
+    parser.add_argument("--lake", required=True, help="the lake as the job sees it, e.g. abfss://lake@<account>."
+                                                      "dfs.core.windows.net/twin, or a local path")
+    parser.add_argument("--shift", action="append", required=True, help="a shift id like 2026-11-24-0600 (repeatable)")
+    parser.add_argument("--table-io", choices=("delta", "delta-rs"), default="delta",
+                        help="delta: Spark's Delta reader (Databricks); delta-rs: the active files (local pyspark)")
+    args = parser.parse_args(argv)
+    try:
+        print(json.dumps(job_extras(args.lake, args.table_io, args.shift)))
+    except (KeyError, ValueError) as exc:
+        parser.error(f"{exc} (shift ids are local starts, see twin_pipeline/shifts.toml)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

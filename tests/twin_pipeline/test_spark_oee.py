@@ -218,3 +218,34 @@ def test_the_other_computes_submit_what_databricks_expects(compute: str, expecte
         assert environment == {"environment_key": "twin", "spec": {"environment_version": "3", "dependencies": [
             f"dagster-pipes=={version('dagster-pipes')}", f"azure-storage-blob=={version('azure-storage-blob')}"]}}
     assert json.dumps(job_extras(job.lake, job.table_io, [SHIFT]))  # the extras travel as JSON
+
+
+def test_the_bundle_deploys_this_script_with_the_locked_libraries() -> None:
+    import yaml
+
+    from twin_pipeline.databricks.oee_job import arguments
+
+    bundle = yaml.safe_load((SCRIPT.parent / "databricks.yml").read_text())
+    [task] = bundle["resources"]["jobs"]["twin_oee"]["tasks"]
+    assert (SCRIPT.parent / task["spark_python_task"]["python_file"]).resolve() == SCRIPT
+    assert bundle["sync"]["include"] == [SCRIPT.name]
+    assert [lib["pypi"]["package"] for lib in task["libraries"]] == [
+        f"{name}=={version(name)}" for name in ("dagster-pipes", "azure-storage-blob")]
+    assert arguments(task["spark_python_task"]["parameters"]).extras == "{{job.parameters.extras}}"
+    assert bundle["targets"]["prod"]["workspace"]["root_path"] == "/Workspace/Shared/twin"
+
+
+def test_without_dagster_the_script_runs_on_extras_and_says_how_otherwise(
+        silver_lake: tuple[Path, pl.DataFrame]) -> None:
+    lake, by_polars = silver_lake
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_PIPES")}
+    refused = subprocess.run([sys.executable, str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "--extras" in refused.stderr
+    extras = subprocess.run([sys.executable, "-m", "twin_pipeline.oee_job", "--lake", str(lake), "--shift", SHIFT,
+                             "--table-io", "delta-rs"], capture_output=True, text=True, check=True).stdout
+    ran = subprocess.run([sys.executable, str(SCRIPT), "--extras", extras], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert "2 rows for 1 shift(s) written; invariant problems: none" in ran.stdout
+    for spark_row, polars_row in zip(gold(lake).to_dicts(), by_polars.to_dicts()):
+        assert_rows_equal(spark_row, polars_row)

@@ -15,6 +15,7 @@ design-speed tag and the unknown-time tolerance (`counters.py`, `oee.py`). The a
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -37,10 +38,12 @@ def session(app: str = "twin-oee") -> SparkSession:
     if "DATABRICKS_RUNTIME_VERSION" in os.environ:
         return SparkSession.builder.getOrCreate()
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    return (SparkSession.builder.master("local[2]").appName(app)
-            .config("spark.ui.enabled", "false").config("spark.driver.bindAddress", "127.0.0.1")
-            .config("spark.driver.host", "127.0.0.1").config("spark.sql.session.timeZone", "UTC")
-            .config("spark.sql.shuffle.partitions", "4").getOrCreate())
+    spark = (SparkSession.builder.master("local[2]").appName(app)
+             .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+             .config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1")
+             .config("spark.sql.session.timeZone", "UTC").config("spark.sql.shuffle.partitions", "4").getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
 
 
 # ---------------------------------------------------------------- the OEE definition, in Spark
@@ -229,6 +232,8 @@ def arguments(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--storage-account-url", help="blob endpoint of the azure-blob transport")
     parser.add_argument("--secret-scope", help="Databricks secret scope holding the storage key (azure-blob)")
     parser.add_argument("--secret-key", help="key of the storage account key in that scope (azure-blob)")
+    parser.add_argument("--extras", default="", help="run without Dagster (e.g. the bundle's job): the extras as JSON, "
+                                                     "printed by `python -m twin_pipeline.oee_job --help`")
     args, _ = parser.parse_known_args(argv)  # the Pipes bootstrap arguments pass through
     return args
 
@@ -276,9 +281,24 @@ def pipes(argv: Sequence[str]) -> Iterator[Any]:
             yield context
 
 
+def is_pipes_process() -> bool:
+    from dagster_pipes import DAGSTER_PIPES_CONTEXT_ENV_VAR, PipesCliArgsParamsLoader
+
+    return PipesCliArgsParamsLoader().is_dagster_pipes_process() or DAGSTER_PIPES_CONTEXT_ENV_VAR in os.environ
+
+
 def main(argv: Sequence[str] = ()) -> None:
-    with pipes(argv or sys.argv[1:]) as context:
-        extras = {name: context.get_extra(name) for name in EXTRAS}
+    argv = list(argv or sys.argv[1:])
+    standalone = arguments(argv).extras
+    if not standalone and not is_pipes_process():
+        raise SystemExit("not launched by Dagster: pass --extras '<json>' (print them with `python -m "
+                         "twin_pipeline.oee_job --lake <uri> --shift <shift_id>`) or materialize gold/fact_oee_shift "
+                         "with TWIN_OEE_ENGINE=spark or databricks")
+    with pipes(argv) as context:  # outside Dagster a no-op context: results go to the log only
+        extras = json.loads(standalone) if standalone else {name: context.get_extra(name) for name in EXTRAS}
+        missing = [name for name in EXTRAS if name not in extras]
+        if missing:
+            raise SystemExit(f"extras lack {', '.join(missing)}: build them with twin_pipeline/oee_job.py job_extras()")
         spark = session()
         gold, problems = compute(spark, extras)
         shift_ids = [s["shift_id"] for s in extras["shifts"]]
@@ -287,7 +307,8 @@ def main(argv: Sequence[str] = ()) -> None:
                 F.col("provisional_reason").isNull(), F.lit("check oee_invariants failed"))
                 .otherwise(F.concat(F.col("provisional_reason"), F.lit("; check oee_invariants failed"))))
         rows = write_table(gold, extras["lake"], "gold/fact_oee_shift", shift_ids, extras["table_io"])
-        context.log.info(f"gold/fact_oee_shift: {rows} rows for {len(shift_ids)} shift(s) written")
+        print(f"gold/fact_oee_shift: {rows} rows for {len(shift_ids)} shift(s) written; invariant problems: "
+              f"{'; '.join(problems) or 'none'}", flush=True)
         plant = roll_up(gold)
         by_line = roll_up(gold, ["line_id"])
         above = [f"{r['shift_id']} {r['line_id']}: {r['performance']:.3f}"
