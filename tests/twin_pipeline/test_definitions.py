@@ -76,6 +76,51 @@ def test_asset_check_snapshot() -> None:
     }
 
 
+@pytest.mark.parametrize(("engine", "env", "gold_checks"), [
+    ("spark", {}, {"oee_invariants", "performance_at_most_1", "fault_downtime_matches_injections"}),
+    ("databricks", {"TWIN_PROFILE": "azure", "AZURE_STORAGE_ACCOUNT_URL": "https://acct.blob.core.windows.net",
+                    "DATABRICKS_HOST": "https://adb-1.2.azuredatabricks.net",
+                    "TWIN_DATABRICKS_SCRIPT": "/Workspace/Shared/twin/files/oee_job.py",
+                    "TWIN_DATABRICKS_LAKE": "abfss://lake@acct.dfs.core.windows.net/twin"},
+     {"oee_invariants", "performance_at_most_1"}),
+])
+def test_the_spark_engines_swap_only_the_oee_asset(monkeypatch: pytest.MonkeyPatch, engine: str, env: dict[str, str],
+                                                   gold_checks: set[str]) -> None:
+    """Same key, same lineage and contract; the Spark job reports the invariant checks itself (one spec
+    each, no duplicate), and gold that lives in a Databricks lake is not read back here."""
+    from twin_pipeline.profiles import oee_engine
+
+    if engine == "spark":  # databricks: the default of the azure profile once DATABRICKS_HOST is set
+        monkeypatch.setenv("TWIN_OEE_ENGINE", engine)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    assert oee_engine() == engine
+    graph = defs().resolve_asset_graph()
+    node = graph.get(dg.AssetKey(["gold", "fact_oee_shift"]))
+    assert "pyspark" in node.kinds and ("databricks" in node.kinds) == (engine == "databricks")
+    assert sorted(p.to_user_string() for p in node.parent_keys) == [
+        "bronze/samples", "silver/part_counts", "silver/state_intervals"]
+    assert {k.name for k in graph.asset_check_keys if k.asset_key == node.key} == gold_checks
+    assert "oee_job" in defs().resources
+
+
+def test_a_wrong_engine_setting_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    from twin_pipeline.profiles import oee_engine, resources_for
+
+    monkeypatch.setenv("TWIN_OEE_ENGINE", "duckdb")
+    with pytest.raises(ValueError, match="set it to polars, spark or databricks"):
+        oee_engine()
+    monkeypatch.setenv("TWIN_OEE_ENGINE", "databricks")
+    with pytest.raises(ValueError, match="needs TWIN_PROFILE=azure.*use spark"):
+        oee_engine()
+    monkeypatch.setenv("TWIN_PROFILE", "azure")
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_URL", "https://acct.blob.core.windows.net")
+    monkeypatch.setenv("DATABRICKS_HOST", "https://adb-1.2.azuredatabricks.net")
+    with pytest.raises(ValueError, match="(?s)needs TWIN_DATABRICKS_SCRIPT, TWIN_DATABRICKS_LAKE in the environment.*"
+                                         "TWIN_DATABRICKS_COMPUTE"):
+        resources_for("azure")
+
+
 def test_edge_assets_carry_the_schema_contract() -> None:
     specs = [spec for spec in defs().assets or [] if isinstance(spec, dg.AssetSpec)]
     assert sorted(spec.key.path[-1] for spec in specs) == sorted(TABLES)
