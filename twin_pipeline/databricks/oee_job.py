@@ -169,7 +169,7 @@ def read_table(spark: SparkSession, lake: str, table: str, shift_ids: Sequence[s
     delta = DeltaTable(path)
     parts = []
     for shift_id in shift_ids:
-        files = delta.file_uris(partition_filters=[("shift_id", "=", shift_id)])
+        files = delta.file_uris(file_pruning_predicate=[("shift_id", "=", shift_id)])
         if files:
             parts.append(spark.read.parquet(*files).withColumn("shift_id", F.lit(shift_id)))
     if not parts:
