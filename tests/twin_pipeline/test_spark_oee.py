@@ -241,6 +241,13 @@ def test_without_dagster_the_script_runs_on_extras_and_says_how_otherwise(
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_PIPES")}
     refused = subprocess.run([sys.executable, str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60)
     assert refused.returncode != 0 and "--extras" in refused.stderr
+    nowhere = json.loads(subprocess.run([sys.executable, "-m", "twin_pipeline.oee_job", "--lake", str(lake.parent / "nowhere"),
+                                         "--shift", SHIFT, "--table-io", "delta-rs"], capture_output=True, text=True,
+                                        check=True).stdout)
+    failed = subprocess.run([sys.executable, str(SCRIPT), "--extras", json.dumps(nowhere)], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert failed.returncode != 0 and "silver/state_intervals is not at" in failed.stderr
+    assert "TWIN_DATABRICKS_LAKE" in failed.stderr  # says what to fix
     extras = subprocess.run([sys.executable, "-m", "twin_pipeline.oee_job", "--lake", str(lake), "--shift", SHIFT,
                              "--table-io", "delta-rs"], capture_output=True, text=True, check=True).stdout
     ran = subprocess.run([sys.executable, str(SCRIPT), "--extras", extras], env=env, capture_output=True, text=True,

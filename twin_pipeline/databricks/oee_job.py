@@ -154,18 +154,30 @@ def roll_up(gold: DataFrame, by: Sequence[str] = ()) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- table I/O
 
 
+class MissingTable(RuntimeError):
+    """A table the job reads is not in the lake: a setting to fix, not a shift without data."""
+
+
 def read_table(spark: SparkSession, lake: str, table: str, shift_ids: Sequence[str], table_io: str) -> DataFrame | None:
-    """These shifts of a shift-partitioned table, or None when there are none. `delta`: Spark's own Delta
-    reader (Databricks). `delta-rs`: the active Parquet files the Delta log lists, read by Spark (local
-    pyspark cannot fetch the Delta jars), with the partition column put back."""
+    """These shifts of a shift-partitioned table, or None when it has no rows for them. `delta`: Spark's
+    own Delta reader (Databricks). `delta-rs`: the active Parquet files the Delta log lists, read by
+    Spark (local pyspark cannot fetch the Delta jars), with the partition column put back."""
     path = f"{lake.rstrip('/')}/{table}"
+    missing = MissingTable(f"{table} is not at {path}: the job reads the lake's silver and bronze tables there. "
+                           f"Materialize them first, and on Databricks point TWIN_DATABRICKS_LAKE at the storage "
+                           f"that holds $TWIN_HOME/lake (README, 'OEE on Databricks')")
     if table_io == "delta":
-        frame = spark.read.format("delta").load(path).where(F.col("shift_id").isin(list(shift_ids)))
+        from pyspark.errors import AnalysisException
+
+        try:
+            frame = spark.read.format("delta").load(path).where(F.col("shift_id").isin(list(shift_ids)))
+        except AnalysisException as exc:
+            raise missing from exc
         return frame if not frame.isEmpty() else None
     from deltalake import DeltaTable
 
     if not os.path.isdir(os.path.join(path, "_delta_log")):
-        return None
+        raise missing
     delta = DeltaTable(path)
     parts = []
     for shift_id in shift_ids:
