@@ -24,8 +24,8 @@ help: ## List the targets
 
 venv: .venv/.synced ## Create or update .venv from uv.lock
 
-run: venv ## Run the twin on the embedded local default (PLC simulator L1+L2 and the edge collector)
-	.venv/bin/python -m edge_collector.local_twin $(ARGS)
+run: venv ## Run the whole twin on the embedded local default: history, live line L1+L2, Dagster UI (twin up)
+	.venv/bin/twin up $(ARGS)
 
 # Azurite (Azure Storage emulator) for the cloud tests, pinned by package-lock.json; the tests start
 # and stop it themselves on a free loopback port.

@@ -54,9 +54,60 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) 
     raise SystemExit(f"twin: plc-sim did not listen on port {port} within {timeout:.0f} s")
 
 
+class LiveLine:
+    """The PLC simulator and the collector as two child processes, secured for this run; stopped
+    collector first (it flushes to Delta), then the PLC. `twin up` (twin_pipeline/twin.py) runs one too."""
+
+    def __init__(self, home: Path, *, lines: str = "L1,L2", port: int = 4840, speed: float = 1.0, seed: int = 1,
+                 config_path: Path | None = None) -> None:
+        self.home, self.lines, self.port, self.speed, self.seed = home, lines, port, speed, seed
+        self.config_path = config_path or Path(__file__).with_name("local.toml")
+        self.config = load_config(self.config_path)
+        self.plc: subprocess.Popen[bytes] | None = None
+        self.collector: subprocess.Popen[bytes] | None = None
+
+    @property
+    def metrics_url(self) -> str | None:
+        port = self.config.metrics.port
+        return f"http://127.0.0.1:{port}/metrics" if port else None
+
+    def _env(self) -> dict[str, str]:
+        env = {**os.environ, "TWIN_HOME": str(self.home)}
+        user, password = "twin-collector", secrets.token_urlsafe(24)
+        env.update({"PLC_SIM_USER": user, "PLC_SIM_PASSWORD": password, "EDGE_OPCUA_USER": user,
+                    "EDGE_OPCUA_PASSWORD": password})
+        return env
+
+    def start(self) -> None:
+        """Start the PLC, wait until it listens, then start the collector."""
+        env = self._env()
+        plc_pki = PkiLayout(self.home / "pki" / "plc")
+        collector_pki = PkiLayout(self.config.opcua.pki or self.home / "pki" / "collector")
+        cert, _ = ensure_certificate(collector_pki, app_uri(self.config.collector.id),
+                                     f"edge-collector {self.config.collector.id}", server=False)
+        trust_certificate(plc_pki, cert)
+        bin_dir = Path(sys.executable).parent
+        self.plc = _start([str(bin_dir / "plc-sim"), "serve", "--lines", self.lines, "--port", str(self.port),
+                           "--speed", str(self.speed), "--seed", str(self.seed), "--pki", str(plc_pki.root)], env)
+        _wait_port(self.port, self.plc)
+        self.collector = _start([str(bin_dir / "edge-collector"), "run", "--plain-logs", "--endpoint",
+                                 f"opc.tcp://127.0.0.1:{self.port}", "--config", str(self.config_path)], env)
+
+    def alive(self) -> bool:
+        return all(p is not None and p.poll() is None for p in (self.plc, self.collector))
+
+    def stop(self) -> list[int]:
+        codes = []
+        if self.collector is not None:
+            codes.append(_stop(self.collector, "edge-collector"))
+        if self.plc is not None:
+            codes.append(_stop(self.plc, "plc-sim"))
+        return codes
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m edge_collector.local_twin",
-                                     description="Run the PLC simulator and the edge collector together (make run).")
+                                     description="Run the PLC simulator and the edge collector together.")
     parser.add_argument("--lines", default="L1,L2", help="line ids (default L1,L2)")
     parser.add_argument("--port", type=int, default=4840, help="OPC UA port on 127.0.0.1 (default 4840)")
     parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per wall second (default 1)")
@@ -66,23 +117,7 @@ def main(argv: list[str] | None = None) -> int:
 
     home = Path(os.environ.get("TWIN_HOME", ".twin")).resolve()
     home.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "TWIN_HOME": str(home)}
-    user = "twin-collector"
-    password = secrets.token_urlsafe(24)
-    env.update({"PLC_SIM_USER": user, "PLC_SIM_PASSWORD": password, "EDGE_OPCUA_USER": user,
-                "EDGE_OPCUA_PASSWORD": password})
-    config_path = args.config or Path(__file__).with_name("local.toml")
-    config = load_config(config_path)
-    plc_pki = PkiLayout(home / "pki" / "plc")
-    collector_pki = PkiLayout(config.opcua.pki or home / "pki" / "collector")
-    cert, _ = ensure_certificate(collector_pki, app_uri(config.collector.id), f"edge-collector {config.collector.id}",
-                                 server=False)
-    trust_certificate(plc_pki, cert)
-
-    bin_dir = Path(sys.executable).parent
-    plc = _start([str(bin_dir / "plc-sim"), "serve", "--lines", args.lines, "--port", str(args.port), "--speed",
-                  str(args.speed), "--seed", str(args.seed), "--pki", str(plc_pki.root)], env)
-    collector: subprocess.Popen[bytes] | None = None
+    line = LiveLine(home, lines=args.lines, port=args.port, speed=args.speed, seed=args.seed, config_path=args.config)
     stopping = False
 
     def on_signal(signum: int, frame: object) -> None:
@@ -92,18 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        _wait_port(args.port, plc)
-        cmd = [str(bin_dir / "edge-collector"), "run", "--plain-logs", "--endpoint", f"opc.tcp://127.0.0.1:{args.port}",
-               "--config", str(config_path)]
-        collector = _start(cmd, env)
+        line.start()
         print(f"twin: PLC on opc.tcp://127.0.0.1:{args.port}, lake at {home / 'lake'}; Ctrl-C stops", flush=True)
-        while not stopping and plc.poll() is None and collector.poll() is None:
+        while not stopping and line.alive():
             time.sleep(0.2)
     finally:
-        codes = []
-        if collector is not None:
-            codes.append(_stop(collector, "edge-collector"))
-        codes.append(_stop(plc, "plc-sim"))
+        codes = line.stop()
     print("twin: stopped", flush=True)
     return 0 if stopping and not any(codes) else max(codes + [1])
 
