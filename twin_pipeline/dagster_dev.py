@@ -110,6 +110,7 @@ class DagsterDev:
         self.sid: int | None = None
         self.stopped_by: str | None = None  # "exited", "SIGINT", "SIGTERM" or "SIGKILL"
         self.timings: dict[str, float] = {}
+        self._t0 = time.monotonic()  # reset by start(); a client of a running UI counts from here
         self._log = None
 
     # -- lifecycle -------------------------------------------------------------------------------

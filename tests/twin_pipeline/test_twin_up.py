@@ -1,0 +1,159 @@
+"""End to end: the real `twin up` (what `make run` runs) in a temporary TWIN_HOME: it seeds a day of
+history, starts the live line and `dagster dev`; a backfill of two seeded shifts launched through
+GraphQL succeeds with gold rows and passing gold checks; Ctrl-C stops it with every child process
+gone; and a second `twin up` continues without seeding again (no duplicate history)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from tests.conftest import free_port
+from tests.dagster_dev import DagsterDev, session_members
+from tests.twin_pipeline.test_graphql_backfill import (
+    ASSETS, CHECK_EXECUTIONS, CHECKS, LAUNCH, LOCATION, _summary, _wait_for_backfill,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+TWIN = Path(sys.executable).parent / "twin"
+
+
+def start_twin(home: Path, log: Path, *args: str) -> subprocess.Popen[bytes]:
+    """`twin up` as a user starts it, in its own process group (our SIGINT is the user's Ctrl-C)."""
+    env = {**os.environ, "TWIN_HOME": str(home), "TWIN_PROFILE": "local"}
+    env.pop("TWIN_SHIFTS", None)
+    return subprocess.Popen([str(TWIN), "up", *args], cwd=ROOT, env=env, stdout=log.open("ab"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_for(log: Path, text: str, proc: subprocess.Popen[bytes], timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = log.read_text(errors="replace")
+        if text in out:
+            return out
+        if proc.poll() is not None:
+            pytest.fail(f"twin up exited with {proc.returncode} before {text!r}:\n{out[-4000:]}")
+        time.sleep(0.5)
+    pytest.fail(f"no {text!r} from twin up within {timeout:.0f} s:\n{log.read_text(errors='replace')[-4000:]}")
+
+
+def children_sessions(pid: int) -> set[int]:
+    """The sessions of `pid`'s children (each child of `twin up` runs in a session of its own)."""
+    sessions = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                if int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
+                    sessions.add(os.getsid(int(entry.name)))
+            except (OSError, ValueError):
+                continue
+    return sessions
+
+
+def stop(proc: subprocess.Popen[bytes], sessions: set[int]) -> float:
+    t0 = time.monotonic()
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal
+    assert proc.wait(timeout=90) == 0
+    seconds = time.monotonic() - t0
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(m[1] != "Z" for s in sessions for m in session_members(s)):
+        time.sleep(0.2)
+    left = [m for s in sessions | {proc.pid} for m in session_members(s) if m[1] != "Z"]
+    assert not left, f"processes left after twin up stopped: {left}"
+    return seconds
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_twin_up_seeds_runs_backfills_and_stops_cleanly(tmp_path: Path) -> None:
+    home, log = tmp_path / "twin", tmp_path / "twin-up.log"
+    config = tmp_path / "collector.toml"  # local.toml with a free metrics port
+    config.write_text((ROOT / "edge_collector" / "local.toml").read_text() + f"\n[metrics]\nport = {free_port()}\n")
+    ui_port, opc_port = free_port(), free_port()
+    args = ["--days", "1", "--ui-port", str(ui_port), "--port", str(opc_port), "--collector-config", str(config)]
+    t0 = time.monotonic()
+    twin = start_twin(home, log, *args)
+    sessions: set[int] = set()
+    stop_s = 0.0
+    try:
+        out = wait_for(log, "twin: running", twin, timeout=300)
+        ready_s = time.monotonic() - t0
+        history = json.loads((home / "history.json").read_text())
+        assert history["done"] and history["session_id"].startswith("seed-") and history["samples"] > 100_000
+        assert history["x_real_time_per_line"] >= 10_000  # the issue's floor for history mode
+        assert f"http://127.0.0.1:{ui_port}" in out and str(home / "lake") in out and "/metrics" in out
+        sessions = children_sessions(twin.pid)
+        assert len(sessions) == 3, sessions  # plc-sim, edge-collector, dagster dev
+
+        dev = DagsterDev(ROOT / "workspace.yaml", dagster_home=home / "dagster", log_path=home / "logs" / "dagster.log",
+                         port=ui_port)
+        dev.wait_for_assets(ASSETS, location=LOCATION, timeout=120)
+        from twin_pipeline.twin import seeded_shifts
+
+        shifts = seeded_shifts(history)[-2:]
+        assert len(shifts) == 2, history
+        launched = dev.graphql(LAUNCH, {"params": {
+            "assetSelection": [{"path": key.split("/")} for key in ASSETS], "partitionNames": shifts,
+            "fromFailure": False, "title": "test_twin_up"}})["launchPartitionBackfill"]
+        assert launched["__typename"] == "LaunchBackfillSuccess", launched
+        dev.proc = twin  # the backfill wait watches this process
+        backfill = _wait_for_backfill(dev, launched["backfillId"], timeout=400)
+        assert backfill["status"] == "COMPLETED_SUCCESS", f"{_summary(backfill)}\n{dev.log_tail(6000)}"
+        backfill_s = time.monotonic() - t0 - ready_s
+
+        gold = pl.read_delta(str(home / "lake" / "gold" / "fact_oee_shift")).filter(pl.col("shift_id").is_in(shifts))
+        assert gold.height == 4 and gold["oee"].null_count() == 0 and (gold["produced"] > 1000).all(), gold
+        run_ids = {run["runId"] for run in backfill["runs"]}
+        nodes = dev.graphql(CHECKS, {"keys": [{"path": ["gold", "fact_oee_shift"]}]})["assetNodes"]
+        names = [c["name"] for c in nodes[0]["assetChecksOrError"]["checks"]]
+        assert {"oee_invariants", "fault_downtime_matches_injections"} <= set(names)
+        for name in names:
+            evaluations = [e["evaluation"] for e in dev.graphql(CHECK_EXECUTIONS, {
+                "key": {"path": ["gold", "fact_oee_shift"]}, "check": name})["assetCheckExecutions"]
+                if e["runId"] in run_ids and e["evaluation"]]
+            assert evaluations and all(e["success"] for e in evaluations), (name, evaluations)
+    finally:
+        if twin.poll() is None:
+            stop_s = stop(twin, sessions or children_sessions(twin.pid))
+    print(f"\ntwin up: ready after {ready_s:.1f} s, backfill of {shifts} in {backfill_s:.1f} s, stopped in {stop_s:.1f} s")
+    assert "twin: Dagster stopped (SIGINT)" in log.read_text()
+
+    # again: the history is not seeded twice, the live line continues
+    seeded = pl.scan_delta(str(home / "lake" / "edge" / "raw_samples")).filter(
+        pl.col("session_id") == history["session_id"]).select(pl.len()).collect().item()
+    log.write_text("")
+    again = start_twin(home, log, *args, "--no-ui")
+    try:
+        wait_for(log, "twin: running", again, timeout=120)
+        sessions = children_sessions(again.pid)
+        time.sleep(5)
+    finally:
+        stop(again, sessions)
+    assert json.loads((home / "history.json").read_text()) == history
+    raw = pl.read_delta(str(home / "lake" / "edge" / "raw_samples"))
+    assert raw.filter(pl.col("session_id") == history["session_id"]).height == seeded
+    assert raw.select("line_id", "tag", "source_ts").is_duplicated().sum() == 0
+    assert raw["session_id"].n_unique() >= 3  # the seeding, then two live collector sessions
+
+
+def test_twin_reset_asks_and_refuses_without_a_terminal(tmp_path: Path) -> None:
+    home = tmp_path / "twin"
+    (home / "lake").mkdir(parents=True)
+    (home / "lake" / "x").write_text("data")
+    env = {**os.environ, "TWIN_HOME": str(home)}
+    refused = subprocess.run([str(TWIN), "reset"], env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert refused.returncode == 1 and "pass --yes" in refused.stdout and home.exists()
+    done = subprocess.run([str(TWIN), "reset", "--yes"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and not home.exists()
+    shutil.rmtree(tmp_path, ignore_errors=True)
