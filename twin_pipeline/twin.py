@@ -139,7 +139,7 @@ def up(args: argparse.Namespace) -> int:
         line.start()
         dev = None
         if not args.no_ui:
-            _say("starting Dagster (webserver, daemon, code location) ...")
+            _say("starting Dagster: webserver, daemon, code location (about 20 s) ...")
             dagster_home = home / "dagster"
             if not (dagster_home / "dagster.yaml").exists():
                 write_dagster_home(dagster_home)
@@ -166,7 +166,7 @@ Ctrl-C stops everything; `make run` again continues where it stopped.
         print(file=sys.stderr)
         _say("stopping")
     except DagsterDevError as exc:
-        _say(f"Dagster did not start: {exc}")
+        _say(f"Dagster did not start (another port: twin up --ui-port N): {exc}")
         code = 1
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean stop short

@@ -61,9 +61,14 @@ def children_sessions(pid: int) -> set[int]:
     return sessions
 
 
-def stop(proc: subprocess.Popen[bytes], sessions: set[int]) -> float:
+def stop(proc: subprocess.Popen[bytes], sessions: set[int], sig: int = signal.SIGINT) -> float:
+    """Ctrl-C in the terminal (SIGINT to the foreground group), or `sig` to `twin up` alone (a service
+    manager's SIGTERM); then nothing of it may be left."""
     t0 = time.monotonic()
-    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(sig)
     assert proc.wait(timeout=90) == 0
     seconds = time.monotonic() - t0
     deadline = time.monotonic() + 10
@@ -139,7 +144,7 @@ def test_twin_up_seeds_runs_backfills_and_stops_cleanly(tmp_path: Path) -> None:
         sessions = children_sessions(again.pid)
         time.sleep(5)
     finally:
-        stop(again, sessions)
+        stop(again, sessions, signal.SIGTERM)
     assert json.loads((home / "history.json").read_text()) == history
     raw = pl.read_delta(str(home / "lake" / "edge" / "raw_samples"))
     assert raw.filter(pl.col("session_id") == history["session_id"]).height == seeded
