@@ -72,7 +72,7 @@ def test_make_run_twin_collects_stops_cleanly_and_resumes(tmp_path: Path) -> Non
 
 @pytest.mark.chaos
 def test_collector_kill_9_keeps_tables_consistent_without_duplicates(tmp_path: Path) -> None:
-    """D1 on the whole collector: kill -9 at random points, restart, check the tables."""
+    """D1 (RELIABILITY.md) on the whole collector: kill -9 at random points, restart, check the tables."""
     port = free_port()
     env = {**os.environ, "TWIN_HOME": str(tmp_path / "twin"), "TWIN_ENV": "dev"}
     plc = subprocess.Popen([PY, "-m", "plc.cli", "serve", "--insecure", "--port", str(port), "--speed", "100",

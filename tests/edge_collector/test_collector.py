@@ -76,6 +76,7 @@ async def test_rows_reconcile_with_the_plc_counters_and_state_times(start_plc: A
 
 async def test_secure_collector_with_user_and_pinned_server(start_plc: Any, tmp_path: Path,
                                                             caplog: pytest.LogCaptureFixture) -> None:
+    """S3 (pinned connect only), S6 (RELIABILITY.md): Secure collector with user and pinned server."""
     users = {"edge": hash_password("edge-pw-123")}
     async with start_plc(insecure=False, users=users) as plc:
         server_pki = PkiLayout(plc.options.pki_dir)
@@ -102,6 +103,7 @@ async def test_secure_collector_with_user_and_pinned_server(start_plc: Any, tmp_
 
 async def test_wrong_password_or_insecure_collector_writes_nothing(start_plc: Any, tmp_path: Path,
                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """S1, S6 (RELIABILITY.md): Wrong password or insecure collector writes nothing."""
     users = {"edge": hash_password("right")}
     async with start_plc(insecure=False, users=users) as plc:
         # S1: a collector configured with security None against a secure server
@@ -134,7 +136,7 @@ async def test_wrong_password_or_insecure_collector_writes_nothing(start_plc: An
 
 
 async def test_transport_drop_is_resumed_without_loss_or_duplicates(start_plc: Any, tmp_path: Path) -> None:
-    """R2: the session is reactivated, republished notifications are deduplicated."""
+    """R2 (RELIABILITY.md): the session is reactivated, republished notifications are deduplicated."""
     async with start_plc() as plc:
         config = lab_config(plc, tmp_path)
         async with running(Collector(config, environ=LAB_ENV)) as collector:
@@ -156,7 +158,7 @@ async def test_transport_drop_is_resumed_without_loss_or_duplicates(start_plc: A
 
 
 async def test_server_restart_gives_a_gap_record_and_recovery(start_plc: Any, tmp_path: Path) -> None:
-    """R1: the server stops for about 3 s and comes back on the same port (a PLC restart)."""
+    """R1, R4 (RELIABILITY.md): the server stops for about 3 s and comes back on the same port (a PLC restart)."""
     from plc.server import PlcServer
     from plc.sim_clock import SimClock
 
@@ -196,7 +198,7 @@ async def test_server_restart_gives_a_gap_record_and_recovery(start_plc: Any, tm
 
 
 async def test_notification_overflow_is_counted_exactly(start_plc: Any, tmp_path: Path) -> None:
-    """R5: bursts larger than the client-side queue (10 events here) drop notifications, and say exactly how many."""
+    """R5 (RELIABILITY.md): bursts larger than the client-side queue (10 events here) drop notifications, and say exactly how many."""
     async with start_plc() as plc:
         config = lab_config(plc, tmp_path, subscription={"lines": ["L1"], "tags": ["Admin.ProdProcessedCount"], "queue_size": 100_000,
                                                          "buffer_events": 10})

@@ -22,11 +22,13 @@ def test_defaults_and_the_example_are_valid() -> None:
 
 @pytest.mark.parametrize("policy", ["Basic128Rsa15", "Basic256", "Aes999"])
 def test_weak_or_unknown_policies_are_refused(policy: str) -> None:
+    """S2 (RELIABILITY.md): Weak or unknown policies are refused."""
     with pytest.raises(ConfigError, match="security_policy"):
         parse_config(f'[opcua]\nsecurity_policy = "{policy}"\n')
 
 
 def test_security_none_needs_lab_mode_and_dev_environment() -> None:
+    """S2 (RELIABILITY.md): Security none needs lab mode and dev environment."""
     with pytest.raises(ConfigError, match="lab_mode"):
         parse_config('[opcua]\nsecurity_policy = "None"\n')
     lab = parse_config('[collector]\nlab_mode = true\n[opcua]\nsecurity_policy = "None"\n')
@@ -47,6 +49,7 @@ def test_every_problem_is_listed_with_its_key() -> None:
 
 
 def test_credentials_only_from_the_environment() -> None:
+    """S6 (RELIABILITY.md): Credentials only from the environment."""
     with pytest.raises(ConfigError, match="endpoint"):
         parse_config('[opcua]\nendpoint = "opc.tcp://user:pw@127.0.0.1:4840"\n')
     cfg = parse_config("")
@@ -57,6 +60,7 @@ def test_credentials_only_from_the_environment() -> None:
 
 
 def test_check_config_cli(tmp_path: Path) -> None:
+    """S2 (RELIABILITY.md): The check-config CLI."""
     good = tmp_path / "good.toml"
     good.write_text(EXAMPLE)
     out = subprocess.run(CLI + ["check-config", str(good)], capture_output=True, text=True, timeout=60)
@@ -70,6 +74,7 @@ def test_check_config_cli(tmp_path: Path) -> None:
 
 
 def test_a_private_key_readable_by_others_stops_the_collector_at_start(tmp_path: Path) -> None:
+    """S6 (RELIABILITY.md): A private key readable by others stops the collector at start."""
     import os
 
     from edge_collector.collector import app_uri

@@ -153,6 +153,7 @@ async def test_partitioned_by_utc_day_derived_from_event_time(make: Factory, lak
 
 async def test_d2a_error_after_commit_is_not_written_twice(make: Factory, lake: Path, spool: Path,
                                                            caplog: pytest.LogCaptureFixture) -> None:
+    """D2 (RELIABILITY.md): Error after commit is not written twice."""
     failed = []
 
     def after_commit(table: str, version: int) -> None:
@@ -177,6 +178,7 @@ async def test_d2a_error_after_commit_is_not_written_twice(make: Factory, lake: 
 
 async def test_d2a_restart_after_crash_between_commit_and_spool_delete(make: Factory, lake: Path,
                                                                         spool: Path) -> None:
+    """D2 (RELIABILITY.md): Restart after crash between commit and spool delete."""
     dl = make()
     await dl.start()
     for i in range(50):
@@ -207,6 +209,7 @@ async def test_d2a_restart_after_crash_between_commit_and_spool_delete(make: Fac
 
 
 def test_d2b_two_writers_same_app_id_and_version_on_one_snapshot(lake: Path) -> None:
+    """D2 (RELIABILITY.md): Two writers same app id and version on one snapshot."""
     path = edge_table_path(lake, "raw_samples")
     DeltaTable.create(str(path), RAW_SAMPLES, partition_by=["day"])
     data, _ = build_batch("raw_samples", [sample(i) for i in range(10)])
@@ -223,6 +226,7 @@ def test_d2b_two_writers_same_app_id_and_version_on_one_snapshot(lake: Path) -> 
 
 
 async def test_d4_refuses_a_filesystem_without_hard_links(make: Factory, lake: Path, spool: Path) -> None:
+    """D4 (RELIABILITY.md): Refuses a filesystem without hard links."""
     def no_link(src: str, dst: str) -> None:
         raise OSError(errno.EPERM, "Operation not permitted", dst)  # what blobfuse / SMB answer
 
@@ -235,6 +239,7 @@ async def test_d4_refuses_a_filesystem_without_hard_links(make: Factory, lake: P
 
 
 def test_d4_refuses_a_link_that_replaces(tmp_path: Path) -> None:
+    """D4 (RELIABILITY.md): Refuses a link that replaces."""
     def replacing_link(src: str, dst: str) -> None:
         if os.path.exists(dst):
             os.unlink(dst)
@@ -255,6 +260,7 @@ async def test_one_writer_per_lake(make: Factory) -> None:
 
 
 async def test_d5_log_growth_under_1000_small_appends(make: Factory, lake: Path) -> None:
+    """D5 (RELIABILITY.md): Log growth under 1000 small appends."""
     dl = make(max_batch_rows=1, checkpoint_every_commits=50, compact_every_commits=100)
     await dl.start()
     for i in range(1000):
@@ -279,6 +285,7 @@ async def test_d5_log_growth_under_1000_small_appends(make: Factory, lake: Path)
 
 
 async def test_d6b_type_change_goes_to_quarantine_schema_unchanged(make: Factory, lake: Path) -> None:
+    """D6 (RELIABILITY.md): Type change goes to quarantine schema unchanged."""
     dl = make()
     await dl.start()
     for i in range(5):
@@ -307,6 +314,7 @@ async def test_d6b_type_change_goes_to_quarantine_schema_unchanged(make: Factory
 
 
 def test_build_batch_is_column_wise_and_strict() -> None:
+    """D6 (RELIABILITY.md): Build batch is column wise and strict."""
     rows = [sample(i) for i in range(3)] + [sample(3, status_code=True), sample(4, source_ts="2026-11-24")]
     data, rejected = build_batch("raw_samples", rows)
     assert data.num_rows == 3 and data.schema.equals(RAW_SAMPLES)
@@ -320,6 +328,7 @@ def test_build_batch_is_column_wise_and_strict() -> None:
 
 async def test_r5_overflow_is_counted_exactly_and_logged(make: Factory, lake: Path,
                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """R5 (RELIABILITY.md): Overflow is counted exactly and logged."""
     release = threading.Event()
     dl = make(max_buffer_rows=500, hooks=DataloggerHooks(before_commit=lambda t, v: release.wait(30)))
     await dl.start()
@@ -364,6 +373,7 @@ async def test_delta_errors_keep_the_spool_and_retry(make: Factory, lake: Path, 
 
 async def test_disk_full_during_commit_is_retried_with_backoff(make: Factory, lake: Path,
                                                               caplog: pytest.LogCaptureFixture) -> None:
+    """D7 (ENOSPC only) (RELIABILITY.md): Disk full during commit is retried with backoff."""
     attempts: list[float] = []
 
     def before_commit(table: str, version: int) -> None:
@@ -409,6 +419,7 @@ async def test_add_rejects_an_unknown_table(make: Factory) -> None:
 
 
 async def test_d3_maintenance_during_ingest_keeps_exact_counts(make: Factory, lake: Path) -> None:
+    """D3 (RELIABILITY.md): Maintenance during ingest keeps exact counts."""
     dl = make(flush_interval_s=0.03, compact_every_s=0.3, checkpoint_every_commits=10)
     await dl.start()
     path = str(edge_table_path(lake, "raw_samples"))

@@ -116,6 +116,7 @@ def check_table(lake: Path, table: str) -> tuple[int, int]:
 @pytest.mark.chaos
 @pytest.mark.timeout(240)
 def test_d1_kill_9_mid_write_twenty_times(tmp_path: Path) -> None:
+    """D1 (RELIABILITY.md): Kill -9 mid-write twenty times."""
     lake, spool = tmp_path / "lake", tmp_path / "spool"
     rng = random.Random(SEED)
     runs: list[Run] = []

@@ -34,6 +34,7 @@ def test_good_values_become_rows_with_increasing_seq() -> None:
 
 
 def test_bad_input_is_quarantined_with_reasons() -> None:
+    """F1 (RELIABILITY.md): Bad input is quarantined with reasons."""
     n = Normalizer("s1")
     cases = {
         "non_finite": dv(math.nan, ua.VariantType.Double),
@@ -51,6 +52,7 @@ def test_bad_input_is_quarantined_with_reasons() -> None:
 
 
 def test_bad_status_is_stored_without_a_value() -> None:
+    """F1 (RELIABILITY.md): Bad status is stored without a value."""
     out = Normalizer("s1").normalize(binding(), dv(None, ua.VariantType.Null, status=ua.StatusCodes.BadSensorFailure), NOW)
     assert out.table == "raw_samples" and out.row["value"] is None
     assert out.row["status_code"] == ua.StatusCodes.BadSensorFailure
@@ -73,6 +75,7 @@ statuses = st.sampled_from([0, ua.StatusCodes.UncertainInitialValue, ua.StatusCo
 @given(variants, timestamps, statuses, st.sampled_from([None, ua.VariantType.Double, ua.VariantType.Int32]))
 def test_any_variant_is_stored_or_quarantined_never_raises(v: tuple[object, ua.VariantType], ts: datetime | None,
                                                            status: int, expected: ua.VariantType | None) -> None:
+    """F1 (RELIABILITY.md): Any variant is stored or quarantined never raises."""
     value, vtype = v
     out = Normalizer("s").normalize(NodeBinding("L1", "T", "x", expected),
                                     ua.DataValue(ua.Variant(value, vtype, is_array=isinstance(value, list)),

@@ -25,6 +25,7 @@ async def test_secure_server_offers_only_sign_and_encrypt_endpoints(start_plc: A
 
 
 async def test_insecure_client_is_refused_by_a_secure_server(start_plc: Any) -> None:
+    """S1 (RELIABILITY.md): Insecure client is refused by a secure server."""
     async with start_plc(insecure=False) as plc:
         client = Client(plc.options.endpoint, timeout=5)
         with pytest.raises(Exception) as excinfo:
@@ -35,6 +36,7 @@ async def test_insecure_client_is_refused_by_a_secure_server(start_plc: Any) -> 
 
 
 async def test_untrusted_client_certificate_is_refused_and_kept_for_review(start_plc: Any, tmp_path: Path) -> None:
+    """S4 (RELIABILITY.md): Untrusted client certificate is refused and kept for review."""
     async with start_plc(insecure=False, users=USERS) as plc:
         pki = client_pki(tmp_path)  # not trusted by the server
         client = await secure_client(plc, pki, "operator", "s3cret-pw")
@@ -46,6 +48,7 @@ async def test_untrusted_client_certificate_is_refused_and_kept_for_review(start
 
 
 async def test_trusted_client_with_user_reads_and_writes(start_plc: Any, tmp_path: Path) -> None:
+    """S6 (RELIABILITY.md): Trusted client with user reads and writes."""
     async with start_plc(insecure=False, users=USERS) as plc:
         client = await secure_client(plc, client_pki(tmp_path, trusted_by=plc), "operator", "s3cret-pw")
         async with client:
@@ -56,6 +59,7 @@ async def test_trusted_client_with_user_reads_and_writes(start_plc: Any, tmp_pat
 
 
 async def test_anonymous_and_wrong_password_are_refused_when_users_are_configured(start_plc: Any, tmp_path: Path) -> None:
+    """S6 (RELIABILITY.md): Anonymous and wrong password are refused when users are configured."""
     async with start_plc(insecure=False, users=USERS) as plc:
         pki = client_pki(tmp_path, trusted_by=plc)
         anonymous = await secure_client(plc, pki)
@@ -77,6 +81,7 @@ async def test_insecure_mode_is_anonymous_and_loud(start_plc: Any, caplog: pytes
 
 
 def test_private_key_readable_by_others_is_refused(tmp_path: Path) -> None:
+    """S6 (RELIABILITY.md): Private key readable by others is refused."""
     pki = PkiLayout(tmp_path / "pki")
     ensure_certificate(pki, "urn:x", "x")
     os.chmod(pki.key, 0o644)

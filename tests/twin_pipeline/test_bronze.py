@@ -29,6 +29,7 @@ def read_bronze(lake: Path) -> pl.DataFrame:
 
 
 def test_bronze_is_the_shift_slice_deduplicated_and_rerun_is_identical(edge_lake: Path, tmp_path: Path) -> None:
+    """O1 (RELIABILITY.md): Bronze is the shift slice deduplicated and rerun is identical."""
     lake = tmp_path / "lake"
     shutil.copytree(edge_lake, lake)
     raw = pl.read_delta(str(edge_table_path(lake, "raw_samples")))

@@ -104,6 +104,7 @@ def lake(full_shift: tuple[Path, dict], tmp_path: Path) -> Path:
 ], ids=["clean", "gap", "out_of_range", "counter_reset", "performance_above_1", "edge_behind"])
 def test_each_planted_fault_fails_exactly_its_check(lake: Path, plant: Callable[[Path], None] | None,
                                                     expected: set[str]) -> None:
+    """Q1 (RELIABILITY.md): Each planted fault fails exactly its check."""
     if plant is not None:
         plant(lake)
     result = run(lake)
@@ -126,6 +127,7 @@ def test_each_planted_fault_fails_exactly_its_check(lake: Path, plant: Callable[
 
 
 def test_a_failed_blocking_check_stops_gold_and_flags_the_published_shift(lake: Path) -> None:
+    """Q1 (RELIABILITY.md): A failed blocking check stops gold and flags the published shift."""
     assert run(lake).success
     published = pl.read_delta(str(lake / "gold" / "fact_oee_shift"))
     # a duplicate sample reaches bronze (say, a second writer); bronze itself is not re-run
@@ -148,6 +150,7 @@ def test_a_failed_blocking_check_stops_gold_and_flags_the_published_shift(lake: 
 
 
 def test_bronze_not_reconciled_with_a_late_edge_write_blocks_gold(lake: Path) -> None:
+    """Q1 (RELIABILITY.md): Bronze not reconciled with a late edge write blocks gold."""
     assert run(lake).success
     append_edge(lake, "L1", "Sim.FeedRate", at(12, 59, 59), 5.5)  # arrives after bronze was built
     only_checks = dg.AssetSelection.checks(checks.bronze_matches_edge) | dg.AssetSelection.assets(gold_fact_oee_shift)
@@ -160,6 +163,7 @@ def test_bronze_not_reconciled_with_a_late_edge_write_blocks_gold(lake: Path) ->
 
 
 def test_an_edge_table_that_broke_its_schema_blocks_gold(lake: Path) -> None:
+    """Q1 (RELIABILITY.md): An edge table that broke its schema blocks gold."""
     assert run(lake).success
     table = pl.read_delta(raw(lake)).with_columns(pl.col("seq").cast(pl.String))
     write_deltalake(raw(lake), table.to_arrow(), mode="overwrite", schema_mode="overwrite", partition_by=["day"])

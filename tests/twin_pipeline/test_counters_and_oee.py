@@ -16,11 +16,13 @@ def test_plain_increments_with_a_baseline() -> None:
 
 
 def test_a_wrap_counts_across_2_pow_32() -> None:
+    """Q2 (RELIABILITY.md): A wrap counts across 2**32."""
     r = increments([UINT32 - 3, UINT32 - 1, 2, 5], [0.0, 1.0, 2.0, 3.0], max_rate_per_s=5.0)
     assert (r.total, r.wraps, r.resets) == (2 + 3 + 3, 1, 0)
 
 
 def test_a_plc_restart_counts_from_zero_again() -> None:
+    """Q2 (RELIABILITY.md): A PLC restart counts from zero again."""
     r = increments([500, 510, 3, 8], [0.0, 5.0, 600.0, 605.0], max_rate_per_s=2.0)
     assert (r.total, r.wraps, r.resets) == (10 + 3 + 5, 0, 1)
 
@@ -37,6 +39,7 @@ def test_an_implausible_jump_is_a_glitch_not_parts() -> None:
 )
 def test_oee_invariants_on_valid_shifts(pbt: float, apt_share: float, cycle: float, rate_share: float,
                                         good_share: float) -> None:
+    """Q2 (RELIABILITY.md): OEE invariants on valid shifts."""
     apt = pbt * apt_share
     produced = int(apt / cycle * rate_share)
     good = int(produced * good_share)
@@ -55,6 +58,7 @@ def test_oee_invariants_on_valid_shifts(pbt: float, apt_share: float, cycle: flo
 
 
 def test_zero_planned_time_gives_none_and_performance_above_1_is_flagged_not_capped() -> None:
+    """Q2 (RELIABILITY.md): Zero planned time gives none and performance above 1 is flagged not capped."""
     f = oee(OeeInputs(0.0, 0.0, 1.0, 0, 0))
     assert (f.availability, f.performance, f.quality, f.oee) == (None, None, None, None)
     fast = oee(OeeInputs(3600.0, 3600.0, 1.0, 4000, 4000))

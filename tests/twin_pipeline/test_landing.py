@@ -45,6 +45,7 @@ def content(container: ContainerClient, name: str = NAME) -> bytes:
 
 
 def test_u1a_the_same_upload_twice_is_one_blob(container: ContainerClient) -> None:
+    """U1 (RELIABILITY.md): The same upload twice is one blob."""
     data = os.urandom(3 * BLOCK + 1000)
     first = land(container, NAME, data, **NO_WAIT)
     again = land(container, NAME, data, **NO_WAIT)
@@ -59,6 +60,7 @@ def test_u1a_the_same_upload_twice_is_one_blob(container: ContainerClient) -> No
 
 def test_u1b_a_lost_response_after_the_commit_is_retried_into_one_blob(emulator: Azurite,
                                                                        container: ContainerClient) -> None:
+    """U1 (RELIABILITY.md): A lost response after the commit is retried into one blob."""
     data = os.urandom(BLOCK // 2)  # one PUT: Azurite commits it, the client never hears
     # the first response (to "is it there already?": 404) passes, the PUT's is dropped
     with FaultProxy(emulator.port, pass_responses=1, drop_responses=1) as proxy:
@@ -69,6 +71,7 @@ def test_u1b_a_lost_response_after_the_commit_is_retried_into_one_blob(emulator:
 
 def test_u2_a_cut_mid_upload_leaves_no_partial_blob_and_a_retry_completes(emulator: Azurite,
                                                                           container: ContainerClient) -> None:
+    """U2 (RELIABILITY.md): A cut mid upload leaves no partial blob and a retry completes."""
     data = os.urandom(8 * BLOCK)
     with FaultProxy(emulator.port, cut_after_bytes=len(data) // 2) as proxy:
         with pytest.raises(LandingError, match="re-run the shift"):
@@ -91,6 +94,7 @@ def test_u2_a_cut_mid_upload_leaves_no_partial_blob_and_a_retry_completes(emulat
 
 
 def test_retries_back_off_with_a_cap_and_then_say_what_to_do(container: ContainerClient, tmp_path: Path) -> None:
+    """U3 (capped backoff only) (RELIABILITY.md): Retries back off with a cap and then say what to do."""
     dead = client_for(f"http://127.0.0.1:{FaultProxy(1).port}/devstoreaccount1",
                       {"account_name": "devstoreaccount1", "account_key": KEY}, timeout_s=2)
     waits: list[float] = []
@@ -101,6 +105,7 @@ def test_retries_back_off_with_a_cap_and_then_say_what_to_do(container: Containe
 
 def test_the_azure_profile_lands_each_shift_once(emulator: Azurite, edge_lake: Path, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """U1 (RELIABILITY.md): The azure profile lands each shift once."""
     import shutil
 
     import dagster as dg

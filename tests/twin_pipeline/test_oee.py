@@ -78,6 +78,7 @@ def test_state_intervals_tile_the_shift(lake: Path) -> None:
 
 
 def test_rerun_of_the_shift_gives_identical_gold(lake: Path) -> None:
+    """O1 (RELIABILITY.md): Rerun of the shift gives identical gold."""
     assert run(lake).success
     first = pl.read_delta(str(lake / "gold" / "fact_oee_shift")).sort("line_id")
     assert run(lake).success
@@ -261,6 +262,7 @@ def test_every_table_written_has_its_contract_schema(lake: Path) -> None:
 
 
 def test_a_backfill_of_several_shifts_in_one_run_equals_shift_by_shift_runs(lake: Path, tmp_path: Path) -> None:
+    """O1 (RELIABILITY.md): A backfill of several shifts in one run equals shift by shift runs."""
     from twin_pipeline.defs import checks as checks_module
     from twin_pipeline.defs.gold import gold_fact_reliability
 
