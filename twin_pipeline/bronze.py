@@ -37,8 +37,11 @@ class BronzeStats:
 
 
 def typed(raw: pl.DataFrame, shift_id: str, carried_in: bool = False) -> pl.DataFrame:
-    """Edge rows deduplicated (earliest received copy wins) and typed to the bronze contract."""
-    deduped = raw.sort(["received_ts", "seq"]).unique(subset=KEY, keep="first", maintain_order=True)
+    """Edge rows deduplicated (earliest received copy wins) and typed to the bronze contract. Duplicates
+    are rare, so they are looked for by hash first; only then are the rows sorted by arrival."""
+    deduped = raw
+    if raw.height and raw.select(pl.struct(KEY).is_duplicated().any()).item():
+        deduped = raw.sort(["received_ts", "seq"]).unique(subset=KEY, keep="first")
     return deduped.with_columns(
         pl.lit(shift_id).alias("shift_id"), (pl.col("status_code") // (1 << 30)).eq(0).alias("is_good"),
         pl.lit(carried_in).alias("carried_in"),
@@ -53,8 +56,10 @@ def carry_in(before: pl.DataFrame, window: ShiftWindow) -> pl.DataFrame:
     earlier = before.filter(pl.col("source_ts") < window.start)
     alive = earlier.group_by("line_id").agg(pl.col("source_ts").max().alias("newest")).filter(
         pl.col("newest") >= window.start - CARRY_LOOKBACK)["line_id"]
-    last = (earlier.filter(pl.col("line_id").is_in(alive.implode())).sort("source_ts")
-            .group_by("line_id", "tag", maintain_order=True).last())
+    # the newest row per (line, tag), by a hash aggregation, not a sort (bronze is unique on (line, tag, source_ts))
+    last = earlier.filter(pl.col("line_id").is_in(alive.implode())
+                          & (pl.col("source_ts") == pl.col("source_ts").max().over("line_id", "tag"))
+                          ).unique(subset=["line_id", "tag"], keep="first")
     return last.with_columns(pl.lit(window.shift_id).alias("shift_id"), pl.lit(True).alias("carried_in")).select(
         list(BRONZE_SAMPLES))
 

@@ -51,13 +51,6 @@ def increments(values: list[int], seconds: list[float], max_rate_per_s: float, b
     return CounterIncrements(total, wraps, resets, glitches)
 
 
-def series(samples: pl.DataFrame, line_id: str, tag: str) -> tuple[list[int], list[float]]:
-    rows = samples.filter((pl.col("line_id") == line_id) & (pl.col("tag") == tag) & pl.col("is_good")
-                          & pl.col("value").is_not_null()).sort("source_ts")
-    return ([int(v) for v in rows["value"].to_list()],
-            [t.timestamp() for t in rows["source_ts"].to_list()])
-
-
 #: The cumulative counters of a line, by what they count.
 COUNT_TAGS = {"produced": "Admin.ProdProcessedCount", "defective": "Admin.ProdDefectiveCount"}
 DESIGN_SPEED_TAG = "Admin.MachDesignSpeed"
@@ -66,37 +59,48 @@ DESIGN_SPEED_TAG = "Admin.MachDesignSpeed"
 def part_counts(samples: pl.DataFrame, window: ShiftWindow) -> pl.DataFrame:
     """Produced and defective parts per line in the shift (silver `part_counts`) from its bronze counter
     and design-speed samples, carried-in values being the baseline; parts made in planned breaks and
-    every wrap, reset and glitch are counted apart."""
+    every wrap, reset and glitch are counted apart.
+
+    The same rule as `increments()`, on every consecutive pair of a (line, counter) series at once:
+    a pair's increment belongs to the sample that ends it (so to a break when that sample falls in one).
+    """
     shift_id = window.shift_id
-    rows = []
-    lines = sorted(samples["line_id"].unique().to_list()) if samples.height else []
-    before = samples.filter(pl.col("carried_in"))  # the counters' last values before the shift: the baseline
-    inside = samples.filter(~pl.col("carried_in"))
-    for line_id in lines:
-        speed = samples.filter((pl.col("line_id") == line_id) & (pl.col("tag") == DESIGN_SPEED_TAG))
-        max_rate = (float(speed["value"].max()) if speed.height else 1000.0) / 60.0
-        row = {"shift_id": shift_id, "line_id": line_id}
-        for name, tag in COUNT_TAGS.items():
-            base_values, base_seconds = series(before, line_id, tag)
-            values, seconds = series(inside, line_id, tag)
-            result = increments(values, seconds, max_rate,
-                                baseline=base_values[-1] if base_values else None,
-                                baseline_s=base_seconds[-1] if base_seconds else None)
-            row[name] = result.total
-            # parts made inside planned breaks (the line ran through them): not planned busy time
-            in_breaks = 0
-            for b_start, b_end in window.breaks:
-                before_break = [(v, t) for v, t in zip(values, seconds) if t < b_start.timestamp()]
-                during = [(v, t) for v, t in zip(values, seconds) if b_start.timestamp() <= t < b_end.timestamp()]
-                if during:
-                    base = before_break[-1] if before_break else (
-                        (base_values[-1], base_seconds[-1]) if base_values else (None, None))
-                    in_breaks += increments([v for v, _ in during], [t for _, t in during], max_rate,
-                                            baseline=base[0], baseline_s=base[1]).total
-            row[f"{name}_in_breaks"] = in_breaks
-            row[f"{name}_wraps"] = result.wraps
-            row[f"{name}_resets"] = result.resets
-            row[f"{name}_glitches"] = result.glitches
-        row["good"] = row["produced"] - row["defective"]  # all parts of the shift, breaks included
-        rows.append(row)
-    return pl.DataFrame(rows, schema=SILVER_PART_COUNTS)
+    lines = pl.DataFrame({"line_id": sorted(samples["line_id"].unique().to_list()) if samples.height else []},
+                         schema={"line_id": pl.String})
+    rate = (samples.filter(pl.col("tag") == DESIGN_SPEED_TAG).group_by("line_id")
+            .agg((pl.col("value").max() / 60.0).alias("max_rate")))
+    counters = samples.filter(pl.col("tag").is_in(list(COUNT_TAGS.values())) & pl.col("is_good")
+                              & pl.col("value").is_not_null())
+    baseline = counters.filter(pl.col("carried_in")).filter(
+        pl.col("source_ts") == pl.col("source_ts").max().over("line_id", "tag"))
+    series = pl.concat([baseline, counters.filter(~pl.col("carried_in"))]).sort("line_id", "tag", "source_ts")
+    in_break = pl.lit(False)
+    for b_start, b_end in window.breaks:
+        in_break = in_break | ((pl.col("source_ts") >= b_start) & (pl.col("source_ts") < b_end))
+    cur, prev = pl.col("value").cast(pl.Int64), pl.col("value").cast(pl.Int64).shift(1).over("line_id", "tag")
+    dt = ((pl.col("source_ts") - pl.col("source_ts").shift(1).over("line_id", "tag")).dt.total_microseconds()
+          / 1e6).clip(lower_bound=0.0)
+    plausible = pl.col("max_rate") * dt * 2 + 10
+    kind = (pl.when(prev.is_null()).then(pl.lit("first"))
+            .when(cur >= prev).then(pl.when(cur - prev > plausible).then(pl.lit("glitch")).otherwise(pl.lit("step")))
+            .when(cur + UINT32 - prev <= plausible).then(pl.lit("wrap"))
+            .otherwise(pl.lit("reset")))
+    pairs = (series.join(rate, on="line_id", how="left")
+             .with_columns(pl.col("max_rate").fill_null(1000.0 / 60.0))
+             .with_columns(kind.alias("kind"), (~pl.col("carried_in") & in_break).alias("in_break"))
+             .with_columns(pl.when(pl.col("kind") == "step").then(cur - prev)
+                           .when(pl.col("kind") == "wrap").then(cur + UINT32 - prev)
+                           .when(pl.col("kind") == "reset").then(cur).otherwise(0).alias("increment")))
+    totals = pairs.group_by("line_id", "tag").agg(
+        pl.col("increment").sum().alias("total"), pl.col("increment").filter(pl.col("in_break")).sum().alias("in_breaks"),
+        *[(pl.col("kind") == k).sum().alias(f"{k}s") for k in ("wrap", "reset", "glitch")])
+    out = lines
+    for name, tag in COUNT_TAGS.items():
+        mine = totals.filter(pl.col("tag") == tag).select(
+            "line_id", pl.col("total").alias(name), pl.col("wraps").alias(f"{name}_wraps"),
+            pl.col("resets").alias(f"{name}_resets"), pl.col("glitchs").alias(f"{name}_glitches"),
+            pl.col("in_breaks").alias(f"{name}_in_breaks"))
+        out = out.join(mine, on="line_id", how="left")
+    out = out.with_columns(pl.exclude("line_id").fill_null(0).cast(pl.Int64))
+    return out.with_columns(pl.lit(shift_id).alias("shift_id"),
+                            (pl.col("produced") - pl.col("defective")).alias("good")).select(list(SILVER_PART_COUNTS))
