@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ["plc_speed.py", "collector_throughput.py", "gold_oee.py", "landing_upload.py", "spark_oee.py"]
+BENCHES = ["plc_speed.py", "collector_throughput.py", "gold_oee.py", "landing_upload.py", "spark_oee.py", "scaling.py"]
 
 
 def main() -> int:
