@@ -25,7 +25,6 @@ from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, StatusC
 from asyncua.crypto import security_policies
 from asyncua.crypto.truststore import TrustStore
 from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
-from cryptography import x509
 
 from plc.security import PkiLayout, ensure_certificate
 from plc.tagmap import TAGS, symbol
@@ -34,6 +33,7 @@ from .config import CollectorConfig, ConfigError
 from .datalogger import Datalogger
 from .dedupe import Deduper, Verdict
 from .normalize import NodeBinding, Normalizer
+from .preflight import CERT_WARN_DAYS, certificate_days_left
 from .schemas import edge_table_path
 
 log = logging.getLogger("edge_collector")
@@ -184,6 +184,27 @@ class Collector:
         raise ConfigError("no server certificate to pin and no trust list: set opcua.server_certificate (the PLC's "
                           "certificate file) or opcua.trust_list (a folder of trusted server certificates)")
 
+    def _check_certificates(self, warn: bool = False) -> None:
+        """Pre-flight (RELIABILITY.md S5): raise CertificateInvalid for an expired or not yet valid own
+        or pinned server certificate; set `cert_days_left` and, if `warn`, log a WARNING below
+        CERT_WARN_DAYS. A missing own certificate is created later by ensure_certificate."""
+        if self.config.opcua.security_policy == "None":
+            return
+        own = PkiLayout(self.config.pki()).cert
+        if own.exists():
+            self.cert_days_left = certificate_days_left(
+                own, "collector certificate",
+                f"renew it: delete {own} so the collector creates a new one at the next start, then trust the new "
+                f"certificate on the PLC (e.g. plc-sim trust {own})")
+            if warn and self.cert_days_left < CERT_WARN_DAYS:
+                log.warning("collector certificate %s expires in %.1f days; renew it: delete it so the collector "
+                            "creates a new one, then trust the new certificate on the PLC", own, self.cert_days_left,
+                            extra={"cert_days_left": self.cert_days_left})
+        pinned = self._server_certificate()
+        if pinned is not None:
+            certificate_days_left(pinned, "pinned server certificate",
+                                  "renew the PLC's certificate and pin the new one (opcua.server_certificate)")
+
     async def _make_client(self) -> Client:
         cfg = self.config.opcua
         client = Client(cfg.endpoint, timeout=cfg.timeout_s, watchdog_intervall=cfg.watchdog_interval_s,
@@ -198,10 +219,7 @@ class Collector:
             pki = PkiLayout(self.config.pki())
             cert, key = ensure_certificate(pki, client.application_uri, f"edge-collector {self.config.collector.id}",
                                            server=False)
-            own = x509.load_der_x509_certificate(cert.read_bytes())
-            self.cert_days_left = (own.not_valid_after_utc - datetime.now(timezone.utc)).total_seconds() / 86400
-            if self.cert_days_left < 30:
-                log.warning("collector certificate %s expires in %.0f days", cert, self.cert_days_left)
+            self._check_certificates(warn=True)
             server_cert = self._server_certificate()
             mode = getattr(ua.MessageSecurityMode, cfg.security_mode)
             await client.set_security(POLICIES[cfg.security_policy], certificate=str(cert), private_key=str(key),
@@ -416,6 +434,7 @@ class Collector:
     async def run(self, stop: asyncio.Event, ready: Callable[[], Awaitable[None] | None] | None = None) -> int:
         """Collect until `stop` is set; flush everything and return 0."""
         self.config.check_environment(self.environ)
+        self._check_certificates()
         report = await self.datalogger.start()
         log.info("datalogger ready: %s", report)
         marks, per_line = await asyncio.to_thread(read_watermarks, self.config.lake())

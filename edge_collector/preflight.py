@@ -1,4 +1,5 @@
-"""Filesystem pre-flight: refuse to start on a mount where Delta commits would not be atomic.
+"""Pre-flight checks: refuse to start on a mount where Delta commits would not be atomic, or with
+a certificate outside its validity period.
 
 delta-rs commits a version on local disk by hard-linking a temp file to `_delta_log/<n>.json`
 (a rename that never replaces). FUSE and network mounts (blobfuse, s3fs, goofys, SMB/Azure Files,
@@ -6,6 +7,9 @@ Databricks volumes) often lack hard links or fsync; there a commit fails late, o
 writers both "win". We probe the target directory once at start-up, before any data is written,
 and fail with an error that says what to do. The operations are injectable so a test can
 simulate a mount without hard links (RELIABILITY.md D4).
+
+Certificates (RELIABILITY.md S5): asyncua only logs an expired own certificate and connects with a
+pinned server certificate whatever its dates, so the collector checks both before it connects.
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
+
+from cryptography import x509
 
 
 class FilesystemUnsupported(RuntimeError):
@@ -99,3 +106,36 @@ def check_lake_and_spool(lake_edge: Path, spool: Path, ops: FsOps = DEFAULT_OPS)
     """The edge tables need hard links (delta-rs commits); the spool needs rename + fsync only."""
     check_directory(lake_edge, need_link=True, ops=ops)
     check_directory(spool, need_link=False, ops=ops)
+
+
+# ------------------------------------------------------------------------------------ certificates
+#: Below this many days left on its own certificate the collector logs a WARNING at every connect.
+CERT_WARN_DAYS = 30.0
+
+
+class CertificateInvalid(RuntimeError):
+    """A certificate the collector would use is expired or not yet valid."""
+
+
+def load_certificate(path: Path) -> x509.Certificate:
+    """A certificate file in DER or PEM."""
+    data = path.read_bytes()
+    try:
+        return x509.load_der_x509_certificate(data)
+    except ValueError:
+        return x509.load_pem_x509_certificate(data)
+
+
+def certificate_days_left(path: Path, what: str, advice: str, now: datetime | None = None) -> float:
+    """Days until the certificate at `path` expires; raises CertificateInvalid naming `what`, the
+    validity period and `advice` (what to do) when it has expired or is not yet valid."""
+    cert = load_certificate(path)
+    now = now or datetime.now(timezone.utc)
+    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+    if end <= now:
+        raise CertificateInvalid(f"{what} {path} expired on {end:%Y-%m-%d %H:%M} UTC "
+                                 f"(BadCertificateTimeInvalid); {advice}")
+    if start > now:
+        raise CertificateInvalid(f"{what} {path} is not valid before {start:%Y-%m-%d %H:%M} UTC "
+                                 f"(BadCertificateTimeInvalid); check the system clock, or {advice}")
+    return (end - now).total_seconds() / 86400
