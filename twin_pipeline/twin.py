@@ -137,7 +137,6 @@ def up(args: argparse.Namespace) -> int:
         line = LiveLine(home, lines=",".join(lines), port=args.port, speed=args.speed, seed=args.seed,
                         config_path=collector_config)
         line.start()
-        dev = None
         if not args.no_ui:
             _say("starting Dagster: webserver, daemon, code location (about 20 s) ...")
             dagster_home = home / "dagster"
