@@ -339,6 +339,26 @@ class Collector:
             return await republish_gaps(available)
 
         sub._republish_gaps = republish_unacknowledged  # type: ignore[method-assign]
+        recreate = sub.recreate
+
+        async def recreate_or_keep() -> None:
+            # asyncua's recreate() forgets the subscription id and the monitored items *before* it asks
+            # the server for a new subscription. When that request fails (its stale-subscription watchdog
+            # fires while the link is half-open), the reconnect later "restores" an empty subscription:
+            # connected, the server still publishing to the old id, and not one sample stored. Keep the
+            # old id and items so the reconnect transfers the old subscription (or recreates it in full).
+            old_id, items = sub.subscription_id, dict(sub._monitored_items)
+            try:
+                await recreate()
+            except Exception:
+                if sub.subscription_id is None and old_id is not None:
+                    sub.subscription_id = old_id
+                    sub._monitored_items.update(items)
+                    sub.server._subscription_callbacks[old_id] = sub.publish_callback
+                    log.warning("recreating subscription %s failed; kept it for the reconnect to transfer", old_id)
+                raise
+
+        sub.recreate = recreate_or_keep  # type: ignore[method-assign]
         results = await sub.subscribe_data_change(
             [client.get_node(n) for n in nodeids], queuesize=cfg.queue_size, sampling_interval=cfg.sampling_interval_ms,
         )
