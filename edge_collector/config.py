@@ -92,6 +92,10 @@ class SubscriptionSection(_Model):
     queue_size: int = Field(10_000, ge=1, description="server-side monitored item queue (a burst beyond it is discarded by the server)")
     deadband_abs: float = Field(0.0, ge=0, description="absolute deadband for Double tags (0 = every change)")
     buffer_events: int = Field(200_000, ge=10, description="client-side notification queue; overflow is counted, never silent")
+    stale_after_s: float = Field(10.0, gt=0, description=(
+        "no publish response (data or keep-alive) for this long, with the connection up: the subscription is "
+        "recreated and the interval recorded as a gap. At least 2 keep-alive periods are used (20 publishing "
+        "intervals each): a server that is only busy must not lose the notifications it is about to send"))
 
     @field_validator("lines")
     @classmethod

@@ -19,6 +19,7 @@ from .schemas import day_of
 MAX_TEXT = 4096
 EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 MAX_AHEAD = timedelta(days=1)
+_UTC = timezone.utc
 _NUMERIC = {
     ua.VariantType.Boolean, ua.VariantType.SByte, ua.VariantType.Byte, ua.VariantType.Int16, ua.VariantType.UInt16,
     ua.VariantType.Int32, ua.VariantType.UInt32, ua.VariantType.Int64, ua.VariantType.UInt64, ua.VariantType.Float,
@@ -37,7 +38,7 @@ class NodeBinding:
     store: bool = True  # False for nodes read only for the collector itself (the PLC clock)
 
 
-@dataclass
+@dataclass(slots=True)
 class Normalized:
     table: str  # "raw_samples" or "quarantine"
     row: dict[str, Any]
@@ -84,6 +85,46 @@ class Normalizer:
         })
 
     def normalize(self, binding: NodeBinding, dv: ua.DataValue, received: datetime) -> Normalized:
+        # Fast path, the common case on the per-sample path: a Good/Uncertain finite number or date of
+        # the expected type, timestamps already in UTC (asyncua decodes them so). Anything else takes the
+        # general path below, which decides exactly as before.
+        variant, sc, source = dv.Value, dv.StatusCode, dv.SourceTimestamp
+        if (variant is not None and source is not None and source.tzinfo is _UTC and not variant.is_array
+                and variant.VariantType is binding.expected and (sc is None or not sc.value & 0x80000000)
+                and EARLIEST <= source <= received + MAX_AHEAD):
+            raw = variant.Value
+            kind = type(raw)
+            value: float | None = None
+            if kind is float or kind is int or kind is bool:
+                value = float(raw)
+                if value - value == 0.0:  # finite: inf - inf and nan - nan are nan
+                    return self._sample(binding, dv, source, received, value, None, sc.value if sc is not None else 0)
+            elif kind is datetime and raw.tzinfo is _UTC:
+                return self._sample(binding, dv, source, received, raw.timestamp(), None,
+                                    sc.value if sc is not None else 0)
+        return self._normalize(binding, dv, received)
+
+    def _sample(self, binding: NodeBinding, dv: ua.DataValue, source: datetime, received: datetime,
+                value: float | None, text: str | None, status: int) -> Normalized:
+        server = dv.ServerTimestamp
+        line_id = binding.line_id
+        seq = self._seq.get(line_id, 0) + 1
+        self._seq[line_id] = seq
+        return Normalized("raw_samples", {
+            "line_id": line_id,
+            "tag": binding.tag,
+            "source_ts": source,
+            "server_ts": server if server is None or server.tzinfo is not None else server.replace(tzinfo=_UTC),
+            "received_ts": received,
+            "value": value,
+            "value_text": text,
+            "status_code": status,
+            "session_id": self.session_id,
+            "seq": seq,
+            "day": day_of(source),
+        })
+
+    def _normalize(self, binding: NodeBinding, dv: ua.DataValue, received: datetime) -> Normalized:
         status = int(dv.StatusCode.value) if dv.StatusCode is not None else 0
         source = _aware(dv.SourceTimestamp) or _aware(dv.ServerTimestamp)
         if source is None or source < EARLIEST or source > received + MAX_AHEAD:
@@ -118,16 +159,4 @@ class Normalizer:
                 value = _aware(raw).timestamp()  # type: ignore[union-attr]
             else:
                 return self.quarantine(binding, dv, received, "unsupported_type", f"{vtype.name} cannot be stored")
-        return Normalized("raw_samples", {
-            "line_id": binding.line_id,
-            "tag": binding.tag,
-            "source_ts": source,
-            "server_ts": _aware(dv.ServerTimestamp),
-            "received_ts": received,
-            "value": value,
-            "value_text": text,
-            "status_code": status,
-            "session_id": self.session_id,
-            "seq": self.next_seq(binding.line_id),
-            "day": day_of(source),
-        })
+        return self._sample(binding, dv, source, received, value, text, status)
