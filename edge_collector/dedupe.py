@@ -9,7 +9,7 @@ watermark (newest stored timestamp) plus a bounded set of recent timestamps tell
 
 from __future__ import annotations
 
-from collections import deque
+from bisect import bisect_left
 from collections.abc import Mapping
 from datetime import datetime
 from enum import Enum
@@ -24,32 +24,39 @@ class Verdict(Enum):
 
 
 class Deduper:
+    """Per (line, tag): the watermark and the recent timestamps in arrival order (ascending, since only
+    newer ones are appended), so membership below the watermark is a binary search. This is on the
+    per-sample path: a new sample costs one dict lookup, a comparison and an append."""
+
     def __init__(self, watermarks: Mapping[Key, datetime] | None = None, recent: int = 4096) -> None:
-        self._mark: dict[Key, datetime] = dict(watermarks or {})
-        self._recent: dict[Key, tuple[deque[datetime], set[datetime]]] = {}
+        self._tracks: dict[Key, list] = {key: [mark, []] for key, mark in (watermarks or {}).items()}
         self._size = recent
         self.duplicates = 0
         self.out_of_order = 0
 
     def check(self, line_id: str, tag: str, ts: datetime) -> Verdict:
-        key = (line_id, tag)
-        mark = self._mark.get(key)
-        recent = self._recent.get(key)
-        if recent is None:
-            recent = self._recent[key] = (deque(), set())
-        order, seen = recent
+        track = self._tracks.get((line_id, tag))
+        if track is None:
+            track = self._tracks[(line_id, tag)] = [None, []]
+        mark = track[0]
         if mark is None or ts > mark:
-            self._mark[key] = ts
+            track[0] = ts
+            order = track[1]
             order.append(ts)
-            seen.add(ts)
-            if len(order) > self._size:
-                seen.discard(order.popleft())
+            if len(order) >= 2 * self._size:  # keep the newest `recent` (amortized: one trim per `recent` samples)
+                del order[:-self._size]
             return Verdict.NEW
-        if ts == mark or ts in seen:
+        if ts == mark:
+            self.duplicates += 1
+            return Verdict.DUPLICATE
+        order = track[1]
+        i = bisect_left(order, ts)
+        if i < len(order) and order[i] == ts:
             self.duplicates += 1
             return Verdict.DUPLICATE
         self.out_of_order += 1
         return Verdict.OUT_OF_ORDER
 
     def watermark(self, line_id: str, tag: str) -> datetime | None:
-        return self._mark.get((line_id, tag))
+        track = self._tracks.get((line_id, tag))
+        return track[0] if track is not None else None
