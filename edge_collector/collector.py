@@ -32,9 +32,11 @@ from plc.tagmap import TAGS, symbol
 from .config import CollectorConfig, ConfigError
 from .datalogger import Datalogger
 from .dedupe import Deduper, Verdict
+from .message_limits import TooLargeObserver, enforce_receive_limits, is_too_large
 from .normalize import NodeBinding, Normalizer
 from .preflight import CERT_WARN_DAYS, certificate_days_left
 from .schemas import edge_table_path
+from .server_identity import fingerprint, pinned_der, presented_certificate
 
 log = logging.getLogger("edge_collector")
 
@@ -122,6 +124,16 @@ class Collector:
         self.gaps_written = 0
         self.quarantined = 0
         self.cert_days_left: float | None = None
+        self.too_large_messages = 0
+        self.oversized_nodes = 0
+        self.cert_mismatches = 0
+        self.cert_mismatch_active = False
+        self._mismatch_seen: bytes | None = None
+        self._too_large_handled = 0
+        self._scanning_sizes = False
+        self._force_recreate = False
+        self._sub: Any = None
+        self._items: dict[int, Any] = {}
         self.sim_now: datetime | None = None
         self._clock_changed = asyncio.Event()
         self._last_source: dict[str, datetime] = {}
@@ -217,8 +229,9 @@ class Collector:
         # that; the recreate then discards the burst it was sending ("data for unknown subscription").
         keepalive_s = self.config.subscription.publishing_interval_ms / 1000 * KEEPALIVE_COUNT
         client._stale_check_margin = max(self.config.subscription.stale_after_s, 2 * keepalive_s) / keepalive_s
-        client.max_messagesize = cfg.max_message_size
-        client.max_chunkcount = cfg.max_chunk_count
+        enforce_receive_limits(client, cfg.max_message_size, cfg.max_chunk_count)
+        client.uaclient.observer = TooLargeObserver(self._on_too_large)
+        self._guard_subscription_restore(client)
         client.name = f"industrial-twin edge-collector {self.config.collector.id}"
         client.application_uri = app_uri(self.config.collector.id)
         user, password = self.config.credentials(self.environ)
@@ -281,11 +294,115 @@ class Collector:
                 delay = min(delay * 2, max(self.config.opcua.reconnect_max_delay_s, 30.0))
         raise asyncio.CancelledError
 
+    # ------------------------------------------------------------------ server identity (S3)
+    async def _watch_identity(self, pinned: Path) -> None:
+        """While not connected, compare the certificate the endpoint presents with the pin, so that a
+        refused reconnect to a different server raises an alert instead of a quiet retry."""
+        cfg = self.config.opcua
+        pin = pinned_der(pinned)
+        policy_uri = POLICIES[cfg.security_policy].URI
+        mode = getattr(ua.MessageSecurityMode, cfg.security_mode)
+        interval = max(0.5, min(cfg.reconnect_max_delay_s, 5.0))
+        while True:
+            if self.connected.is_set():
+                self._identity(None)  # a session over the pinned channel proves the identity
+            else:
+                try:
+                    presented = await presented_certificate(cfg.endpoint, policy_uri, mode, min(cfg.timeout_s, 5.0))
+                except Exception:  # noqa: BLE001 - a failed probe says nothing; asyncua keeps retrying
+                    log.debug("server identity probe failed", exc_info=True)
+                    presented = None
+                if presented is not None:
+                    self._identity(None if presented == pin else presented, pinned)
+            await asyncio.sleep(interval)
+
+    def _identity(self, mismatch: bytes | None, pinned: Path | None = None) -> None:
+        if mismatch is None:
+            if self.cert_mismatch_active:
+                log.warning("the server at %s presents the pinned certificate again", self.config.opcua.endpoint)
+            self.cert_mismatch_active = False
+            self._mismatch_seen = None
+            return
+        assert pinned is not None
+        self.cert_mismatch_active = True
+        if mismatch == self._mismatch_seen:
+            return
+        self._mismatch_seen = mismatch
+        self.cert_mismatches += 1
+        log.error("Server certificate mismatch: %s presents a certificate with SHA-256 fingerprint %s, not the pinned "
+                  "opcua.server_certificate %s (%s); the collector does not connect to it and writes nothing "
+                  "(possible man-in-the-middle). If the PLC's certificate was replaced on purpose, compare this "
+                  "fingerprint with the one shown on the PLC itself, then pin the new certificate "
+                  "(opcua.server_certificate) and restart the collector; otherwise find out what answers on "
+                  "this endpoint", self.config.opcua.endpoint, fingerprint(mismatch), pinned,
+                  fingerprint(pinned_der(pinned)), extra={"alert": "server_certificate_mismatch"})
+
+    # ------------------------------------------------------------------ oversized messages (S7)
+    def _on_too_large(self, request_type: str, exc: BaseException) -> None:
+        if self._scanning_sizes:
+            return  # provoked by the size scan, which names the node itself
+        self.too_large_messages += 1
+        log.error("the server sent a message larger than opcua.max_message_size (%d bytes, at most %d chunks) in "
+                  "answer to %s: %s; the connection is dropped and re-established, and the node with the oversized "
+                  "value is looked for and no longer monitored. If values that large are expected, raise "
+                  "opcua.max_message_size", self.config.opcua.max_message_size, self.config.opcua.max_chunk_count,
+                  request_type, exc.__class__.__name__, extra={"status": exc.__class__.__name__})
+
+    def _guard_subscription_restore(self, client: Client) -> None:
+        """After a too-large message, find the oversized node before asyncua restores the subscription
+        on the next reconnect (Client._recreate_subscriptions), so the restore does not ask for it again."""
+        restore = client._recreate_subscriptions
+
+        async def restore_guarded() -> None:
+            if self.too_large_messages > self._too_large_handled:
+                seen = self.too_large_messages
+                self._force_recreate = True  # the unacknowledged message is likely the oversized one
+                await self._stop_monitoring_oversized(client)
+                self._too_large_handled = seen
+            await restore()
+
+        client._recreate_subscriptions = restore_guarded  # type: ignore[method-assign]
+
+    async def _stop_monitoring_oversized(self, client: Client) -> None:
+        """Read each monitored node on its own: a read answered by a too-large message names the node
+        whose value exceeds the limit. That node is no longer monitored (a new subscription is made
+        without it), gets a quarantine row with the reason, and an ERROR says what to do. Raises
+        ConnectionError when it found one, since that answer cost the connection."""
+        self._scanning_sizes = True
+        try:
+            for handle, item in list(self._items.items()):
+                try:
+                    await client.get_node(item.node.nodeid).read_data_value(raise_on_bad_status=False)
+                except ua.UaStatusCodeError as exc:
+                    if not is_too_large(exc):
+                        raise
+                    self._forget_oversized(handle, item.node.nodeid)
+                    raise ConnectionError("an oversized value cost the connection; reconnecting") from exc
+        finally:
+            self._scanning_sizes = False
+
+    def _forget_oversized(self, handle: int, nodeid: ua.NodeId) -> None:
+        self._items.pop(handle, None)
+        if self._sub is not None:
+            self._sub._monitored_items.pop(handle, None)
+        self.oversized_nodes += 1
+        binding = self.bindings.pop(nodeid, None)
+        limit = self.config.opcua.max_message_size
+        detail = (f"value larger than opcua.max_message_size ({limit} bytes): no longer monitored; raise the limit "
+                  f"if such values are expected, or fix the server's value")
+        self._emit("quarantine", self.normalizer.quarantine(binding, None, datetime.now(timezone.utc), "too_large",
+                                                            detail, node_id=nodeid.to_string()).row)
+        log.error("node %s (%s) has a value larger than opcua.max_message_size (%d bytes); it is no longer monitored "
+                  "until the collector restarts; the other nodes keep flowing. Raise opcua.max_message_size if such "
+                  "values are expected, or fix the value on the server", nodeid.to_string(),
+                  binding.tag if binding else "?", limit, extra={"node_id": nodeid.to_string()})
+
     def _on_state(self, state: UaClientState) -> None:
         now = datetime.now(timezone.utc)
         if state is UaClientState.CONNECTED:
             if not self.connected.is_set():
                 self.connected.set()
+                self._identity(None)  # a session over the pinned channel proves the identity
                 if self._connected_once:
                     self.reconnects += 1
                 self._connected_once = True
@@ -341,6 +458,11 @@ class Collector:
             # unacknowledged, not only those after the last sequence number asyncua recorded (it
             # records a number before the notifications are safely handed over, so a message in
             # flight when the transport broke would be skipped). Replays are dropped by the deduper.
+            if self._force_recreate:
+                # After a too-large message, asking for it again would cost the connection again, in
+                # a loop: recreate the subscription instead (the gap is recorded as session_lost).
+                self._force_recreate = False
+                return False
             if available and sub.last_sequence_number is not None:
                 sub.last_sequence_number = min(sub.last_sequence_number, min(available) - 1)
             return await republish_gaps(available)
@@ -375,6 +497,7 @@ class Collector:
                 raise
 
         sub.recreate = recreate_or_keep  # type: ignore[method-assign]
+        self._sub = sub
         results = await sub.subscribe_data_change(
             [client.get_node(n) for n in nodeids], queuesize=cfg.queue_size, sampling_interval=cfg.sampling_interval_ms,
         )
@@ -386,6 +509,7 @@ class Collector:
             for nodeid, binding in self.bindings.items():
                 if binding.expected == ua.VariantType.Double:
                     await sub.deadband_monitor(client.get_node(nodeid), cfg.deadband_abs)
+        self._items = dict(sub._monitored_items)  # what must stay monitored across reconnects
         log.info("subscribed %d nodes (publishing interval revised to %s ms)", len(self.bindings),
                  sub.parameters.RequestedPublishingInterval)
         self._subscription_id = sub.subscription_id
@@ -490,6 +614,9 @@ class Collector:
             "buffer_depth": stats.buffer_rows, "commit_latency_p50_seconds": pick(0.5),
             "commit_latency_p99_seconds": pick(0.99), "connected": 1.0 if self.connected.is_set() else 0.0,
             "cert_days_left": self.cert_days_left if self.cert_days_left is not None else 0.0,
+            "too_large_messages": self.too_large_messages, "oversized_nodes": self.oversized_nodes,
+            "server_certificate_mismatch": self.cert_mismatches,
+            "server_certificate_mismatch_active": 1.0 if self.cert_mismatch_active else 0.0,
             "delta_versions": dict(stats.last_version),
         }
 
@@ -514,6 +641,9 @@ class Collector:
 
             self._metrics_server = serve_metrics(self.metrics_snapshot, self.config.metrics.host, self.config.metrics.port)
         sub = None
+        pinned = self._server_certificate() if self.config.opcua.security_policy != "None" else None
+        if pinned is not None:
+            self._tasks.append(asyncio.create_task(self._watch_identity(pinned), name="collector-identity"))
         try:
             self.client = await self._connect(stop)
             self.client.uaclient._add_state_listener(self._on_state)

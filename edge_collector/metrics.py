@@ -27,6 +27,12 @@ METRICS: dict[str, tuple[str, str]] = {
     "commit_latency_p99_seconds": ("gauge", "99th percentile commit latency over recent commits"),
     "connected": ("gauge", "1 while the OPC UA session is connected"),
     "cert_days_left": ("gauge", "Days until the collector's certificate expires"),
+    "too_large_messages": ("counter", "Messages from the server larger than opcua.max_message_size/max_chunk_count "
+                           "(refused; each costs a reconnect)"),
+    "oversized_nodes": ("gauge", "Nodes no longer monitored because their value is larger than opcua.max_message_size"),
+    "server_certificate_mismatch": ("counter", "Times the endpoint presented a certificate other than the pinned one"),
+    "server_certificate_mismatch_active": ("gauge", "1 while the endpoint presents a certificate other than the pinned "
+                                           "one (the collector does not connect)"),
 }
 
 

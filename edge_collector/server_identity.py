@@ -1,0 +1,63 @@
+"""The pinned server identity, and what the server at the endpoint presents now (RELIABILITY.md S3).
+
+asyncua keeps the pinned certificate for every reconnect: the OpenSecureChannel request is
+encrypted to the pinned key and CreateSession compares the server's certificate with it ("Server
+certificate mismatch"), so a server with another certificate never gets a session. What asyncua
+does not do is say so: its supervisor retries quietly at WARNING, and a server that cannot decrypt
+the request just leaves it unanswered until the request timeout. So while the collector is not
+connected it asks the endpoint which certificate it presents (GetEndpoints, which OPC UA allows
+without security) and compares it with the pin, to raise an alert that names both fingerprints.
+The answer is unauthenticated: it explains a refusal, it never grants trust.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from asyncua import Client, ua
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+
+def pinned_der(path: Path) -> bytes:
+    """The pinned certificate (DER or PEM file) as DER bytes, the form the server sends."""
+    data = path.read_bytes()
+    try:
+        x509.load_der_x509_certificate(data)
+        return data
+    except ValueError:
+        return x509.load_pem_x509_certificate(data).public_bytes(serialization.Encoding.DER)
+
+
+def fingerprint(der: bytes) -> str:
+    """SHA-256 fingerprint, colon-separated, as `openssl x509 -fingerprint -sha256` prints it."""
+    digest = hashlib.sha256(der).hexdigest().upper()
+    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+
+
+async def presented_certificate(endpoint: str, policy_uri: str, mode: ua.MessageSecurityMode,
+                                timeout: float) -> bytes | None:
+    """The certificate the server at `endpoint` presents for `policy_uri`/`mode`, as DER; None if
+    the server cannot be reached or offers no such endpoint (then nothing can be said)."""
+    client = Client(endpoint, timeout=timeout)
+    try:
+        endpoints = await client.connect_and_get_server_endpoints()
+    except Exception:  # noqa: BLE001 - unreachable or refusing: no verdict, the caller retries later
+        return None
+    for ep in endpoints:
+        if ep.SecurityPolicyUri == policy_uri and ep.SecurityMode == mode and ep.ServerCertificate:
+            return _first_der(ep.ServerCertificate)
+    return None
+
+
+def _first_der(chain: bytes) -> bytes:
+    """The application certificate: a ServerCertificate field may hold a chain, which is the DER
+    certificates concatenated, the application's first (a SEQUENCE; its length says where it ends)."""
+    if len(chain) < 4 or chain[0] != 0x30:
+        return chain
+    size = chain[1]
+    if size < 0x80:
+        return chain[:2 + size]
+    n = size & 0x7F
+    return chain[:2 + n + int.from_bytes(chain[2:2 + n], "big")]
