@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,10 +25,11 @@ import pytest
 from asyncua import ua
 from asyncua.common.connection import TransportLimits
 
+from edge_collector.collector import Collector
 from edge_collector.config import OpcUaSection
 from edge_collector.message_limits import enforce_receive_limits
 from tests.conftest import free_port
-from tests.edge_collector.conftest import read_table
+from tests.edge_collector.conftest import LAB_ENV, lab_config, read_table, running
 
 BLOB_BYTES = 64 * 1024 * 1024
 RSS_BOUND_MB = 50.0  # RELIABILITY.md S7: collector RSS at most +50 MB over its baseline
@@ -165,8 +167,10 @@ port = {metrics_port}
                 reader.join(timeout=5)
     log = "".join(output)
     peak = max(samples)
+    refused_at = re.findall(r"Message size: (\d+) is > configured max message size", log)
     print(f"\nS7: {counted['edge_collector_too_large_messages_total']:.0f} too-large message(s) "
-          f"(BadRequestTooLarge), {counted['edge_collector_oversized_nodes']:.0f} node unmonitored and quarantined; "
+          f"(BadRequestTooLarge, refused after {int(refused_at[0]) / 2**20 if refused_at else float('nan'):.1f} MiB "
+          f"of the 64 MiB value), {counted['edge_collector_oversized_nodes']:.0f} node unmonitored and quarantined; "
           f"collector RSS baseline {baseline:.1f} MB, peak {peak:.1f} MB (+{peak - baseline:.1f}; VmHWM "
           f"{peak_hwm:.1f}), after {final:.1f} MB; {rows_after} rows of the other tags after the event; "
           f"{len(samples)} RSS samples")
@@ -178,3 +182,32 @@ port = {metrics_port}
     assert "BadRequestTooLarge" in log and "larger than opcua.max_message_size (16777216 bytes" in log
     quarantine = read_table(lake, "quarantine").filter(pl.col("reason") == "too_large")
     assert quarantine.height == 1 and quarantine["node_id"][0] == f"ns={ns};s={ROGUE_NODE}"
+
+
+@pytest.mark.chaos
+async def test_a_value_oversized_before_the_collector_starts_is_dropped_and_collection_goes_on(
+        start_plc: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """S7, the value is already 64 MB when the collector subscribes (in-process, so no RSS figure):
+    the first publish is refused, the node is found and no longer monitored, the line's tags flow."""
+    acknowledge_no_limits(monkeypatch)
+    async with start_plc(step=False, speed=30.0) as plc:
+        ns = await plc.server.register_namespace("urn:industrial-twin:rogue")
+        blob = await plc.server.nodes.objects.add_variable(
+            ua.NodeId(ROGUE_NODE, ns), ROGUE_NODE, ua.Variant(b"small", ua.VariantType.ByteString))
+        await plc.server.write_attribute_value(blob.nodeid, ua.DataValue(
+            ua.Variant(os.urandom(BLOB_BYTES), ua.VariantType.ByteString)))
+        config = lab_config(plc, tmp_path, subscription={"lines": ["L1"], "nodes": [
+            {"line": "L1", "tag": ROGUE_NODE, "node_id": f"ns={ns};s={ROGUE_NODE}"}]})
+        async with running(Collector(config, environ=LAB_ENV)) as collector:
+            end = time.monotonic() + 30
+            while time.monotonic() < end and not (collector.oversized_nodes and collector.connected.is_set()
+                                                  and collector.received > 50):
+                await asyncio.sleep(0.2)
+            await collector.datalogger.flush()
+        raw = read_table(config.lake(), "raw_samples")
+        print(f"\nS7 (oversized from the start): {collector.too_large_messages} too-large message(s), "
+              f"{collector.oversized_nodes} node unmonitored, {raw.height} rows of the line's tags, "
+              f"{collector.reconnects} reconnect(s)")
+        assert collector.too_large_messages >= 1 and collector.oversized_nodes == 1
+        assert raw.filter(pl.col("tag") != ROGUE_NODE).height > 20
+        assert read_table(config.lake(), "quarantine").filter(pl.col("reason") == "too_large").height == 1

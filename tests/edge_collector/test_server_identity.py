@@ -143,3 +143,21 @@ async def test_swapped_server_certificate_is_refused_alerted_and_recovered(
               f"rows written after the swap: {during_swap.height} (by arrival), {from_b.height} (by source time); "
               f"recovered {recovered:.2f} s after A was restored, rows flowing {recovered + flowing:.2f} s after "
               f"(SLA {R1_SLA_S:.0f} s); {raw.height} rows in all")
+
+
+def test_a_chain_is_compared_by_its_application_certificate_and_pem_pins_work(tmp_path: Path) -> None:
+    """S3: a ServerCertificate field may carry a chain (application certificate first); a pin may be
+    a PEM file. Both reduce to the same DER bytes the comparison uses."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from edge_collector.server_identity import _first_der
+
+    a, _ = ensure_certificate(PkiLayout(tmp_path / "a"), "urn:test:a", "a")
+    b, _ = ensure_certificate(PkiLayout(tmp_path / "b"), "urn:test:b", "b")
+    der_a, der_b = a.read_bytes(), b.read_bytes()
+    assert _first_der(der_a + der_b) == der_a and _first_der(der_a) == der_a
+    pem = tmp_path / "a.pem"
+    pem.write_bytes(x509.load_der_x509_certificate(der_a).public_bytes(serialization.Encoding.PEM))
+    assert pinned_der(pem) == der_a and pinned_der(a) == der_a
+    assert fingerprint(der_a) != fingerprint(der_b) and len(fingerprint(der_a)) == 95
