@@ -305,7 +305,7 @@ class Collector:
         interval = max(0.5, min(cfg.reconnect_max_delay_s, 5.0))
         while True:
             if self.connected.is_set():
-                self._identity(None)  # a session over the pinned channel proves the identity
+                self._note_identity(None)  # a session over the pinned channel proves the identity
             else:
                 try:
                     presented = await presented_certificate(cfg.endpoint, policy_uri, mode, min(cfg.timeout_s, 5.0))
@@ -313,10 +313,10 @@ class Collector:
                     log.debug("server identity probe failed", exc_info=True)
                     presented = None
                 if presented is not None:
-                    self._identity(None if presented == pin else presented, pinned)
+                    self._note_identity(None if presented == pin else presented, pinned)
             await asyncio.sleep(interval)
 
-    def _identity(self, mismatch: bytes | None, pinned: Path | None = None) -> None:
+    def _note_identity(self, mismatch: bytes | None, pinned: Path | None = None) -> None:
         if mismatch is None:
             if self.cert_mismatch_active:
                 log.warning("the server at %s presents the pinned certificate again", self.config.opcua.endpoint)
@@ -356,10 +356,13 @@ class Collector:
         async def restore_guarded() -> None:
             if self.too_large_messages > self._too_large_handled:
                 seen = self.too_large_messages
-                self._force_recreate = True  # the unacknowledged message is likely the oversized one
                 await self._stop_monitoring_oversized(client)
                 self._too_large_handled = seen
-            await restore()
+                self._force_recreate = True  # the unacknowledged message is likely the oversized one
+            try:
+                await restore()
+            finally:
+                self._force_recreate = False
 
         client._recreate_subscriptions = restore_guarded  # type: ignore[method-assign]
 
@@ -374,10 +377,12 @@ class Collector:
                 try:
                     await client.get_node(item.node.nodeid).read_data_value(raise_on_bad_status=False)
                 except ua.UaStatusCodeError as exc:
-                    if not is_too_large(exc):
-                        raise
-                    self._forget_oversized(handle, item.node.nodeid)
-                    raise ConnectionError("an oversized value cost the connection; reconnecting") from exc
+                    if is_too_large(exc):
+                        self._forget_oversized(handle, item.node.nodeid)
+                        raise ConnectionError("an oversized value cost the connection; reconnecting") from exc
+                    log.debug("size scan: %s not readable (%s)", item.node.nodeid, exc)  # not the oversized one
+                except asyncio.TimeoutError:
+                    log.debug("size scan: reading %s timed out", item.node.nodeid)
         finally:
             self._scanning_sizes = False
 
@@ -402,7 +407,7 @@ class Collector:
         if state is UaClientState.CONNECTED:
             if not self.connected.is_set():
                 self.connected.set()
-                self._identity(None)  # a session over the pinned channel proves the identity
+                self._note_identity(None)  # a session over the pinned channel proves the identity
                 if self._connected_once:
                     self.reconnects += 1
                 self._connected_once = True
@@ -509,7 +514,7 @@ class Collector:
             for nodeid, binding in self.bindings.items():
                 if binding.expected == ua.VariantType.Double:
                     await sub.deadband_monitor(client.get_node(nodeid), cfg.deadband_abs)
-        self._items = dict(sub._monitored_items)  # what must stay monitored across reconnects
+        self._items = dict(sub._monitored_items)  # the nodes the size scan reads after a too-large message
         log.info("subscribed %d nodes (publishing interval revised to %s ms)", len(self.bindings),
                  sub.parameters.RequestedPublishingInterval)
         self._subscription_id = sub.subscription_id
