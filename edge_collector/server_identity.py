@@ -19,6 +19,12 @@ from asyncua import Client, ua
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from .message_limits import enforce_receive_limits
+
+#: A GetEndpoints answer is a few certificates long; the probe accepts no more than this (S7).
+PROBE_MAX_MESSAGE = 1024 * 1024
+PROBE_MAX_CHUNKS = 32
+
 
 def pinned_der(path: Path) -> bytes:
     """The pinned certificate (DER or PEM file) as DER bytes, the form the server sends."""
@@ -41,6 +47,7 @@ async def presented_certificate(endpoint: str, policy_uri: str, mode: ua.Message
     """The certificate the server at `endpoint` presents for `policy_uri`/`mode`, as DER; None if
     the server cannot be reached or offers no such endpoint (then nothing can be said)."""
     client = Client(endpoint, timeout=timeout)
+    enforce_receive_limits(client, PROBE_MAX_MESSAGE, PROBE_MAX_CHUNKS)
     try:
         endpoints = await client.connect_and_get_server_endpoints()
     except Exception:  # noqa: BLE001 - unreachable or refusing: no verdict, the caller retries later
