@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
 import polars as pl
 
 from edge_collector.schemas import edge_table_path
+from twin_pipeline.delta_io import scan_shifts
 from twin_pipeline.shift_calendar import ShiftCalendar, ShiftWindow
 
 
@@ -19,11 +21,16 @@ def previous_shift(calendar: ShiftCalendar, window: ShiftWindow) -> ShiftWindow:
     return calendar.shift_at(window.start - timedelta(microseconds=1))
 
 
-def read_shifts(path: Path, shift_ids: list[str]) -> pl.DataFrame:
-    """Rows of a shift-partitioned table for these shifts (empty frame when the table is missing)."""
+def read_shifts(path: Path, shift_ids: list[str], columns: Sequence[str] | None = None,
+                where: pl.Expr | None = None) -> pl.DataFrame:
+    """Rows of a shift-partitioned table for these shifts (empty frame when the table is missing); only
+    `columns` and the rows matching `where` when given, both pushed into the Parquet read."""
     if not (path / "_delta_log").exists():
         return pl.DataFrame()
-    return pl.scan_delta(str(path)).filter(pl.col("shift_id").is_in(shift_ids)).collect()
+    scan = scan_shifts(path, shift_ids)
+    if where is not None:
+        scan = scan.filter(where)
+    return (scan.select(columns) if columns is not None else scan).collect()
 
 
 def plc_gaps(lake: Path, window: ShiftWindow) -> list[tuple[str, object, object]]:

@@ -28,14 +28,17 @@ def shift_asset(*, key: Sequence[str], group: str, deps: Sequence[Any], descript
                     metadata={"dagster/column_schema": column_schema("/".join(key)), "partitioned_by": "shift_id"})
 
 
-def read_bronze(lake: Path, shift_id: str, tags: Sequence[str] | None = None) -> pl.DataFrame:
-    """Bronze samples of `shift_id`, carried-in rows included; only `tags` when given (read pushed down)."""
+def read_bronze(lake: Path, shift_id: str, tags: Sequence[str] | None = None,
+                columns: Sequence[str] | None = None) -> pl.DataFrame:
+    """Bronze samples of `shift_id`, carried-in rows included; only `tags` and `columns` when given (read
+    pushed down)."""
     path = layer_path(lake, "bronze", "samples")
-    if tags is None:
+    if tags is None and columns is None:
         return read_shifts(path, [shift_id])
     if not (path / "_delta_log").exists():
-        return pl.DataFrame(schema=BRONZE_SAMPLES)
-    return pl.scan_delta(str(path)).filter((pl.col("shift_id") == shift_id) & pl.col("tag").is_in(list(tags))).collect()
+        empty = pl.DataFrame(schema=BRONZE_SAMPLES)
+        return empty.select(columns) if columns is not None else empty
+    return read_shifts(path, [shift_id], columns, pl.col("tag").is_in(list(tags)) if tags is not None else None)
 
 
 def publish(lake: Path, table: str, frame: pl.DataFrame, shift_ids: Sequence[str]) -> dict[str, Any]:

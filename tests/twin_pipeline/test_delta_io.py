@@ -1,0 +1,80 @@
+"""Shift slices of the pipeline's Delta tables: the pruned read returns what a full Delta scan returns,
+and re-running shifts keeps the log checkpointed."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import polars as pl
+from deltalake import DeltaTable, write_deltalake
+
+from edge_collector.datalogger import last_checkpoint_version
+from twin_pipeline.delta_io import CHECKPOINT_EVERY, replace_shifts, scan_shifts
+from twin_pipeline.layers import read_shifts
+
+SHIFTS = ["2026-11-24-0600", "2026-11-24-1400", "2026-11-24-2200"]
+T0 = datetime(2026, 11, 24, 5, 0, tzinfo=timezone.utc)
+
+
+def rows(shift_id: str, run: int, n: int = 5) -> pl.DataFrame:
+    """`n` rows of one shift; `run` changes the values so that each re-run is visible."""
+    return pl.DataFrame({
+        "shift_id": [shift_id] * n, "line_id": [f"L{i % 2 + 1}" for i in range(n)],
+        "start": [T0 + timedelta(seconds=run * 100 + i) for i in range(n)],
+        "duration_s": [float(run) + i / 3 for i in range(n)], "planned_break": [i % 3 == 0 for i in range(n)],
+    }, schema={"shift_id": pl.String, "line_id": pl.String, "start": pl.Datetime("us", "UTC"),
+               "duration_s": pl.Float64, "planned_break": pl.Boolean})
+
+
+def json_commits_since_checkpoint(path: Path) -> int:
+    since = last_checkpoint_version(path)
+    return sum(1 for f in (path / "_delta_log").glob("*.json") if int(f.stem) > since)
+
+
+def test_d5_shift_reruns_keep_the_pipeline_table_checkpointed(tmp_path: Path) -> None:
+    """D5 (pipeline tables): 3 shifts, then one shift re-run 40 times through `replace_shifts`, as a month of
+    re-runs does to a gold table. Every re-run returns the version it committed, the table holds the last
+    run of that shift and the untouched shifts' rows, a checkpoint exists, and fewer JSON commits than
+    CHECKPOINT_EVERY follow it (delta-rs alone checkpoints every 100 commits)."""
+    path = tmp_path / "fact"
+    for shift_id in SHIFTS:
+        replace_shifts(path, rows(shift_id, 0), [shift_id])
+    for run in range(1, 41):
+        version = replace_shifts(path, rows(SHIFTS[1], run), [SHIFTS[1]])
+        assert version == DeltaTable(str(path)).version()
+    table = pl.read_delta(str(path)).sort("shift_id", "start")
+    expected = pl.concat([rows(SHIFTS[0], 0), rows(SHIFTS[1], 40), rows(SHIFTS[2], 0)]).sort("shift_id", "start")
+    assert table.select(expected.columns).equals(expected)
+    assert (path / "_delta_log" / "_last_checkpoint").exists()
+    pending = json_commits_since_checkpoint(path)
+    assert pending < CHECKPOINT_EVERY
+    started = time.perf_counter()
+    DeltaTable(str(path))
+    open_s = time.perf_counter() - started
+    assert open_s < 2.0
+    print(f"D5 pipeline: {version + 1} commits, last checkpoint at version {last_checkpoint_version(path)}, "
+          f"{pending} JSON commits after it (< {CHECKPOINT_EVERY}), open {1000 * open_s:.1f} ms")
+
+
+def test_the_pruned_shift_read_returns_what_a_full_delta_scan_returns(tmp_path: Path) -> None:
+    """`scan_shifts` (only the shifts' Parquet files) against `pl.scan_delta` filtered on `shift_id`: the
+    same columns, types, rows and row order for one shift, several, none, an unknown one, and a shift with
+    two files (an append beside the overwrite); `read_shifts` with columns and a row filter returns the
+    same as selecting and filtering the full scan."""
+    path = tmp_path / "fact"
+    for shift_id in SHIFTS:
+        replace_shifts(path, rows(shift_id, 1), [shift_id])
+    write_deltalake(str(path), rows(SHIFTS[2], 2).to_arrow(), mode="append")  # a second file in one partition
+    cases = [[s] for s in SHIFTS] + [SHIFTS[:2], SHIFTS, ["2026-11-25-0600"], []]
+    for ids in cases:
+        full = pl.scan_delta(str(path)).filter(pl.col("shift_id").is_in(ids)).collect()
+        pruned = scan_shifts(path, ids).collect()
+        assert pruned.schema == full.schema, ids
+        assert pruned.equals(full), ids
+        assert pruned.height == 5 * sum({SHIFTS[2]: 2}.get(s, 1) for s in ids if s in SHIFTS)
+    where = pl.col("planned_break")
+    full = pl.scan_delta(str(path)).filter(pl.col("shift_id").is_in(SHIFTS) & where).select("line_id", "duration_s")
+    assert read_shifts(path, SHIFTS, ["line_id", "duration_s"], where).equals(full.collect())
+    print(f"pruned read equals scan_delta for {len(cases)} shift sets (schema, rows, order)")
