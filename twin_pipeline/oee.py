@@ -85,6 +85,12 @@ def roll_up(rows: pl.DataFrame) -> OeeFigures:
     return oee(OeeInputs(t["planned_busy_time_s"], t["actual_production_time_s"], cycle_time, produced, int(t["good"])))
 
 
+#: The input columns `oee_rows` uses, so that its reads fetch only these (silver state intervals, silver
+#: part counts, bronze samples).
+INTERVAL_COLUMNS = ("line_id", "time_element", "duration_s", "planned_break", "in_gap")
+COUNT_COLUMNS = ("line_id", "produced", "defective", "produced_in_breaks", "defective_in_breaks", "produced_resets")
+SPEED_COLUMNS = ("line_id", "tag", "source_ts", "value", "is_good")
+
 #: Unknown state time a shift may have and still be final: the first sample after a start-up can
 #: trail the shift start by a scan (the PLC stamps same-instant changes 1 us apart).
 UNKNOWN_TOLERANCE_S = 1.0
