@@ -26,6 +26,8 @@ import sys
 import tempfile
 import time
 from datetime import datetime, timezone
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,9 @@ from edge_collector.collector import Collector  # noqa: E402
 from edge_collector.config import CollectorConfig  # noqa: E402
 from plc.tagmap import TAGS, symbol  # noqa: E402
 
+
+
+SIM_START = "2026-01-05T06:00:00+00:00"  # a Monday morning shift: both clients see the same production
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -110,6 +115,26 @@ async def collector(endpoint: str, lines: list[str], seconds: float, tmp: Path) 
             "commit_latency": list(stats.commit_latencies), "dropped": c.dropped_notifications + stats.dropped_rows}
 
 
+@contextmanager
+def plc_sim(lines: list[str], speed: float) -> Iterator[str]:
+    """`plc-sim serve` in its own process (seed 1, a fixed simulated start); yields its endpoint."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "plc.cli", "serve", "--insecure", "--port", str(port),
+                               "--speed", str(speed), "--status-every", "0", "--lines", ",".join(lines),
+                               "--seed", "1", "--start", SIM_START],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT)
+    try:
+        assert server.stdout is not None and "serving" in server.stdout.readline().decode()
+        yield f"opc.tcp://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--speed", type=float, default=600.0, help="PLC speed, simulated s per wall s (default 600)")
@@ -118,19 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     lines = [f"L{i}" for i in range(1, args.lines + 1)]
-    port = free_port()
-    endpoint = f"opc.tcp://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as tmpdir:
-        server = subprocess.Popen([sys.executable, "-m", "plc.cli", "serve", "--insecure", "--port", str(port),
-                                   "--speed", str(args.speed), "--status-every", "0", "--lines", ",".join(lines)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT)
-        assert server.stdout is not None and "serving" in server.stdout.readline().decode()
-        try:
+        # A fresh simulator per client, same seed and simulated start: both see the same changes.
+        with plc_sim(lines, args.speed) as endpoint:
             n_bare, cpu_bare = asyncio.run(bare(endpoint, lines, args.seconds))
+        with plc_sim(lines, args.speed) as endpoint:
             col = asyncio.run(collector(endpoint, lines, args.seconds, Path(tmpdir)))
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
     s = args.seconds
     per_bare = cpu_bare / max(n_bare, 1)
     per_col = col["cpu"] / max(col["received"], 1)
