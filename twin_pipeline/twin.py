@@ -8,7 +8,8 @@
 2. the live line: the PLC simulator and the edge collector (`edge_collector/local_twin.py`), from now,
    in real time; the time a previous `twin up` was down is recorded as a collector gap;
 3. Dagster: `dagster dev` (webserver + daemon: schedules, sensors, backfills) over `workspace.yaml`,
-   `DAGSTER_HOME` = `TWIN_HOME/dagster`, log in `TWIN_HOME/logs/dagster.log`.
+   `DAGSTER_HOME` = `TWIN_HOME/dagster` (its `dagster.yaml` from twin_pipeline/instance.py: pool limit,
+   crash-only run retries), log in `TWIN_HOME/logs/dagster.log`.
 It stops Dagster first (runs in flight are interrupted, never half-written: every table write is one
 Delta commit), then the collector (it flushes), then the PLC, and checks that no child is left.
 
@@ -116,7 +117,8 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 def up(args: argparse.Namespace) -> int:
     from edge_collector.local_twin import LiveLine
-    from twin_pipeline.dagster_dev import DagsterDev, DagsterDevError, write_dagster_home
+    from twin_pipeline.dagster_dev import DagsterDev, DagsterDevError
+    from twin_pipeline.instance import POOL, ensure_instance
 
     home = twin_home()
     home.mkdir(parents=True, exist_ok=True)
@@ -140,8 +142,8 @@ def up(args: argparse.Namespace) -> int:
         if not args.no_ui:
             _say("starting Dagster: webserver, daemon, code location (about 20 s) ...")
             dagster_home = home / "dagster"
-            if not (dagster_home / "dagster.yaml").exists():
-                write_dagster_home(dagster_home)
+            _say(f"Dagster instance {dagster_home / 'dagster.yaml'}: {ensure_instance(dagster_home)} (pool "
+                 f"{POOL} one step at a time, crashed runs retried: twin_pipeline/instance.py)")
             dev = DagsterDev(ROOT / "workspace.yaml", dagster_home=dagster_home, log_path=home / "logs" / "dagster.log",
                              env={"TWIN_HOME": str(home)}, cwd=ROOT, port=args.ui_port)
             dev.start_and_wait(timeout=180)
