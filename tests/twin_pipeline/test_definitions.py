@@ -43,7 +43,25 @@ def test_asset_graph_snapshot() -> None:
     expected["gold/dim_line"] = ("gold", polars_delta, ["bronze/samples"])
     expected["gold/dim_shift"] = ("gold", polars_delta, [])
     expected["gold/dim_date"] = ("gold", polars_delta, [])
+    expected["maintenance/edge_tables"] = ("maintenance", ["deltalake"], [])
+    expected["maintenance/lake_tables"] = ("maintenance", ["deltalake"], [])
     assert snapshot == expected
+
+
+def test_delta_maintenance_and_landing_share_the_delta_local_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """O3: the steps that rewrite or bulk-read the local Delta files are in one pool (limit 1 on the
+    instance twin up writes), and only those; maintenance runs nightly by default."""
+    from twin_pipeline.instance import POOL
+
+    monkeypatch.setenv("TWIN_PROFILE", "azure")
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_URL", "https://acct.blob.core.windows.net")
+    graph = defs().resolve_asset_graph()
+    pooled = {key.to_user_string(): graph.get(key).pools for key in graph.get_all_asset_keys() if graph.get(key).pools}
+    assert pooled == {"maintenance/edge_tables": {POOL}, "maintenance/lake_tables": {POOL},
+                      "landing/raw_samples": {POOL}}
+    schedule = next(s for s in defs().schedules or [] if s.name == "nightly_maintenance")
+    assert (schedule.cron_schedule, schedule.execution_timezone) == ("40 3 * * *", "Europe/Berlin")
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
 
 
 def test_every_table_asset_shows_its_contract_columns() -> None:

@@ -9,6 +9,7 @@ import dagster as dg
 
 from edge_collector.schemas import edge_table_path
 from twin_pipeline.delta_io import scan_edge
+from twin_pipeline.instance import POOL
 from twin_pipeline.landing import LandingResource, blob_name, land, parquet_bytes
 from twin_pipeline.profiles import LakeResource, profile
 from twin_pipeline.shift_assets import CALENDAR, SHIFTS
@@ -19,7 +20,7 @@ ORDER = ["line_id", "tag", "source_ts", "received_ts", "session_id", "seq"]
 
 @dg.asset(key=["landing", "raw_samples"], deps=[dg.AssetKey(["edge", "raw_samples"])], partitions_def=SHIFTS,
           backfill_policy=dg.BackfillPolicy.single_run(), group_name="landing", kinds={"azure", "parquet"},
-          owners=["team:data"],
+          owners=["team:data"], pool=POOL,  # one at a time with the lake's Delta maintenance (instance.py)
           description="The shift's raw edge samples as one verified Parquet object in Azure Blob Storage "
                       "(raw/shift_id=<id>/samples.parquet): replaced by a re-run, never partly visible.")
 def landing_raw_samples(context: dg.AssetExecutionContext, lake: LakeResource,
