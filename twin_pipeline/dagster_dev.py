@@ -118,6 +118,10 @@ class DagsterDev:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def command(self) -> list[str]:
+        """The process to start (a subclass may run another Dagster service the same way)."""
+        return [str(self.executable), "dev", "-h", self.host, "-p", str(self.port), "-w", str(self.workspace)]
+
     def start(self) -> DagsterDev:
         if not (self.dagster_home / "dagster.yaml").exists():
             write_dagster_home(self.dagster_home)
@@ -127,7 +131,7 @@ class DagsterDev:
         self._log_offset = self._log.tell()  # this attempt's part of the log starts here
         self._t0 = time.monotonic()
         self.proc = subprocess.Popen(
-            [str(self.executable), "dev", "-h", self.host, "-p", str(self.port), "-w", str(self.workspace)],
+            self.command(),
             cwd=self.cwd, env=env, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True, preexec_fn=_child_setup,
         )
