@@ -34,6 +34,7 @@ import os
 import threading
 import time
 from collections import deque
+from operator import itemgetter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -203,9 +204,13 @@ def _columns(schema: pa.Schema,
     """Column-wise conversion; only a column that fails is checked value by value."""
     arrays: list[pa.Array | None] = []
     bad: dict[int, _Rejected] = {}
-    for fld in schema:
+    try:  # one C-level pass when every row has every column (the collector's rows do)
+        columns: list[Sequence[Any]] | None = list(zip(*map(itemgetter(*schema.names), rows))) if rows else None
+    except (KeyError, TypeError):
+        columns = None
+    for k, fld in enumerate(schema):
         name = fld.name
-        values = [r.get(name) for r in rows]
+        values = columns[k] if columns is not None else [r.get(name) for r in rows]
         required = not fld.nullable and name != "day"  # day is derived when missing
         types = set(map(type, values))
         array = None
