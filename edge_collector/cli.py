@@ -91,13 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def _run(config_path: Path | None, endpoint: str | None = None) -> int:
-    from .collector import Collector, SecurityRefused
+    from .collector import Collector, SecurityRefused, tune_gc
     from .engine_setup import engine_factory_for
 
     config = load_config(config_path)
     if endpoint:
         config = with_endpoint(config, endpoint)
     collector = Collector(config, engine_factory=engine_factory_for(config))
+    tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

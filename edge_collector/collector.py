@@ -10,6 +10,7 @@ The variability engine runs beside it, driven by the PLC clock's notifications.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 import uuid
@@ -95,6 +96,17 @@ class _OpenGap:
 
 
 EngineFactory = Callable[[Client, Callable[[dict[str, Any]], None], str], Any]
+
+
+def tune_gc(gen0_threshold: int = 50_000) -> None:
+    """Process set-up for a long-running collector: freeze what start-up allocated (modules, config,
+    caches) out of the cyclic GC's reach, and collect the youngest generation every 50,000 container
+    allocations instead of 700. Each sample allocates a dozen short-lived containers (decoded
+    notifications, rows) that reference counting frees; with the defaults, the collections that walk
+    the buffered rows cost 6 us of a collector's 24 us per sample (bench/collector_throughput.py)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(gen0_threshold, *gc.get_threshold()[1:])
 
 
 class Collector:
