@@ -244,6 +244,18 @@ class Collector:
         enforce_receive_limits(client, cfg.max_message_size, cfg.max_chunk_count)
         client.uaclient.observer = TooLargeObserver(self._on_too_large)
         self._guard_subscription_restore(client)
+        finalize = client._finalize_reconnect
+
+        async def finalize_and_record(reused: bool) -> None:
+            # A new session means the server had forgotten ours and whatever it still held for us (R4);
+            # the subscription id alone cannot tell, since a restarted server may hand out the same one.
+            if not reused:
+                for gap in self._gaps.values():
+                    if gap.row["reason"] in ("disconnected", "subscription_stale"):
+                        gap.row["reason"] = "session_lost"
+            await finalize(reused)
+
+        client._finalize_reconnect = finalize_and_record  # type: ignore[method-assign]
         client.name = f"industrial-twin edge-collector {self.config.collector.id}"
         client.application_uri = app_uri(self.config.collector.id)
         user, password = self.config.credentials(self.environ)
