@@ -6,6 +6,7 @@ the shift-end runs).
 """
 
 import time
+from collections.abc import Callable, Iterable
 
 import dagster as dg
 
@@ -18,7 +19,16 @@ from twin_pipeline.shift_assets import CALENDAR
 MAINTENANCE_CRON = "40 3 * * *"
 
 
-def _result(done: list[Maintained], started: float) -> dg.MaterializeResult:
+def _maintain(context: dg.AssetExecutionContext, tables: Iterable[str],
+              maintain: Callable[[str], Maintained | None]) -> dg.MaterializeResult:
+    """Maintain each table that exists, log a line per table, and report the totals as metadata."""
+    started = time.monotonic()
+    done = []
+    for table in tables:
+        maintained = maintain(table)
+        if maintained is not None:
+            context.log.info(maintained.line())
+            done.append(maintained)
     return dg.MaterializeResult(metadata={
         "tables": len(done),
         "files_compacted": sum(m.files_compacted for m in done),
@@ -33,14 +43,7 @@ def _result(done: list[Maintained], started: float) -> dg.MaterializeResult:
           description="Compacts and vacuums the collector's edge tables beside the running collector (its compaction "
                       "lock serialises the two; never a full vacuum). Materializing it is the maintenance run.")
 def maintenance_edge_tables(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-    started = time.monotonic()
-    done = []
-    for table in EDGE_TABLES:
-        maintained = maintain_edge(lake.path(), table)
-        if maintained is not None:
-            context.log.info(maintained.line())
-            done.append(maintained)
-    return _result(done, started)
+    return _maintain(context, EDGE_TABLES, lambda table: maintain_edge(lake.path(), table))
 
 
 @dg.asset(key=["maintenance", "lake_tables"], group_name="maintenance", pool=POOL, kinds={"deltalake"},
@@ -48,14 +51,7 @@ def maintenance_edge_tables(context: dg.AssetExecutionContext, lake: LakeResourc
           description="Compacts and vacuums the bronze, silver and gold tables (files replaced by shift re-runs are "
                       "deleted once older than the table's retention, 7 days by default).")
 def maintenance_lake_tables(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-    started = time.monotonic()
-    done = []
-    for table in LAKE_TABLES:
-        maintained = maintain_lake_table(lake.path(), table)
-        if maintained is not None:
-            context.log.info(maintained.line())
-            done.append(maintained)
-    return _result(done, started)
+    return _maintain(context, LAKE_TABLES, lambda table: maintain_lake_table(lake.path(), table))
 
 
 maintenance_job = dg.define_asset_job("delta_maintenance", selection=dg.AssetSelection.groups("maintenance"),
