@@ -144,6 +144,38 @@ async def test_wrong_password_or_insecure_collector_writes_nothing(start_plc: An
         assert "wrong-secret" not in caplog.text
 
 
+async def test_an_untrusted_collector_backs_off_exponentially(start_plc: Any, tmp_path: Path,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    """S4 (RELIABILITY.md): the PLC does not trust the collector's certificate. Every attempt is refused;
+    the collector waits 1, 2, 4 s between attempts (doubling up to its cap) and never busy-loops."""
+    import re
+
+    async with start_plc(insecure=False) as plc:
+        raw_cfg = lab_config(plc, tmp_path).model_dump()
+        raw_cfg["collector"]["lab_mode"] = False
+        raw_cfg["opcua"].update(security_policy="Aes256Sha256RsaPss",
+                                server_certificate=str(PkiLayout(plc.options.pki_dir).cert), pki=str(tmp_path / "pki"))
+        config = CollectorConfig.model_validate(raw_cfg)  # its certificate is never put in the PLC's trust list
+        collector = Collector(config, environ={})
+        stop = asyncio.Event()
+        task = asyncio.create_task(collector.run(stop))
+        await asyncio.sleep(8.0)
+        stop.set()
+        assert await asyncio.wait_for(task, 30) == 0
+    attempts = [r for r in caplog.records if "cannot connect" in r.getMessage()]
+    times = [r.created for r in attempts]
+    delays = [float(re.search(r"retrying in (\d+) s", r.getMessage()).group(1)) for r in attempts]  # type: ignore[union-attr]
+    spacing = [b - a for a, b in zip(times, times[1:])]
+    print(f"\nS4 attempts {len(attempts)}, delays {delays}, spacing {[round(x, 2) for x in spacing]} s; {attempts[0].getMessage()}")
+    assert len(attempts) >= 3
+    assert all("BadCertificateUntrusted" in r.getMessage() for r in attempts)  # refused for the certificate
+    assert delays[:3] == [1.0, 2.0, 4.0]  # each wait doubles the one before
+    assert all(gap >= delay for gap, delay in zip(spacing, delays))  # and is really waited
+    assert len(attempts) / (times[-1] - times[0] + delays[-1]) < 1.0  # < 1 attempt per second
+    assert not collector.connected.is_set() and collector.received == 0
+    assert read_table(config.lake(), "raw_samples").height == 0
+
+
 async def test_transport_drop_is_resumed_without_loss_or_duplicates(start_plc: Any, tmp_path: Path) -> None:
     """R2 (RELIABILITY.md): the session is reactivated, republished notifications are deduplicated."""
     async with start_plc() as plc:
