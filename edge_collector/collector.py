@@ -309,8 +309,12 @@ class Collector:
                     await client.disconnect()
                 except Exception:  # noqa: BLE001
                     pass
-                log.error("cannot connect to %s (attempt %d): %r; retrying in %.0f s", self.config.opcua.endpoint,
-                          attempt, exc, delay, extra={"attempt": attempt})
+                hint = ""
+                if "No matching endpoints" in str(exc):
+                    hint = (" (the server offers no endpoint with this opcua.security_policy and security_mode: "
+                            "set them to one it lists)")
+                log.error("cannot connect to %s (attempt %d): %r%s; retrying in %.0f s", self.config.opcua.endpoint,
+                          attempt, exc, hint, delay, extra={"attempt": attempt})
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=delay)
                 except asyncio.TimeoutError:

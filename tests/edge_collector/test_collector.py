@@ -121,10 +121,14 @@ async def test_wrong_password_or_insecure_collector_writes_nothing(start_plc: An
         stop = asyncio.Event()
         task = asyncio.create_task(collector.run(stop))
         await asyncio.sleep(3.5)
+        sessions = len(plc.server.iserver._external_sessions)
         stop.set()
         assert await asyncio.wait_for(task, 30) == 0
         attempts = [r for r in caplog.records if "cannot connect" in r.getMessage()]
+        print(f"\nS1 attempts {len(attempts)}, server sessions {sessions}: {attempts[0].getMessage()}")
         assert 1 <= len(attempts) <= 3  # backoff 1 s, 2 s: no retry storm
+        assert sessions == 0  # no session was ever created on the server
+        assert all("SecurityPolicy#None" in r.getMessage() and "security_policy" in r.getMessage() for r in attempts)
         assert read_table(config.lake(), "raw_samples").height == 0
         # S6: the wrong password is refused, never logged
         raw_cfg = lab_config(plc, tmp_path / "s6").model_dump()
