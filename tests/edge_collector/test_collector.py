@@ -186,6 +186,8 @@ async def test_transport_drop_is_resumed_without_loss_or_duplicates(start_plc: A
         config = lab_config(plc, tmp_path)
         async with running(Collector(config, environ=LAB_ENV)) as collector:
             await step_until(plc, collector, 60)
+            tokens = set(plc.server.iserver._external_sessions)
+            subscriptions = set(plc.server.iserver.subscription_service.subscriptions)
             for client in list(plc.server.bserver.clients):
                 client.transport.close()
             await plc.step(10)  # changes while the client is away stay queued in the session
@@ -195,6 +197,11 @@ async def test_transport_drop_is_resumed_without_loss_or_duplicates(start_plc: A
                     break
             assert collector.reconnects >= 1
             await step_until(plc, collector, 60)
+            # the same session (auth token) was reactivated and its subscription transferred, not recreated
+            assert len(tokens) == 1 and set(plc.server.iserver._external_sessions) == tokens
+            assert set(plc.server.iserver.subscription_service.subscriptions) == subscriptions
+        gaps = read_table(config.lake(), "gaps")
+        assert set(gaps["reason"]) == {"disconnected"}  # not session_lost: nothing the server held was lost
         raw = read_table(config.lake(), "raw_samples")
         assert raw.select("line_id", "tag", "source_ts").is_duplicated().sum() == 0
         line = plc.line("L1")
