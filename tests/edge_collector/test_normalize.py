@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
 
+import polars as pl
 from asyncua import ua
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edge_collector.collector import Collector
 from edge_collector.dedupe import Deduper, Verdict
 from edge_collector.normalize import NodeBinding, Normalizer
 from edge_collector.schemas import QUARANTINE_REASONS
+from tests.edge_collector.conftest import LAB_ENV, lab_config, read_table, running
+from tests.edge_collector.test_collector import step_until
 
 NOW = datetime(2026, 11, 24, 6, 0, tzinfo=timezone.utc)
 
@@ -96,3 +103,34 @@ def test_replays_are_duplicates_and_late_samples_are_out_of_order() -> None:
     assert d.check("L1", "A", NOW - timedelta(hours=1)) is Verdict.OUT_OF_ORDER
     assert d.check("L2", "A", NOW) is Verdict.NEW
     assert d.duplicates == 3 and d.out_of_order == 1
+
+
+async def test_bad_values_from_the_server_are_quarantined_and_collection_goes_on(start_plc: Any, tmp_path: Path) -> None:
+    """F1 through the real collector: an extra node on the PLC sends NaN, +Inf, a value stamped in
+    1601 and one stamped two days ahead, then good values again. Each bad one becomes a quarantine row
+    with its reason; the collector keeps running and stores the good values before and after."""
+    async with start_plc() as plc:
+        ns = await plc.server.register_namespace("urn:industrial-twin:f1")
+        node = await plc.server.nodes.objects.add_variable(ua.NodeId("F1.Value", ns), "F1.Value",
+                                                           ua.Variant(0.5, ua.VariantType.Double))
+        config = lab_config(plc, tmp_path, subscription={"lines": ["L1"], "nodes": [
+            {"line": "L1", "tag": "F1.Value", "node_id": f"ns={ns};s=F1.Value"}]})
+        now = datetime.now(timezone.utc)
+        bad = [(math.nan, now), (math.inf, now + timedelta(milliseconds=1)),
+               (1.0, datetime(1601, 1, 1, tzinfo=timezone.utc)), (2.0, now + timedelta(days=2))]
+        async with running(Collector(config, environ=LAB_ENV)) as collector:
+            await step_until(plc, collector, 20)
+            for value, stamp in [*bad, (3.0, now + timedelta(seconds=1))]:
+                await plc.server.write_attribute_value(node.nodeid, ua.DataValue(
+                    ua.Variant(value, ua.VariantType.Double), SourceTimestamp=stamp, ServerTimestamp=stamp))
+                await asyncio.sleep(0.1)  # one publish each: the server keeps only the latest value per item
+            await step_until(plc, collector, 20)
+            await collector.datalogger.flush()
+            assert collector.connected.is_set()
+        quarantine = read_table(config.lake(), "quarantine").filter(pl.col("tag") == "F1.Value")
+        reasons = sorted(quarantine["reason"].to_list())
+        print(f"\nF1 quarantined {reasons}")
+        assert reasons == ["absurd_timestamp", "absurd_timestamp", "non_finite", "non_finite"]
+        stored = read_table(config.lake(), "raw_samples").filter(pl.col("tag") == "F1.Value")
+        assert sorted(stored["value"].to_list()) == [0.5, 3.0]  # the good values, before and after
+        assert read_table(config.lake(), "raw_samples").filter(pl.col("tag") != "F1.Value").height > 50
