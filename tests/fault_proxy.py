@@ -1,5 +1,6 @@
 """A TCP proxy on loopback that passes traffic to a target port and can break it on purpose: cut the
-connection after N bytes from the client, drop the server's next response (the request arrives
+connection after N bytes from the client, reset every open connection now (`cut()`: an RST to both
+sides, a transport drop), drop the server's next response (the request arrives
 and takes effect, the client never hears), blackhole every connection (a half-open link: bytes in
 both directions are discarded, no FIN or RST reaches either side, until `restore()`), or add latency
 per chunk (`delay_s`). Runs its own asyncio loop in a thread, so synchronous
@@ -8,6 +9,8 @@ clients (the Azure SDK) can go through it."""
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,7 +27,7 @@ class FaultProxy:
     pass_responses: int = 0  # ... after letting this many through (a response = one read from the server)
     delay_s: float = 0.0  # latency added before each chunk is forwarded (either direction)
     upstream_bytes: int = 0
-    cuts: int = 0
+    cuts: int = 0  # cut_after_bytes triggers plus cut() calls
     blackholed_bytes: int = 0  # bytes discarded while blackholed (both directions)
     blackholed_at: float | None = None  # time.monotonic() of the last blackhole() / restore()
     restored_at: float | None = None
@@ -35,6 +38,30 @@ class FaultProxy:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._blackholed = False
         self._restored = asyncio.Event()  # set by restore(); a close seen while blackholed waits for it
+        self._open: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()  # (client side, server side)
+
+    @property
+    def connections(self) -> int:
+        """Connections currently open through the proxy."""
+        return len(self._open)
+
+    def cut(self, timeout: float = 10.0) -> int:
+        """Reset every open connection now, both sides (SO_LINGER 0, so each peer gets an RST, not a
+        FIN), as when a NAT or firewall drops the flow; new connections are accepted as before.
+        Returns how many connections were cut."""
+        return asyncio.run_coroutine_threadsafe(self._cut(), self._loop).result(timeout)
+
+    async def _cut(self) -> int:
+        pairs = list(self._open)
+        self._open.clear()
+        for pair in pairs:
+            for w in pair:
+                sock = w.get_extra_info("socket")
+                if sock is not None:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                w.transport.abort()
+        self.cuts += 1
+        return len(pairs)
 
     def blackhole(self) -> None:
         """From now on, discard bytes in both directions on every connection (new ones are accepted
@@ -74,6 +101,8 @@ class FaultProxy:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        pair = (writer, up_writer)
+        self._open.add(pair)
 
         async def forward(data: bytes) -> bool:
             """False if `data` is to be discarded (blackholed)."""
@@ -117,5 +146,6 @@ class FaultProxy:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in tasks:
             task.cancel()
+        self._open.discard(pair)
         for w in (writer, up_writer):
             w.transport.abort()

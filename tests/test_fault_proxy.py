@@ -1,4 +1,4 @@
-"""The fault proxy's own behaviour: blackhole/restore and added latency (used by R3)."""
+"""The fault proxy's own behaviour: blackhole/restore and added latency (used by R3), cut() (used by R6)."""
 
 from __future__ import annotations
 
@@ -53,3 +53,25 @@ def test_delay_adds_latency_per_chunk(echo_port: int) -> None:
         conn.sendall(b"x")
         assert conn.recv(10) == b"x"
         assert time.monotonic() - start >= 0.4  # 0.2 s each way
+
+
+def test_cut_resets_every_open_connection_and_new_ones_pass_again(echo_port: int) -> None:
+    with FaultProxy(echo_port) as proxy:
+        conns = [socket.create_connection(("127.0.0.1", proxy.port), timeout=5) for _ in range(2)]
+        try:
+            for conn in conns:
+                conn.sendall(b"a")
+                assert conn.recv(10) == b"a"
+            assert proxy.connections == 2
+            assert proxy.cut() == 2
+            assert proxy.connections == 0 and proxy.cuts == 1
+            for conn in conns:  # an RST, not an orderly FIN (recv would return b"")
+                with pytest.raises(ConnectionResetError):
+                    conn.recv(10)
+        finally:
+            for conn in conns:
+                conn.close()
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as again:
+            again.sendall(b"c")
+            assert again.recv(10) == b"c"
+            assert proxy.cut() == 1 and proxy.cuts == 2
