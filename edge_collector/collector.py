@@ -156,6 +156,7 @@ class Collector:
         self._metrics_server: Any = None
         self._engine_started = False
         self._stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------------ rows
     def _emit(self, table: str, row: dict[str, Any]) -> None:
@@ -650,11 +651,14 @@ class Collector:
             "too_large_messages": self.too_large_messages, "oversized_nodes": self.oversized_nodes,
             "server_certificate_mismatch": self.cert_mismatches,
             "server_certificate_mismatch_active": 1.0 if self.cert_mismatch_active else 0.0,
+            # read from the metrics thread too: all_tasks(loop) copes with a set changing under it
+            "asyncio_tasks": len(asyncio.all_tasks(self._loop)) if self._loop is not None else 0,
             "delta_versions": dict(stats.last_version),
         }
 
     async def run(self, stop: asyncio.Event, ready: Callable[[], Awaitable[None] | None] | None = None) -> int:
         """Collect until `stop` is set; flush everything and return 0."""
+        self._loop = asyncio.get_running_loop()
         self.config.check_environment(self.environ)
         self._check_certificates()
         report = await self.datalogger.start()

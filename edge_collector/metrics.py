@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 PREFIX = "edge_collector"
@@ -33,6 +33,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "server_certificate_mismatch": ("counter", "Times the endpoint presented a certificate other than the pinned one"),
     "server_certificate_mismatch_active": ("gauge", "1 while the endpoint presents a certificate other than the pinned "
                                            "one (the collector does not connect)"),
+    "asyncio_tasks": ("gauge", "Live asyncio tasks in the collector's loop (steady across reconnects unless a task leaks)"),
 }
 
 
@@ -56,8 +57,11 @@ class _SnapshotCollector:
 
 
 def registry_for(snapshot: Callable[[], dict[str, Any]]) -> CollectorRegistry:
+    """The collector's metrics plus the standard `process_*` ones (resident memory, open fds, CPU),
+    so a slow leak shows on the dashboard, not only in a soak test."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_SnapshotCollector(snapshot))  # type: ignore[arg-type]
+    ProcessCollector(registry=registry)
     return registry
 
 

@@ -300,4 +300,6 @@ async def test_prometheus_metrics_are_served_on_loopback(start_plc: Any, tmp_pat
         assert values["edge_collector_samples_committed_total"] > 100
         assert values["edge_collector_notifications_dropped_total"] == 0
         assert values["edge_collector_connected"] == 1.0
+        assert values["edge_collector_asyncio_tasks"] >= 2  # at least the test and the collector's consumer
+        assert values["process_open_fds"] > 0 and values["process_resident_memory_bytes"] > 0
         assert any(k.startswith('edge_collector_delta_version{table="raw_samples"}') for k in values)
