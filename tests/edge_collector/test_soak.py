@@ -10,6 +10,10 @@ with the value after the first minute) is the same test with other parameters:
     TWIN_SOAK_SECONDS=600 TWIN_SOAK_RECONNECTS=20 TWIN_SOAK_WARMUP_SECONDS=60 \\
         .venv/bin/python -m pytest tests/edge_collector/test_soak.py -s
 
+Status (2026-11-26): the CI soak passes; the full case passes tasks, fds, subscriptions, loss and
+duplicates but FAILS the RSS bound: 247 -> 280 MiB (+13 %, median of 20 s), RSS rising until about
+4 min and then flat at 270-278 MiB with peaks to 308 MiB (likely the compaction every 200 commits).
+
 TWIN_SOAK_SPEED sets simulated seconds per wall second (default 5: about 40 notifications/s per
 line, the plant's counters and accumulators at 5x a real line's rate).
 """
@@ -144,8 +148,8 @@ async def test_soak_with_forced_reconnects_leaks_no_memory_tasks_fds_or_subscrip
     """R6: 522 tags at 100 ms for TWIN_SOAK_SECONDS with TWIN_SOAK_RECONNECTS transport drops (proxy RST).
 
     Asserted: collector RSS at the end < 1.10 x RSS after the warm-up (TWIN_SOAK_WARMUP_SECONDS,
-    the case's "first minute"), each the median of the last 20 s (the datalogger's compaction every
-    200 commits lifts RSS by up to 40 MiB for a moment); asyncio tasks (the `edge_collector_asyncio_tasks` metric) and open
+    the case's "first minute"), each the median of the last 20 s (a transient peak, e.g. during a
+    compaction, is not growth); asyncio tasks (the `edge_collector_asyncio_tasks` metric) and open
     fds (/proc/<pid>/fd) within baseline +- 5 before every following drop and at the end; server
     side exactly 1 subscription (same id), 1 session and 522 monitored items throughout; every drop
     reconnected; no duplicate (line, tag, source_ts) and no lost counter value on any line.
