@@ -176,6 +176,12 @@ class Collector:
             "source_ts_before": self._last_source.get(line_id), "source_ts_after": None,
         })
 
+    def _relabel_gaps(self, reason: str, replacing: tuple[str, ...]) -> None:
+        """Give the open gaps whose reason is one of `replacing` the better-known `reason`."""
+        for gap in self._gaps.values():
+            if gap.row["reason"] in replacing:
+                gap.row["reason"] = reason
+
     def _close_gaps(self, end: datetime, reason: str | None = None) -> None:
         for gap in self._gaps.values():
             if not gap.closed:
@@ -251,9 +257,7 @@ class Collector:
             # A new session means the server had forgotten ours and whatever it still held for us (R4);
             # the subscription id alone cannot tell, since a restarted server may hand out the same one.
             if not reused:
-                for gap in self._gaps.values():
-                    if gap.row["reason"] in ("disconnected", "subscription_stale"):
-                        gap.row["reason"] = "session_lost"
+                self._relabel_gaps("session_lost", ("disconnected", "subscription_stale"))
             await finalize(reused)
 
         client._finalize_reconnect = finalize_and_record  # type: ignore[method-assign]
@@ -520,9 +524,7 @@ class Collector:
             try:
                 await recreate()
             except Exception:
-                for gap in self._gaps.values():  # it failed because the link is down: that is the reason
-                    if gap.row["reason"] == "subscription_stale":
-                        gap.row["reason"] = "disconnected"
+                self._relabel_gaps("disconnected", ("subscription_stale",))  # it failed: the link is down
                 if sub.subscription_id is None and old_id is not None:
                     sub.subscription_id = old_id
                     sub._monitored_items.update(items)
@@ -579,11 +581,10 @@ class Collector:
         received = datetime.now(timezone.utc)
         samples: list[dict[str, Any]] = []
         for ev in events:
-            if type(ev) is not DataChangeEvent:
+            if not isinstance(ev, DataChangeEvent):
                 if isinstance(ev, StatusChangeEvent):
                     log.warning("subscription status change: %s", ev.notification.Status)
-                if not isinstance(ev, DataChangeEvent):
-                    continue
+                continue
             self.received += 1
             dv = ev.data.monitored_item.Value
             binding = bindings.get(ev.node.nodeid)

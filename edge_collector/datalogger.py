@@ -34,11 +34,11 @@ import os
 import threading
 import time
 from collections import deque
-from operator import itemgetter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -593,28 +593,10 @@ class Datalogger:
     # ------------------------------------------------------------------ event-loop side
     def add(self, table: str, row: Mapping[str, Any]) -> None:
         """Buffer one row (never blocks). Past max_buffer_rows the row is dropped and counted."""
-        if table not in self._table_set:
-            raise ValueError(f"unknown or unconfigured edge table {table!r}; configured: {list(self.tables)}")
-        st = self.stats
-        with self._lock:
-            st.rows_added += 1
-            if self._buffered >= self.max_buffer_rows or self._state == "closed":
-                st.dropped_rows += 1
-                dropped = True
-            else:
-                buf = self._buffers[table]  # inside the lock: the writer swaps the buffers
-                buf.append(row)
-                self._buffered += 1
-                st.buffer_rows = self._buffered
-                dropped = False
-                full = len(buf) >= self.max_batch_rows
-        if dropped:
-            self._log_drop(table)
-        elif full and not self._wake.is_set():
-            self._wake.set()
+        self.add_many(table, (row,))
 
     def add_many(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Buffer rows as `add` does, with one lock hand-over for all of them (the collector's hot path).
+        """Buffer rows (never blocks), with one lock hand-over for all of them (the collector's hot path).
         Rows past max_buffer_rows are dropped and counted, exactly as one by one."""
         if not rows:
             return

@@ -107,11 +107,8 @@ class Normalizer:
     def _sample(self, binding: NodeBinding, dv: ua.DataValue, source: datetime, received: datetime,
                 value: float | None, text: str | None, status: int) -> Normalized:
         server = dv.ServerTimestamp
-        line_id = binding.line_id
-        seq = self._seq.get(line_id, 0) + 1
-        self._seq[line_id] = seq
         return Normalized("raw_samples", {
-            "line_id": line_id,
+            "line_id": binding.line_id,
             "tag": binding.tag,
             "source_ts": source,
             "server_ts": server if server is None or server.tzinfo is not None else server.replace(tzinfo=_UTC),
@@ -120,7 +117,7 @@ class Normalizer:
             "value_text": text,
             "status_code": status,
             "session_id": self.session_id,
-            "seq": seq,
+            "seq": self.next_seq(binding.line_id),
             "day": day_of(source),
         })
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from cryptography import x509
+from plc.security import load_certificate
 
 
 class FilesystemUnsupported(RuntimeError):
@@ -115,15 +115,6 @@ CERT_WARN_DAYS = 30.0
 
 class CertificateInvalid(RuntimeError):
     """A certificate the collector would use is expired or not yet valid."""
-
-
-def load_certificate(path: Path) -> x509.Certificate:
-    """A certificate file in DER or PEM."""
-    data = path.read_bytes()
-    try:
-        return x509.load_der_x509_certificate(data)
-    except ValueError:
-        return x509.load_pem_x509_certificate(data)
 
 
 def certificate_days_left(path: Path, what: str, advice: str, now: datetime | None = None) -> float:

@@ -16,8 +16,9 @@ import hashlib
 from pathlib import Path
 
 from asyncua import Client, ua
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+
+from plc.security import load_certificate
 
 from .message_limits import enforce_receive_limits
 
@@ -28,12 +29,7 @@ PROBE_MAX_CHUNKS = 32
 
 def pinned_der(path: Path) -> bytes:
     """The pinned certificate (DER or PEM file) as DER bytes, the form the server sends."""
-    data = path.read_bytes()
-    try:
-        x509.load_der_x509_certificate(data)
-        return data
-    except ValueError:
-        return x509.load_pem_x509_certificate(data).public_bytes(serialization.Encoding.DER)
+    return load_certificate(path).public_bytes(serialization.Encoding.DER)
 
 
 def fingerprint(der: bytes) -> str:

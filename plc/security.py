@@ -113,13 +113,18 @@ def ensure_certificate(pki: PkiLayout, app_uri: str, common_name: str, server: b
     return pki.cert, pki.key
 
 
+def load_certificate(path: Path) -> x509.Certificate:
+    """A certificate file in DER or PEM."""
+    data = path.read_bytes()
+    try:
+        return x509.load_der_x509_certificate(data)
+    except ValueError:
+        return x509.load_pem_x509_certificate(data)
+
+
 def trust_certificate(pki: PkiLayout, cert_file: Path) -> Path:
     """Copy a peer's certificate (DER or PEM) into the trust list; returns the stored path."""
-    data = cert_file.read_bytes()
-    try:
-        cert = x509.load_der_x509_certificate(data)
-    except ValueError:
-        cert = x509.load_pem_x509_certificate(data)
+    cert = load_certificate(cert_file)
     pki.create()
     target = pki.trusted / f"{_cert_name(cert)}.der"
     target.write_bytes(cert.public_bytes(serialization.Encoding.DER))

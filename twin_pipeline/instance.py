@@ -21,13 +21,15 @@ from pathlib import Path
 
 import yaml
 
+from twin_pipeline.dagster_dev import DAGSTER_YAML
+
 #: The Dagster pool of every step that reads or rewrites the local Delta files in bulk (limit 1).
 POOL = "delta_local"
 #: The first line of the file `twin up` writes: the SHA-256 of the rest tells an untouched file (updated
 #: by a newer `twin up`) from an edited one (left alone).
 HEADER = "# Written by `twin up` (twin_pipeline/instance.py), sha256 {digest}: edit freely, an edited file is kept.\n"
 #: What earlier versions of `twin up` wrote (replaced by the current settings, since nobody edited them).
-PREVIOUS = ("telemetry:\n  enabled: false\n",)
+PREVIOUS = (DAGSTER_YAML,)
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,17 @@ class ShiftWindow:
         """ISO 22400 planned busy time: shift length minus planned downtime."""
         return self.duration_s - self.planned_downtime_s
 
+    def busy_seconds(self, start: datetime, end: datetime) -> float:
+        """Seconds of [start, end) inside the window and outside its planned breaks (its share of the
+        planned busy time)."""
+        start, end = max(start, self.start), min(end, self.end)
+        if end <= start:
+            return 0.0
+        seconds = end.timestamp() - start.timestamp()
+        for b_start, b_end in self.breaks:
+            seconds -= max(min(end, b_end).timestamp() - max(start, b_start).timestamp(), 0.0)
+        return seconds
+
 
 def _clock(text: str, where: str) -> time:
     try:
