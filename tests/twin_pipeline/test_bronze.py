@@ -10,8 +10,8 @@ import polars as pl
 from deltalake import write_deltalake
 
 from edge_collector.schemas import edge_table_path
-from twin_pipeline.defs.bronze import bronze_samples_asset
-from twin_pipeline.profiles import LakeResource
+from twin_pipeline.defs.bronze.assets import bronze_samples_asset
+from twin_pipeline.defs.resources import LakeResource
 
 SHIFT = "2026-11-24-0600"
 
