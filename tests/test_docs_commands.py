@@ -32,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+import traceback
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import entry_points
@@ -132,9 +133,11 @@ def _options(words: tuple[str, ...]) -> list[str]:
 
 
 def _subcommand(words: tuple[str, ...]) -> tuple[str, ...]:
-    """The words before the first option: the program and its subcommands (and positionals)."""
-    path = []
-    for word in words:
+    """The words before the first option: the program and its subcommands (and positionals);
+    for `python -m module` and `python file.py`, the module or file is the program."""
+    start = 3 if words[0] in ("python", "python3") and words[1:2] == ("-m",) else 1
+    path = list(words[:start])
+    for word in words[start:]:
         if word.startswith("-"):
             break
         path.append(word)
@@ -169,6 +172,8 @@ def _in_process(argv: list[str], call) -> Help:
             result = call()
         except SystemExit as exc:
             return Help(_exit_code(exc), out.getvalue())
+        except Exception:  # an import error, a moved module: report it as the shell would
+            return Help(1, out.getvalue() + traceback.format_exc())
     return Help(result if isinstance(result, int) else 0, out.getvalue())
 
 
