@@ -278,14 +278,22 @@ def _prose(doc: Path) -> str:
     return FENCE.sub(lambda m: "\n" * m.group(0).count("\n"), doc.read_text())
 
 
+def _anchors(doc: Path) -> set[str]:
+    """GitHub's anchors of a Markdown file's headings: lower case, punctuation dropped, spaces -> '-'."""
+    headings = re.findall(r"^#{1,6}\s+(.+?)\s*$", _prose(doc), re.M)
+    return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
+
+
 @pytest.mark.parametrize("doc", DOCS, ids=_rel)
 def test_every_relative_link_points_at_a_file_of_the_repository(doc: Path) -> None:
     broken = []
     for match in LINK.finditer(_prose(doc)):
         target = match.group(1)
-        if re.match(r"^[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target):
             continue
-        if not (doc.parent / target.split("#", 1)[0]).exists():
+        path, _, anchor = target.partition("#")
+        file = doc.parent / path if path else doc
+        if not file.exists() or (anchor and file.suffix == ".md" and anchor not in _anchors(file)):
             broken.append(target)
     assert not broken, f"{_rel(doc)}: broken links {broken}"
 
