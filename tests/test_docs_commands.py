@@ -42,7 +42,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
-SHELL_BLOCK = re.compile(r"^```(bash|sh|shell|console)[ \t]*\n(.*?)^```", re.M | re.S)
+SHELL_BLOCK = re.compile(r"^[ \t]*```(bash|sh|shell|console)[ \t]*\n(.*?)^[ \t]*```", re.M | re.S)
 PROJECT_SCRIPTS: dict[str, str] = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
 OURS = {*PROJECT_SCRIPTS, "dagster", "dg", "make", "pytest", "python", "python3"}
 ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
@@ -97,8 +97,13 @@ def _split(text: str) -> list[list[str]]:
     lexer.whitespace_split = True
     lexer.commenters = "#"
     commands: list[list[str]] = [[]]
+    redirect = False
     for token in lexer:
-        if token and set(token) <= set("();|&"):
+        if redirect:  # the file of `> file`: not an argument
+            redirect = False
+        elif re.fullmatch(r"\d*(>>?|<)", token):
+            redirect = True
+        elif token and set(token) <= set("();|&"):
             commands.append([])
         else:
             commands[-1].append(token)
@@ -185,21 +190,26 @@ def _entry_point(program: str):
     return found[0].load() if found else None
 
 
-@cache
 def help_of(path: tuple[str, ...]) -> Help:
     """`<path> --help`: exit code and text. `path` is a subcommand path from `_subcommand`."""
+    if path[0] == "pytest" or path[:3] in (("python", "-m", "pytest"), ("python3", "-m", "pytest")):
+        path = ("pytest",)  # no subcommands: one help text, whatever the positionals
+    return _help_of(path)
+
+
+@cache
+def _help_of(path: tuple[str, ...]) -> Help:
     program, args = path[0], [*path[1:], "--help"]
     if program in ("python", "python3"):
-        if args[0] == "-m" and len(args) > 2 and args[1] == "pytest":
-            program, args = "pytest", args[2:]
-        elif args[0] == "-m" and len(args) > 2:
+        if args[0] == "-m" and len(args) > 2:
             module = args[1]
             return _in_process([module, *args[2:]], lambda: runpy.run_module(module, run_name="__main__", alter_sys=True))
         elif args[0].endswith(".py"):
             script = str(ROOT / args[0])
             return _in_process([script, *args[1:]], lambda: runpy.run_path(script, run_name="__main__"))
     if program == "pytest":  # a pytest inside this one would share its plugins and state
-        done = subprocess.run([sys.executable, "-m", "pytest", "--help"], cwd=ROOT, capture_output=True, text=True,
+        done = subprocess.run([sys.executable, "-m", "pytest", "--noconftest", "-p", "no:cacheprovider", "--help"],
+                              cwd=ROOT, capture_output=True, text=True,
                               timeout=60, check=False)
         return Help(done.returncode, done.stdout + done.stderr)
     main = _entry_point(program)
@@ -270,7 +280,7 @@ def test_each_cd_names_a_folder_of_the_repository(doc: str, line: int, folder: s
 
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 CODE_SPAN = re.compile(r"`([^`\n]+)`")
-FENCE = re.compile(r"^```.*?^```", re.M | re.S)
+FENCE = re.compile(r"^[ \t]*```.*?^[ \t]*```", re.M | re.S)
 
 
 def _prose(doc: Path) -> str:
