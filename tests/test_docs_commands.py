@@ -33,6 +33,8 @@ import subprocess
 import sys
 import tomllib
 import traceback
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import entry_points
@@ -49,7 +51,8 @@ ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 #: Top-level names a doc may cite as a repository path (in `code`); placeholders are never checked.
 REPO_PATH = re.compile(
     r"^(?:(?:plc|edge_collector|twin_pipeline|powerbi|tests|bench|docs)/[\w./-]*"
-    r"|workspace\.yaml|pyproject\.toml|uv\.lock|Makefile|\.env\.example|package\.json)$")
+    r"|workspace\.yaml|pyproject\.toml|uv\.lock|Makefile|\.env\.example|package\.json)$"
+)
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,8 @@ def _subcommand(words: tuple[str, ...]) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Help:
+    """What `<command> --help` gave: its exit code and its output (stdout and stderr)."""
+
     code: int
     text: str
 
@@ -160,7 +165,7 @@ def _exit_code(exc: SystemExit) -> int:
 
 
 @contextlib.contextmanager
-def _argv(argv: list[str]):
+def _argv(argv: list[str]) -> Iterator[io.StringIO]:
     saved = sys.argv[:]
     sys.argv = argv
     out = io.StringIO()
@@ -171,7 +176,8 @@ def _argv(argv: list[str]):
         sys.argv = saved
 
 
-def _in_process(argv: list[str], call) -> Help:
+def _in_process(argv: list[str], call: Callable[[], object]) -> Help:
+    """`call()` as if run as `argv`, its output captured; an exception counts as exit code 1."""
     with _argv(argv) as out:
         try:
             result = call()
@@ -182,10 +188,19 @@ def _in_process(argv: list[str], call) -> Help:
     return Help(result if isinstance(result, int) else 0, out.getvalue())
 
 
-def _entry_point(program: str):
+def _run_module(module: str) -> None:
+    """`python -m module`; the module may be imported already (runpy warns that it runs it again)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+
+
+def _entry_point(program: str) -> Callable[[], object] | None:
+    """The function a console script calls: ours from pyproject.toml, others from what is installed."""
     if program in PROJECT_SCRIPTS:
         module, _, attr = PROJECT_SCRIPTS[program].partition(":")
-        return getattr(importlib.import_module(module), attr)
+        main: Callable[[], object] = getattr(importlib.import_module(module), attr)
+        return main
     found = list(entry_points(group="console_scripts", name=program))
     return found[0].load() if found else None
 
@@ -203,14 +218,19 @@ def _help_of(path: tuple[str, ...]) -> Help:
     if program in ("python", "python3"):
         if args[0] == "-m" and len(args) > 2:
             module = args[1]
-            return _in_process([module, *args[2:]], lambda: runpy.run_module(module, run_name="__main__", alter_sys=True))
+            return _in_process([module, *args[2:]], lambda: _run_module(module))
         elif args[0].endswith(".py"):
             script = str(ROOT / args[0])
             return _in_process([script, *args[1:]], lambda: runpy.run_path(script, run_name="__main__"))
     if program == "pytest":  # a pytest inside this one would share its plugins and state
-        done = subprocess.run([sys.executable, "-m", "pytest", "--noconftest", "-p", "no:cacheprovider", "--help"],
-                              cwd=ROOT, capture_output=True, text=True,
-                              timeout=60, check=False)
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "--noconftest", "-p", "no:cacheprovider", "--help"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         return Help(done.returncode, done.stdout + done.stderr)
     main = _entry_point(program)
     if main is None:
@@ -233,8 +253,9 @@ def _check(command: Command, words: tuple[str, ...]) -> None:
     path = _subcommand(words)
     shown = help_of(path)
     assert shown.code == 0, f"{command}\n`{shlex.join(path)} --help` exited {shown.code}:\n{shown.text[-2000:]}"
-    missing = [o for o in _options(words[len(path):])
-               if not re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", shown.text)]
+    missing = [
+        o for o in _options(words[len(path) :]) if not re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", shown.text)
+    ]
     assert not missing, f"{command}\n`{shlex.join(path)} --help` has no {missing}"
     if path[0] == "dagster" and "-m" in words:
         module = words[words.index("-m") + 1]
@@ -248,8 +269,15 @@ def test_each_documented_make_target_exists_and_its_args_reach_a_real_flag(comma
     variables = [w for w in command.words[1:] if "=" in w]
     assert targets, f"{command}: no target"
     for target in targets:
-        dry = subprocess.run(["make", "-n", target, *variables], cwd=ROOT, capture_output=True, text=True,
-                             timeout=30, check=False, env=_env_without_make())
+        dry = subprocess.run(
+            ["make", "-n", target, *variables],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            env=_env_without_make(),
+        )
         assert dry.returncode == 0, f"{command}\n`make -n {target}` failed:\n{dry.stderr[-2000:]}"
         args = next((v.split("=", 1)[1] for v in variables if v.startswith("ARGS=")), "")
         if args:
