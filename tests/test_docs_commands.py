@@ -188,7 +188,8 @@ def _argv(argv: list[str]) -> Iterator[io.StringIO]:
 
 def _in_process(argv: list[str], call: Callable[[], object]) -> Help:
     """`call()` as if run as `argv`, its output captured; an exception counts as exit code 1."""
-    with _argv(argv) as out:
+    with _argv(argv) as out, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a library's import-time warning is not what this test is about
         try:
             result = call()
         except SystemExit as exc:
@@ -196,13 +197,6 @@ def _in_process(argv: list[str], call: Callable[[], object]) -> Help:
         except Exception:  # an import error, a moved module: report it as the shell would
             return Help(1, out.getvalue() + traceback.format_exc())
     return Help(result if isinstance(result, int) else 0, out.getvalue())
-
-
-def _run_module(module: str) -> None:
-    """`python -m module`; the module may be imported already (runpy warns that it runs it again)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        runpy.run_module(module, run_name="__main__", alter_sys=True)
 
 
 def _entry_point(program: str) -> Callable[[], object] | None:
@@ -228,7 +222,9 @@ def _help_of(path: tuple[str, ...]) -> Help:
     if program in ("python", "python3"):
         if args[0] == "-m" and len(args) > 2:
             module = args[1]
-            return _in_process([module, *args[2:]], lambda: _run_module(module))
+            return _in_process(
+                [module, *args[2:]], lambda: runpy.run_module(module, run_name="__main__", alter_sys=True)
+            )
         elif args[0].endswith(".py"):
             script = str(ROOT / args[0])
             return _in_process([script, *args[1:]], lambda: runpy.run_path(script, run_name="__main__"))
