@@ -3,9 +3,10 @@ exists, every relative link and every repository path they name exists.
 
 Why: the layout moves (issue 13) and a doc that names a flag, a module or a file that is gone sends
 the next person down a dead end. Commands are parsed from the fenced shell blocks (```bash, ```sh,
-```shell, ```console) of README.md and docs/**/*.md. A command line counts when it invokes one of the
-project's CLIs (`twin`, `plc-sim`, `edge-collector`), `.venv/bin/...`, `python -m`, `pytest`,
-`dagster`, `dg` or `make <target>`; other programs (`databricks`, `npm`, `export`) are not ours.
+```shell, ```console) of README.md and docs/**/*.md, and from their inline code spans. A command
+counts when it invokes one of the project's CLIs (`twin`, `plc-sim`, `edge-collector`),
+`.venv/bin/...`, `python -m`, `pytest`, `dagster`, `dg` or `make <target>`; other programs
+(`databricks`, `npm`, `export`) are not ours.
 
 How each is checked (fast: Python CLIs run in-process, each help text once):
 - the command's subcommand path (the words before the first option) is run with `--help` appended
@@ -77,6 +78,16 @@ class Command:
         return f"{self.doc}:{self.line}: {shlex.join(self.words)}"
 
 
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+CODE_SPAN = re.compile(r"`([^`\n]+)`")
+FENCE = re.compile(r"^[ \t]*```.*?^[ \t]*```", re.M | re.S)
+
+
+def _prose(doc: Path) -> str:
+    """The doc without its fenced blocks (trees and snippets are not links or paths)."""
+    return FENCE.sub(lambda m: "\n" * m.group(0).count("\n"), doc.read_text())
+
+
 def _rel(path: Path) -> str:
     return str(path.relative_to(ROOT))
 
@@ -123,12 +134,26 @@ def _split(text: str) -> list[list[str]]:
     return [c for c in commands if c]
 
 
+def _inline_commands(doc: Path) -> list[tuple[int, str]]:
+    """(line number, text) of each `code span` of the prose that is a command of ours, e.g. `twin up`."""
+    prose, found, seen = _prose(doc), [], set()
+    for match in CODE_SPAN.finditer(prose):
+        text = match.group(1).strip()
+        words = text.split()
+        if len(words) < 2 or text in seen:
+            continue
+        if words[0].removeprefix(".venv/bin/") in OURS or words[0].startswith(".venv/bin/"):
+            seen.add(text)
+            found.append((prose.count("\n", 0, match.start()) + 1, text))
+    return found
+
+
 def _commands() -> tuple[list[Command], list[tuple[str, int, str]]]:
     """Every command of ours in the docs, and every `cd <dir>` (doc, line, dir)."""
     commands: list[Command] = []
     cds: list[tuple[str, int, str]] = []
     for doc in DOCS:
-        for number, text in _shell_lines(doc.read_text()):
+        for number, text in [*_shell_lines(doc.read_text()), *_inline_commands(doc)]:
             for words in _split(text):
                 while words and ENV_ASSIGNMENT.match(words[0]):
                     words = words[1:]
@@ -310,16 +335,6 @@ def test_each_cd_names_a_folder_of_the_repository(doc: str, line: int, folder: s
     if re.search(r"[<$~{]", folder):
         pytest.skip("a placeholder")
     assert (ROOT / folder).is_dir(), f"{doc}:{line}: cd {folder}: no such folder"
-
-
-LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
-CODE_SPAN = re.compile(r"`([^`\n]+)`")
-FENCE = re.compile(r"^[ \t]*```.*?^[ \t]*```", re.M | re.S)
-
-
-def _prose(doc: Path) -> str:
-    """The doc without its fenced blocks (trees and snippets are not links or paths)."""
-    return FENCE.sub(lambda m: "\n" * m.group(0).count("\n"), doc.read_text())
 
 
 def _anchors(doc: Path) -> set[str]:
