@@ -165,7 +165,7 @@ def read_table(spark: SparkSession, lake: str, table: str, shift_ids: Sequence[s
     path = f"{lake.rstrip('/')}/{table}"
     missing = MissingTable(f"{table} is not at {path}: the job reads the lake's silver and bronze tables there. "
                            f"Materialize them first, and on Databricks point TWIN_DATABRICKS_LAKE at the storage "
-                           f"that holds $TWIN_HOME/lake (README, 'OEE on Databricks')")
+                           f"that holds $TWIN_HOME/lake (docs/operations/databricks.md)")
     if table_io == "delta":
         from pyspark.errors import AnalysisException
 
