@@ -18,7 +18,7 @@ from twin_pipeline.lib.lake_io import mark_provisional, read_shifts
 def shift_ids(context: dg.AssetCheckExecutionContext) -> list[str]:
     """The shift, or every shift of a single-run backfill range (evaluated together)."""
     key_range = context.partition_key_range
-    return SHIFTS.get_partition_keys_in_range(key_range)
+    return list(SHIFTS.get_partition_keys_in_range(key_range))
 
 
 def shift_rows(lake: LakeResource, layer: str, table: str, context: dg.AssetCheckExecutionContext) -> pl.DataFrame:

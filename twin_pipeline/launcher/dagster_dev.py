@@ -33,7 +33,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 DAGSTER_YAML = "telemetry:\n  enabled: false\n"
 
@@ -48,7 +48,7 @@ def write_dagster_home(path: Path, extra_yaml: str = "") -> Path:
 try:  # Linux: prctl(PR_SET_PDEATHSIG), loaded here, called in the child
     import ctypes
 
-    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+    _prctl: Any = ctypes.CDLL(None, use_errno=True).prctl
 except (OSError, AttributeError):
     _prctl = None
 _PR_SET_PDEATHSIG = 1
@@ -111,7 +111,7 @@ class DagsterDev:
         self.stopped_by: str | None = None  # "exited", "SIGINT", "SIGTERM" or "SIGKILL"
         self.timings: dict[str, float] = {}
         self._t0 = time.monotonic()  # reset by start(); a client of a running UI counts from here
-        self._log = None
+        self._log: BinaryIO | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
     @property
@@ -127,8 +127,8 @@ class DagsterDev:
             write_dagster_home(self.dagster_home)
         env = {**os.environ, **self.env, "DAGSTER_HOME": str(self.dagster_home)}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open("ab")
-        self._log_offset = self._log.tell()  # this attempt's part of the log starts here
+        log = self._log = self.log_path.open("ab")
+        self._log_offset = log.tell()  # this attempt's part of the log starts here
         self._t0 = time.monotonic()
         self.proc = subprocess.Popen(
             self.command(),
@@ -204,6 +204,8 @@ class DagsterDev:
         return [m for m in session_members(self.sid) if m[1] != "Z"]
 
     def _signal_group(self, sig: int) -> None:
+        if self.sid is None:
+            return
         try:
             os.killpg(self.sid, sig)
         except ProcessLookupError:
@@ -211,14 +213,17 @@ class DagsterDev:
 
     def _wait_all(self, timeout: float) -> bool:
         """Wait until the leader has exited and no live process of the session is left."""
+        proc = self.proc
+        if proc is None:
+            return not self._live()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            self.proc.poll()  # reap the leader
-            if self.proc.returncode is not None and not self._live():
+            proc.poll()  # reap the leader
+            if proc.returncode is not None and not self._live():
                 return True
             time.sleep(0.2)
-        self.proc.poll()
-        return self.proc.returncode is not None and not self._live()
+        proc.poll()
+        return proc.returncode is not None and not self._live()
 
     # -- diagnostics -----------------------------------------------------------------------------
     def log_text(self, this_attempt: bool = False) -> str:

@@ -8,10 +8,11 @@ Written once; the assets write exactly these columns, their Dagster column-schem
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
-_TS = pl.Datetime("us", "UTC")
+_TS: Any = pl.Datetime("us", "UTC")  # Any: a dict of it and dtype classes is then a valid Schema mapping
 
 BRONZE_SAMPLES = pl.Schema({
     "shift_id": pl.String, "line_id": pl.String, "tag": pl.String, "source_ts": _TS, "server_ts": _TS,

@@ -43,7 +43,7 @@ def days_between(start: datetime, end: datetime) -> list[str]:
 def scan_edge(path: Path, table: str, time_column: str, start: datetime, end: datetime) -> pl.LazyFrame:
     """Rows of an edge table with `time_column` in [start, end), pruned to the day partitions."""
     if not (path / "_delta_log").exists():
-        return pl.LazyFrame(schema=pl.Schema(pl.from_arrow(TABLES[table].empty_table()).schema))
+        return pl.LazyFrame(schema=pl.DataFrame(TABLES[table].empty_table()).schema)
     return (
         pl.scan_delta(str(path))
         .filter(pl.col("day").is_in(days_between(start, end)))
@@ -147,7 +147,7 @@ def read_bronze(lake: Path, shift_id: str, tags: Sequence[str] | None = None,
     return read_shifts(path, [shift_id], columns, pl.col("tag").is_in(list(tags)) if tags is not None else None)
 
 
-def plc_gaps(lake: Path, window: ShiftWindow) -> list[tuple[str, object, object]]:
+def plc_gaps(lake: Path, window: ShiftWindow) -> list[tuple[str, datetime, datetime]]:
     """Collector outages overlapping the window, in PLC time: (line, start, end)."""
     path = edge_table_path(lake, "gaps")
     if not (path / "_delta_log").exists():

@@ -146,7 +146,7 @@ def roll_up(gold: DataFrame, by: Sequence[str] = ()) -> list[dict[str, Any]]:
         p = r["ideal_s"] / r["apt"] if r["apt"] and r["produced"] and r["with_cycle"] else None
         q = r["good"] / r["produced"] if r["produced"] else None
         out.append({**{k: r[k] for k in by}, "availability": a, "performance": p, "quality": q,
-                    "oee": a * p * q if None not in (a, p, q) else None, "produced": int(r["produced"] or 0),
+                    "oee": a * p * q if a is not None and p is not None and q is not None else None, "produced": int(r["produced"] or 0),
                     "rows": int(r["rows"]), "provisional_rows": int(r["provisional_rows"] or 0)})
     return out
 
@@ -205,9 +205,10 @@ def write_table(gold: DataFrame, lake: str, table: str, shift_ids: Sequence[str]
 
     data = gold.toArrow()
     data = data.cast(pa.schema([f.with_nullable(True) for f in data.schema]))
-    exists = os.path.isdir(os.path.join(path, "_delta_log"))
-    write_deltalake(path, data, mode="overwrite" if exists else "append", partition_by=["shift_id"],
-                    predicate=predicate if exists else None)
+    if os.path.isdir(os.path.join(path, "_delta_log")):
+        write_deltalake(path, data, mode="overwrite", partition_by=["shift_id"], predicate=predicate)
+    else:
+        write_deltalake(path, data, mode="append", partition_by=["shift_id"])
     return data.num_rows
 
 
@@ -256,7 +257,7 @@ def _storage_credential(args: argparse.Namespace) -> Any:
     existing clusters, which take no environment), else the cluster's identity."""
     key = os.environ.get("AZURE_STORAGE_KEY")
     if not key and args.secret_scope and args.secret_key:
-        from pyspark.dbutils import DBUtils  # type: ignore[import-not-found]  # Databricks only
+        from pyspark.dbutils import DBUtils  # Databricks only (pyspark's types are not checked)
 
         key = DBUtils(session()).secrets.get(scope=args.secret_scope, key=args.secret_key)
     if key:

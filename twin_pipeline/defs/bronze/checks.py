@@ -29,7 +29,7 @@ def bronze_schema(context: dg.AssetCheckExecutionContext, lake: LakeResource) ->
         "bronze/samples does not exist: materialize it first"]
     edge = edge_table_path(lake.path(), "raw_samples")
     if (edge / "_delta_log").exists():
-        contract = pl.from_arrow(TABLES["raw_samples"].empty_table()).schema
+        contract = pl.DataFrame(TABLES["raw_samples"].empty_table()).schema
         actual = pl.scan_delta(str(edge)).collect_schema()
         problems += [f"edge raw_samples.{c} is {actual.get(c)}, contract says {t}" for c, t in contract.items()
                      if actual.get(c) != t]

@@ -65,8 +65,8 @@ def edge_delta_versions(context: dg.SensorEvaluationContext, lake: LakeResource)
     seen: dict[str, int] = {}
     if context.cursor:
         for item in context.cursor.split(","):
-            name, _, version = item.partition("=")
-            seen[name] = int(version)
+            name, _, number = item.partition("=")
+            seen[name] = int(number)
     events = []
     for table in TABLES:
         version = _version(lake, table)

@@ -101,12 +101,13 @@ class DatabricksOeeJob(dg.ConfigurableResource):
         container = blobs.get_container_client(self.pipes_container)
         if not container.exists():
             container.create_container()
-        transport = {
+        transport: dict[str, Any] = {
             "context_injector": PipesAzureBlobStorageContextInjector(container=self.pipes_container, client=blobs),
             "message_reader": PipesAzureBlobStorageMessageReader(container=self.pipes_container, client=blobs,
                                                                  interval=2),
         }
         client = self.workspace_client()
+        pipes: PipesDatabricksClient | PipesDatabricksServerlessClient
         if self.compute == "serverless":
             pipes = PipesDatabricksServerlessClient(client=client, volume_path="unused: Blob transport",
                                                     poll_interval_seconds=self.poll_interval_seconds, **transport)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
@@ -24,7 +24,7 @@ class LandingResource(dg.ConfigurableResource):
     sas_token: str = ""
     block_size: int = 4 << 20
 
-    def credential(self) -> object:
+    def credential(self) -> Any:
         if self.account_key:
             return {"account_name": self.account_name, "account_key": self.account_key}
         if self.sas_token:

@@ -14,8 +14,8 @@ from twin_pipeline.defs.resources import LakeResource
                 description="Counter resets (PLC restarts) and implausible jumps are explained, never silent.")
 def part_counters_monotonic(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
     rows = shift_rows(lake, "silver", "part_counts", context)
-    resets = int(rows["produced_resets"].sum() + rows["defective_resets"].sum()) if rows.height else 0
-    glitches = int(rows["produced_glitches"].sum() + rows["defective_glitches"].sum()) if rows.height else 0
+    resets = int(rows["produced_resets"].sum()) + int(rows["defective_resets"].sum())
+    glitches = int(rows["produced_glitches"].sum()) + int(rows["defective_glitches"].sum())
     return dg.AssetCheckResult(
         passed=resets == 0 and glitches == 0, severity=dg.AssetCheckSeverity.WARN,
         metadata={"counter_resets": resets, "counter_glitches": glitches,

@@ -26,7 +26,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -61,7 +61,7 @@ def parquet_bytes(frame: pl.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def client_for(account_url: str, credential: object, *, block_size: int = 4 << 20,
+def client_for(account_url: str, credential: Any, *, block_size: int = 4 << 20,
                timeout_s: int = 60) -> BlobServiceClient:
     """A Blob client that leaves retrying to `land` (SDK retries off) and uploads in blocks of `block_size`."""
     from azure.storage.blob import BlobServiceClient
@@ -95,7 +95,7 @@ def land(container: ContainerClient, name: str, data: bytes, *, attempts: int = 
                 return Landed(name, len(data), digest, uploaded=False, attempts=attempt)
             container.get_blob_client(name).upload_blob(
                 data, overwrite=True, metadata={SHA256_KEY: digest}, validate_content=True, max_concurrency=1,
-                content_settings=ContentSettings(content_type="application/vnd.apache.parquet", content_md5=md5))
+                content_settings=ContentSettings(content_type="application/vnd.apache.parquet", content_md5=bytearray(md5)))
             if not _landed_already(container, name, len(data), digest):
                 raise LandingError(f"{name}: the committed blob does not match the local bytes (size or SHA-256)")
             return Landed(name, len(data), digest, uploaded=True, attempts=attempt)

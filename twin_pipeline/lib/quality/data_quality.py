@@ -4,7 +4,7 @@ they are testable without Dagster and the checks stay thin)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -46,8 +46,8 @@ def missing_tags(samples: pl.DataFrame, line_ids: list[str]) -> list[str]:
 @dataclass(frozen=True)
 class Silence:
     line_id: str
-    start: object
-    end: object
+    start: datetime
+    end: datetime
     seconds: float
 
 

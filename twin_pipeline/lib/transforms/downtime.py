@@ -7,6 +7,8 @@ blocked, operator commands, batch complete). Short stops are microstops.
 
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
 
 from plc.tagmap import TAGS
@@ -26,7 +28,7 @@ def reason_category(code: int | None) -> str:
 
 def stops(intervals: pl.DataFrame) -> pl.DataFrame:
     """One row per stop of each line in the given shift's state intervals."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     if not intervals.height:
         return pl.DataFrame(rows, schema=FACT_DOWNTIME)
     for (shift_id, line_id), group in intervals.filter(~pl.col("planned_break")).group_by(["shift_id", "line_id"]):

@@ -10,6 +10,7 @@ their state is the last one seen, but nobody watched.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import polars as pl
 
@@ -50,7 +51,7 @@ def state_intervals(samples: pl.DataFrame, window: ShiftWindow, line_ids: list[s
         points = [(window.start, _value_at(changes, window.start)), *inside]
         line_gaps = [(s, e) for g_line, s, e in gaps if g_line == line_id]
         cuts = sorted({t for b in window.breaks for t in b if window.start < t < window.end})
-        pieces = []
+        pieces: list[tuple[datetime, Any, datetime]] = []
         for (start, state), (end, _) in zip(points, [*points[1:], (window.end, None)]):
             bounds = [start, *(t for t in cuts if start < t < end), end]
             pieces.extend((a, state, b) for a, b in zip(bounds, bounds[1:]))
