@@ -1,9 +1,9 @@
 """`plc-sim`: run the simulated SoftPLC and manage what belongs to it.
 
-    plc-sim serve --lines L1,L2 --port 4840 --speed 60 --seed 1 [--start ISO] [--insecure]
-    plc-sim export-codesys [--lines L1,L2] [--out DIR] [--check]
-    plc-sim trust CERT --pki DIR
-    plc-sim hash-password
+plc-sim serve --lines L1,L2 --port 4840 --speed 60 --seed 1 [--start ISO] [--insecure]
+plc-sim export-codesys [--lines L1,L2] [--out DIR] [--check]
+plc-sim trust CERT --pki DIR
+plc-sim hash-password
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import logging
 import os
 import signal
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from . import codesys_export
@@ -58,43 +58,78 @@ def _positive(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="plc-sim", description="Simulated CODESYS-style SoftPLC with an OPC UA server.")
+    parser = argparse.ArgumentParser(
+        prog="plc-sim", description="Simulated CODESYS-style SoftPLC with an OPC UA server."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="run the line models behind an OPC UA server",
-                           description="Run the line models behind an OPC UA server (SignAndEncrypt by default).")
+    serve = sub.add_parser(
+        "serve",
+        help="run the line models behind an OPC UA server",
+        description="Run the line models behind an OPC UA server (SignAndEncrypt by default).",
+    )
     serve.add_argument("--lines", type=_line_ids, default=["L1", "L2"], help="comma-separated line ids (default L1,L2)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, loopback only)")
     serve.add_argument("--port", type=int, default=4840, help="TCP port (default 4840)")
-    serve.add_argument("--runtime", default=TAGS.default_runtime, help=f"runtime name in node ids (default {TAGS.default_runtime!r})")
+    serve.add_argument(
+        "--runtime", default=TAGS.default_runtime, help=f"runtime name in node ids (default {TAGS.default_runtime!r})"
+    )
     serve.add_argument("--speed", type=_positive, default=1.0, help="simulated seconds per wall second (default 1)")
     serve.add_argument("--seed", type=int, default=1, help="seed of the line models' random numbers (default 1)")
-    serve.add_argument("--start", type=_start_time, help="simulated clock origin, ISO 8601 with offset; a past instant "
-                       "runs at --speed until it catches up with now, then at 1x")
-    serve.add_argument("--step", action="store_true", help="step mode: time moves only through the Simulation.Step method")
+    serve.add_argument(
+        "--start",
+        type=_start_time,
+        help="simulated clock origin, ISO 8601 with offset; a past instant "
+        "runs at --speed until it catches up with now, then at 1x",
+    )
+    serve.add_argument(
+        "--step", action="store_true", help="step mode: time moves only through the Simulation.Step method"
+    )
     serve.add_argument("--insecure", action="store_true", help="LAB ONLY: security None and anonymous access")
-    serve.add_argument("--pki", type=Path, help="PKI folder: own certificate, trusted/ and rejected/ client certificates "
-                       "(default $TWIN_HOME/pki/plc)")
-    serve.add_argument("--users-file", type=Path, help="TOML file with [users] name = \"<hash from plc-sim hash-password>\"; "
-                       "PLC_SIM_USER/PLC_SIM_PASSWORD add one user from the environment")
+    serve.add_argument(
+        "--pki",
+        type=Path,
+        help="PKI folder: own certificate, trusted/ and rejected/ client certificates (default $TWIN_HOME/pki/plc)",
+    )
+    serve.add_argument(
+        "--users-file",
+        type=Path,
+        help='TOML file with [users] name = "<hash from plc-sim hash-password>"; '
+        "PLC_SIM_USER/PLC_SIM_PASSWORD add one user from the environment",
+    )
     serve.add_argument("--config", type=Path, help="line profiles (same format as plc/lines.toml)")
-    serve.add_argument("--scan-ms", type=_positive, default=20.0, help="PLC scan interval in wall milliseconds (default 20)")
-    serve.add_argument("--status-every", type=float, default=10.0, help="log a status line every N wall seconds (0: never)")
+    serve.add_argument(
+        "--scan-ms", type=_positive, default=20.0, help="PLC scan interval in wall milliseconds (default 20)"
+    )
+    serve.add_argument(
+        "--status-every", type=float, default=10.0, help="log a status line every N wall seconds (0: never)"
+    )
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
-    export = sub.add_parser("export-codesys", help="write the Structured Text derived from the tag map",
-                            description="Write the ST data types, GVLs and PLC_PRG derived from plc/tagmap.toml.")
-    export.add_argument("--lines", type=_line_ids, default=["L1", "L2"], help="line ids to generate GVLs for (default L1,L2)")
+    export = sub.add_parser(
+        "export-codesys",
+        help="write the Structured Text derived from the tag map",
+        description="Write the ST data types, GVLs and PLC_PRG derived from plc/tagmap.toml.",
+    )
+    export.add_argument(
+        "--lines", type=_line_ids, default=["L1", "L2"], help="line ids to generate GVLs for (default L1,L2)"
+    )
     export.add_argument("--out", type=Path, default=None, help="target folder (default: plc/codesys in the package)")
     export.add_argument("--check", action="store_true", help="only check; exit 1 if any generated file is out of date")
 
-    trust = sub.add_parser("trust", help="add a client certificate to the server's trust list",
-                           description="Copy a client certificate (DER or PEM) into the PKI's trusted/certs folder.")
+    trust = sub.add_parser(
+        "trust",
+        help="add a client certificate to the server's trust list",
+        description="Copy a client certificate (DER or PEM) into the PKI's trusted/certs folder.",
+    )
     trust.add_argument("cert", type=Path, help="certificate file, e.g. one from <pki>/rejected/certs")
     trust.add_argument("--pki", type=Path, help="PKI folder (default $TWIN_HOME/pki/plc)")
 
-    sub.add_parser("hash-password", help="print a PBKDF2 hash for a users file (reads the password from stdin or a prompt)",
-                   description="Print a PBKDF2-SHA256 hash of a password for the [users] table of a --users-file.")
+    sub.add_parser(
+        "hash-password",
+        help="print a PBKDF2 hash for a users file (reads the password from stdin or a prompt)",
+        description="Print a PBKDF2-SHA256 hash of a password for the [users] table of a --users-file.",
+    )
     return parser
 
 
@@ -110,13 +145,18 @@ def _is_loopback(host: str) -> bool:
 async def _status_loop(plc: PlcServer, every: float) -> None:
     while every > 0:
         await asyncio.sleep(every)
-        now = datetime.fromtimestamp(plc.clock.now(), timezone.utc).isoformat(timespec="seconds")
+        now = datetime.fromtimestamp(plc.clock.now(), UTC).isoformat(timespec="seconds")
         parts = [
             f"{p.line_id} {PackMLState(line.state).name} parts={line.processed} rejects={line.defective}"
             for p, line in zip(plc.params, plc.lines)
         ]
-        log.info("sim time %s (%gx) | %s | %d value changes published", now, plc.clock.current_speed(), " | ".join(parts),
-                 plc.notifications_written)
+        log.info(
+            "sim time %s (%gx) | %s | %d value changes published",
+            now,
+            plc.clock.current_speed(),
+            " | ".join(parts),
+            plc.notifications_written,
+        )
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -126,12 +166,20 @@ async def _serve(args: argparse.Namespace) -> int:
     if not _is_loopback(args.host):
         log.warning("listening on %s: the PLC is reachable beyond this machine", args.host)
         if args.insecure:
-            log.error("refusing --insecure on a non-loopback address %s: anyone on the network could write the PLC; "
-                      "use --host 127.0.0.1 or drop --insecure", args.host)
+            log.error(
+                "refusing --insecure on a non-loopback address %s: anyone on the network could write the PLC; "
+                "use --host 127.0.0.1 or drop --insecure",
+                args.host,
+            )
             return 2
     options = ServerOptions(
-        host=args.host, port=args.port, runtime=args.runtime, insecure=args.insecure,
-        pki_dir=args.pki or _twin_home() / "pki" / "plc", users=users, scan_interval_s=args.scan_ms / 1000.0,
+        host=args.host,
+        port=args.port,
+        runtime=args.runtime,
+        insecure=args.insecure,
+        pki_dir=args.pki or _twin_home() / "pki" / "plc",
+        users=users,
+        scan_interval_s=args.scan_ms / 1000.0,
     )
     plc = PlcServer(lines, clock, args.seed, options)
     stop = asyncio.Event()
@@ -141,13 +189,18 @@ async def _serve(args: argparse.Namespace) -> int:
     try:
         await plc.start()
     except OSError as exc:
-        log.error("cannot listen on %s: %s; is another server on that port? choose one with --port", options.endpoint, exc)
+        log.error(
+            "cannot listen on %s: %s; is another server on that port? choose one with --port", options.endpoint, exc
+        )
         return 2
     plc.run_in_background()
     status = loop.create_task(_status_loop(plc, args.status_every))
-    print(f"plc-sim: serving lines {','.join(args.lines)} on {options.endpoint} "
-          f"({'INSECURE' if args.insecure else 'SignAndEncrypt, PKI ' + str(options.pki_dir)}); "
-          f"{'step mode' if args.step else f'{args.speed:g}x'}; Ctrl-C stops", flush=True)
+    print(
+        f"plc-sim: serving lines {','.join(args.lines)} on {options.endpoint} "
+        f"({'INSECURE' if args.insecure else 'SignAndEncrypt, PKI ' + str(options.pki_dir)}); "
+        f"{'step mode' if args.step else f'{args.speed:g}x'}; Ctrl-C stops",
+        flush=True,
+    )
     await stop.wait()
     log.info("stopping")
     status.cancel()
@@ -158,7 +211,9 @@ async def _serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=getattr(args, "log_level", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=getattr(args, "log_level", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("asyncua").setLevel(logging.WARNING)
     try:
         if args.command == "serve":

@@ -49,13 +49,13 @@ def _member(name: str, value: object, prefix: tuple[str, ...]) -> str:
         init = _iec_literal(value)
         decl = f"{name} : {value.iec_type}" + (f" := {init}" if init is not None else "") + ";"
         return f"    // {value.description}{unit}\n    {{attribute 'symbol' := '{access}'}}\n    {decl}\n"
-    return f"    {name} : {_struct_name(prefix + (name,))};\n"
+    return f"    {name} : {_struct_name((*prefix, name))};\n"
 
 
 def _structs(tree: dict[str, object], prefix: tuple[str, ...], out: dict[str, str]) -> None:
     for name, value in tree.items():
         if isinstance(value, dict):
-            _structs(value, prefix + (name,), out)
+            _structs(value, (*prefix, name), out)
     if not prefix:
         return
     body = "".join(_member(name, value, prefix) for name, value in tree.items())
@@ -65,7 +65,8 @@ def _structs(tree: dict[str, object], prefix: tuple[str, ...], out: dict[str, st
 
 def _enum(name: str, members: dict[str, int], base: str = "DINT") -> str:
     items = ",\n".join(f"    {k} := {v}" for k, v in members.items())
-    return f"{HEADER}{{attribute 'qualified_only'}}\n{{attribute 'strict'}}\nTYPE {name} :\n(\n{items}\n) {base};\nEND_TYPE\n"
+    attributes = "{attribute 'qualified_only'}\n{attribute 'strict'}\n"
+    return f"{HEADER}{attributes}TYPE {name} :\n(\n{items}\n) {base};\nEND_TYPE\n"
 
 
 def render(lines: list[str], tagmap: TagMap = TAGS) -> dict[str, str]:
@@ -78,7 +79,8 @@ def render(lines: list[str], tagmap: TagMap = TAGS) -> dict[str, str]:
     out["DUTs/E_PackMLCommand.st"] = _enum("E_PackMLCommand", tagmap.commands)
     out["DUTs/E_StopReason.st"] = _enum("E_StopReason", tagmap.stop_reasons)
     for gvl, subtree in plant_tree.items():
-        assert isinstance(subtree, dict), "plant tags are <GVL>.<Variable>"
+        if not isinstance(subtree, dict):
+            raise TypeError(f"plant tag {gvl!r} is not <GVL>.<Variable>")
         body = "".join(_member(name, value, (gvl,)) for name, value in subtree.items())
         out[f"GVLs/{gvl}.st"] = f"{HEADER}{{attribute 'qualified_only'}}\nVAR_GLOBAL\n{body}END_VAR\n"
     for line in lines:

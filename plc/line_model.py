@@ -63,7 +63,9 @@ class LineParams:
             problems.append(f"gauge_sigma_mm must be >= 0, got {self.gauge_sigma_mm}")
         unknown = set(self.acting_durations_s) - set(DEFAULT_ACTING_DURATIONS_S)
         if unknown:
-            problems.append(f"acting_durations_s: unknown state(s) {sorted(unknown)}; known: {sorted(DEFAULT_ACTING_DURATIONS_S)}")
+            problems.append(
+                f"acting_durations_s: unknown state(s) {sorted(unknown)}; known: {sorted(DEFAULT_ACTING_DURATIONS_S)}"
+            )
         if any(not (math.isfinite(v) and v >= 0) for v in self.acting_durations_s.values()):
             problems.append("acting_durations_s values must be >= 0 seconds")
         for name in ("initial_processed_count", "initial_defective_count"):

@@ -23,8 +23,20 @@ STATE_COMPLETE: dict[int, int] = {
 
 #: States a Stop command is accepted in (everything except Stopped/Stopping/Aborting/Aborted/Clearing).
 _STOPPABLE = frozenset(
-    {S.Idle, S.Starting, S.Execute, S.Completing, S.Complete, S.Resetting, S.Holding, S.Held,
-     S.Unholding, S.Suspending, S.Suspended, S.Unsuspending}
+    {
+        S.Idle,
+        S.Starting,
+        S.Execute,
+        S.Completing,
+        S.Complete,
+        S.Resetting,
+        S.Holding,
+        S.Held,
+        S.Unholding,
+        S.Suspending,
+        S.Suspended,
+        S.Unsuspending,
+    }
 )
 _ABORTABLE = frozenset(s for s in S if s not in (S.Aborting, S.Aborted))
 

@@ -20,7 +20,9 @@ class ConfigError(ValueError):
 
 def _read(path: Path | None) -> tuple[dict[str, Any], str]:
     if path is None:
-        return tomllib.loads(resources.files("plc").joinpath("lines.toml").read_text(encoding="utf-8")), "plc/lines.toml"
+        return tomllib.loads(
+            resources.files("plc").joinpath("lines.toml").read_text(encoding="utf-8")
+        ), "plc/lines.toml"
     try:
         return tomllib.loads(path.read_text(encoding="utf-8")), str(path)
     except OSError as exc:

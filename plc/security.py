@@ -18,17 +18,17 @@ import secrets
 import socket
 import tomllib
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
 from asyncua import ua
+from asyncua.common.utils import ServiceError
 from asyncua.crypto import cert_gen
 from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.crypto.truststore import TrustStore
 from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
-from asyncua.common.utils import ServiceError
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -77,7 +77,8 @@ def ensure_certificate(pki: PkiLayout, app_uri: str, common_name: str, server: b
         mode = pki.key.stat().st_mode & 0o777
         if mode & 0o077:
             raise PermissionError(
-                f"private key {pki.key} has mode {oct(mode)}; it must be readable by its owner only: chmod 600 {pki.key}"
+                f"private key {pki.key} has mode {oct(mode)}; it must be readable by its owner only: "
+                f"chmod 600 {pki.key}"
             )
         key = serialization.load_pem_private_key(pki.key.read_bytes(), password=None)
     else:
@@ -88,14 +89,20 @@ def ensure_certificate(pki: PkiLayout, app_uri: str, common_name: str, server: b
     renew = not pki.cert.exists()
     if not renew:
         cert = x509.load_der_x509_certificate(pki.cert.read_bytes())
-        expired = cert.not_valid_after_utc < datetime.now(timezone.utc) + timedelta(days=1)
-        uri_ok = app_uri in cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
-            x509.UniformResourceIdentifier
-        )
+        expired = cert.not_valid_after_utc < datetime.now(UTC) + timedelta(days=1)
+        uri_ok = app_uri in cert.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName
+        ).value.get_values_for_type(x509.UniformResourceIdentifier)
         wrong_key = cert.public_key().public_numbers() != key.public_key().public_numbers()  # type: ignore[union-attr]
         renew = expired or not uri_ok or wrong_key
         if renew:
-            log.warning("renewing application certificate %s (expired=%s, uri ok=%s, key match=%s)", pki.cert, expired, uri_ok, not wrong_key)
+            log.warning(
+                "renewing application certificate %s (expired=%s, uri ok=%s, key match=%s)",
+                pki.cert,
+                expired,
+                uri_ok,
+                not wrong_key,
+            )
     if renew:
         names: list[x509.GeneralName] = [
             x509.UniformResourceIdentifier(app_uri),
@@ -103,10 +110,18 @@ def ensure_certificate(pki: PkiLayout, app_uri: str, common_name: str, server: b
             x509.DNSName(socket.gethostname()),
             x509.IPAddress(ip_address("127.0.0.1")),
         ]
-        usage = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH] if server else [ExtendedKeyUsageOID.CLIENT_AUTH]
+        usage = (
+            [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            if server
+            else [ExtendedKeyUsageOID.CLIENT_AUTH]
+        )
         cert = cert_gen.generate_self_signed_app_certificate(
-            key, common_name, {"organizationName": "industrial-twin"}, names,
-            extended=usage, days=CERT_DAYS,
+            key,
+            common_name,
+            {"organizationName": "industrial-twin"},
+            names,
+            extended=usage,
+            days=CERT_DAYS,
         )
         pki.cert.write_bytes(cert.public_bytes(serialization.Encoding.DER))
         log.info("created application certificate %s for %s", pki.cert, app_uri)
@@ -169,7 +184,9 @@ class TrustListValidator:
             saved.write_bytes(cert.public_bytes(serialization.Encoding.DER))
             log.warning(
                 "rejected client certificate of %s (not in the trust list); to trust it run: plc-sim trust %s --pki %s",
-                app_description.ApplicationUri, saved, self.pki.root,
+                app_description.ApplicationUri,
+                saved,
+                self.pki.root,
             )
             raise
 
@@ -179,9 +196,7 @@ def hash_password(password: str, iterations: int = PBKDF2_ITERATIONS) -> str:
     """PBKDF2-SHA256 hash in the form `pbkdf2_sha256$<iterations>$<salt>$<hash>` for users files."""
     salt = secrets.token_bytes(16)
     digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
-    return "pbkdf2_sha256${}${}${}".format(
-        iterations, base64.b64encode(salt).decode(), base64.b64encode(digest).decode()
-    )
+    return f"pbkdf2_sha256${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
 
 def _verify(stored: str, password: str) -> bool:
@@ -205,7 +220,9 @@ class UserDirectory:
     def has_users(self) -> bool:
         return bool(self._users)
 
-    def get_user(self, iserver: Any, username: str | None = None, password: str | None = None, certificate: Any = None) -> User | None:
+    def get_user(
+        self, iserver: Any, username: str | None = None, password: str | None = None, certificate: Any = None
+    ) -> User | None:
         if username is None:  # anonymous token (X509 identity tokens are not offered)
             return User(role=UserRole.User, name="anonymous") if self.allow_anonymous else None
         stored = self._users.get(username or "")
@@ -228,11 +245,14 @@ def load_users(users_file: Path | None, environ: dict[str, str] | None = None) -
         table = raw.get("users")
         if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
             raise ValueError(
-                f"{users_file}: expected a [users] table of name = \"pbkdf2_sha256$...\" (make hashes with `plc-sim hash-password`)"
+                f'{users_file}: expected a [users] table of name = "pbkdf2_sha256$..." '
+                "(make hashes with `plc-sim hash-password`)"
             )
         for name, stored in table.items():
             if not stored.startswith("pbkdf2_sha256$"):
-                raise ValueError(f"{users_file}: user {name!r} has no PBKDF2 hash; make one with `plc-sim hash-password`")
+                raise ValueError(
+                    f"{users_file}: user {name!r} has no PBKDF2 hash; make one with `plc-sim hash-password`"
+                )
         users.update(table)
     name, password = env.get("PLC_SIM_USER"), env.get("PLC_SIM_PASSWORD")
     if bool(name) != bool(password):

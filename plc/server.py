@@ -14,7 +14,7 @@ import copy
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,8 @@ def _keep_immutable_datavalue(self: MonitoredItemValues, value: ua.DataValue) ->
 
 MonitoredItemValues.set_current_datavalue = _keep_immutable_datavalue
 
+#: Who writes when asyncua calls the write service without a session user (the server's own writes).
+ADMIN = User(role=UserRole.Admin)
 SIM_NAMESPACE = "urn:industrial-twin:plc-sim"
 UNECE_UNITS_URI = "http://www.opcfoundation.org/UA/units/un/cefact"
 APP_URI = "urn:industrial-twin:plc-sim"
@@ -94,10 +96,10 @@ def _unit_id(code: str) -> int:
 
 
 def _ts(t: float) -> datetime:
-    return datetime.fromtimestamp(t, timezone.utc)
+    return datetime.fromtimestamp(t, UTC)
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class PlcServer:
@@ -168,7 +170,8 @@ class PlcServer:
                 srv.set_identity_tokens([ua.AnonymousIdentityToken])
                 log.warning(
                     "no OPC UA users configured (PLC_SIM_USER/PLC_SIM_PASSWORD or --users-file): any client whose "
-                    "certificate is in %s may connect anonymously", pki.trusted,
+                    "certificate is in %s may connect anonymously",
+                    pki.trusted,
                 )
         await self._build_address_space()
         self._guard_writes()
@@ -178,8 +181,12 @@ class PlcServer:
             self.lines.append(Line(params, self.seed, t0, self._emitter(i)))
         await self._flush(t0)
         await srv.start()
-        log.info("PLC simulator listening on %s (%s), lines %s", opts.endpoint,
-                 "INSECURE" if opts.insecure else "SignAndEncrypt", ",".join(p.line_id for p in self.params))
+        log.info(
+            "PLC simulator listening on %s (%s), lines %s",
+            opts.endpoint,
+            "INSECURE" if opts.insecure else "SignAndEncrypt",
+            ",".join(p.line_id for p in self.params),
+        )
 
     async def _build_address_space(self) -> None:
         srv, rt = self.server, self.options.runtime
@@ -191,7 +198,7 @@ class PlcServer:
         folders: dict[str, Any] = {f"|var|{rt}.Application": app}
 
         async def parent_of(node_str: str) -> Any:
-            parent_str, _, name = node_str.rpartition(".")
+            parent_str, _, _name = node_str.rpartition(".")
             if parent_str not in folders:
                 grand = await parent_of(parent_str)
                 folders[parent_str] = await grand.add_object(
@@ -207,24 +214,35 @@ class PlcServer:
             if tag.type == "DateTime" and initial is None:
                 initial = _ts(self.clock.now())
             var = await parent.add_variable(
-                nodeid, ua.QualifiedName(tag.path.rpartition(".")[2], ns), ua.Variant(initial, tag.variant_type),
+                nodeid,
+                ua.QualifiedName(tag.path.rpartition(".")[2], ns),
+                ua.Variant(initial, tag.variant_type),
             )
             # Until the PLC program writes a value, clients see it as an initial value, not a measurement.
-            await srv.write_attribute_value(nodeid, ua.DataValue(
-                ua.Variant(initial, tag.variant_type), StatusCode=ua.StatusCode(ua.StatusCodes.UncertainInitialValue),
-                SourceTimestamp=self._stamp(nodeid, self.clock.now()), ServerTimestamp=datetime.now(timezone.utc),
-            ))
+            await srv.write_attribute_value(
+                nodeid,
+                ua.DataValue(
+                    ua.Variant(initial, tag.variant_type),
+                    StatusCode=ua.StatusCode(ua.StatusCodes.UncertainInitialValue),
+                    SourceTimestamp=self._stamp(nodeid, self.clock.now()),
+                    ServerTimestamp=datetime.now(UTC),
+                ),
+            )
             await var.write_attribute(
                 ua.AttributeIds.Description, ua.DataValue(ua.Variant(ua.LocalizedText(tag.description)))
             )
             if tag.unit:
                 eu = ua.EUInformation(
-                    NamespaceUri=UNECE_UNITS_URI, UnitId=_unit_id(tag.unit[0]),
-                    DisplayName=ua.LocalizedText(tag.unit[1]), Description=ua.LocalizedText(tag.unit[1]),
+                    NamespaceUri=UNECE_UNITS_URI,
+                    UnitId=_unit_id(tag.unit[0]),
+                    DisplayName=ua.LocalizedText(tag.unit[1]),
+                    Description=ua.LocalizedText(tag.unit[1]),
                 )
                 await var.add_property(
-                    ua.NodeId(f"{node_str}.EngineeringUnits", ns), ua.QualifiedName("EngineeringUnits", 0),
-                    ua.Variant(eu), datatype=ua.NodeId(ua.ObjectIds.EUInformation),
+                    ua.NodeId(f"{node_str}.EngineeringUnits", ns),
+                    ua.QualifiedName("EngineeringUnits", 0),
+                    ua.Variant(eu),
+                    datatype=ua.NodeId(ua.ObjectIds.EUInformation),
                 )
             if tag.writable:
                 await var.set_writable(True)
@@ -242,13 +260,22 @@ class PlcServer:
         sim_ns = await srv.register_namespace(SIM_NAMESPACE)
         sim = await objects.add_object(ua.NodeId("Simulation", sim_ns), ua.QualifiedName("Simulation", sim_ns))
         await sim.add_method(
-            ua.NodeId("Simulation.Step", sim_ns), ua.QualifiedName("Step", sim_ns), self._step_method,
-            [ua.VariantType.Double], [ua.VariantType.DateTime],
+            ua.NodeId("Simulation.Step", sim_ns),
+            ua.QualifiedName("Step", sim_ns),
+            self._step_method,
+            [ua.VariantType.Double],
+            [ua.VariantType.DateTime],
         )
-        await sim.add_property(ua.NodeId("Simulation.Seed", sim_ns), ua.QualifiedName("Seed", sim_ns),
-                               ua.Variant(self.seed, ua.VariantType.Int64))
-        await sim.add_property(ua.NodeId("Simulation.StepMode", sim_ns), ua.QualifiedName("StepMode", sim_ns),
-                               ua.Variant(self.clock.step_mode, ua.VariantType.Boolean))
+        await sim.add_property(
+            ua.NodeId("Simulation.Seed", sim_ns),
+            ua.QualifiedName("Seed", sim_ns),
+            ua.Variant(self.seed, ua.VariantType.Int64),
+        )
+        await sim.add_property(
+            ua.NodeId("Simulation.StepMode", sim_ns),
+            ua.QualifiedName("StepMode", sim_ns),
+            ua.Variant(self.clock.step_mode, ua.VariantType.Boolean),
+        )
 
     def _emitter(self, index: int) -> Any:
         pending = self._pending_emits
@@ -275,7 +302,7 @@ class PlcServer:
         service = self.server.iserver.attribute_service
         original = service.write
 
-        async def write(params: ua.WriteParameters, user: User = User(role=UserRole.Admin)) -> list[ua.StatusCode]:
+        async def write(params: ua.WriteParameters, user: User = ADMIN) -> list[ua.StatusCode]:
             results: list[ua.StatusCode | None] = [None] * len(params.NodesToWrite)
             passthrough: list[int] = []
             for i, wv in enumerate(params.NodesToWrite):
@@ -323,13 +350,18 @@ class PlcServer:
             return ua.StatusCode(ua.StatusCodes.BadTypeMismatch)
         reason = validate_input(tag.path, variant.Value)
         if reason is not None:
-            log.warning("refused write %s=%r from %s: %s", symbol(self.options.runtime, self.params[binding.line].line_id, tag.path),
-                        variant.Value, user.name, reason)
+            log.warning(
+                "refused write %s=%r from %s: %s",
+                symbol(self.options.runtime, self.params[binding.line].line_id, tag.path),
+                variant.Value,
+                user.name,
+                reason,
+            )
             return ua.StatusCode(ua.StatusCodes.BadOutOfRange)
         t = self.clock.now()
         await self.server.write_attribute_value(
             binding.nodeid,
-            ua.DataValue(variant, SourceTimestamp=self._stamp(binding.nodeid, t), ServerTimestamp=datetime.now(timezone.utc)),
+            ua.DataValue(variant, SourceTimestamp=self._stamp(binding.nodeid, t), ServerTimestamp=datetime.now(UTC)),
         )
         self._inputs.append((t, binding.line, tag.path, variant.Value))
         return ua.StatusCode(ua.StatusCodes.Good)
@@ -352,20 +384,32 @@ class PlcServer:
     async def _flush(self, now: float) -> None:
         pending = self._pending_emits
         write = self.server.write_attribute_value
-        wall = datetime.now(timezone.utc)
+        wall = datetime.now(UTC)
         good = ua.StatusCode(ua.StatusCodes.Good)
         for index, path, value, t in pending:
             nodeid = self._by_path[index][path]
             vtype = self._by_nodeid[nodeid].tag.variant_type
-            await write(nodeid, ua.DataValue(ua.Variant(value, vtype), StatusCode=good, SourceTimestamp=self._stamp(nodeid, t),
-                                             ServerTimestamp=wall))
+            await write(
+                nodeid,
+                ua.DataValue(
+                    ua.Variant(value, vtype),
+                    StatusCode=good,
+                    SourceTimestamp=self._stamp(nodeid, t),
+                    ServerTimestamp=wall,
+                ),
+            )
         self.notifications_written += len(pending)
         pending.clear()
         src = self._stamp(self._plant["Clock.Now"], now)
-        await write(self._plant["Clock.Now"], ua.DataValue(ua.Variant(_ts(now), ua.VariantType.DateTime), SourceTimestamp=src,
-                                                           ServerTimestamp=wall))
+        await write(
+            self._plant["Clock.Now"],
+            ua.DataValue(ua.Variant(_ts(now), ua.VariantType.DateTime), SourceTimestamp=src, ServerTimestamp=wall),
+        )
         speed = self.clock.current_speed()
-        await write(self._plant["Clock.Speed"], ua.DataValue(ua.Variant(speed, ua.VariantType.Double), SourceTimestamp=src, ServerTimestamp=wall))
+        await write(
+            self._plant["Clock.Speed"],
+            ua.DataValue(ua.Variant(speed, ua.VariantType.Double), SourceTimestamp=src, ServerTimestamp=wall),
+        )
 
     async def step(self, seconds: float) -> float:
         """Step mode: advance simulated time by `seconds` and publish everything that happened."""

@@ -95,7 +95,10 @@ def symbol(runtime: str, line: str | None, path: str) -> str:
 def _parse_tag(raw: dict[str, Any], where: str) -> Tag:
     unknown = set(raw) - {"path", "type", "access", "description", "unit", "subscribe", "initial"}
     if unknown:
-        raise TagMapError(f"{where}: unknown field(s) {sorted(unknown)}; allowed: path, type, access, unit, subscribe, initial, description")
+        raise TagMapError(
+            f"{where}: unknown field(s) {sorted(unknown)}; "
+            "allowed: path, type, access, unit, subscribe, initial, description"
+        )
     for field in ("path", "type", "access", "description"):
         if field not in raw:
             raise TagMapError(f"{where}: missing field {field!r}")
@@ -108,7 +111,7 @@ def _parse_tag(raw: dict[str, Any], where: str) -> Tag:
         raise TagMapError(f"{where}: access must be 'r' or 'rw', not {raw['access']!r}")
     unit = raw.get("unit")
     if unit is not None and (len(unit) != 2 or not all(isinstance(u, str) for u in unit)):
-        raise TagMapError(f"{where}: unit must be [UNECE code, display name], e.g. [\"MMT\", \"mm\"]")
+        raise TagMapError(f'{where}: unit must be [UNECE code, display name], e.g. ["MMT", "mm"]')
     return Tag(
         path=path,
         type=raw["type"],

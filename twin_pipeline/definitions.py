@@ -11,5 +11,7 @@ import dagster as dg
 def defs() -> dg.Definitions:
     # In-process runs: every asset here is a polars step that already uses all cores, and a process per
     # step and check (Dagster's default) costs ~8 s of imports each on a small edge box.
-    return dg.Definitions.merge(dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
-                                dg.Definitions(executor=dg.in_process_executor))
+    return dg.Definitions.merge(
+        dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
+        dg.Definitions(executor=dg.in_process_executor),
+    )

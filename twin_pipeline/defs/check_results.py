@@ -25,15 +25,13 @@ def shift_rows(lake: LakeResource, layer: str, table: str, context: dg.AssetChec
     return read_shifts(layer_path(lake.path(), layer, table), shift_ids(context))
 
 
-def provisional_unless(name: str, context: dg.AssetCheckExecutionContext, lake: LakeResource, passed: bool,
-              metadata: dict[str, Any]) -> dg.AssetCheckResult:
+def provisional_unless(
+    name: str, context: dg.AssetCheckExecutionContext, lake: LakeResource, passed: bool, metadata: dict[str, Any]
+) -> dg.AssetCheckResult:
     """The result of a check whose failure makes the shift's OEE provisional: a blocking check on bronze
     (gold is not recomputed in this run; rows published earlier stay, flagged) or an ERROR check on
     gold itself (run after gold was written). The check's name becomes the provisional reason."""
     if not passed:
-        flagged = mark_provisional(table_path(lake.path(), OEE_SHIFT), shift_ids(context),
-                                   f"check {name} failed")
+        flagged = mark_provisional(table_path(lake.path(), OEE_SHIFT), shift_ids(context), f"check {name} failed")
         metadata = {**metadata, "gold_rows_marked_provisional": flagged}
     return dg.AssetCheckResult(passed=passed, metadata=metadata)
-
-

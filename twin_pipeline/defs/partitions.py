@@ -22,8 +22,11 @@ def shift_partitions(calendar: ShiftCalendar, end: datetime | None = None) -> dg
     """Dagster time-window partitions whose keys are the shift ids and whose windows are the shifts
     (up to the last completed shift, or up to `end`)."""
     return dg.TimeWindowPartitionsDefinition(
-        cron_schedule=calendar.cron(), fmt=SHIFT_ID_FORMAT, timezone=calendar.timezone,
-        start=datetime.combine(calendar.start, calendar.shifts[0].start), end=end,
+        cron_schedule=calendar.cron(),
+        fmt=SHIFT_ID_FORMAT,
+        timezone=calendar.timezone,
+        start=datetime.combine(calendar.start, calendar.shifts[0].start),
+        end=end,
     )
 
 
@@ -39,18 +42,27 @@ def column_schema(table: str) -> dg.TableSchema:
 
 def shift_asset(*, key: Sequence[str], group: str, deps: Sequence[Any], description: str) -> Callable[..., Any]:
     """`@dg.asset` for a shift-partitioned polars/Delta asset; a range of shifts runs as one run."""
-    return dg.asset(key=list(key), deps=list(deps), partitions_def=SHIFTS,
-                    backfill_policy=dg.BackfillPolicy.single_run(), group_name=group,
-                    kinds={"polars", "deltalake"}, owners=["team:data"], description=description,
-                    metadata={"dagster/column_schema": column_schema("/".join(key)), "partitioned_by": "shift_id"})
+    return dg.asset(
+        key=list(key),
+        deps=list(deps),
+        partitions_def=SHIFTS,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        group_name=group,
+        kinds={"polars", "deltalake"},
+        owners=["team:data"],
+        description=description,
+        metadata={"dagster/column_schema": column_schema("/".join(key)), "partitioned_by": "shift_id"},
+    )
 
 
 def publish(lake: Path, table: str, frame: pl.DataFrame, shift_ids: Sequence[str]) -> dict[str, Any]:
     """Replace these shifts of `table` ("layer/name") with `frame`, which must have the table's contract
     schema; returns the metadata every table asset reports (rows, Delta version, path)."""
     if frame.schema != TABLES[table]:
-        raise TypeError(f"{table}: rows do not have the contract schema of twin_pipeline/lib/contracts.py: "
-                        f"{dict(frame.schema)} != {dict(TABLES[table])}")
+        raise TypeError(
+            f"{table}: rows do not have the contract schema of twin_pipeline/lib/contracts.py: "
+            f"{dict(frame.schema)} != {dict(TABLES[table])}"
+        )
     target = lake / table
     version = replace_shifts(target, frame, shift_ids)
     return {"dagster/row_count": frame.height, "delta_version": version, "path": dg.MetadataValue.path(str(target))}

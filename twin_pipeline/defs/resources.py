@@ -33,15 +33,24 @@ def resources_for(name: str) -> dict[str, object]:
         return {"lake": lake, **_local_spark(engine, lake)}
     if name == "azure":
         require(name, AZURE_SETTINGS)
-        secret = {var: dg.EnvVar(var) for var in ("AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_TOKEN") if os.environ.get(var)}
+        secret = {
+            var: dg.EnvVar(var) for var in ("AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_TOKEN") if os.environ.get(var)
+        }
         landing = LandingResource(
             account_url=os.environ["AZURE_STORAGE_ACCOUNT_URL"],
             account_name=os.environ.get("AZURE_STORAGE_ACCOUNT", ""),
-            account_key=secret.get("AZURE_STORAGE_KEY", ""), sas_token=secret.get("AZURE_STORAGE_SAS_TOKEN", ""),
-            container=os.environ.get("TWIN_LANDING_CONTAINER", "landing"))
+            account_key=secret.get("AZURE_STORAGE_KEY", ""),
+            sas_token=secret.get("AZURE_STORAGE_SAS_TOKEN", ""),
+            container=os.environ.get("TWIN_LANDING_CONTAINER", "landing"),
+        )
         power_bi = {"power_bi": powerbi_workspace(pbi)} if (pbi := powerbi_settings()) else {}
-        return {"lake": lake, "landing": landing, **_local_spark(engine, lake), **_databricks(engine, landing),
-                **power_bi}
+        return {
+            "lake": lake,
+            "landing": landing,
+            **_local_spark(engine, lake),
+            **_databricks(engine, landing),
+            **power_bi,
+        }
     raise ValueError(f"unknown profile {name!r}")
 
 
@@ -61,12 +70,19 @@ def _databricks(engine: str, landing: object) -> dict[str, object]:
         raise ValueError(f"TWIN_DATABRICKS_COMPUTE={compute!r} is not one of {', '.join(COMPUTE)}")
     if compute == "existing_cluster" and not env("TWIN_DATABRICKS_CLUSTER_ID"):
         raise ValueError("TWIN_DATABRICKS_COMPUTE=existing_cluster needs TWIN_DATABRICKS_CLUSTER_ID (the cluster's id)")
-    return {"oee_job": DatabricksOeeJob(
-        host=env("DATABRICKS_HOST", ""), token=dg.EnvVar("DATABRICKS_TOKEN") if env("DATABRICKS_TOKEN") else "",
-        script=env("TWIN_DATABRICKS_SCRIPT", ""), lake=env("TWIN_DATABRICKS_LAKE", ""),
-        compute=compute, cluster_id=env("TWIN_DATABRICKS_CLUSTER_ID", ""),
-        node_type_id=env("TWIN_DATABRICKS_NODE_TYPE", "") or "Standard_D4ds_v5",
-        secret_scope=env("TWIN_DATABRICKS_SECRET_SCOPE", "") or "twin", landing=landing)}
+    return {
+        "oee_job": DatabricksOeeJob(
+            host=env("DATABRICKS_HOST", ""),
+            token=dg.EnvVar("DATABRICKS_TOKEN") if env("DATABRICKS_TOKEN") else "",
+            script=env("TWIN_DATABRICKS_SCRIPT", ""),
+            lake=env("TWIN_DATABRICKS_LAKE", ""),
+            compute=compute,
+            cluster_id=env("TWIN_DATABRICKS_CLUSTER_ID", ""),
+            node_type_id=env("TWIN_DATABRICKS_NODE_TYPE", "") or "Standard_D4ds_v5",
+            secret_scope=env("TWIN_DATABRICKS_SECRET_SCOPE", "") or "twin",
+            landing=landing,
+        )
+    }
 
 
 @dg.definitions

@@ -74,7 +74,7 @@ def session_members(sid: int) -> list[tuple[int, str, str]]:
             if os.getsid(pid) != sid:
                 continue
             stat = (entry / "stat").read_text()
-            state = stat[stat.rindex(")") + 2:].split()[0]
+            state = stat[stat.rindex(")") + 2 :].split()[0]
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
         except (ProcessLookupError, PermissionError, FileNotFoundError, ValueError):
             continue  # gone meanwhile
@@ -93,9 +93,19 @@ class PortInUse(DagsterDevError):
 class DagsterDev:
     """One `dagster dev -h 127.0.0.1 -p <port> -w <workspace>` process tree (see the module docstring)."""
 
-    def __init__(self, workspace: Path, *, dagster_home: Path, log_path: Path, env: Mapping[str, str] | None = None,
-                 cwd: Path | None = None, port: int = 3000, host: str = "127.0.0.1",
-                 executable: Path | None = None, next_port: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self,
+        workspace: Path,
+        *,
+        dagster_home: Path,
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        port: int = 3000,
+        host: str = "127.0.0.1",
+        executable: Path | None = None,
+        next_port: Callable[[], int] | None = None,
+    ) -> None:
         self.workspace = Path(workspace)
         self.dagster_home = Path(dagster_home)
         self.log_path = Path(log_path)
@@ -132,8 +142,13 @@ class DagsterDev:
         self._t0 = time.monotonic()
         self.proc = subprocess.Popen(
             self.command(),
-            cwd=self.cwd, env=env, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=_child_setup,
+            cwd=self.cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_child_setup,
         )
         self.sid = self.proc.pid  # setsid(): the leader's pid is the session and process group id
         return self
@@ -169,8 +184,11 @@ class DagsterDev:
         t0 = time.monotonic()
         if self.proc.poll() is not None and not self._live():
             self.stopped_by = "exited"
-        for name, sig, wait_s in (("SIGINT", signal.SIGINT, grace_s), ("SIGTERM", signal.SIGTERM, term_s),
-                                  ("SIGKILL", signal.SIGKILL, term_s)):
+        for name, sig, wait_s in (
+            ("SIGINT", signal.SIGINT, grace_s),
+            ("SIGTERM", signal.SIGTERM, term_s),
+            ("SIGKILL", signal.SIGKILL, term_s),
+        ):
             if self.stopped_by is not None:
                 break
             self._signal_group(sig)
@@ -239,14 +257,16 @@ class DagsterDev:
 
     def _check_alive(self, what: str) -> None:
         if self.proc is not None and self.proc.poll() is not None:
-            raise DagsterDevError(f"dagster dev exited with {self.proc.returncode} while {what}; log tail:\n"
-                                  + self.log_tail())
+            raise DagsterDevError(
+                f"dagster dev exited with {self.proc.returncode} while {what}; log tail:\n" + self.log_tail()
+            )
 
     # -- HTTP / GraphQL ----------------------------------------------------------------------------
     def _request(self, path: str, body: bytes | None = None, timeout: float = 30.0) -> Any:
         headers = {"Content-Type": "application/json"} if body is not None else {}
-        request = urllib.request.Request(self.url + path, data=body, headers=headers)
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        # self.url is always http://<host>:<port> of the dagster dev this object started, never a file: URL
+        request = urllib.request.Request(self.url + path, data=body, headers=headers)  # noqa: S310 - our own http URL
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - our own http URL
             return json.loads(response.read())
 
     def wait_until_up(self, timeout: float = 120.0) -> dict[str, Any]:
@@ -255,8 +275,10 @@ class DagsterDev:
         last: Exception | None = None
         while time.monotonic() < deadline:
             if "address already in use" in self.log_text(this_attempt=True).lower():
-                raise PortInUse(f"port {self.port} on {self.host} is taken (another dagster dev?): stop that, or pick "
-                                f"another port; log tail:\n{self.log_tail()}")
+                raise PortInUse(
+                    f"port {self.port} on {self.host} is taken (another dagster dev?): stop that, or pick "
+                    f"another port; log tail:\n{self.log_tail()}"
+                )
             self._check_alive("starting")
             try:
                 info = self._request("/server_info", timeout=5)
@@ -265,8 +287,9 @@ class DagsterDev:
             except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError) as e:
                 last = e
             time.sleep(0.5)
-        raise DagsterDevError(f"dagster dev did not answer /server_info within {timeout:.0f} s ({last!r}); "
-                              f"log tail:\n{self.log_tail()}")
+        raise DagsterDevError(
+            f"dagster dev did not answer /server_info within {timeout:.0f} s ({last!r}); log tail:\n{self.log_tail()}"
+        )
 
     def graphql(self, query: str, variables: Mapping[str, Any] | None = None, timeout: float = 60.0) -> dict[str, Any]:
         """POST /graphql; returns `data`, raises on GraphQL errors."""
@@ -287,8 +310,10 @@ class DagsterDev:
             ... on PythonError { message } } }""")["workspaceOrError"]
         if data["__typename"] != "Workspace":
             raise DagsterDevError(f"workspaceOrError: {data}")
-        return {e["name"]: {"loadStatus": e["loadStatus"], "error": (e["locationOrLoadError"] or {}).get("message")}
-                for e in data["locationEntries"]}
+        return {
+            e["name"]: {"loadStatus": e["loadStatus"], "error": (e["locationOrLoadError"] or {}).get("message")}
+            for e in data["locationEntries"]
+        }
 
     def asset_keys(self) -> set[str]:
         nodes = self.graphql("{ assetNodes { assetKey { path } } }")["assetNodes"]
@@ -303,12 +328,12 @@ class DagsterDev:
             self._check_alive("loading the code location")
             try:
                 locs = self.locations()
-                failed = {n: l["error"] for n, l in locs.items() if l["error"]}
+                failed = {n: loc["error"] for n, loc in locs.items() if loc["error"]}
                 if failed:
                     raise DagsterDevError(f"code location failed to load: {failed}")
-                chosen = {n: l for n, l in locs.items() if location is None or n == location}
-                state = f"locations {({n: l['loadStatus'] for n, l in locs.items()})}"
-                if chosen and all(l["loadStatus"] == "LOADED" for l in chosen.values()):
+                chosen = {n: loc for n, loc in locs.items() if location is None or n == location}
+                state = f"locations { ({n: loc['loadStatus'] for n, loc in locs.items()}) }"
+                if chosen and all(loc["loadStatus"] == "LOADED" for loc in chosen.values()):
                     have = self.asset_keys()
                     state += f", missing assets {sorted(wanted - have)}"
                     if wanted <= have:

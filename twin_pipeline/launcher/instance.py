@@ -28,7 +28,10 @@ from twin_pipeline.lib.settings import DELTA_POOL
 POOL = DELTA_POOL
 #: The first line of the file `twin up` writes: the SHA-256 of the rest tells an untouched file (updated
 #: by a newer `twin up`) from an edited one (left alone).
-HEADER = "# Written by `twin up` (twin_pipeline/launcher/instance.py), sha256 {digest}: edit freely, an edited file is kept.\n"
+HEADER = (
+    "# Written by `twin up` (twin_pipeline/launcher/instance.py), sha256 {digest}: "
+    "edit freely, an edited file is kept.\n"
+)
 #: What earlier versions of `twin up` wrote (replaced by the current settings, since nobody edited them).
 PREVIOUS = (DAGSTER_YAML,)
 
@@ -46,10 +49,16 @@ def instance_config(settings: InstanceSettings = InstanceSettings()) -> dict:
     config: dict = {
         "telemetry": {"enabled": False},
         "concurrency": {"pools": {"default_limit": settings.pool_limit}},
-        "run_retries": {"enabled": True, "max_retries": settings.max_run_retries,
-                        "retry_on_asset_or_op_failure": False},
-        "run_monitoring": {"enabled": True, "poll_interval_seconds": settings.monitoring_poll_s,
-                           "free_slots_after_run_end_seconds": settings.free_slots_after_run_end_s},
+        "run_retries": {
+            "enabled": True,
+            "max_retries": settings.max_run_retries,
+            "retry_on_asset_or_op_failure": False,
+        },
+        "run_monitoring": {
+            "enabled": True,
+            "poll_interval_seconds": settings.monitoring_poll_s,
+            "free_slots_after_run_end_seconds": settings.free_slots_after_run_end_s,
+        },
     }
     if settings.dequeue_interval_s is not None:
         config["run_queue"] = {"dequeue_interval_seconds": settings.dequeue_interval_s}
@@ -66,10 +75,10 @@ def _untouched(text: str) -> bool:
     if text in PREVIOUS:
         return True
     first, _, body = text.partition("\n")
-    prefix, _, rest = HEADER.partition("{digest}")
+    prefix, _, _ = HEADER.partition("{digest}")
     if not (first + "\n").startswith(prefix):
         return False
-    return first[len(prefix):].split(":")[0] == hashlib.sha256(body.encode()).hexdigest()
+    return first[len(prefix) :].split(":")[0] == hashlib.sha256(body.encode()).hexdigest()
 
 
 def ensure_instance(dagster_home: Path, settings: InstanceSettings = InstanceSettings()) -> str:
@@ -89,4 +98,6 @@ def ensure_instance(dagster_home: Path, settings: InstanceSettings = InstanceSet
         return "updated"
     have = yaml.safe_load(text) or {}
     missing = [key for key in ("concurrency", "run_retries", "run_monitoring") if key not in have]
-    return "kept (edited by hand)" + (f"; it lacks {', '.join(missing)}: see twin_pipeline/launcher/instance.py" if missing else "")
+    return "kept (edited by hand)" + (
+        f"; it lacks {', '.join(missing)}: see twin_pipeline/launcher/instance.py" if missing else ""
+    )

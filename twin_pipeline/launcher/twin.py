@@ -25,13 +25,13 @@ import shutil
 import signal
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from twin_pipeline.lib.calendar.shift_calendar import load_calendar
 
-UTC = timezone.utc
+UTC = UTC
 ROOT = Path(__file__).resolve().parents[2]
 HISTORY = "history.json"
 
@@ -70,33 +70,53 @@ def seed_once(home: Path, lines: list[str], days: float, now: datetime, collecto
             state = {"skipped": "the lake already had live data, so no history was seeded before it"}
         else:
             end = now.replace(microsecond=0)
-            state = {"start": (end - timedelta(days=days)).isoformat(), "end": end.isoformat(), "lines": lines,
-                     "done": False}
+            state = {
+                "start": (end - timedelta(days=days)).isoformat(),
+                "end": end.isoformat(),
+                "lines": lines,
+                "done": False,
+            }
         marker.write_text(json.dumps(state, indent=2))
         if "skipped" in state:
             return state
     start, end = datetime.fromisoformat(state["start"]), datetime.fromisoformat(state["end"])
-    _say(f"history: seeding {(end - start).total_seconds() / 86400:g} days ({start:%Y-%m-%d %H:%M} .. "
-         f"{end:%Y-%m-%d %H:%M} UTC) of {', '.join(state['lines'])} with the line models and the variability "
-         f"engine{' (resuming where it was interrupted)' if resuming else ''}")
+    _say(
+        f"history: seeding {(end - start).total_seconds() / 86400:g} days ({start:%Y-%m-%d %H:%M} .. "
+        f"{end:%Y-%m-%d %H:%M} UTC) of {', '.join(state['lines'])} with the line models and the variability "
+        f"engine{' (resuming where it was interrupted)' if resuming else ''}"
+    )
     variability, vseed = variability_from_toml(collector_config)
     total = (end - start).total_seconds()
 
     def bar(stats: Any) -> None:
         done = stats.simulated_s / total
-        print(f"\r  [{'#' * int(done * 30):<30}] {done:6.1%}  {stats.simulated_to:%Y-%m-%d %H:%M} UTC  "
-              f"{stats.rows:,} samples  {stats.sim_per_wall_per_line:,.0f}x real time per line", end="",
-              file=sys.stderr, flush=True)
+        print(
+            f"\r  [{'#' * int(done * 30):<30}] {done:6.1%}  {stats.simulated_to:%Y-%m-%d %H:%M} UTC  "
+            f"{stats.rows:,} samples  {stats.sim_per_wall_per_line:,.0f}x real time per line",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
 
-    stats = seed_history(lake, state["lines"], start, end, seed=1, progress=bar, variability=variability,
-                         variability_seed=vseed)
+    stats = seed_history(
+        lake, state["lines"], start, end, seed=1, progress=bar, variability=variability, variability_seed=vseed
+    )
     print(file=sys.stderr)
-    state.update({"done": True, "session_id": stats.session_id, "samples": stats.rows,
-                  "injected_events": stats.events, "wall_s": round(stats.wall_s, 1),
-                  "x_real_time_per_line": round(stats.sim_per_wall_per_line)})
+    state.update(
+        {
+            "done": True,
+            "session_id": stats.session_id,
+            "samples": stats.rows,
+            "injected_events": stats.events,
+            "wall_s": round(stats.wall_s, 1),
+            "x_real_time_per_line": round(stats.sim_per_wall_per_line),
+        }
+    )
     marker.write_text(json.dumps(state, indent=2))
-    _say(f"history: {stats.rows:,} samples and {stats.events:,} injected events in {stats.wall_s:.1f} s "
-         f"({stats.sim_per_wall_per_line:,.0f}x real time per line), session {stats.session_id}")
+    _say(
+        f"history: {stats.rows:,} samples and {stats.events:,} injected events in {stats.wall_s:.1f} s "
+        f"({stats.sim_per_wall_per_line:,.0f}x real time per line), session {stats.session_id}"
+    )
     return state
 
 
@@ -136,28 +156,44 @@ def up(args: argparse.Namespace) -> int:
         if state.get("skipped"):
             _say(f"history: not seeded ({state['skipped']})")
         _say("starting the PLC simulator and the edge collector")
-        line = LiveLine(home, lines=",".join(lines), port=args.port, speed=args.speed, seed=args.seed,
-                        config_path=collector_config)
+        line = LiveLine(
+            home, lines=",".join(lines), port=args.port, speed=args.speed, seed=args.seed, config_path=collector_config
+        )
         line.start()
         if not args.no_ui:
             _say("starting Dagster: webserver, daemon, code location (about 20 s) ...")
             dagster_home = home / "dagster"
-            _say(f"Dagster instance {dagster_home / 'dagster.yaml'}: {ensure_instance(dagster_home)} (pool "
-                 f"{POOL} one step at a time, crashed runs retried: twin_pipeline/launcher/instance.py)")
-            dev = DagsterDev(ROOT / "workspace.yaml", dagster_home=dagster_home, log_path=home / "logs" / "dagster.log",
-                             env={"TWIN_HOME": str(home)}, cwd=ROOT, port=args.ui_port)
+            _say(
+                f"Dagster instance {dagster_home / 'dagster.yaml'}: {ensure_instance(dagster_home)} (pool "
+                f"{POOL} one step at a time, crashed runs retried: twin_pipeline/launcher/instance.py)"
+            )
+            dev = DagsterDev(
+                ROOT / "workspace.yaml",
+                dagster_home=dagster_home,
+                log_path=home / "logs" / "dagster.log",
+                env={"TWIN_HOME": str(home)},
+                cwd=ROOT,
+                port=args.ui_port,
+            )
             dev.start_and_wait(timeout=180)
             dev.wait_for_assets(["gold/fact_oee_shift"], timeout=180)
         shifts = seeded_shifts(state)
-        print(f"""
-  Dagster UI     {dev.url if dev else '(not started: --no-ui)'}   lineage: Assets > Lineage; backfill: an asset > Materialize
-  past shifts    {f'{shifts[0]} .. {shifts[-1]} ({len(shifts)} seeded shifts, ready to backfill)' if shifts else 'none seeded'}
-  live line      opc.tcp://127.0.0.1:{args.port} ({', '.join(lines)}, SignAndEncrypt)
-  metrics        {line.metrics_url or '(off)'}
-  lake           {home / 'lake'}
-  Dagster home   {home / 'dagster'} (log: {home / 'logs' / 'dagster.log'})
+        ui = dev.url if dev else "(not started: --no-ui)"
+        past = (
+            f"{shifts[0]} .. {shifts[-1]} ({len(shifts)} seeded shifts, ready to backfill)" if shifts else "none seeded"
+        )
+        print(
+            f"""
+  Dagster UI     {ui}   lineage: Assets > Lineage; backfill: an asset > Materialize
+  past shifts    {past}
+  live line      opc.tcp://127.0.0.1:{args.port} ({", ".join(lines)}, SignAndEncrypt)
+  metrics        {line.metrics_url or "(off)"}
+  lake           {home / "lake"}
+  Dagster home   {home / "dagster"} (log: {home / "logs" / "dagster.log"})
 Ctrl-C stops everything; `make run` again continues where it stopped.
-""", flush=True)
+""",
+            flush=True,
+        )
         _say("running")
         while line.alive() and (dev is None or dev.proc is None or dev.proc.poll() is None):
             time.sleep(0.5)
@@ -225,18 +261,31 @@ def reset(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="twin", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("up", help="seed history once, run the live line and Dagster until Ctrl-C",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    run = commands.add_parser(
+        "up",
+        help="seed history once, run the live line and Dagster until Ctrl-C",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.add_argument("--days", type=float, default=3.0, help="days of history to seed before now, once (default 3)")
     run.add_argument("--lines", default="L1,L2", help="line ids (default L1,L2)")
-    run.add_argument("--port", type=int, default=4840, help="OPC UA port of the PLC simulator on 127.0.0.1 (default 4840)")
-    run.add_argument("--speed", type=float, default=1.0, help="simulated seconds per wall second of the live line "
-                                                               "(default 1: real time)")
+    run.add_argument(
+        "--port", type=int, default=4840, help="OPC UA port of the PLC simulator on 127.0.0.1 (default 4840)"
+    )
+    run.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="simulated seconds per wall second of the live line (default 1: real time)",
+    )
     run.add_argument("--seed", type=int, default=1, help="seed of the live line models (default 1)")
     run.add_argument("--ui-port", type=int, default=3000, help="Dagster UI port on 127.0.0.1 (default 3000)")
     run.add_argument("--no-ui", action="store_true", help="run the line only, without Dagster")
-    run.add_argument("--collector-config", type=Path,
-                     help="edge collector config (default edge_collector/local.toml: variability on, metrics on 9464)")
+    run.add_argument(
+        "--collector-config",
+        type=Path,
+        help="edge collector config (default edge_collector/local.toml: variability on, metrics on 9464)",
+    )
     wipe = commands.add_parser("reset", help=f"delete TWIN_HOME (now {twin_home()}) after asking")
     wipe.add_argument("--yes", action="store_true", help="do not ask")
     args = parser.parse_args(argv)

@@ -66,8 +66,13 @@ def scan_shifts(path: Path, shift_ids: Sequence[str]) -> pl.LazyFrame:
     files = table.file_uris(file_pruning_predicate=[("shift_id", "in", ids)])
     if not files:
         return pl.LazyFrame(schema=schema)
-    return pl.scan_parquet(files, hive_partitioning=True, hive_schema={"shift_id": schema["shift_id"]},
-                           missing_columns="insert", extra_columns="ignore").select(schema.names())
+    return pl.scan_parquet(
+        files,
+        hive_partitioning=True,
+        hive_schema={"shift_id": schema["shift_id"]},
+        missing_columns="insert",
+        extra_columns="ignore",
+    ).select(schema.names())
 
 
 def replace_shifts(path: Path, frame: pl.DataFrame, shift_ids: Sequence[str]) -> int:
@@ -82,14 +87,21 @@ def replace_shifts(path: Path, frame: pl.DataFrame, shift_ids: Sequence[str]) ->
         return DeltaTable(str(path)).version()
     table = DeltaTable(str(path))  # opened once: the write below updates it to the version it commits
     predicate = " OR ".join(f"shift_id = '{s}'" for s in shift_ids)
-    frame.write_delta(table, mode="overwrite", delta_write_options={"partition_by": ["shift_id"], "predicate": predicate})
+    frame.write_delta(
+        table, mode="overwrite", delta_write_options={"partition_by": ["shift_id"], "predicate": predicate}
+    )
     version = table.version()
     if version - last_checkpoint_version(path) >= CHECKPOINT_EVERY:
         try:
             table.create_checkpoint()
         except Exception as exc:  # noqa: BLE001 - the commit above stands; a missing checkpoint only slows opens
-            log.warning("checkpoint of %s at version %d failed: %r; opens replay more JSON commits until the next "
-                        "write retries it", path, version, exc)
+            log.warning(
+                "checkpoint of %s at version %d failed: %r; opens replay more JSON commits until the next "
+                "write retries it",
+                path,
+                version,
+                exc,
+            )
     return version
 
 
@@ -111,16 +123,19 @@ def mark_provisional(path: Path, shift_ids: Sequence[str], reason: str) -> int:
     text = reason.replace("'", "''")
     metrics = table.update(
         predicate=f"shift_id IN ({ids})",
-        updates={"provisional": "true",
-                 "provisional_reason": f"CASE WHEN provisional_reason IS NULL OR provisional_reason = '' THEN '{text}' "
-                                       f"WHEN strpos(provisional_reason, '{text}') > 0 THEN provisional_reason "
-                                       f"ELSE concat(provisional_reason, '; ', '{text}') END"},
+        updates={
+            "provisional": "true",
+            "provisional_reason": f"CASE WHEN provisional_reason IS NULL OR provisional_reason = '' THEN '{text}' "
+            f"WHEN strpos(provisional_reason, '{text}') > 0 THEN provisional_reason "
+            f"ELSE concat(provisional_reason, '; ', '{text}') END",
+        },
     )
     return int(metrics.get("num_updated_rows", 0))
 
 
-def read_shifts(path: Path, shift_ids: Sequence[str], columns: Sequence[str] | None = None,
-                where: pl.Expr | None = None) -> pl.DataFrame:
+def read_shifts(
+    path: Path, shift_ids: Sequence[str], columns: Sequence[str] | None = None, where: pl.Expr | None = None
+) -> pl.DataFrame:
     """Rows of a shift-partitioned table for these shifts; only `columns` and the rows matching `where`
     when given, both pushed into the Parquet read. A missing lake table reads as an empty frame with its
     contract schema."""
@@ -134,8 +149,9 @@ def read_shifts(path: Path, shift_ids: Sequence[str], columns: Sequence[str] | N
     return (scan.select(columns) if columns is not None else scan).collect()
 
 
-def read_bronze(lake: Path, shift_id: str, tags: Sequence[str] | None = None,
-                columns: Sequence[str] | None = None) -> pl.DataFrame:
+def read_bronze(
+    lake: Path, shift_id: str, tags: Sequence[str] | None = None, columns: Sequence[str] | None = None
+) -> pl.DataFrame:
     """Bronze samples of `shift_id`, carried-in rows included; only `tags` and `columns` when given (read
     pushed down)."""
     path = layer_path(lake, "bronze", "samples")

@@ -49,8 +49,10 @@ class Maintained:
     files_vacuumed: int  # unreferenced files deleted from disk
 
     def line(self) -> str:
-        return (f"{self.table}: {self.files_before} -> {self.files_after} files ({self.files_compacted} compacted), "
-                f"{self.files_vacuumed} vacuumed, version {self.version}")
+        return (
+            f"{self.table}: {self.files_before} -> {self.files_after} files ({self.files_compacted} compacted), "
+            f"{self.files_vacuumed} vacuumed, version {self.version}"
+        )
 
 
 def _files(path: Path) -> int:
@@ -75,8 +77,14 @@ def maintain_edge(lake: Path, table: str, lock_wait_s: float = 300.0) -> Maintai
         return None
     compacted = compact_edge(lake, table, wait_s=lock_wait_s)
     vacuumed = vacuum_edge(lake, table, dry_run=False)
-    return Maintained(f"edge/{table}", DeltaTable(str(path)).version(), before, _files(path),
-                      int(compacted.get("numFilesRemoved", 0)), len(vacuumed))
+    return Maintained(
+        f"edge/{table}",
+        DeltaTable(str(path)).version(),
+        before,
+        _files(path),
+        int(compacted.get("numFilesRemoved", 0)),
+        len(vacuumed),
+    )
 
 
 def maintain_lake_table(lake: Path, table: str) -> Maintained | None:
@@ -88,5 +96,11 @@ def maintain_lake_table(lake: Path, table: str) -> Maintained | None:
         return None
     compacted = _retried(lambda: DeltaTable(str(path)).optimize.compact())
     vacuumed = _retried(lambda: DeltaTable(str(path)).vacuum(dry_run=False))
-    return Maintained(table, DeltaTable(str(path)).version(), before, _files(path),
-                      int(compacted.get("numFilesRemoved", 0)), len(vacuumed))
+    return Maintained(
+        table,
+        DeltaTable(str(path)).version(),
+        before,
+        _files(path),
+        int(compacted.get("numFilesRemoved", 0)),
+        len(vacuumed),
+    )

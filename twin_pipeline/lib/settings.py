@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 
-
 PROFILES = ("local", "azure")
 #: The environment of the azure profile: (variable, required, what it is).
 AZURE_SETTINGS = (
@@ -24,7 +23,7 @@ AZURE_SETTINGS = (
     ("AZURE_STORAGE_SAS_TOKEN", False, "a SAS token (secret) instead of the key"),
     ("TWIN_LANDING_CONTAINER", False, "container of the landing zone (default: landing)"),
 )
-#: The Power BI refresh of the azure profile, all or none (twin_pipeline/lib/integrations/powerbi.py): (variable, what it is).
+#: The Power BI refresh of the azure profile, all or none (lib/integrations/powerbi.py): (variable, what it is).
 POWERBI_SETTINGS = (
     ("POWERBI_WORKSPACE_ID", "id of the workspace (group) the IndustrialTwin semantic model is published to"),
     ("POWERBI_SEMANTIC_MODEL_ID", "id of the published IndustrialTwin semantic model (dataset)"),
@@ -37,7 +36,11 @@ DATABRICKS_SETTINGS = (
     ("DATABRICKS_HOST", True, "workspace URL, e.g. https://adb-<id>.<n>.azuredatabricks.net"),
     ("DATABRICKS_TOKEN", False, "a token (secret); without it the SDK's auth chain (DATABRICKS_CLIENT_ID/SECRET, CLI)"),
     ("TWIN_DATABRICKS_SCRIPT", True, "where the bundle put oee_job.py, e.g. /Workspace/Shared/twin/oee_job.py"),
-    ("TWIN_DATABRICKS_LAKE", True, "the lake as the cluster sees it, e.g. abfss://lake@<account>.dfs.core.windows.net/twin"),
+    (
+        "TWIN_DATABRICKS_LAKE",
+        True,
+        "the lake as the cluster sees it, e.g. abfss://lake@<account>.dfs.core.windows.net/twin",
+    ),
     ("TWIN_DATABRICKS_COMPUTE", False, "job_cluster (default), existing_cluster or serverless"),
     ("TWIN_DATABRICKS_CLUSTER_ID", False, "the cluster of compute=existing_cluster"),
     ("TWIN_DATABRICKS_NODE_TYPE", False, "node type of compute=job_cluster (default Standard_D4ds_v5)"),
@@ -49,8 +52,10 @@ def require(profile_name: str, settings: tuple[tuple[str, bool, str], ...]) -> N
     missing = [var for var, required, _ in settings if required and not os.environ.get(var)]
     if missing:
         listed = "\n".join(f"  {var}{' (required)' if req else ''}: {what}" for var, req, what in settings)
-        raise ValueError(f"TWIN_PROFILE={profile_name} needs {', '.join(missing)} in the environment (or in .env "
-                         f"beside workspace.yaml):\n{listed}")
+        raise ValueError(
+            f"TWIN_PROFILE={profile_name} needs {', '.join(missing)} in the environment (or in .env "
+            f"beside workspace.yaml):\n{listed}"
+        )
 
 
 def profile() -> str:
@@ -68,8 +73,10 @@ def oee_engine() -> str:
     if name not in ("polars", "spark", "databricks"):
         raise ValueError(f"TWIN_OEE_ENGINE={name!r} is not an engine; set it to polars, spark or databricks")
     if name == "databricks" and profile() != "azure":
-        raise ValueError("TWIN_OEE_ENGINE=databricks needs TWIN_PROFILE=azure (its Pipes messages travel through "
-                         "the landing account); use spark to run the same job on local pyspark")
+        raise ValueError(
+            "TWIN_OEE_ENGINE=databricks needs TWIN_PROFILE=azure (its Pipes messages travel through "
+            "the landing account); use spark to run the same job on local pyspark"
+        )
     return name
 
 

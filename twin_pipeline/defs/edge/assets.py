@@ -73,10 +73,15 @@ def edge_delta_versions(context: dg.SensorEvaluationContext, lake: LakeResource)
         if version is None or version <= seen.get(table, -1):
             continue
         seen[table] = version
-        events.append(dg.AssetMaterialization(
-            asset_key=["edge", table],
-            metadata={"delta_version": version, "path": dg.MetadataValue.path(str(edge_table_path(lake.path(), table)))},
-        ))
+        events.append(
+            dg.AssetMaterialization(
+                asset_key=["edge", table],
+                metadata={
+                    "delta_version": version,
+                    "path": dg.MetadataValue.path(str(edge_table_path(lake.path(), table))),
+                },
+            )
+        )
     cursor = ",".join(f"{name}={version}" for name, version in sorted(seen.items()))
     if not events:
         return dg.SkipReason(f"no new Delta versions ({cursor or 'no tables yet'})")
@@ -87,12 +92,15 @@ def edge_delta_versions(context: dg.SensorEvaluationContext, lake: LakeResource)
 #: without a new Delta version means the collector (or its link to the PLC) is down.
 RAW_SAMPLES_STALE_AFTER = timedelta(minutes=15)
 edge_freshness = dg.build_last_update_freshness_checks(
-    assets=[dg.AssetKey(["edge", "raw_samples"])], lower_bound_delta=RAW_SAMPLES_STALE_AFTER)
+    assets=[dg.AssetKey(["edge", "raw_samples"])], lower_bound_delta=RAW_SAMPLES_STALE_AFTER
+)
 edge_freshness_sensor = dg.build_sensor_for_freshness_checks(
-    freshness_checks=edge_freshness, name="edge_freshness", default_status=dg.DefaultSensorStatus.RUNNING)
+    freshness_checks=edge_freshness, name="edge_freshness", default_status=dg.DefaultSensorStatus.RUNNING
+)
 
 
 @dg.definitions
 def edge() -> dg.Definitions:
-    return dg.Definitions(assets=EDGE_ASSETS, asset_checks=edge_freshness,
-                          sensors=[edge_delta_versions, edge_freshness_sensor])
+    return dg.Definitions(
+        assets=EDGE_ASSETS, asset_checks=edge_freshness, sensors=[edge_delta_versions, edge_freshness_sensor]
+    )

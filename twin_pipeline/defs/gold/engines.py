@@ -27,8 +27,9 @@ class LocalSparkOeeJob(dg.ConfigurableResource):
 
     def run(self, context: dg.AssetExecutionContext, shift_ids: Sequence[str]) -> dg.PipesClientCompletedInvocation:
         client = dg.PipesSubprocessClient(env={"SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable})
-        return client.run(context=context, command=[sys.executable, str(SCRIPT)],
-                          extras=job_extras(self.lake, "delta-rs", shift_ids))
+        return client.run(
+            context=context, command=[sys.executable, str(SCRIPT)], extras=job_extras(self.lake, "delta-rs", shift_ids)
+        )
 
 
 class DatabricksOeeJob(dg.ConfigurableResource):
@@ -44,8 +45,9 @@ class DatabricksOeeJob(dg.ConfigurableResource):
     node_type_id: str = "Standard_D4ds_v5"
     num_workers: int = 1
     cluster_id: str = ""  # compute = existing_cluster
-    secret_scope: str = "twin"  # holds the landing account's key as `secret_key` (the Pipes transport)
-    secret_key: str = "landing-storage-key"
+    # names of a Databricks secret scope and key, not secrets: the scope holds the landing account's key
+    secret_scope: str = "twin"  # noqa: S105 - a name, not a secret
+    secret_key: str = "landing-storage-key"  # noqa: S105 - a name, not a secret
     pipes_container: str = "pipes"
     table_io: str = "delta"
     poll_interval_seconds: float = 10.0
@@ -60,16 +62,32 @@ class DatabricksOeeJob(dg.ConfigurableResource):
         """The submitted task; Pipes adds its bootstrap (env vars on a job cluster, else parameters)."""
         from databricks.sdk.service import jobs
 
-        params = ["--pipes-transport", "azure-blob", "--storage-account-url", self.landing.account_url,
-                  "--secret-scope", self.secret_scope, "--secret-key", self.secret_key]
-        task: dict[str, Any] = {"task_key": "oee", "spark_python_task": {"python_file": self.script, "parameters": params}}
-        libraries = [{"pypi": {"package": f"{name}=={version(name)}"}} for name in ("dagster-pipes", "azure-storage-blob")]
+        params = [
+            "--pipes-transport",
+            "azure-blob",
+            "--storage-account-url",
+            self.landing.account_url,
+            "--secret-scope",
+            self.secret_scope,
+            "--secret-key",
+            self.secret_key,
+        ]
+        task: dict[str, Any] = {
+            "task_key": "oee",
+            "spark_python_task": {"python_file": self.script, "parameters": params},
+        }
+        libraries = [
+            {"pypi": {"package": f"{name}=={version(name)}"}} for name in ("dagster-pipes", "azure-storage-blob")
+        ]
         if self.compute == "job_cluster":
             task["new_cluster"] = {
-                "spark_version": self.spark_version, "node_type_id": self.node_type_id, "num_workers": self.num_workers,
+                "spark_version": self.spark_version,
+                "node_type_id": self.node_type_id,
+                "num_workers": self.num_workers,
                 "spark_env_vars": {  # a secret reference: Databricks resolves it on the cluster
                     "AZURE_STORAGE_KEY": f"{{{{secrets/{self.secret_scope}/{self.secret_key}}}}}",
-                    **({"AZURE_STORAGE_ACCOUNT": self.landing.account_name} if self.landing.account_name else {})},
+                    **({"AZURE_STORAGE_ACCOUNT": self.landing.account_name} if self.landing.account_name else {}),
+                },
             }
             task["libraries"] = libraries
         elif self.compute == "existing_cluster":
@@ -87,9 +105,15 @@ class DatabricksOeeJob(dg.ConfigurableResource):
         name = shift_ids[0] if len(shift_ids) == 1 else f"{shift_ids[0]}..{shift_ids[-1]}"
         args: dict[str, Any] = {"run_name": f"twin OEE {name}"}
         if self.compute == "serverless":
-            args["environments"] = [jobs.JobEnvironment(environment_key="twin", spec=compute.Environment(
-                environment_version="3",
-                dependencies=[f"{name}=={version(name)}" for name in ("dagster-pipes", "azure-storage-blob")]))]
+            args["environments"] = [
+                jobs.JobEnvironment(
+                    environment_key="twin",
+                    spec=compute.Environment(
+                        environment_version="3",
+                        dependencies=[f"{name}=={version(name)}" for name in ("dagster-pipes", "azure-storage-blob")],
+                    ),
+                )
+            ]
         return args
 
     def run(self, context: dg.AssetExecutionContext, shift_ids: Sequence[str]) -> dg.PipesClientCompletedInvocation:
@@ -103,15 +127,24 @@ class DatabricksOeeJob(dg.ConfigurableResource):
             container.create_container()
         transport: dict[str, Any] = {
             "context_injector": PipesAzureBlobStorageContextInjector(container=self.pipes_container, client=blobs),
-            "message_reader": PipesAzureBlobStorageMessageReader(container=self.pipes_container, client=blobs,
-                                                                 interval=2),
+            "message_reader": PipesAzureBlobStorageMessageReader(
+                container=self.pipes_container, client=blobs, interval=2
+            ),
         }
         client = self.workspace_client()
         pipes: PipesDatabricksClient | PipesDatabricksServerlessClient
         if self.compute == "serverless":
-            pipes = PipesDatabricksServerlessClient(client=client, volume_path="unused: Blob transport",
-                                                    poll_interval_seconds=self.poll_interval_seconds, **transport)
+            pipes = PipesDatabricksServerlessClient(
+                client=client,
+                volume_path="unused: Blob transport",
+                poll_interval_seconds=self.poll_interval_seconds,
+                **transport,
+            )
         else:
             pipes = PipesDatabricksClient(client=client, poll_interval_seconds=self.poll_interval_seconds, **transport)
-        return pipes.run(context=context, task=self.task(), submit_args=self.submit_args(shift_ids),
-                         extras=job_extras(self.lake, self.table_io, shift_ids))
+        return pipes.run(
+            context=context,
+            task=self.task(),
+            submit_args=self.submit_args(shift_ids),
+            extras=job_extras(self.lake, self.table_io, shift_ids),
+        )

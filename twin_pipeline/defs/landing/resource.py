@@ -42,7 +42,8 @@ class LandingResource(dg.ConfigurableResource):
     def container_client(self) -> ContainerClient:
         """The container, created when missing; retries are `land()`'s, not the SDK's."""
         container = client_for(self.account_url, self.credential(), block_size=self.block_size).get_container_client(
-            self.container)
+            self.container
+        )
         from azure.core.exceptions import ResourceExistsError
 
         try:

@@ -9,10 +9,11 @@ colons break predicate overwrites), and they equal the Dagster partition keys bu
 
 from __future__ import annotations
 
+import itertools
 import os
 import tomllib
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 SHIFT_ID_FORMAT = "%Y-%m-%d-%H%M"
-UTC = timezone.utc
+UTC = UTC
 
 
 class ShiftCalendarError(ValueError):
@@ -81,9 +82,9 @@ def _clock(text: str, where: str) -> time:
     try:
         value = time.fromisoformat(text)
     except (TypeError, ValueError) as exc:
-        raise ShiftCalendarError(f"{where}: {text!r} is not a local time like \"06:00\"") from exc
+        raise ShiftCalendarError(f'{where}: {text!r} is not a local time like "06:00"') from exc
     if value.tzinfo is not None or value.second or value.microsecond:
-        raise ShiftCalendarError(f"{where}: give a local time in hours and minutes, like \"06:00\"")
+        raise ShiftCalendarError(f'{where}: give a local time in hours and minutes, like "06:00"')
     return value
 
 
@@ -97,14 +98,16 @@ class ShiftCalendar:
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ShiftCalendarError(f"timezone {self.timezone!r} is not an IANA zone like \"Europe/Berlin\"") from exc
+            raise ShiftCalendarError(f'timezone {self.timezone!r} is not an IANA zone like "Europe/Berlin"') from exc
         if not self.shifts:
             raise ShiftCalendarError("at least one [[shifts]] entry is needed")
         starts = [s.start for s in self.shifts]
         if starts != sorted(starts) or len(set(starts)) != len(starts):
             raise ShiftCalendarError(f"shift starts must be distinct and in day order, got {[str(s) for s in starts]}")
         if len({s.start.minute for s in self.shifts}) != 1:
-            raise ShiftCalendarError("all shifts must start at the same minute of the hour (one cron drives the partitions)")
+            raise ShiftCalendarError(
+                "all shifts must start at the same minute of the hour (one cron drives the partitions)"
+            )
         if len({s.name for s in self.shifts}) != len(self.shifts):
             raise ShiftCalendarError("shift names must be unique")
         self._refuse_transition_hours()
@@ -120,7 +123,8 @@ class ShiftCalendar:
                 if a.utcoffset() != b.utcoffset():
                     raise ShiftCalendarError(
                         f"shift {shift.name!r} starts at {shift.start:%H:%M}, which does not exist or exists twice on "
-                        f"{day} in {self.timezone} (daylight-saving change); move it out of that hour")
+                        f"{day} in {self.timezone} (daylight-saving change); move it out of that hour"
+                    )
             day += timedelta(days=1)
 
     @cached_property
@@ -149,8 +153,9 @@ class ShiftCalendar:
         for brk in shift.breaks:
             b_start = datetime.combine(local_start.date(), brk.start, tzinfo=self.tz).astimezone(UTC)
             if b_start < start:
-                b_start = datetime.combine(local_start.date() + timedelta(days=1), brk.start,
-                                           tzinfo=self.tz).astimezone(UTC)
+                b_start = datetime.combine(
+                    local_start.date() + timedelta(days=1), brk.start, tzinfo=self.tz
+                ).astimezone(UTC)
             b_end = b_start + timedelta(minutes=brk.minutes)  # elapsed time: UTC arithmetic
             b_start, b_end = max(b_start, start), min(b_end, end)
             if b_end > b_start:
@@ -162,7 +167,7 @@ class ShiftCalendar:
         if instant.tzinfo is None:
             raise ValueError("shift_at needs an aware datetime")
         starts = self._starts_around(instant)
-        for (start, shift), (end, _) in zip(starts, starts[1:]):
+        for (start, shift), (end, _) in itertools.pairwise(starts):
             if start <= instant < end:
                 return self._window(start, shift, end)
         raise AssertionError(f"no shift contains {instant}")  # unreachable: starts cover four days
@@ -175,8 +180,10 @@ class ShiftCalendar:
             raise ShiftCalendarError(f"shift id {shift_id!r} is not like 2026-11-24-0600") from exc
         shift = next((s for s in self.shifts if s.start == local.time()), None)
         if shift is None:
-            raise ShiftCalendarError(f"no shift starts at {local:%H:%M}; shifts start at "
-                                     f"{', '.join(f'{s.start:%H:%M}' for s in self.shifts)}")
+            raise ShiftCalendarError(
+                f"no shift starts at {local:%H:%M}; shifts start at "
+                f"{', '.join(f'{s.start:%H:%M}' for s in self.shifts)}"
+            )
         start = local.replace(tzinfo=self.tz).astimezone(UTC)
         return self.shift_at(start)
 
@@ -202,8 +209,12 @@ def parse_calendar(raw: dict[str, Any], where: str = "shifts") -> ShiftCalendar:
             raise ShiftCalendarError(f"{here}: needs name and start (and optional breaks), got {sorted(entry)}")
         breaks = []
         for j, brk in enumerate(entry.get("breaks", [])):
-            if set(brk) != {"start", "minutes"} or not isinstance(brk["minutes"], (int, float)) or not 0 < brk["minutes"] < 24 * 60:
-                raise ShiftCalendarError(f"{here}.breaks[{j}]: needs start = \"HH:MM\" and minutes > 0")
+            if (
+                set(brk) != {"start", "minutes"}
+                or not isinstance(brk["minutes"], (int, float))
+                or not 0 < brk["minutes"] < 24 * 60
+            ):
+                raise ShiftCalendarError(f'{here}.breaks[{j}]: needs start = "HH:MM" and minutes > 0')
             breaks.append(Break(_clock(brk["start"], f"{here}.breaks[{j}]"), float(brk["minutes"])))
         shifts.append(ShiftDef(str(entry["name"]), _clock(entry["start"], here), tuple(breaks)))
     try:
@@ -218,7 +229,10 @@ def load_calendar(path: Path | None = None) -> ShiftCalendar:
     env = os.environ.get("TWIN_SHIFTS")
     path = path or (Path(env) if env else None)
     if path is None:
-        text, where = resources.files("twin_pipeline.lib.calendar").joinpath("shifts.toml").read_text(encoding="utf-8"), "shifts.toml"
+        text, where = (
+            resources.files("twin_pipeline.lib.calendar").joinpath("shifts.toml").read_text(encoding="utf-8"),
+            "shifts.toml",
+        )
     else:
         try:
             text, where = path.read_text(encoding="utf-8"), str(path)

@@ -61,13 +61,21 @@ def parquet_bytes(frame: pl.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def client_for(account_url: str, credential: Any, *, block_size: int = 4 << 20,
-               timeout_s: int = 60) -> BlobServiceClient:
+def client_for(
+    account_url: str, credential: Any, *, block_size: int = 4 << 20, timeout_s: int = 60
+) -> BlobServiceClient:
     """A Blob client that leaves retrying to `land` (SDK retries off) and uploads in blocks of `block_size`."""
     from azure.storage.blob import BlobServiceClient
 
-    return BlobServiceClient(account_url, credential=credential, retry_total=0, max_single_put_size=block_size,
-                             max_block_size=block_size, connection_timeout=timeout_s, read_timeout=timeout_s)
+    return BlobServiceClient(
+        account_url,
+        credential=credential,
+        retry_total=0,
+        max_single_put_size=block_size,
+        max_block_size=block_size,
+        connection_timeout=timeout_s,
+        read_timeout=timeout_s,
+    )
 
 
 def _landed_already(container: ContainerClient, name: str, size: int, digest: str) -> bool:
@@ -80,8 +88,16 @@ def _landed_already(container: ContainerClient, name: str, size: int, digest: st
     return props.size == size and (props.metadata or {}).get(SHA256_KEY) == digest
 
 
-def land(container: ContainerClient, name: str, data: bytes, *, attempts: int = 6, backoff_s: float = 1.0,
-         backoff_cap_s: float = 60.0, sleep: Callable[[float], None] = time.sleep) -> Landed:
+def land(
+    container: ContainerClient,
+    name: str,
+    data: bytes,
+    *,
+    attempts: int = 6,
+    backoff_s: float = 1.0,
+    backoff_cap_s: float = 60.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Landed:
     """Upload `data` as blob `name` (replacing it), verified; idempotent and retried with capped backoff."""
     from azure.core.exceptions import AzureError
     from azure.storage.blob import ContentSettings
@@ -94,15 +110,24 @@ def land(container: ContainerClient, name: str, data: bytes, *, attempts: int = 
             if _landed_already(container, name, len(data), digest):
                 return Landed(name, len(data), digest, uploaded=False, attempts=attempt)
             container.get_blob_client(name).upload_blob(
-                data, overwrite=True, metadata={SHA256_KEY: digest}, validate_content=True, max_concurrency=1,
-                content_settings=ContentSettings(content_type="application/vnd.apache.parquet", content_md5=bytearray(md5)))
+                data,
+                overwrite=True,
+                metadata={SHA256_KEY: digest},
+                validate_content=True,
+                max_concurrency=1,
+                content_settings=ContentSettings(
+                    content_type="application/vnd.apache.parquet", content_md5=bytearray(md5)
+                ),
+            )
             if not _landed_already(container, name, len(data), digest):
                 raise LandingError(f"{name}: the committed blob does not match the local bytes (size or SHA-256)")
             return Landed(name, len(data), digest, uploaded=True, attempts=attempt)
         except (AzureError, LandingError) as exc:
             last = exc
             if attempt < attempts:
-                sleep(random.uniform(0, min(backoff_cap_s, backoff_s * 2 ** (attempt - 1))))
-    raise LandingError(f"could not land {name} in container {container.container_name!r} after {attempts} attempts "
-                       f"({type(last).__name__}: {last}); check the storage account URL, credentials and the link, "
-                       "then re-run the shift: a re-run replaces it") from last
+                sleep(random.uniform(0, min(backoff_cap_s, backoff_s * 2 ** (attempt - 1))))  # noqa: S311 - jitter, not crypto
+    raise LandingError(
+        f"could not land {name} in container {container.container_name!r} after {attempts} attempts "
+        f"({type(last).__name__}: {last}); check the storage account URL, credentials and the link, "
+        "then re-run the shift: a re-run replaces it"
+    ) from last

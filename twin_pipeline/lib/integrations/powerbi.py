@@ -35,7 +35,13 @@ def powerbi_settings() -> PowerBISettings | None:
     missing = [var for var, value in present.items() if not value]
     if missing:
         listed = "\n".join(f"  {var}: {what}" for var, what in POWERBI_SETTINGS)
-        raise ValueError(f"the Power BI refresh needs all of its settings or none; missing {', '.join(missing)} "
-                         f"(in the environment, or in .env beside workspace.yaml):\n{listed}")
-    return PowerBISettings(present["POWERBI_WORKSPACE_ID"], present["POWERBI_SEMANTIC_MODEL_ID"],
-                           present["POWERBI_TENANT_ID"], present["POWERBI_CLIENT_ID"])
+        raise ValueError(
+            f"the Power BI refresh needs all of its settings or none; missing {', '.join(missing)} "
+            f"(in the environment, or in .env beside workspace.yaml):\n{listed}"
+        )
+    return PowerBISettings(
+        present["POWERBI_WORKSPACE_ID"],
+        present["POWERBI_SEMANTIC_MODEL_ID"],
+        present["POWERBI_TENANT_ID"],
+        present["POWERBI_CLIENT_ID"],
+    )

@@ -27,12 +27,38 @@ M_NAVIGATION = re.compile(r'\[Name="(?P<name>[^"]+)",Kind="(?P<kind>[^"]+)"\]')
 #: The ADLS branch of a partition: the table's Delta folder under the `AdlsRoot` parameter.
 ADLS_FOLDER = re.compile(r'AdlsRoot\s*&\s*"/gold/(?P<name>[^"/]+)"')
 
-_OBJECTS = frozenset({
-    "model", "database", "table", "column", "measure", "partition", "relationship", "expression", "annotation",
-    "hierarchy", "level", "ref", "role", "tablePermission", "columnPermission", "perspective", "perspectiveTable",
-    "perspectiveColumn", "perspectiveMeasure", "perspectiveHierarchy", "calculationGroup", "calculationItem",
-    "cultureInfo", "linguisticMetadata", "queryGroup", "function", "extendedProperty", "dataSource",
-})
+_OBJECTS = frozenset(
+    {
+        "model",
+        "database",
+        "table",
+        "column",
+        "measure",
+        "partition",
+        "relationship",
+        "expression",
+        "annotation",
+        "hierarchy",
+        "level",
+        "ref",
+        "role",
+        "tablePermission",
+        "columnPermission",
+        "perspective",
+        "perspectiveTable",
+        "perspectiveColumn",
+        "perspectiveMeasure",
+        "perspectiveHierarchy",
+        "calculationGroup",
+        "calculationItem",
+        "cultureInfo",
+        "linguisticMetadata",
+        "queryGroup",
+        "function",
+        "extendedProperty",
+        "dataSource",
+    }
+)
 _PROPERTY = re.compile(r"^(\w+)\s*:\s*(.*)$")
 _ASSIGNMENT = re.compile(r"^(\w+)\s*=\s*(.*)$")
 _FLAG = re.compile(r"^\w+$")
@@ -86,7 +112,7 @@ def parse(text: str, source: str = "<tmdl>") -> list[Node]:
             i += 1
             continue
         if word in _OBJECTS:
-            name, rest = _split_name(body[len(word):].strip(), f"{source}:{i + 1}")
+            name, rest = _split_name(body[len(word) :].strip(), f"{source}:{i + 1}")
             node = Node(word, name, description=" ".join(description))
         elif assignment := _ASSIGNMENT.match(body):
             node, rest = Node(assignment.group(1), ""), "= " + assignment.group(2)
@@ -114,11 +140,11 @@ def _split_name(text: str, where: str) -> tuple[str, str]:
             if k < 0:
                 raise TmdlError(f"{where}: unterminated quoted name")
             name.append(text[j:k])
-            if text[k + 1:k + 2] == "'":
+            if text[k + 1 : k + 2] == "'":
                 name.append("'")
                 j = k + 2
                 continue
-            return "".join(name), text[k + 1:].strip()
+            return "".join(name), text[k + 1 :].strip()
     head, eq, tail = text.partition("=")
     return head.strip(), (eq + tail).strip()
 
@@ -157,7 +183,7 @@ def split_reference(reference: str) -> tuple[str, str]:
     while j < len(reference):
         ch = reference[j]
         if ch == "'":
-            if quoted and reference[j + 1:j + 2] == "'":
+            if quoted and reference[j + 1 : j + 2] == "'":
                 current.append("'")
                 j += 2
                 continue
@@ -257,8 +283,10 @@ def load(definition: Path = DEFINITION_DIR) -> SemanticModel:
 
 
 def _table(node: Node) -> Table:
-    columns = {c.name: Column(c.name, c.properties.get("dataType", ""), c.properties, c.description)
-               for c in node.all("column")}
+    columns = {
+        c.name: Column(c.name, c.properties.get("dataType", ""), c.properties, c.description)
+        for c in node.all("column")
+    }
     measures = {m.name: Measure(m.name, m.value or "", m.properties, m.description) for m in node.all("measure")}
     partitions = []
     for p in node.all("partition"):

@@ -19,8 +19,8 @@ from datetime import timedelta
 
 import polars as pl
 
-from twin_pipeline.lib.contracts import BRONZE_SAMPLES
 from twin_pipeline.lib.calendar.shift_calendar import ShiftWindow
+from twin_pipeline.lib.contracts import BRONZE_SAMPLES
 
 KEY = ["line_id", "tag", "source_ts"]
 #: How far back a value is looked for in the edge table when the previous shift has no bronze, and
@@ -43,7 +43,8 @@ def typed(raw: pl.DataFrame, shift_id: str, carried_in: bool = False) -> pl.Data
     if raw.height and raw.select(pl.struct(KEY).is_duplicated().any()).item():
         deduped = raw.sort(["received_ts", "seq"]).unique(subset=KEY, keep="first")
     return deduped.with_columns(
-        pl.lit(shift_id).alias("shift_id"), (pl.col("status_code") // (1 << 30)).eq(0).alias("is_good"),
+        pl.lit(shift_id).alias("shift_id"),
+        (pl.col("status_code") // (1 << 30)).eq(0).alias("is_good"),
         pl.lit(carried_in).alias("carried_in"),
     ).select(list(BRONZE_SAMPLES))
 
@@ -54,14 +55,19 @@ def carry_in(before: pl.DataFrame, window: ShiftWindow) -> pl.DataFrame:
     if not before.height:
         return pl.DataFrame(schema=BRONZE_SAMPLES)
     earlier = before.filter(pl.col("source_ts") < window.start)
-    alive = earlier.group_by("line_id").agg(pl.col("source_ts").max().alias("newest")).filter(
-        pl.col("newest") >= window.start - CARRY_LOOKBACK)["line_id"]
+    alive = (
+        earlier.group_by("line_id")
+        .agg(pl.col("source_ts").max().alias("newest"))
+        .filter(pl.col("newest") >= window.start - CARRY_LOOKBACK)["line_id"]
+    )
     # the newest row per (line, tag), by a hash aggregation, not a sort (bronze is unique on (line, tag, source_ts))
-    last = earlier.filter(pl.col("line_id").is_in(alive.implode())
-                          & (pl.col("source_ts") == pl.col("source_ts").max().over("line_id", "tag"))
-                          ).unique(subset=["line_id", "tag"], keep="first")
+    last = earlier.filter(
+        pl.col("line_id").is_in(alive.implode())
+        & (pl.col("source_ts") == pl.col("source_ts").max().over("line_id", "tag"))
+    ).unique(subset=["line_id", "tag"], keep="first")
     return last.with_columns(pl.lit(window.shift_id).alias("shift_id"), pl.lit(True).alias("carried_in")).select(
-        list(BRONZE_SAMPLES))
+        list(BRONZE_SAMPLES)
+    )
 
 
 def bronze_samples(raw: pl.DataFrame, window: ShiftWindow, before: pl.DataFrame) -> tuple[pl.DataFrame, BronzeStats]:
@@ -69,6 +75,10 @@ def bronze_samples(raw: pl.DataFrame, window: ShiftWindow, before: pl.DataFrame)
     own = typed(raw, window.shift_id)
     carried = carry_in(before, window)
     out = pl.concat([carried, own]).sort(["line_id", "tag", "source_ts"])
-    stats = BronzeStats(rows_in=raw.height, duplicates=raw.height - own.height,
-                        not_good=int((~own["is_good"]).sum()) if own.height else 0, carried_in=carried.height)
+    stats = BronzeStats(
+        rows_in=raw.height,
+        duplicates=raw.height - own.height,
+        not_good=int((~own["is_good"]).sum()) if own.height else 0,
+        carried_in=carried.height,
+    )
     return out, stats

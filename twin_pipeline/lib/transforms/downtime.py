@@ -34,29 +34,34 @@ def stops(intervals: pl.DataFrame) -> pl.DataFrame:
     for (shift_id, line_id), group in intervals.filter(~pl.col("planned_break")).group_by(["shift_id", "line_id"]):
         group = group.sort("start")
         first_start, last_end = group["start"].min(), group["end"].max()
-        current: list[dict] = []
-
-        def close() -> None:
-            if not current:
-                return
-            start, end = current[0]["start"], current[-1]["end"]
-            code = next((r["stop_reason"] for r in current if r["stop_reason"] is not None), None)
-            rows.append({
-                "shift_id": shift_id, "line_id": line_id, "stop_start": start, "stop_end": end,
-                "duration_s": sum(r["duration_s"] for r in current), "reason_code": code,
-                "reason": _NAMES.get(code, f"Fault{code}") if code is not None else None,
-                "category": reason_category(code),
-                "states": ">".join(dict.fromkeys(r["state_name"] or "Unknown" for r in current)),
-                "is_microstop": sum(r["duration_s"] for r in current) < MICROSTOP_S,
-                "open_at_shift_start": start == first_start, "open_at_shift_end": end == last_end,
-                "in_gap": any(r["in_gap"] for r in current),
-            })
-            current.clear()
-
+        run: list[dict[str, Any]] = []  # the non-production intervals of the stop in progress
         for r in group.iter_rows(named=True):
-            if r["time_element"] == "production":
-                close()
-            else:
-                current.append(r)
-        close()
+            if r["time_element"] != "production":
+                run.append(r)
+            elif run:
+                rows.append(_stop(shift_id, line_id, run, first_start, last_end))
+                run = []
+        if run:
+            rows.append(_stop(shift_id, line_id, run, first_start, last_end))
     return pl.DataFrame(rows, schema=FACT_DOWNTIME).sort("line_id", "stop_start")
+
+
+def _stop(shift_id: str, line_id: str, run: list[dict[str, Any]], first_start: Any, last_end: Any) -> dict[str, Any]:
+    """The fact_downtime row of one stop: a run of consecutive non-production intervals."""
+    start, end = run[0]["start"], run[-1]["end"]
+    code = next((r["stop_reason"] for r in run if r["stop_reason"] is not None), None)
+    return {
+        "shift_id": shift_id,
+        "line_id": line_id,
+        "stop_start": start,
+        "stop_end": end,
+        "duration_s": sum(r["duration_s"] for r in run),
+        "reason_code": code,
+        "reason": _NAMES.get(code, f"Fault{code}") if code is not None else None,
+        "category": reason_category(code),
+        "states": ">".join(dict.fromkeys(r["state_name"] or "Unknown" for r in run)),
+        "is_microstop": sum(r["duration_s"] for r in run) < MICROSTOP_S,
+        "open_at_shift_start": start == first_start,
+        "open_at_shift_end": end == last_end,
+        "in_gap": any(r["in_gap"] for r in run),
+    }

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import polars as pl
 
 from plc.tagmap import PackMLState as S
-from twin_pipeline.lib.transforms.counters import DESIGN_SPEED_TAG
-from twin_pipeline.lib.contracts import FACT_OEE_SHIFT
 from twin_pipeline.lib.calendar.shift_calendar import ShiftWindow
+from twin_pipeline.lib.contracts import FACT_OEE_SHIFT
+from twin_pipeline.lib.transforms.counters import DESIGN_SPEED_TAG
 
 EXECUTE = int(S.Execute)
 TIME_ELEMENT: dict[int, str] = {
@@ -62,8 +62,11 @@ def _ratio(num: float, den: float) -> float | None:
 def oee(x: OeeInputs) -> OeeFigures:
     """The ISO 22400-2 figures; None where the denominator is zero (never NaN, never an exception)."""
     availability = _ratio(x.actual_production_time_s, x.planned_busy_time_s)
-    performance = (_ratio(x.ideal_cycle_time_s * x.produced, x.actual_production_time_s)
-                   if x.ideal_cycle_time_s is not None else None)
+    performance = (
+        _ratio(x.ideal_cycle_time_s * x.produced, x.actual_production_time_s)
+        if x.ideal_cycle_time_s is not None
+        else None
+    )
     quality = _ratio(x.good, x.produced)
     parts = (availability, performance, quality)
     value = parts[0] * parts[1] * parts[2] if all(p is not None for p in parts) else None  # type: ignore[operator]
@@ -76,7 +79,9 @@ def roll_up(rows: pl.DataFrame) -> OeeFigures:
     over the summed APT."""
     if not rows.height:
         return oee(OeeInputs(0.0, 0.0, None, 0, 0))
-    t = rows.select(pl.col("planned_busy_time_s", "actual_production_time_s", "produced", "good").sum()).row(0, named=True)
+    t = rows.select(pl.col("planned_busy_time_s", "actual_production_time_s", "produced", "good").sum()).row(
+        0, named=True
+    )
     cycle = rows.filter(pl.col("ideal_cycle_time_s").is_not_null())
     ideal_s = float((cycle["ideal_cycle_time_s"] * cycle["produced"]).sum())
     produced = int(t["produced"])
@@ -96,10 +101,10 @@ SPEED_COLUMNS = ("line_id", "tag", "source_ts", "value", "is_good")
 UNKNOWN_TOLERANCE_S = 1.0
 
 
-
 def _ideal_cycle_time(samples: pl.DataFrame, line_id: str) -> float | None:
-    speed = samples.filter((pl.col("line_id") == line_id) & (pl.col("tag") == DESIGN_SPEED_TAG)
-                           & pl.col("is_good") & (pl.col("value") > 0)).sort("source_ts")
+    speed = samples.filter(
+        (pl.col("line_id") == line_id) & (pl.col("tag") == DESIGN_SPEED_TAG) & pl.col("is_good") & (pl.col("value") > 0)
+    ).sort("source_ts")
     return 60.0 / float(speed["value"][-1]) if speed.height else None
 
 
@@ -109,25 +114,46 @@ def oee_rows(intervals: pl.DataFrame, counts: pl.DataFrame, samples: pl.DataFram
     design-speed samples, the figures per `oee()`, and why a row is provisional."""
     shift_id = window.shift_id
     rows = []
-    lines = sorted(set(intervals["line_id"].to_list() if intervals.height else [])
-                   | set(counts["line_id"].to_list() if counts.height else []))
+    lines = sorted(
+        set(intervals["line_id"].to_list() if intervals.height else [])
+        | set(counts["line_id"].to_list() if counts.height else [])
+    )
     for line_id in lines:
         mine = intervals.filter(pl.col("line_id") == line_id) if intervals.height else intervals
         busy = mine.filter(~pl.col("planned_break")) if mine.height else mine
-        by_element = {e: float(busy.filter(pl.col("time_element") == e)["duration_s"].sum())
-                      for e in ("production", "fault", "stop", "setup", "unknown")} if busy.height else {}
-        in_breaks_s = float(mine.filter(pl.col("planned_break") & (pl.col("time_element") == "production"))[
-            "duration_s"].sum()) if mine.height else 0.0
+        by_element = (
+            {
+                e: float(busy.filter(pl.col("time_element") == e)["duration_s"].sum())
+                for e in ("production", "fault", "stop", "setup", "unknown")
+            }
+            if busy.height
+            else {}
+        )
+        in_breaks_s = (
+            float(mine.filter(pl.col("planned_break") & (pl.col("time_element") == "production"))["duration_s"].sum())
+            if mine.height
+            else 0.0
+        )
         found = counts.filter(pl.col("line_id") == line_id) if counts.height else counts
-        count = found.row(0, named=True) if found.height else {
-            "produced": 0, "defective": 0, "produced_resets": 0, "produced_in_breaks": 0, "defective_in_breaks": 0}
+        count = (
+            found.row(0, named=True)
+            if found.height
+            else {
+                "produced": 0,
+                "defective": 0,
+                "produced_resets": 0,
+                "produced_in_breaks": 0,
+                "defective_in_breaks": 0,
+            }
+        )
         produced = int(count["produced"]) - int(count["produced_in_breaks"])  # inside planned busy time
         reject = int(count["defective"]) - int(count["defective_in_breaks"])
         inputs = OeeInputs(
             planned_busy_time_s=window.planned_busy_time_s,
             actual_production_time_s=by_element.get("production", 0.0),
             ideal_cycle_time_s=_ideal_cycle_time(samples, line_id),
-            produced=produced, good=produced - reject,
+            produced=produced,
+            good=produced - reject,
         )
         figures = oee(inputs)
         reasons = []
@@ -137,18 +163,34 @@ def oee_rows(intervals: pl.DataFrame, counts: pl.DataFrame, samples: pl.DataFram
             reasons.append(f"unknown state {by_element['unknown']:.0f} s")
         if int(count["produced_resets"]) > 0:
             reasons.append("counter reset")
-        rows.append({
-            "shift_id": shift_id, "line_id": line_id, "shift_name": window.name,
-            "shift_start": window.start, "shift_end": window.end, "shift_length_s": window.duration_s,
-            "planned_downtime_s": window.planned_downtime_s, "planned_busy_time_s": window.planned_busy_time_s,
-            "actual_production_time_s": inputs.actual_production_time_s,
-            "downtime_fault_s": by_element.get("fault", 0.0), "downtime_stop_s": by_element.get("stop", 0.0),
-            "downtime_setup_s": by_element.get("setup", 0.0), "unknown_time_s": by_element.get("unknown", 0.0),
-            "ideal_cycle_time_s": inputs.ideal_cycle_time_s, "produced": inputs.produced, "good": inputs.good,
-            "reject": reject, "produced_in_breaks": int(count["produced_in_breaks"]),
-            "production_in_breaks_s": in_breaks_s, "availability": figures.availability,
-            "performance": figures.performance, "quality": figures.quality, "oee": figures.oee,
-            "performance_above_1": figures.performance_above_1,
-            "provisional": bool(reasons), "provisional_reason": "; ".join(reasons) or None,
-        })
+        rows.append(
+            {
+                "shift_id": shift_id,
+                "line_id": line_id,
+                "shift_name": window.name,
+                "shift_start": window.start,
+                "shift_end": window.end,
+                "shift_length_s": window.duration_s,
+                "planned_downtime_s": window.planned_downtime_s,
+                "planned_busy_time_s": window.planned_busy_time_s,
+                "actual_production_time_s": inputs.actual_production_time_s,
+                "downtime_fault_s": by_element.get("fault", 0.0),
+                "downtime_stop_s": by_element.get("stop", 0.0),
+                "downtime_setup_s": by_element.get("setup", 0.0),
+                "unknown_time_s": by_element.get("unknown", 0.0),
+                "ideal_cycle_time_s": inputs.ideal_cycle_time_s,
+                "produced": inputs.produced,
+                "good": inputs.good,
+                "reject": reject,
+                "produced_in_breaks": int(count["produced_in_breaks"]),
+                "production_in_breaks_s": in_breaks_s,
+                "availability": figures.availability,
+                "performance": figures.performance,
+                "quality": figures.quality,
+                "oee": figures.oee,
+                "performance_above_1": figures.performance_above_1,
+                "provisional": bool(reasons),
+                "provisional_reason": "; ".join(reasons) or None,
+            }
+        )
     return pl.DataFrame(rows, schema=FACT_OEE_SHIFT)

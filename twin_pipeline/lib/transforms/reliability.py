@@ -124,8 +124,11 @@ def injected(events: pl.DataFrame) -> Injected:
     shape, scale = _as_weibull(params)
     own = {k: v for k, v in params.items() if k not in ("distribution", "unit", "context")}
     return Injected(
-        ttf_distribution=starts["distribution"][-1], ttf_params=json.dumps(own, sort_keys=True),
-        weibull_shape=shape, weibull_scale=scale,
+        ttf_distribution=starts["distribution"][-1],
+        ttf_params=json.dumps(own, sort_keys=True),
+        weibull_shape=shape,
+        weibull_scale=scale,
         repair_distribution=ends["distribution"][-1] if ends.height else None,
-        faults=starts.height, mean_repair_s=float(ends["value"].mean()) if ends.height else None,  # type: ignore[arg-type]
+        faults=starts.height,
+        mean_repair_s=float(ends["value"].mean()) if ends.height else None,  # type: ignore[arg-type]
     )

@@ -26,8 +26,17 @@ def spc(shift_id: str, line_id: str, deviations: list[float], tolerance: float |
         cp = 2 * tolerance / (6 * sigma)
         cpk = (tolerance - abs(mean)) / (3 * sigma)
     out = sum(abs(d) > tolerance for d in deviations) if tolerance is not None else None
-    return {"shift_id": shift_id, "line_id": line_id, "parts_measured": n, "mean_mm": mean, "sigma_mm": sigma,
-            "tolerance_mm": tolerance, "cp": cp, "cpk": cpk, "out_of_tolerance": out}
+    return {
+        "shift_id": shift_id,
+        "line_id": line_id,
+        "parts_measured": n,
+        "mean_mm": mean,
+        "sigma_mm": sigma,
+        "tolerance_mm": tolerance,
+        "cp": cp,
+        "cpk": cpk,
+        "out_of_tolerance": out,
+    }
 
 
 def part_measurements(samples: pl.DataFrame, shift_id: str) -> pl.DataFrame:
@@ -37,14 +46,20 @@ def part_measurements(samples: pl.DataFrame, shift_id: str) -> pl.DataFrame:
         return pl.DataFrame(schema=SILVER_PART_MEASUREMENTS)
     good = samples.filter(pl.col("is_good") & pl.col("value").is_not_null()).sort("source_ts")
     parts = good.filter((pl.col("tag") == "Quality.LastPartDeviation") & ~pl.col("carried_in")).select(
-        "line_id", pl.col("source_ts").alias("measured_ts"), pl.col("value").alias("deviation_mm"))
+        "line_id", pl.col("source_ts").alias("measured_ts"), pl.col("value").alias("deviation_mm")
+    )
     tolerance = good.filter(pl.col("tag") == "Quality.ToleranceMm").select(
-        "line_id", pl.col("source_ts").alias("measured_ts"), pl.col("value").alias("tolerance_mm"))
+        "line_id", pl.col("source_ts").alias("measured_ts"), pl.col("value").alias("tolerance_mm")
+    )
     joined = parts.join_asof(tolerance, on="measured_ts", by="line_id", strategy="backward")
-    return joined.with_columns(
-        pl.lit(shift_id).alias("shift_id"),
-        (pl.col("deviation_mm").abs() > pl.col("tolerance_mm")).alias("out_of_tolerance"),
-    ).select(list(SILVER_PART_MEASUREMENTS)).sort("line_id", "measured_ts")
+    return (
+        joined.with_columns(
+            pl.lit(shift_id).alias("shift_id"),
+            (pl.col("deviation_mm").abs() > pl.col("tolerance_mm")).alias("out_of_tolerance"),
+        )
+        .select(list(SILVER_PART_MEASUREMENTS))
+        .sort("line_id", "measured_ts")
+    )
 
 
 def spc_frame(measurements: pl.DataFrame, shift_id: str) -> pl.DataFrame:

@@ -9,26 +9,29 @@ their state is the last one seen, but nobody watched.
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime
 from typing import Any
 
 import polars as pl
 
 from plc.tagmap import PackMLState
-from twin_pipeline.lib.transforms.oee import TIME_ELEMENT
-from twin_pipeline.lib.contracts import SILVER_STATE_INTERVALS
 from twin_pipeline.lib.calendar.shift_calendar import ShiftWindow
+from twin_pipeline.lib.contracts import SILVER_STATE_INTERVALS
+from twin_pipeline.lib.transforms.oee import TIME_ELEMENT
 
 STATE_TAG = "Status.StateCurrent"
 REASON_TAG = "Admin.StopReason.ID"
 
 
 def _changes(samples: pl.DataFrame, line_id: str, tag: str) -> list[tuple[datetime, int]]:
-    rows = samples.filter((pl.col("line_id") == line_id) & (pl.col("tag") == tag) & pl.col("is_good")
-                          & pl.col("value").is_not_null()).sort("source_ts")
+    rows = samples.filter(
+        (pl.col("line_id") == line_id) & (pl.col("tag") == tag) & pl.col("is_good") & pl.col("value").is_not_null()
+    ).sort("source_ts")
     # a value outside Int32 (a corrupt sample) becomes -1: no state, no reason; never an overflow
-    return list(zip(rows["source_ts"].to_list(),
-                    (int(v) if -(2**31) <= v < 2**31 else -1 for v in rows["value"].to_list())))
+    return list(
+        zip(rows["source_ts"].to_list(), (int(v) if -(2**31) <= v < 2**31 else -1 for v in rows["value"].to_list()))
+    )
 
 
 def _value_at(changes: list[tuple[datetime, int]], t: datetime) -> int | None:
@@ -40,8 +43,9 @@ def _value_at(changes: list[tuple[datetime, int]], t: datetime) -> int | None:
     return value
 
 
-def state_intervals(samples: pl.DataFrame, window: ShiftWindow, line_ids: list[str],
-                    gaps: list[tuple[str, datetime, datetime]]) -> pl.DataFrame:
+def state_intervals(
+    samples: pl.DataFrame, window: ShiftWindow, line_ids: list[str], gaps: list[tuple[str, datetime, datetime]]
+) -> pl.DataFrame:
     """`samples`: bronze rows of this shift and the previous one; `gaps`: (line, start, end) in PLC time."""
     rows = []
     for line_id in line_ids:
@@ -54,19 +58,25 @@ def state_intervals(samples: pl.DataFrame, window: ShiftWindow, line_ids: list[s
         pieces: list[tuple[datetime, Any, datetime]] = []
         for (start, state), (end, _) in zip(points, [*points[1:], (window.end, None)]):
             bounds = [start, *(t for t in cuts if start < t < end), end]
-            pieces.extend((a, state, b) for a, b in zip(bounds, bounds[1:]))
+            pieces.extend((a, state, b) for a, b in itertools.pairwise(bounds))
         for start, state, end in pieces:
             if end <= start:
                 continue
             known = state in TIME_ELEMENT  # a value that is no PackML state is unknown time (the range check names it)
             reason = _value_at(reasons, start) if known and TIME_ELEMENT[state] != "production" else None
-            rows.append({
-                "shift_id": window.shift_id, "line_id": line_id, "state": state,
-                "state_name": PackMLState(state).name if known else None,
-                "time_element": TIME_ELEMENT[state] if known else "unknown",
-                "start": start, "end": end, "duration_s": end.timestamp() - start.timestamp(),
-                "stop_reason": reason,
-                "in_gap": any(s < end and e > start for s, e in line_gaps),
-                "planned_break": any(b_start <= start and end <= b_end for b_start, b_end in window.breaks),
-            })
+            rows.append(
+                {
+                    "shift_id": window.shift_id,
+                    "line_id": line_id,
+                    "state": state,
+                    "state_name": PackMLState(state).name if known else None,
+                    "time_element": TIME_ELEMENT[state] if known else "unknown",
+                    "start": start,
+                    "end": end,
+                    "duration_s": end.timestamp() - start.timestamp(),
+                    "stop_reason": reason,
+                    "in_gap": any(s < end and e > start for s, e in line_gaps),
+                    "planned_break": any(b_start <= start and end <= b_end for b_start, b_end in window.breaks),
+                }
+            )
     return pl.DataFrame(rows, schema=SILVER_STATE_INTERVALS)
