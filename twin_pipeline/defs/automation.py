@@ -7,11 +7,12 @@ from datetime import timedelta
 import dagster as dg
 
 from twin_pipeline.defs.partitions import CALENDAR, SHIFTS
+from twin_pipeline.lib.contracts import Table
 
 #: The shift-partitioned assets (the calendar and line dimensions refresh on their own cron); the
 #: landing group exists in the azure profile only.
 SHIFT_ASSETS = dg.AssetSelection.groups("landing", "bronze", "silver", "gold") - dg.AssetSelection.assets(
-    ["gold", "dim_shift"], ["gold", "dim_date"], ["gold", "dim_line"]
+    *(dg.AssetKey(t.asset_path) for t in (Table.DIM_SHIFT, Table.DIM_DATE, Table.DIM_LINE))
 )
 #: Minutes after the shift end, so the collector's last batches of the shift are committed.
 GRACE_MINUTES = 20

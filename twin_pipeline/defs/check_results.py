@@ -11,7 +11,7 @@ import polars as pl
 
 from twin_pipeline.defs.partitions import SHIFTS
 from twin_pipeline.defs.resources import LakeResource
-from twin_pipeline.lib.contracts import OEE_SHIFT, layer_path, table_path
+from twin_pipeline.lib.contracts import Table, table_path
 from twin_pipeline.lib.lake_io import mark_provisional, read_shifts
 
 
@@ -21,8 +21,8 @@ def shift_ids(context: dg.AssetCheckExecutionContext) -> list[str]:
     return list(SHIFTS.get_partition_keys_in_range(key_range))
 
 
-def shift_rows(lake: LakeResource, layer: str, table: str, context: dg.AssetCheckExecutionContext) -> pl.DataFrame:
-    return read_shifts(layer_path(lake.path(), layer, table), shift_ids(context))
+def shift_rows(lake: LakeResource, table: Table, context: dg.AssetCheckExecutionContext) -> pl.DataFrame:
+    return read_shifts(table_path(lake.path(), table), shift_ids(context))
 
 
 def provisional_unless(
@@ -32,6 +32,6 @@ def provisional_unless(
     (gold is not recomputed in this run; rows published earlier stay, flagged) or an ERROR check on
     gold itself (run after gold was written). The check's name becomes the provisional reason."""
     if not passed:
-        flagged = mark_provisional(table_path(lake.path(), OEE_SHIFT), shift_ids(context), f"check {name} failed")
+        flagged = mark_provisional(table_path(lake.path(), Table.OEE_SHIFT), shift_ids(context), f"check {name} failed")
         metadata = {**metadata, "gold_rows_marked_provisional": flagged}
     return dg.AssetCheckResult(passed=passed, metadata=metadata)

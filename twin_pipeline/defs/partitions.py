@@ -13,8 +13,7 @@ import dagster as dg
 import polars as pl
 
 from twin_pipeline.lib.calendar.shift_calendar import SHIFT_ID_FORMAT, ShiftCalendar, load_calendar
-from twin_pipeline.lib.contracts import BRONZE as BRONZE_TABLE
-from twin_pipeline.lib.contracts import TABLES
+from twin_pipeline.lib.contracts import TABLES, Table
 from twin_pipeline.lib.lake_io import replace_shifts
 
 
@@ -32,7 +31,7 @@ def shift_partitions(calendar: ShiftCalendar, end: datetime | None = None) -> dg
 
 CALENDAR = load_calendar()
 SHIFTS = shift_partitions(CALENDAR)
-BRONZE = dg.AssetKey(BRONZE_TABLE.split("/"))
+BRONZE = dg.AssetKey(Table.BRONZE_SAMPLES.asset_path)
 
 
 def column_schema(table: str) -> dg.TableSchema:

@@ -8,6 +8,7 @@ here, and the semantic model's contract test reads the gold part.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -200,30 +201,42 @@ DIM_LINE = pl.Schema(
     }
 )
 
-#: Every table by its asset key path ("layer/table"); the gold ones form the star schema.
+
+class Table(StrEnum):
+    """Every lake table by its key "layer/table": its asset key path and its folder under the lake root."""
+
+    BRONZE_SAMPLES = "bronze/samples"
+    STATE_INTERVALS = "silver/state_intervals"
+    PART_COUNTS = "silver/part_counts"
+    PART_MEASUREMENTS = "silver/part_measurements"
+    OEE_SHIFT = "gold/fact_oee_shift"
+    DOWNTIME = "gold/fact_downtime"
+    QUALITY = "gold/fact_quality"
+    RELIABILITY = "gold/fact_reliability"
+    DIM_SHIFT = "gold/dim_shift"
+    DIM_DATE = "gold/dim_date"
+    DIM_LINE = "gold/dim_line"
+
+    @property
+    def asset_path(self) -> list[str]:
+        """The asset key path, ["layer", "table"]."""
+        return self.value.split("/")
+
+
+#: Every table's contract by its key; the gold ones form the star schema.
 TABLES: dict[str, pl.Schema] = {
-    "bronze/samples": BRONZE_SAMPLES,
-    "silver/state_intervals": SILVER_STATE_INTERVALS,
-    "silver/part_counts": SILVER_PART_COUNTS,
-    "silver/part_measurements": SILVER_PART_MEASUREMENTS,
-    "gold/fact_oee_shift": FACT_OEE_SHIFT,
-    "gold/fact_downtime": FACT_DOWNTIME,
-    "gold/fact_quality": FACT_QUALITY,
-    "gold/fact_reliability": FACT_RELIABILITY,
-    "gold/dim_shift": DIM_SHIFT,
-    "gold/dim_date": DIM_DATE,
-    "gold/dim_line": DIM_LINE,
+    Table.BRONZE_SAMPLES: BRONZE_SAMPLES,
+    Table.STATE_INTERVALS: SILVER_STATE_INTERVALS,
+    Table.PART_COUNTS: SILVER_PART_COUNTS,
+    Table.PART_MEASUREMENTS: SILVER_PART_MEASUREMENTS,
+    Table.OEE_SHIFT: FACT_OEE_SHIFT,
+    Table.DOWNTIME: FACT_DOWNTIME,
+    Table.QUALITY: FACT_QUALITY,
+    Table.RELIABILITY: FACT_RELIABILITY,
+    Table.DIM_SHIFT: DIM_SHIFT,
+    Table.DIM_DATE: DIM_DATE,
+    Table.DIM_LINE: DIM_LINE,
 }
-BRONZE = "bronze/samples"
-STATE_INTERVALS = "silver/state_intervals"
-PART_COUNTS = "silver/part_counts"
-PART_MEASUREMENTS = "silver/part_measurements"
-OEE_SHIFT = "gold/fact_oee_shift"
-
-
-def layer_path(lake: Path, layer: str, table: str) -> Path:
-    """Where the table `layer/table` lives under the lake root."""
-    return lake / layer / table
 
 
 def table_path(lake: Path, key: str) -> Path:

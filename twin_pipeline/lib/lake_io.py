@@ -20,7 +20,7 @@ from deltalake.exceptions import TableNotFoundError
 from edge_collector.datalogger import last_checkpoint_version
 from edge_collector.schemas import TABLES, day_of, edge_table_path
 from twin_pipeline.lib.calendar.shift_calendar import ShiftWindow
-from twin_pipeline.lib.contracts import BRONZE_SAMPLES, layer_path, schema_of
+from twin_pipeline.lib.contracts import BRONZE_SAMPLES, Table, schema_of, table_path
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def read_bronze(
 ) -> pl.DataFrame:
     """Bronze samples of `shift_id`, carried-in rows included; only `tags` and `columns` when given (read
     pushed down)."""
-    path = layer_path(lake, "bronze", "samples")
+    path = table_path(lake, Table.BRONZE_SAMPLES)
     if tags is None and columns is None:
         return read_shifts(path, [shift_id])
     if not (path / "_delta_log").exists():

@@ -10,7 +10,7 @@ from edge_collector.schemas import edge_table_path
 from twin_pipeline.defs.partitions import BRONZE, CALENDAR, publish, shift_asset
 from twin_pipeline.defs.resources import LakeResource
 from twin_pipeline.lib.calendar.shift_calendar import previous_shift
-from twin_pipeline.lib.contracts import BRONZE_SAMPLES
+from twin_pipeline.lib.contracts import BRONZE_SAMPLES, Table, table_path
 from twin_pipeline.lib.lake_io import read_shifts, scan_edge
 from twin_pipeline.lib.transforms.bronze import CARRY_LOOKBACK, bronze_samples, typed
 
@@ -26,7 +26,7 @@ from twin_pipeline.lib.transforms.bronze import CARRY_LOOKBACK, bronze_samples, 
 def bronze_samples_asset(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     raw_path = edge_table_path(lake.path(), "raw_samples")
     quarantine_path = edge_table_path(lake.path(), "quarantine")
-    target = lake.path() / "bronze" / "samples"
+    target = table_path(lake.path(), Table.BRONZE_SAMPLES)
     frames: list[pl.DataFrame] = []
     duplicates = rows_in = not_good = quarantined = carried = 0
     for shift_id in context.partition_keys:  # in time order: each shift carries the previous one's values in
@@ -66,7 +66,7 @@ def bronze_samples_asset(context: dg.AssetExecutionContext, lake: LakeResource) 
     out = pl.concat(frames) if frames else pl.DataFrame(schema=BRONZE_SAMPLES)
     return dg.MaterializeResult(
         metadata={
-            **publish(lake.path(), "bronze/samples", out, context.partition_keys),
+            **publish(lake.path(), Table.BRONZE_SAMPLES, out, context.partition_keys),
             "rows_in": rows_in,
             "carried_in": carried,
             "duplicates_removed": duplicates,

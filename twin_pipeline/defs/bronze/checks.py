@@ -11,7 +11,7 @@ from edge_collector.schemas import TABLES, edge_table_path
 from twin_pipeline.defs.check_results import provisional_unless, shift_ids, shift_rows
 from twin_pipeline.defs.partitions import BRONZE, CALENDAR, SHIFTS
 from twin_pipeline.defs.resources import LakeResource
-from twin_pipeline.lib.contracts import layer_path
+from twin_pipeline.lib.contracts import Table, table_path
 from twin_pipeline.lib.lake_io import plc_gaps, read_bronze
 from twin_pipeline.lib.quality.data_quality import (
     GAP_FACTOR,
@@ -35,7 +35,7 @@ from twin_pipeline.lib.quality.value_ranges import out_of_range
     "read from the edge contract's (edge_collector/schemas.py).",
 )
 def bronze_schema(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
-    path = layer_path(lake.path(), "bronze", "samples")
+    path = table_path(lake.path(), Table.BRONZE_SAMPLES)
     problems = (
         schema_problems(pl.scan_delta(str(path)).collect_schema())
         if (path / "_delta_log").exists()
@@ -57,8 +57,8 @@ def bronze_schema(context: dg.AssetCheckExecutionContext, lake: LakeResource) ->
     asset=BRONZE, partitions_def=SHIFTS, blocking=True, description="No two rows share (line, tag, source_ts)."
 )
 def bronze_no_duplicates(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
-    rows = shift_rows(lake, "bronze", "samples", context)
-    dupes = int(rows.select("shift_id", "line_id", "tag", "source_ts").is_duplicated().sum()) if rows.height else 0
+    rows = shift_rows(lake, Table.BRONZE_SAMPLES, context)
+    dupes = int(rows.select("shift_id", "line_id", "tag", "source_ts").is_duplicated().sum())
     return provisional_unless(
         "bronze_no_duplicates", context, lake, dupes == 0, {"duplicate_rows": dupes, "rows": rows.height}
     )
@@ -73,11 +73,11 @@ def bronze_no_duplicates(context: dg.AssetCheckExecutionContext, lake: LakeResou
     "for the shift (none lost, none invented; a late edge write makes it fail until re-run).",
 )
 def bronze_matches_edge(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
-    bronze = shift_rows(lake, "bronze", "samples", context)
+    bronze = shift_rows(lake, Table.BRONZE_SAMPLES, context)
     missing = extra = edge_rows = 0
     for shift_id in shift_ids(context):
         edge = edge_keys(lake.path(), CALENDAR.window(shift_id))
-        mine = bronze.filter((pl.col("shift_id") == shift_id) & ~pl.col("carried_in")) if bronze.height else bronze
+        mine = bronze.filter((pl.col("shift_id") == shift_id) & ~pl.col("carried_in"))
         m, e = reconcile(edge, mine)
         missing, extra, edge_rows = missing + m, extra + e, edge_rows + edge.height
     return provisional_unless(
@@ -100,7 +100,7 @@ def bronze_complete(context: dg.AssetCheckExecutionContext, lake: LakeResource) 
     missing = []
     for shift_id in shift_ids(context):
         samples = read_bronze(lake.path(), shift_id)
-        lines = sorted(samples.filter(~pl.col("carried_in"))["line_id"].unique().to_list()) if samples.height else []
+        lines = sorted(samples.filter(~pl.col("carried_in"))["line_id"].unique().to_list())
         missing += [f"{shift_id} {m}" for m in missing_tags(samples, lines)]
     return provisional_unless(
         "bronze_complete",
@@ -145,10 +145,8 @@ def bronze_no_gaps(context: dg.AssetCheckExecutionContext, lake: LakeResource) -
     "non-negative times and rates, plausible deviations (twin_pipeline/lib/quality/value_ranges.py).",
 )
 def bronze_value_ranges(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
-    rows = shift_rows(lake, "bronze", "samples", context)
-    bad = out_of_range(
-        rows.filter(~pl.col("carried_in")) if rows.height else rows
-    )  # carried rows: checked in their shift
+    rows = shift_rows(lake, Table.BRONZE_SAMPLES, context)
+    bad = out_of_range(rows.filter(~pl.col("carried_in")))  # carried rows: checked in their shift
     by_tag = bad.group_by("line_id", "tag").agg(pl.len().alias("n"), pl.col("value").first().alias("example"))
     listed = [
         f"{r['line_id']}/{r['tag']}: {r['n']} (e.g. {r['example']})"
@@ -172,7 +170,7 @@ def bronze_value_ranges(context: dg.AssetCheckExecutionContext, lake: LakeResour
 def edge_caught_up(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
     behind = []
     for shift_id in shift_ids(context):
-        path = layer_path(lake.path(), "bronze", "samples")
+        path = table_path(lake.path(), Table.BRONZE_SAMPLES)
         lines = (
             sorted(
                 pl.scan_delta(str(path))

@@ -11,7 +11,7 @@ from edge_collector.schemas import edge_table_path
 from twin_pipeline.defs.partitions import CALENDAR, publish, shift_asset
 from twin_pipeline.defs.resources import LakeResource
 from twin_pipeline.lib.calendar.shift_calendar import previous_shift
-from twin_pipeline.lib.contracts import FACT_RELIABILITY, layer_path
+from twin_pipeline.lib.contracts import FACT_RELIABILITY, Table, table_path
 from twin_pipeline.lib.lake_io import read_shifts, scan_edge
 from twin_pipeline.lib.transforms.downtime import stops
 from twin_pipeline.lib.transforms.reliability import failures, fit_weibull, injected
@@ -19,39 +19,39 @@ from twin_pipeline.lib.transforms.spc import spc_frame
 
 
 @shift_asset(
-    key=["gold", "fact_downtime"],
+    key=Table.DOWNTIME.asset_path,
     group="gold",
-    deps=[dg.AssetKey(["silver", "state_intervals"])],
+    deps=[dg.AssetKey(Table.STATE_INTERVALS.asset_path)],
     description="One row per stop (a run of non-Execute states outside planned breaks) with reason code, reason, "
     "category (fault, starved, blocked, operator, batch), duration and microstop flag.",
 )
 def gold_fact_downtime(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-    intervals = read_shifts(layer_path(lake.path(), "silver", "state_intervals"), list(context.partition_keys))
+    intervals = read_shifts(table_path(lake.path(), Table.STATE_INTERVALS), list(context.partition_keys))
     out = stops(intervals)
     return dg.MaterializeResult(
         metadata={
-            **publish(lake.path(), "gold/fact_downtime", out, context.partition_keys),
+            **publish(lake.path(), Table.DOWNTIME, out, context.partition_keys),
             "stops": out.height,
-            "microstops": int(out["is_microstop"].sum()) if out.height else 0,
-            "fault_stops": int((out["category"] == "fault").sum()) if out.height else 0,
+            "microstops": int(out["is_microstop"].sum()),
+            "fault_stops": int((out["category"] == "fault").sum()),
         }
     )
 
 
 @shift_asset(
-    key=["gold", "fact_quality"],
+    key=Table.QUALITY.asset_path,
     group="gold",
-    deps=[dg.AssetKey(["silver", "part_measurements"])],
+    deps=[dg.AssetKey(Table.PART_MEASUREMENTS.asset_path)],
     description="SPC per line and shift: parts measured, mean and sigma of the deviation from nominal, Cp, Cpk "
     "against the PLC's tolerance, out-of-tolerance count.",
 )
 def gold_fact_quality(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-    measurements = read_shifts(layer_path(lake.path(), "silver", "part_measurements"), list(context.partition_keys))
+    measurements = read_shifts(table_path(lake.path(), Table.PART_MEASUREMENTS), list(context.partition_keys))
     out = pl.concat([spc_frame(measurements, shift_id) for shift_id in context.partition_keys])
     return dg.MaterializeResult(
         metadata={
-            **publish(lake.path(), "gold/fact_quality", out, context.partition_keys),
-            "out_of_tolerance": int(out["out_of_tolerance"].sum()) if out.height else 0,
+            **publish(lake.path(), Table.QUALITY, out, context.partition_keys),
+            "out_of_tolerance": int(out["out_of_tolerance"].sum()),
         }
     )
 
@@ -61,11 +61,11 @@ RELIABILITY_LOOKBACK_SHIFTS = 21
 
 
 @shift_asset(
-    key=["gold", "fact_reliability"],
+    key=Table.RELIABILITY.asset_path,
     group="gold",
     deps=[
         dg.AssetDep(
-            dg.AssetKey(["silver", "state_intervals"]),
+            dg.AssetKey(Table.STATE_INTERVALS.asset_path),
             partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-(RELIABILITY_LOOKBACK_SHIFTS - 1)),
         ),
         dg.AssetKey(["edge", "injected_events"]),
@@ -81,7 +81,7 @@ def gold_fact_reliability(context: dg.AssetExecutionContext, lake: LakeResource)
         history = [window]
         for _ in range(RELIABILITY_LOOKBACK_SHIFTS - 1):
             history.append(previous_shift(CALENDAR, history[-1]))
-        intervals = read_shifts(layer_path(lake.path(), "silver", "state_intervals"), [w.shift_id for w in history])
+        intervals = read_shifts(table_path(lake.path(), Table.STATE_INTERVALS), [w.shift_id for w in history])
         events = scan_edge(
             edge_table_path(lake.path(), "injected_events"),
             "injected_events",
@@ -89,8 +89,8 @@ def gold_fact_reliability(context: dg.AssetExecutionContext, lake: LakeResource)
             history[-1].start,
             window.end,
         ).collect()
-        mine_all = intervals.filter(pl.col("shift_id") == shift_id) if intervals.height else intervals
-        for line_id in sorted(mine_all["line_id"].unique().to_list()) if mine_all.height else []:
+        mine_all = intervals.filter(pl.col("shift_id") == shift_id)
+        for line_id in sorted(mine_all["line_id"].unique().to_list()):
             lookback = intervals.filter(pl.col("line_id") == line_id)
             shift = lookback.filter(pl.col("shift_id") == shift_id)
             seen = failures(lookback)
@@ -127,9 +127,9 @@ def gold_fact_reliability(context: dg.AssetExecutionContext, lake: LakeResource)
     out = pl.DataFrame(rows, schema=FACT_RELIABILITY)
     return dg.MaterializeResult(
         metadata={
-            **publish(lake.path(), "gold/fact_reliability", out, context.partition_keys),
-            "failures": int(out["failures"].sum()) if out.height else 0,
-            "injected_faults": int(out["injected_faults"].sum()) if out.height else 0,
+            **publish(lake.path(), Table.RELIABILITY, out, context.partition_keys),
+            "failures": int(out["failures"].sum()),
+            "injected_faults": int(out["injected_faults"].sum()),
             **{
                 f"weibull_shape/{r['line_id']}": round(r["weibull_shape"], 3)
                 for r in out.iter_rows(named=True)

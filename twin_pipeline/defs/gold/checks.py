@@ -10,18 +10,19 @@ import polars as pl
 from twin_pipeline.defs.check_results import provisional_unless, shift_ids, shift_rows
 from twin_pipeline.defs.partitions import CALENDAR, SHIFTS
 from twin_pipeline.defs.resources import LakeResource
+from twin_pipeline.lib.contracts import Table
 from twin_pipeline.lib.settings import oee_engine
 from twin_pipeline.lib.transforms.ground_truth import injected_fault_seconds
 
 
 @dg.asset_check(
-    asset=dg.AssetKey(["gold", "fact_oee_shift"]),
+    asset=dg.AssetKey(Table.OEE_SHIFT.asset_path),
     partitions_def=SHIFTS,
     description="OEE invariants: ratios in [0, 1] (performance may exceed 1: flagged), OEE = A x P x Q, "
     "good + reject = produced, times add up to the shift.",
 )
 def oee_invariants(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
-    rows = shift_rows(lake, "gold", "fact_oee_shift", context)
+    rows = shift_rows(lake, Table.OEE_SHIFT, context)
     problems = []
     for r in rows.iter_rows(named=True):
         where = f"{r['shift_id']} {r['line_id']}"
@@ -54,14 +55,14 @@ def oee_invariants(context: dg.AssetCheckExecutionContext, lake: LakeResource) -
 
 
 @dg.asset_check(
-    asset=dg.AssetKey(["gold", "fact_oee_shift"]),
+    asset=dg.AssetKey(Table.OEE_SHIFT.asset_path),
     partitions_def=SHIFTS,
     description="Performance above 1 (more parts than the ideal rate allows in the production time): a "
     "wrong design speed in the PLC or a counter fault. Flagged, never capped.",
 )
 def performance_at_most_1(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
-    rows = shift_rows(lake, "gold", "fact_oee_shift", context)
-    above = rows.filter(pl.col("performance_above_1")) if rows.height else rows
+    rows = shift_rows(lake, Table.OEE_SHIFT, context)
+    above = rows.filter(pl.col("performance_above_1"))
     listed = [f"{r['shift_id']} {r['line_id']}: {r['performance']:.3f}" for r in above.iter_rows(named=True)]
     return dg.AssetCheckResult(
         passed=not listed,
@@ -76,7 +77,7 @@ FAULT_TOLERANCE_S = 5.0
 
 
 @dg.asset_check(
-    asset=dg.AssetKey(["gold", "fact_oee_shift"]),
+    asset=dg.AssetKey(Table.OEE_SHIFT.asset_path),
     partitions_def=SHIFTS,
     additional_deps=[dg.AssetKey(["edge", "injected_events"])],
     description="Ground truth: fault downtime in gold against the faults the variability engine injected "
@@ -86,7 +87,7 @@ FAULT_TOLERANCE_S = 5.0
 def fault_downtime_matches_injections(
     context: dg.AssetCheckExecutionContext, lake: LakeResource
 ) -> dg.AssetCheckResult:
-    gold = shift_rows(lake, "gold", "fact_oee_shift", context)
+    gold = shift_rows(lake, Table.OEE_SHIFT, context)
     problems, compared = [], {}
     for shift_id in shift_ids(context):
         window = CALENDAR.window(shift_id)

@@ -11,7 +11,7 @@ from deltalake import DeltaTable
 
 from twin_pipeline.defs.partitions import CALENDAR, column_schema
 from twin_pipeline.defs.resources import LakeResource
-from twin_pipeline.lib.contracts import DIM_DATE, DIM_LINE, DIM_SHIFT, layer_path
+from twin_pipeline.lib.contracts import DIM_DATE, DIM_LINE, DIM_SHIFT, Table, table_path
 
 #: How far ahead of today the calendar dimensions reach, so the current and next shifts join.
 AHEAD_DAYS = 2
@@ -55,8 +55,8 @@ def date_rows(first: date, last: date) -> pl.DataFrame:
 
 
 @dg.asset(
-    key=["gold", "dim_shift"],
-    metadata={"dagster/column_schema": column_schema("gold/dim_shift")},
+    key=Table.DIM_SHIFT.asset_path,
+    metadata={"dagster/column_schema": column_schema(Table.DIM_SHIFT)},
     group_name="gold",
     kinds={"polars", "deltalake"},
     owners=["team:data"],
@@ -66,7 +66,7 @@ def date_rows(first: date, last: date) -> pl.DataFrame:
 )
 def gold_dim_shift(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     frame = shift_rows(datetime.now(UTC) + timedelta(days=AHEAD_DAYS))
-    path = layer_path(lake.path(), "gold", "dim_shift")
+    path = table_path(lake.path(), Table.DIM_SHIFT)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": frame.height,
@@ -77,8 +77,8 @@ def gold_dim_shift(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.
 
 
 @dg.asset(
-    key=["gold", "dim_date"],
-    metadata={"dagster/column_schema": column_schema("gold/dim_date")},
+    key=Table.DIM_DATE.asset_path,
+    metadata={"dagster/column_schema": column_schema(Table.DIM_DATE)},
     group_name="gold",
     kinds={"polars", "deltalake"},
     owners=["team:data"],
@@ -87,7 +87,7 @@ def gold_dim_shift(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.
 )
 def gold_dim_date(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     frame = date_rows(CALENDAR.start, datetime.now(CALENDAR.tz).date() + timedelta(days=AHEAD_DAYS))
-    path = layer_path(lake.path(), "gold", "dim_date")
+    path = table_path(lake.path(), Table.DIM_DATE)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": frame.height,
@@ -98,16 +98,16 @@ def gold_dim_date(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
 
 
 @dg.asset(
-    key=["gold", "dim_line"],
-    metadata={"dagster/column_schema": column_schema("gold/dim_line")},
-    deps=[dg.AssetKey(["bronze", "samples"])],
+    key=Table.DIM_LINE.asset_path,
+    metadata={"dagster/column_schema": column_schema(Table.DIM_LINE)},
+    deps=[dg.AssetKey(Table.BRONZE_SAMPLES.asset_path)],
     group_name="gold",
     kinds={"polars", "deltalake"},
     owners=["team:data"],
     description="Every line seen in bronze with its latest design speed, ideal cycle time and tolerance.",
 )
 def gold_dim_line(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-    bronze = layer_path(lake.path(), "bronze", "samples")
+    bronze = table_path(lake.path(), Table.BRONZE_SAMPLES)
     tags = {"Admin.MachDesignSpeed": "design_speed_ppm", "Quality.ToleranceMm": "tolerance_mm"}
     if (bronze / "_delta_log").exists():
         latest = (
@@ -127,7 +127,7 @@ def gold_dim_line(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
         if column not in frame.columns:
             frame = frame.with_columns(pl.lit(None, pl.Float64).alias(column))
     frame = frame.with_columns((60.0 / pl.col("design_speed_ppm")).alias("ideal_cycle_time_s")).sort("line_id")
-    path = layer_path(lake.path(), "gold", "dim_line")
+    path = table_path(lake.path(), Table.DIM_LINE)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": frame.height,

@@ -16,14 +16,14 @@ import polars as pl
 
 from twin_pipeline.defs.partitions import BRONZE, CALENDAR, SHIFTS, column_schema, publish, shift_asset
 from twin_pipeline.defs.resources import LakeResource
-from twin_pipeline.lib.contracts import FACT_OEE_SHIFT, layer_path
+from twin_pipeline.lib.contracts import FACT_OEE_SHIFT, Table, table_path
 from twin_pipeline.lib.lake_io import read_bronze, read_shifts
 from twin_pipeline.lib.settings import oee_engine
 from twin_pipeline.lib.transforms.counters import DESIGN_SPEED_TAG
 from twin_pipeline.lib.transforms.oee import COUNT_COLUMNS, INTERVAL_COLUMNS, SPEED_COLUMNS, oee_rows, roll_up
 
-KEY = dg.AssetKey(["gold", "fact_oee_shift"])
-DEPS = [dg.AssetKey(["silver", "state_intervals"]), dg.AssetKey(["silver", "part_counts"]), BRONZE]
+KEY = dg.AssetKey(Table.OEE_SHIFT.asset_path)
+DEPS = [dg.AssetKey(Table.STATE_INTERVALS.asset_path), dg.AssetKey(Table.PART_COUNTS.asset_path), BRONZE]
 DESCRIPTION = (
     "OEE per line and shift (ISO 22400-2) over planned busy time (breaks excluded; a line that runs "
     "through a break is reported in *_in_breaks): actual production time, downtime by kind, "
@@ -37,10 +37,8 @@ def read_oee_inputs(lake: Path, shift_id: str) -> tuple[pl.DataFrame, pl.DataFra
     design-speed samples, only the columns it uses. The three tables are read concurrently: most of a
     read is delta-rs replaying the table's log and polars scanning Parquet, both outside the GIL."""
     with ThreadPoolExecutor(max_workers=3) as pool:
-        intervals = pool.submit(
-            read_shifts, layer_path(lake, "silver", "state_intervals"), [shift_id], INTERVAL_COLUMNS
-        )
-        counts = pool.submit(read_shifts, layer_path(lake, "silver", "part_counts"), [shift_id], COUNT_COLUMNS)
+        intervals = pool.submit(read_shifts, table_path(lake, Table.STATE_INTERVALS), [shift_id], INTERVAL_COLUMNS)
+        counts = pool.submit(read_shifts, table_path(lake, Table.PART_COUNTS), [shift_id], COUNT_COLUMNS)
         speed = pool.submit(read_bronze, lake, shift_id, [DESIGN_SPEED_TAG], SPEED_COLUMNS)
         return intervals.result(), counts.result(), speed.result()
 
@@ -73,8 +71,8 @@ def gold_fact_oee_shift(context: dg.AssetExecutionContext, lake: LakeResource) -
     }
     return dg.MaterializeResult(
         metadata={
-            **publish(lake.path(), "gold/fact_oee_shift", out, context.partition_keys),
-            "provisional_rows": int(out["provisional"].sum()) if out.height else 0,
+            **publish(lake.path(), Table.OEE_SHIFT, out, context.partition_keys),
+            "provisional_rows": int(out["provisional"].sum()),
             **headline,
             **{f"oee/{line_id}": round(f.oee, 4) for line_id, f in sorted(by_line.items()) if f.oee is not None},
             "by_line": dg.MetadataValue.md(table),
@@ -98,7 +96,7 @@ def pipes_fact_oee_shift(engine: str) -> dg.AssetsDefinition:
         kinds={"pyspark", "deltalake", *(["databricks"] if engine == "databricks" else [])},
         owners=["team:data"],
         description=f"{DESCRIPTION} Computed by the Spark job on {engine}.",
-        metadata={"dagster/column_schema": column_schema("gold/fact_oee_shift"), "partitioned_by": "shift_id"},
+        metadata={"dagster/column_schema": column_schema(Table.OEE_SHIFT), "partitioned_by": "shift_id"},
         check_specs=[
             dg.AssetCheckSpec(
                 "oee_invariants",

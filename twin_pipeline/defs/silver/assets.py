@@ -8,6 +8,7 @@ import polars as pl
 
 from twin_pipeline.defs.partitions import BRONZE, CALENDAR, publish, shift_asset
 from twin_pipeline.defs.resources import LakeResource
+from twin_pipeline.lib.contracts import Table
 from twin_pipeline.lib.lake_io import plc_gaps, read_bronze
 from twin_pipeline.lib.quality.data_quality import HEARTBEAT_TAG, heartbeat_silences
 from twin_pipeline.lib.transforms.counters import COUNT_TAGS, DESIGN_SPEED_TAG, part_counts
@@ -16,11 +17,11 @@ from twin_pipeline.lib.transforms.states import REASON_TAG, STATE_TAG, state_int
 
 
 def _lines(samples: pl.DataFrame) -> list[str]:
-    return sorted(samples["line_id"].unique().to_list()) if samples.height else []
+    return sorted(samples["line_id"].unique().to_list())
 
 
 @shift_asset(
-    key=["silver", "state_intervals"],
+    key=Table.STATE_INTERVALS.asset_path,
     group="silver",
     deps=[BRONZE],
     description="PackML state intervals per line, clipped to the shift, with time element, stop reason and "
@@ -37,14 +38,14 @@ def silver_state_intervals(context: dg.AssetExecutionContext, lake: LakeResource
     out = pl.concat(frames)
     return dg.MaterializeResult(
         metadata={
-            **publish(lake.path(), "silver/state_intervals", out, context.partition_keys),
-            "in_gap_intervals": int(out["in_gap"].sum()) if out.height else 0,
+            **publish(lake.path(), Table.STATE_INTERVALS, out, context.partition_keys),
+            "in_gap_intervals": int(out["in_gap"].sum()),
         }
     )
 
 
 @shift_asset(
-    key=["silver", "part_counts"],
+    key=Table.PART_COUNTS.asset_path,
     group="silver",
     deps=[BRONZE],
     description="Produced and defective parts per line and shift, from PLC counter increments that survive "
@@ -61,15 +62,15 @@ def silver_part_counts(context: dg.AssetExecutionContext, lake: LakeResource) ->
     )
     return dg.MaterializeResult(
         metadata={
-            **publish(lake.path(), "silver/part_counts", out, context.partition_keys),
-            "produced": int(out["produced"].sum()) if out.height else 0,
-            "counter_resets": int(out["produced_resets"].sum()) if out.height else 0,
+            **publish(lake.path(), Table.PART_COUNTS, out, context.partition_keys),
+            "produced": int(out["produced"].sum()),
+            "counter_resets": int(out["produced_resets"].sum()),
         }
     )
 
 
 @shift_asset(
-    key=["silver", "part_measurements"],
+    key=Table.PART_MEASUREMENTS.asset_path,
     group="silver",
     deps=[BRONZE],
     description="One row per inspected part: its measured deviation from nominal, the tolerance in effect, and "
@@ -84,7 +85,7 @@ def silver_part_measurements(context: dg.AssetExecutionContext, lake: LakeResour
     )
     return dg.MaterializeResult(
         metadata={
-            **publish(lake.path(), "silver/part_measurements", out, context.partition_keys),
-            "out_of_tolerance": int(out["out_of_tolerance"].sum()) if out.height else 0,
+            **publish(lake.path(), Table.PART_MEASUREMENTS, out, context.partition_keys),
+            "out_of_tolerance": int(out["out_of_tolerance"].sum()),
         }
     )

@@ -8,15 +8,16 @@ import dagster as dg
 from twin_pipeline.defs.check_results import shift_rows
 from twin_pipeline.defs.partitions import SHIFTS
 from twin_pipeline.defs.resources import LakeResource
+from twin_pipeline.lib.contracts import Table
 
 
 @dg.asset_check(
-    asset=dg.AssetKey(["silver", "part_counts"]),
+    asset=dg.AssetKey(Table.PART_COUNTS.asset_path),
     partitions_def=SHIFTS,
     description="Counter resets (PLC restarts) and implausible jumps are explained, never silent.",
 )
 def part_counters_monotonic(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
-    rows = shift_rows(lake, "silver", "part_counts", context)
+    rows = shift_rows(lake, Table.PART_COUNTS, context)
     resets = int(rows["produced_resets"].sum()) + int(rows["defective_resets"].sum())
     glitches = int(rows["produced_glitches"].sum()) + int(rows["defective_glitches"].sum())
     return dg.AssetCheckResult(
