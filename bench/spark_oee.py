@@ -34,7 +34,7 @@ import dagster as dg  # noqa: E402
 import polars as pl  # noqa: E402
 
 from bench.gold_oee import ASSETS, LINES, QUIET, VARIABILITY, materialize, pick_range  # noqa: E402
-from edge_collector.history import seed_history  # noqa: E402
+from edge_collector.variability.history import seed_history  # noqa: E402
 from twin_pipeline.oee_asset import gold_fact_oee_shift, pipes_fact_oee_shift  # noqa: E402
 from twin_pipeline.oee_job import LocalSparkOeeJob, job_extras  # noqa: E402
 from twin_pipeline.profiles import LakeResource  # noqa: E402

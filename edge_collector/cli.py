@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 async def _run(config_path: Path | None, endpoint: str | None = None) -> int:
     from .collector import Collector, SecurityRefused, tune_gc
-    from .engine_setup import engine_factory_for
+    from .variability.engine_setup import engine_factory_for
 
     config = load_config(config_path)
     if endpoint:

@@ -33,11 +33,12 @@ from plc.tagmap import TAGS, symbol
 from .config import CollectorConfig, ConfigError
 from .datalogger import Datalogger
 from .dedupe import Deduper, Verdict
-from .message_limits import TooLargeObserver, enforce_receive_limits, is_too_large
 from .normalize import NodeBinding, Normalizer
-from .preflight import CERT_WARN_DAYS, certificate_days_left
+from .opcua import asyncua_compat as compat
+from .opcua.certificates import CERT_WARN_DAYS, certificate_days_left
+from .opcua.message_limits import TooLargeObserver, enforce_receive_limits, is_too_large
+from .opcua.server_identity import fingerprint, pinned_der, presented_certificate
 from .schemas import edge_table_path
-from .server_identity import fingerprint, pinned_der, presented_certificate
 
 log = logging.getLogger("edge_collector")
 
@@ -247,20 +248,19 @@ class Collector:
         # without a publish response (3 s at 100 ms). A server busy encoding a burst takes longer than
         # that; the recreate then discards the burst it was sending ("data for unknown subscription").
         keepalive_s = self.config.subscription.publishing_interval_ms / 1000 * KEEPALIVE_COUNT
-        client._stale_check_margin = max(self.config.subscription.stale_after_s, 2 * keepalive_s) / keepalive_s
+        compat.set_stale_margin(client, max(self.config.subscription.stale_after_s, 2 * keepalive_s) / keepalive_s)
         enforce_receive_limits(client, cfg.max_message_size, cfg.max_chunk_count)
         client.uaclient.observer = TooLargeObserver(self._on_too_large)
         self._guard_subscription_restore(client)
-        finalize = client._finalize_reconnect
 
-        async def finalize_and_record(reused: bool) -> None:
+        async def finalize_and_record(finalize: compat.FinalizeReconnect, reused: bool) -> None:
             # A new session means the server had forgotten ours and whatever it still held for us (R4);
             # the subscription id alone cannot tell, since a restarted server may hand out the same one.
             if not reused:
                 self._relabel_gaps("session_lost", ("disconnected", "subscription_stale"))
             await finalize(reused)
 
-        client._finalize_reconnect = finalize_and_record  # type: ignore[method-assign]
+        compat.wrap_finalize_reconnect(client, finalize_and_record)
         client.name = f"industrial-twin edge-collector {self.config.collector.id}"
         client.application_uri = app_uri(self.config.collector.id)
         user, password = self.config.credentials(self.environ)
@@ -384,9 +384,8 @@ class Collector:
     def _guard_subscription_restore(self, client: Client) -> None:
         """After a too-large message, find the oversized node before asyncua restores the subscription
         on the next reconnect (Client._recreate_subscriptions), so the restore does not ask for it again."""
-        restore = client._recreate_subscriptions
 
-        async def restore_guarded() -> None:
+        async def restore_guarded(restore: compat.AsyncStep) -> None:
             if self.too_large_messages > self._too_large_handled:
                 seen = self.too_large_messages
                 await self._stop_monitoring_oversized(client)
@@ -397,7 +396,7 @@ class Collector:
             finally:
                 self._force_recreate = False
 
-        client._recreate_subscriptions = restore_guarded  # type: ignore[method-assign]
+        compat.wrap_restore_subscriptions(client, restore_guarded)
 
     async def _stop_monitoring_oversized(self, client: Client) -> None:
         """Read each monitored node on its own: a read answered by a too-large message names the node
@@ -422,7 +421,7 @@ class Collector:
     def _forget_oversized(self, handle: int, nodeid: ua.NodeId) -> None:
         self._items.pop(handle, None)
         if self._sub is not None:
-            self._sub._monitored_items.pop(handle, None)
+            compat.forget_monitored_item(self._sub, handle)
         self.oversized_nodes += 1
         binding = self.bindings.pop(nodeid, None)
         limit = self.config.opcua.max_message_size
@@ -478,9 +477,9 @@ class Collector:
             RequestedMaxKeepAliveCount=KEEPALIVE_COUNT, MaxNotificationsPerPublish=0, PublishingEnabled=True, Priority=0,
         )
         sub = await client.create_subscription(params, None, queue_maxsize=cfg.buffer_events, overflow=OverflowPolicy.WARN)
-        original = sub._handle_overflow
 
-        def counting_overflow(event: Any) -> None:  # never silent: count exactly, log rate-limited
+        def counting_overflow(original: compat.OnOverflow, event: Any) -> None:
+            # never silent: count exactly, log rate-limited
             self.dropped_notifications += 1
             if self.dropped_notifications == 1 or self.dropped_notifications % 10_000 == 0:
                 log.error("notification queue full (%d events): %d notifications dropped so far; raise "
@@ -488,10 +487,9 @@ class Collector:
                           self.dropped_notifications)
             original(event)
 
-        sub._handle_overflow = counting_overflow  # type: ignore[method-assign]
-        republish_gaps = sub._republish_gaps
+        compat.wrap_handle_overflow(sub, counting_overflow)
 
-        async def republish_unacknowledged(available: list[int]) -> bool:
+        async def republish_unacknowledged(republish_gaps: compat.Republish, available: list[int]) -> bool:
             # At-least-once: after a reconnect, ask again for every message the server still holds
             # unacknowledged, not only those after the last sequence number asyncua recorded (it
             # records a number before the notifications are safely handed over, so a message in
@@ -505,16 +503,15 @@ class Collector:
                 sub.last_sequence_number = min(sub.last_sequence_number, min(available) - 1)
             return await republish_gaps(available)
 
-        sub._republish_gaps = republish_unacknowledged  # type: ignore[method-assign]
-        recreate = sub.recreate
+        compat.wrap_republish_gaps(sub, republish_unacknowledged)
 
-        async def recreate_or_keep() -> None:
+        async def recreate_or_keep(recreate: compat.AsyncStep) -> None:
             # asyncua's recreate() forgets the subscription id and the monitored items *before* it asks
             # the server for a new subscription. When that request fails (its stale-subscription watchdog
             # fires while the link is half-open), the reconnect later "restores" an empty subscription:
             # connected, the server still publishing to the old id, and not one sample stored. Keep the
             # old id and items so the reconnect transfers the old subscription (or recreates it in full).
-            old_id, items = sub.subscription_id, dict(sub._monitored_items)
+            old_id, items = sub.subscription_id, compat.monitored_items(sub)
             if self.connected.is_set():  # the stale watchdog: whatever the old subscription still held is lost
                 now = datetime.now(timezone.utc)
                 log.warning("no publish response on subscription %s for %.0f s with the connection up: recreating "
@@ -526,13 +523,11 @@ class Collector:
             except Exception:
                 self._relabel_gaps("disconnected", ("subscription_stale",))  # it failed: the link is down
                 if sub.subscription_id is None and old_id is not None:
-                    sub.subscription_id = old_id
-                    sub._monitored_items.update(items)
-                    sub.server._subscription_callbacks[old_id] = sub.publish_callback
+                    compat.restore_subscription(sub, old_id, items)
                     log.warning("recreating subscription %s failed; kept it for the reconnect to transfer", old_id)
                 raise
 
-        sub.recreate = recreate_or_keep  # type: ignore[method-assign]
+        compat.wrap_recreate(sub, recreate_or_keep)
         self._sub = sub
         results = await sub.subscribe_data_change(
             [client.get_node(n) for n in nodeids], queuesize=cfg.queue_size, sampling_interval=cfg.sampling_interval_ms,
@@ -545,7 +540,7 @@ class Collector:
             for nodeid, binding in self.bindings.items():
                 if binding.expected == ua.VariantType.Double:
                     await sub.deadband_monitor(client.get_node(nodeid), cfg.deadband_abs)
-        self._items = dict(sub._monitored_items)  # the nodes the size scan reads after a too-large message
+        self._items = compat.monitored_items(sub)  # the nodes the size scan reads after a too-large message
         log.info("subscribed %d nodes (publishing interval revised to %s ms)", len(self.bindings),
                  sub.parameters.RequestedPublishingInterval)
         self._subscription_id = sub.subscription_id
@@ -561,7 +556,7 @@ class Collector:
             if ev is None:
                 return
             events = [ev]
-            queue = sub._event_queue
+            queue = compat.event_queue(sub)
             closed = False
             while len(events) < DRAIN_MAX:
                 try:
@@ -660,6 +655,7 @@ class Collector:
     async def run(self, stop: asyncio.Event, ready: Callable[[], Awaitable[None] | None] | None = None) -> int:
         """Collect until `stop` is set; flush everything and return 0."""
         self._loop = asyncio.get_running_loop()
+        compat.check_asyncua_compat()  # before anything is written: an asyncua without our hooks fails here
         self.config.check_environment(self.environ)
         self._check_certificates()
         report = await self.datalogger.start()
@@ -684,7 +680,7 @@ class Collector:
             self._tasks.append(asyncio.create_task(self._watch_identity(pinned), name="collector-identity"))
         try:
             self.client = await self._connect(stop)
-            self.client.uaclient._add_state_listener(self._on_state)
+            compat.add_state_listener(self.client, self._on_state)
             self._on_state(self.client.state)
             sub = await self._subscribe(self.client)
             self._tasks.append(asyncio.create_task(self._consume(sub), name="collector-consume"))

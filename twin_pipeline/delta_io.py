@@ -17,7 +17,7 @@ import polars as pl
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
-from edge_collector.datalogger import last_checkpoint_version
+from edge_collector.lake import last_checkpoint_version
 from edge_collector.schemas import TABLES, day_of
 
 log = logging.getLogger(__name__)

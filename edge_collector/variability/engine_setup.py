@@ -8,7 +8,7 @@ from typing import Any
 
 from asyncua import Client
 
-from .config import CollectorConfig, ConfigError
+from ..config import CollectorConfig, ConfigError
 
 
 def engine_factory_for(config: CollectorConfig) -> Callable[[Client, Callable[[dict[str, Any]], None], str], Any] | None:
@@ -18,8 +18,8 @@ def engine_factory_for(config: CollectorConfig) -> Callable[[Client, Callable[[d
         return None
     from pydantic import ValidationError
 
+    from .engine import VariabilityConfig, VariabilityEngine
     from .plc_port import AsyncuaPlcPort
-    from .variability import VariabilityConfig, VariabilityEngine
 
     seed = int(raw.pop("seed", 1))
     try:

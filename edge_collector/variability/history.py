@@ -17,14 +17,15 @@ produce it:
   strings in `value_text`, status 0 (Good); `server_ts` and `received_ts` equal `source_ts`
   (there was no network), `session_id` is `seed-<seed>-<start>` so seeded rows are recognisable
   and one seeding is one session, and `seq` is strictly increasing per session and line;
-- with a variability config, the real variability engine (`variability.py`) drives the lines
+- with a variability config, the real variability engine (`engine.py`) drives the lines
   through an in-memory `PlcPort`, and its `injected_events` rows (the ground truth) are written too.
   Its writes to subscribed inputs (`Sim.FeedRate`, ...) are samples, as the server publishes them.
 
 Writes: one Delta append per `batch_s` of simulated time (default one hour), of every line at once,
-with the datalogger's own helpers (`open_or_create`, `append_once`, `build_batch`): the Datalogger
-class takes rows one by one, which would cost more than the simulation. Each batch is a Delta app
-transaction (`history-seed:<session>:<digest of lines, profiles, variability, batch size>`,
+with the datalogger's own helpers (`open_or_create`, `append_once` from `lake/`, `build_batch` from
+`datalogger/`): the Datalogger class takes rows one by one, which would cost more than the
+simulation. Each batch is a Delta app transaction
+(`history-seed:<session>:<digest of lines, profiles, variability, batch size>`,
 version = batch number), so re-running an interrupted or extended seeding with the same arguments
 skips the batches already committed (the trajectory is deterministic: it depends only on seeds,
 lines, profiles and start). Seeding the same line and time twice with other settings writes a
@@ -37,7 +38,7 @@ Not reproduced: collector outages (`gaps`), quarantine rows, network latency (th
 exactly at its due time instead of at the next clock notification), and the loss of same-instant
 intermediate values that a subscription created after the PLC started would not see.
 
-    python -m edge_collector.history --lines L1,L2 --start 2026-11-02T05:00Z --days 7 [--lake .twin/lake]
+    python -m edge_collector.variability.history --lines L1,L2 --start 2026-11-02T05:00Z --days 7 [--lake .twin/lake]
 """
 
 from __future__ import annotations
@@ -66,10 +67,11 @@ from plc.plant_config import load_lines
 from plc.tagmap import TAGS, PackMLCommand
 from plc.tagmap import PackMLState as S
 
-from .datalogger import LOCK_NAME, WriterLock, append_once, build_batch, compact, open_or_create
+from ..datalogger import build_batch
+from ..lake import LOCK_NAME, WriterLock, append_once, compact, open_or_create
+from ..schemas import RAW_SAMPLES, TS, edge_table_path
+from .engine import VariabilityConfig, VariabilityEngine
 from .plc_port import LineState, to_variant
-from .schemas import RAW_SAMPLES, TS, edge_table_path
-from .variability import VariabilityConfig, VariabilityEngine
 
 log = logging.getLogger(__name__)
 
@@ -461,7 +463,7 @@ def _parse_ts(text: str) -> datetime:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m edge_collector.history",
+    parser = argparse.ArgumentParser(prog="python -m edge_collector.variability.history",
                                      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lake", type=Path, default=Path(os.environ.get("TWIN_HOME", ".twin")) / "lake",
                         help="lake root; edge tables go to <lake>/edge/... (default $TWIN_HOME/lake, ./.twin/lake)")
