@@ -9,7 +9,7 @@ export TWIN_HOME
 # Pass extra arguments with ARGS=..., e.g. make test ARGS="-k packml".
 ARGS ?=
 
-.PHONY: run test bench venv lock codesys help
+.PHONY: run test lint fmt bench venv venv-run lock codesys help
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -18,14 +18,34 @@ help: ## List the targets
 	@echo "bootstrapping uv $(UV_VERSION) into .tools/ ..."
 	@$(PYTHON) -m venv .tools && .tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-.venv/.synced: pyproject.toml uv.lock Makefile | $(UV)
-	@$(UV) sync --frozen --extra dev --extra collector --extra pipeline --extra cloud --quiet
+# Two environments in one .venv, both from uv.lock. `make run` needs only the local twin (the pipeline
+# extra: no pyspark, no Azure SDKs); `--inexact` keeps whatever `make test` added. `make test` and
+# `make lint` need every extra (cloud, spark) and the dev group (pytest, ruff, mypy, deptry, dg).
+.venv/.synced-run: pyproject.toml uv.lock Makefile | $(UV)
+	@$(UV) sync --frozen --inexact --no-default-groups --extra pipeline --quiet
 	@touch $@
 
-venv: .venv/.synced ## Create or update .venv from uv.lock
+.venv/.synced: pyproject.toml uv.lock Makefile | $(UV)
+	@$(UV) sync --frozen --all-extras --group dev --quiet
+	@touch $@ .venv/.synced-run
 
-run: venv ## Run the whole twin on the embedded local default: history, live line L1+L2, Dagster UI (twin up)
+venv-run: .venv/.synced-run ## Create or update .venv with what the local twin needs (make run)
+
+venv: .venv/.synced ## Create or update .venv with everything (tests, lint, cloud and spark extras)
+
+run: venv-run ## Run the whole twin on the embedded local default: history, live line L1+L2, Dagster UI (twin up)
 	.venv/bin/twin up $(ARGS)
+
+lint: venv ## Lint, format check, types, declared dependencies and the Dagster definitions
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+	.venv/bin/deptry .
+	.venv/bin/dg check defs
+
+fmt: venv ## Format and fix what ruff can fix by itself
+	.venv/bin/ruff format .
+	.venv/bin/ruff check --fix .
 
 # Azurite (Azure Storage emulator) for the cloud tests, pinned by package-lock.json; the tests start
 # and stop it themselves on a free loopback port.

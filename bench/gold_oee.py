@@ -62,13 +62,13 @@ from deltalake import DeltaTable  # noqa: E402
 
 from edge_collector.variability.engine import VariabilityConfig  # noqa: E402
 from edge_collector.variability.history import SeedStats, seed_history  # noqa: E402
-from twin_pipeline.defs.bronze import bronze_samples_asset  # noqa: E402
-from twin_pipeline.oee import COUNT_COLUMNS, INTERVAL_COLUMNS, SPEED_COLUMNS  # noqa: E402
-from twin_pipeline.oee_asset import fact_oee_rows, gold_fact_oee_shift, read_oee_inputs  # noqa: E402
-from twin_pipeline.defs.silver import silver_part_counts, silver_state_intervals  # noqa: E402
-from twin_pipeline.delta_io import replace_shifts  # noqa: E402
-from twin_pipeline.profiles import LakeResource  # noqa: E402
-from twin_pipeline.shift_assets import CALENDAR, SHIFTS  # noqa: E402
+from twin_pipeline.defs.bronze.assets import bronze_samples_asset  # noqa: E402
+from twin_pipeline.lib.transforms.oee import COUNT_COLUMNS, INTERVAL_COLUMNS, SPEED_COLUMNS  # noqa: E402
+from twin_pipeline.defs.gold.oee import fact_oee_rows, gold_fact_oee_shift, read_oee_inputs  # noqa: E402
+from twin_pipeline.defs.silver.assets import silver_part_counts, silver_state_intervals  # noqa: E402
+from twin_pipeline.lib.lake_io import replace_shifts  # noqa: E402
+from twin_pipeline.defs.resources import LakeResource  # noqa: E402
+from twin_pipeline.defs.partitions import CALENDAR, SHIFTS  # noqa: E402
 
 UTC = timezone.utc
 LINES = ["L1", "L2"]

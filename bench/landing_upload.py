@@ -26,10 +26,10 @@ sys.path.insert(0, str(ROOT))
 from edge_collector.variability.history import seed_history  # noqa: E402
 from edge_collector.schemas import edge_table_path  # noqa: E402
 from tests.azurite import KEY, azurite  # noqa: E402
-from twin_pipeline.defs.landing import ORDER  # noqa: E402
-from twin_pipeline.delta_io import scan_edge  # noqa: E402
-from twin_pipeline.landing import blob_name, client_for, land, parquet_bytes  # noqa: E402
-from twin_pipeline.shift_assets import CALENDAR  # noqa: E402
+from twin_pipeline.defs.landing.assets import ORDER  # noqa: E402
+from twin_pipeline.lib.lake_io import scan_edge  # noqa: E402
+from twin_pipeline.lib.integrations.landing import blob_name, client_for, land, parquet_bytes  # noqa: E402
+from twin_pipeline.defs.partitions import CALENDAR  # noqa: E402
 
 
 def main() -> int:

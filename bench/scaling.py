@@ -30,9 +30,9 @@ warnings.filterwarnings("ignore")
 
 from bench.gold_oee import ASSETS, VARIABILITY, materialize, pick_range  # noqa: E402
 from edge_collector.variability.history import seed_history  # noqa: E402
-from twin_pipeline.oee_asset import gold_fact_oee_shift  # noqa: E402
-from twin_pipeline.profiles import LakeResource  # noqa: E402
-from twin_pipeline.shift_assets import CALENDAR  # noqa: E402
+from twin_pipeline.defs.gold.oee import gold_fact_oee_shift  # noqa: E402
+from twin_pipeline.defs.resources import LakeResource  # noqa: E402
+from twin_pipeline.defs.partitions import CALENDAR  # noqa: E402
 
 README = Path(__file__).with_name("README.md")
 BEGIN, END = "<!-- scaling:begin (written by bench/scaling.py) -->", "<!-- scaling:end -->"

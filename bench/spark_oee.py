@@ -4,7 +4,7 @@
 silver and polars gold are materialized once for the range. Then, per shift (medians of `--reps`):
 
 a. polars: the gold asset's computation (reads, OEE, Delta write) called in-process;
-b. Spark, warm: the job's own computation (`compute` + `write_table` of `twin_pipeline/databricks/oee_job.py`)
+b. Spark, warm: the job's own computation (`compute` + `write_table` of `twin_pipeline/spark_jobs/oee_job.py`)
    in a Spark session started once, so the JVM start is not counted;
 c. the Spark asset end to end: `dagster.materialize` of the Pipes asset, which starts the script (and
    its JVM) through `PipesSubprocessClient`, as `TWIN_OEE_ENGINE=spark` does; with the polars asset's
@@ -35,11 +35,12 @@ import polars as pl  # noqa: E402
 
 from bench.gold_oee import ASSETS, LINES, QUIET, VARIABILITY, materialize, pick_range  # noqa: E402
 from edge_collector.variability.history import seed_history  # noqa: E402
-from twin_pipeline.oee_asset import gold_fact_oee_shift, pipes_fact_oee_shift  # noqa: E402
-from twin_pipeline.oee_job import LocalSparkOeeJob, job_extras  # noqa: E402
-from twin_pipeline.profiles import LakeResource  # noqa: E402
-from twin_pipeline.schemas import FACT_OEE_SHIFT  # noqa: E402
-from twin_pipeline.shift_assets import CALENDAR  # noqa: E402
+from twin_pipeline.defs.gold.oee import gold_fact_oee_shift, pipes_fact_oee_shift  # noqa: E402
+from twin_pipeline.defs.gold.engines import LocalSparkOeeJob  # noqa: E402
+from twin_pipeline.spark_jobs.extras import job_extras  # noqa: E402
+from twin_pipeline.defs.resources import LakeResource  # noqa: E402
+from twin_pipeline.lib.contracts import FACT_OEE_SHIFT  # noqa: E402
+from twin_pipeline.defs.partitions import CALENDAR  # noqa: E402
 
 
 def gold(lake: Path, shift: str) -> pl.DataFrame:
@@ -66,7 +67,7 @@ def med(values: list[float]) -> float:
 
 
 def run(lake: Path, days: int, reps: int) -> None:
-    from twin_pipeline.databricks.oee_job import compute, session, write_table
+    from twin_pipeline.spark_jobs.oee_job import compute, session, write_table
 
     start, end = pick_range(days)
     shifts = [w.shift_id for w in CALENDAR.windows(start, end)]

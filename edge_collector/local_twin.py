@@ -56,7 +56,7 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) 
 
 class LiveLine:
     """The PLC simulator and the collector as two child processes, secured for this run; stopped
-    collector first (it flushes to Delta), then the PLC. `twin up` (twin_pipeline/twin.py) runs one too."""
+    collector first (it flushes to Delta), then the PLC. `twin up` (twin_pipeline/launcher/twin.py) runs one too."""
 
     def __init__(self, home: Path, *, lines: str = "L1,L2", port: int = 4840, speed: float = 1.0, seed: int = 1,
                  config_path: Path | None = None) -> None:

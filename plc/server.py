@@ -46,7 +46,7 @@ def _keep_immutable_datavalue(self: MonitoredItemValues, value: ua.DataValue) ->
         self.current_dvalue = copy.deepcopy(value)
 
 
-MonitoredItemValues.set_current_datavalue = _keep_immutable_datavalue  # type: ignore[method-assign]
+MonitoredItemValues.set_current_datavalue = _keep_immutable_datavalue
 
 SIM_NAMESPACE = "urn:industrial-twin:plc-sim"
 UNECE_UNITS_URI = "http://www.opcfoundation.org/UA/units/un/cefact"
@@ -161,7 +161,7 @@ class PlcServer:
                 ]
             )
             self.validator = TrustListValidator(pki)
-            srv.set_certificate_validator(self.validator)  # type: ignore[arg-type]
+            srv.set_certificate_validator(self.validator)
             if opts.users:
                 srv.set_identity_tokens([ua.UserNameIdentityToken])
             else:
@@ -290,7 +290,7 @@ class PlcServer:
                     results[i] = status
             return [r if r is not None else ua.StatusCode(ua.StatusCodes.BadInternalError) for r in results]
 
-        service.write = write  # type: ignore[method-assign]
+        service.write = write
 
     def _strict_republish(self) -> None:
         """Republish of a message the server no longer holds must fail with Bad_MessageNotAvailable
@@ -308,7 +308,7 @@ class PlcServer:
                 raise ServiceError(ua.StatusCodes.BadMessageNotAvailable)
             return original(params)
 
-        service.republish = republish  # type: ignore[method-assign]
+        service.republish = republish
 
     async def _write_tag(self, binding: _Binding, wv: ua.WriteValue, user: User) -> ua.StatusCode:
         tag = binding.tag

@@ -150,11 +150,14 @@ def load_tagmap() -> TagMap:
     return parse_tagmap(resources.files("plc").joinpath(TAGMAP_FILE).read_text(encoding="utf-8"))
 
 
-def _enum(name: str, members: dict[str, int]) -> type[IntEnum]:
-    return IntEnum(name, members)  # type: ignore[return-value]
+def _enum(name: str, members: dict[str, int]) -> Any:
+    """An IntEnum of the tag map's members. They exist only at run time, so the result is Any to a type
+    checker (as `type[IntEnum]` every member would be "missing")."""
+    factory: Any = IntEnum  # the functional API through Any: mypy wants literal members for IntEnum(...)
+    return factory(name, members)
 
 
 TAGS = load_tagmap()
-PackMLState: type[IntEnum] = _enum("PackMLState", TAGS.states)
-PackMLCommand: type[IntEnum] = _enum("PackMLCommand", TAGS.commands)
-StopReason: type[IntEnum] = _enum("StopReason", TAGS.stop_reasons)
+PackMLState = _enum("PackMLState", TAGS.states)
+PackMLCommand = _enum("PackMLCommand", TAGS.commands)
+StopReason = _enum("StopReason", TAGS.stop_reasons)

@@ -1,4 +1,4 @@
-"""`dagster dev` for the end-to-end tests: twin_pipeline/dagster_dev.py on a free loopback port,
+"""`dagster dev` for the end-to-end tests: twin_pipeline/launcher/dagster_dev.py on a free loopback port,
 retried on another one if it was taken meanwhile."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from tests.conftest import free_port
-from twin_pipeline.dagster_dev import DagsterDev as _DagsterDev
-from twin_pipeline.dagster_dev import DagsterDevError, PortInUse, session_members, write_dagster_home
+from twin_pipeline.launcher.dagster_dev import DagsterDev as _DagsterDev
+from twin_pipeline.launcher.dagster_dev import DagsterDevError, PortInUse, session_members, write_dagster_home
 
 __all__ = ["DagsterDev", "DagsterDevError", "PortInUse", "session_members", "write_dagster_home"]
 

@@ -115,10 +115,10 @@ def test_counters_and_state_times_equal_the_line_models(seeded: tuple[Path, Seed
 
 def test_gold_oee_over_a_seeded_shift_reconciles_with_the_models(seeded: tuple[Path, SeedStats],
                                                                    tmp_path: Path) -> None:
-    from twin_pipeline.defs.bronze import bronze_samples_asset
-    from twin_pipeline.oee_asset import gold_fact_oee_shift
-    from twin_pipeline.defs.silver import silver_part_counts, silver_state_intervals
-    from twin_pipeline.profiles import LakeResource
+    from twin_pipeline.defs.bronze.assets import bronze_samples_asset
+    from twin_pipeline.defs.gold.oee import gold_fact_oee_shift
+    from twin_pipeline.defs.silver.assets import silver_part_counts, silver_state_intervals
+    from twin_pipeline.defs.resources import LakeResource
 
     lake, stats = seeded
     result = dg.materialize([bronze_samples_asset, silver_state_intervals, silver_part_counts, gold_fact_oee_shift],
@@ -204,10 +204,10 @@ def test_refuses_a_lake_a_collector_is_writing(tmp_path: Path) -> None:
 def test_gold_oee_exists_for_every_shift_of_a_continuously_running_line(tmp_path: Path) -> None:
     """The design speed is published once, at PLC start, and a line can run a whole shift without a
     state change: OEE of the third shift on still needs both (carried forward shift by shift)."""
-    from twin_pipeline.defs.bronze import bronze_samples_asset
-    from twin_pipeline.oee_asset import gold_fact_oee_shift
-    from twin_pipeline.defs.silver import silver_part_counts, silver_state_intervals
-    from twin_pipeline.profiles import LakeResource
+    from twin_pipeline.defs.bronze.assets import bronze_samples_asset
+    from twin_pipeline.defs.gold.oee import gold_fact_oee_shift
+    from twin_pipeline.defs.silver.assets import silver_part_counts, silver_state_intervals
+    from twin_pipeline.defs.resources import LakeResource
 
     lake = tmp_path / "lake"
     seed_history(lake, ["L1", "L2"], T0, T0 + timedelta(hours=32), seed=5)  # no variability: no state changes

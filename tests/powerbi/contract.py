@@ -10,8 +10,8 @@ from pathlib import Path
 
 import polars as pl
 
-from twin_pipeline.schemas import TABLES
-from twin_pipeline.semantic_model import SemanticModel
+from twin_pipeline.lib.contracts import TABLES
+from twin_pipeline.lib.integrations.semantic_model import SemanticModel
 
 #: The one table that is not a gold table: the measures (and the loss waterfall's steps).
 MEASURES_TABLE = "_Measures"

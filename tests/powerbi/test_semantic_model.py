@@ -1,4 +1,4 @@
-"""The PBIP project under powerbi/ against the gold contract (twin_pipeline/schemas.py): tables,
+"""The PBIP project under powerbi/ against the gold contract (twin_pipeline/lib/contracts.py): tables,
 columns and types, the star's relationships, the partitions' sources, the measures, the report's
 fields. Each check is also run on a broken copy, to show it fails with exactly that difference."""
 
@@ -14,7 +14,7 @@ from tests.powerbi.contract import (
     GOLD, MEASURES_TABLE, PARAMETERS, measure_reference_problems, partition_problems, relationship_problems,
     report_problems, table_differences,
 )
-from twin_pipeline.semantic_model import M_NAVIGATION, PROJECT_DIR, TmdlError, load, parse
+from twin_pipeline.lib.integrations.semantic_model import M_NAVIGATION, PROJECT_DIR, TmdlError, load, parse
 
 REPORT = PROJECT_DIR / "IndustrialTwin.Report"
 #: The measures the report and the issue name.

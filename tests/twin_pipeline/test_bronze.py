@@ -10,8 +10,8 @@ import polars as pl
 from deltalake import write_deltalake
 
 from edge_collector.schemas import edge_table_path
-from twin_pipeline.defs.bronze import bronze_samples_asset
-from twin_pipeline.profiles import LakeResource
+from twin_pipeline.defs.bronze.assets import bronze_samples_asset
+from twin_pipeline.defs.resources import LakeResource
 
 SHIFT = "2026-11-24-0600"
 
@@ -82,7 +82,7 @@ def test_a_range_of_shifts_is_one_run(edge_lake: Path, tmp_path: Path) -> None:
     assert set(bronze.filter(pl.col("carried_in"))["shift_id"]) == {"2026-11-24-1400"}
 
 
-#: Every shift-partitioned asset (the README's backfill command): the dimensions are not partitioned.
+#: Every shift-partitioned asset (the backfill command of docs/pipeline.md): the dimensions are not partitioned.
 SHIFT_SELECTION = 'group:bronze or group:silver or (group:gold and not key:"gold/dim_*")'
 
 

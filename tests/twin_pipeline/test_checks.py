@@ -14,17 +14,18 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from edge_collector.schemas import TABLES, edge_table_path
-from twin_pipeline import gold_checks
-from twin_pipeline.defs import checks
-from twin_pipeline.defs.bronze import bronze_samples_asset
-from twin_pipeline.oee_asset import gold_fact_oee_shift
-from twin_pipeline.defs.silver import silver_part_counts, silver_state_intervals
-from twin_pipeline.profiles import LakeResource
+from twin_pipeline.defs.bronze import checks as bronze_checks
+from twin_pipeline.defs.gold import checks as gold_checks
+from twin_pipeline.defs.silver import checks as silver_checks
+from twin_pipeline.defs.bronze.assets import bronze_samples_asset
+from twin_pipeline.defs.gold.oee import gold_fact_oee_shift
+from twin_pipeline.defs.silver.assets import silver_part_counts, silver_state_intervals
+from twin_pipeline.defs.resources import LakeResource
 
 SHIFT = "2026-11-24-0600"  # 05:00-13:00 UTC
 ASSETS = [bronze_samples_asset, silver_state_intervals, silver_part_counts, gold_fact_oee_shift]
-CHECKS = [c for module in (checks, gold_checks) for c in vars(module).values() if isinstance(c, dg.AssetChecksDefinition)]
-assert len(CHECKS) == 11  # every per-shift check of defs/checks.py and, with the polars engine, gold_checks.py
+CHECKS = [c for module in (bronze_checks, silver_checks, gold_checks) for c in vars(module).values() if isinstance(c, dg.AssetChecksDefinition)]
+assert len(CHECKS) == 11  # every per-shift check of defs/{bronze,silver,gold}/checks.py (gold's: those of the polars engine)
 
 
 def at(hour: int, minute: int = 0, second: float = 0.0) -> datetime:
@@ -134,7 +135,7 @@ def test_a_failed_blocking_check_stops_gold_and_flags_the_published_shift(lake: 
     bronze = str(lake / "bronze" / "samples")
     write_deltalake(bronze, pl.read_delta(bronze).head(1).to_arrow(), mode="append", partition_by=["shift_id"])
     downstream = dg.AssetSelection.assets(bronze_samples_asset).downstream() - dg.AssetSelection.assets(bronze_samples_asset)
-    result = run(lake, downstream | dg.AssetSelection.checks(checks.bronze_no_duplicates))
+    result = run(lake, downstream | dg.AssetSelection.checks(bronze_checks.bronze_no_duplicates))
     assert failed(result) == {"bronze_no_duplicates"}
     assert not result.success
     assert not [e for e in result.get_asset_materialization_events() if e.asset_key.path[0] == "gold"]
@@ -153,7 +154,7 @@ def test_bronze_not_reconciled_with_a_late_edge_write_blocks_gold(lake: Path) ->
     """Q1 (RELIABILITY.md): Bronze not reconciled with a late edge write blocks gold."""
     assert run(lake).success
     append_edge(lake, "L1", "Sim.FeedRate", at(12, 59, 59), 5.5)  # arrives after bronze was built
-    only_checks = dg.AssetSelection.checks(checks.bronze_matches_edge) | dg.AssetSelection.assets(gold_fact_oee_shift)
+    only_checks = dg.AssetSelection.checks(bronze_checks.bronze_matches_edge) | dg.AssetSelection.assets(gold_fact_oee_shift)
     result = run(lake, only_checks)
     assert failed(result) == {"bronze_matches_edge"}
     evaluation = result.get_asset_check_evaluations()[0]
@@ -167,7 +168,7 @@ def test_an_edge_table_that_broke_its_schema_blocks_gold(lake: Path) -> None:
     assert run(lake).success
     table = pl.read_delta(raw(lake)).with_columns(pl.col("seq").cast(pl.String))
     write_deltalake(raw(lake), table.to_arrow(), mode="overwrite", schema_mode="overwrite", partition_by=["day"])
-    result = run(lake, dg.AssetSelection.checks(checks.bronze_schema) | dg.AssetSelection.assets(gold_fact_oee_shift))
+    result = run(lake, dg.AssetSelection.checks(bronze_checks.bronze_schema) | dg.AssetSelection.assets(gold_fact_oee_shift))
     assert failed(result) == {"bronze_schema"}
     problems = result.get_asset_check_evaluations()[0].metadata["problems"].value
     assert problems == "edge raw_samples.seq is String, contract says Int64"

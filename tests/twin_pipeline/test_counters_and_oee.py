@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from twin_pipeline.counters import UINT32, increments
-from twin_pipeline.oee import OeeInputs, oee
+from twin_pipeline.lib.transforms.counters import UINT32, increments
+from twin_pipeline.lib.transforms.oee import OeeInputs, oee
 
 
 def test_plain_increments_with_a_baseline() -> None:

@@ -1,6 +1,6 @@
 """O2 and O3 of shared/RELIABILITY.md against real Dagster services: a code server, a webserver and
 a daemon (tests/dagster_services.py) on a DAGSTER_HOME whose dagster.yaml is the one `twin up`
-writes (twin_pipeline/instance.py: pool limit 1, crash-only run retries, run monitoring), with
+writes (twin_pipeline/launcher/instance.py: pool limit 1, crash-only run retries, run monitoring), with
 shorter monitoring and queue intervals so the test waits seconds, not minutes. The azure profile
 against Azurite, so the landing asset exists; the lake is a copy of 40 simulated minutes of edge
 tables written by the real simulator and collector.
@@ -30,8 +30,8 @@ from tests.fault_proxy import FaultProxy
 from tests.dagster_services import (
     WORKER_PID, Services, dagster_services, force_terminate, launch_run, wait_for,
 )
-from twin_pipeline.instance import POOL, InstanceSettings, ensure_instance
-from twin_pipeline.schemas import TABLES
+from twin_pipeline.launcher.instance import POOL, InstanceSettings, ensure_instance
+from twin_pipeline.lib.contracts import TABLES
 
 pytestmark = [pytest.mark.slow, pytest.mark.chaos]
 
@@ -263,7 +263,7 @@ def test_o2a_a_run_worker_killed_mid_asset_is_retried_into_identical_output(twin
     O3 too: the dead worker never gave back its delta_local slot; the daemon frees it
     free_slots_after_run_end_seconds after the run ended (not before, not much later), then the retry's
     landing step gets it."""
-    from twin_pipeline.landing import blob_name, client_for
+    from twin_pipeline.lib.integrations.landing import blob_name, client_for
 
     s, web = twin.services, twin.services.web
     victim = "landing__raw_samples"

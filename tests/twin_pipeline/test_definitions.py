@@ -14,9 +14,10 @@ import pytest
 from deltalake import write_deltalake
 
 from edge_collector.schemas import TABLES, edge_table_path
-from twin_pipeline.defs.edge import edge_delta_versions
+from twin_pipeline.defs.edge.assets import edge_delta_versions
 from twin_pipeline.definitions import defs
-from twin_pipeline.profiles import LakeResource, profile
+from twin_pipeline.lib.settings import profile
+from twin_pipeline.defs.resources import LakeResource
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,7 +52,7 @@ def test_asset_graph_snapshot() -> None:
 def test_delta_maintenance_and_landing_share_the_delta_local_pool(monkeypatch: pytest.MonkeyPatch) -> None:
     """O3: the steps that rewrite or bulk-read the local Delta files are in one pool (limit 1 on the
     instance twin up writes), and only those; maintenance runs nightly by default."""
-    from twin_pipeline.instance import POOL
+    from twin_pipeline.lib.settings import DELTA_POOL as POOL
 
     monkeypatch.setenv("TWIN_PROFILE", "azure")
     monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_URL", "https://acct.blob.core.windows.net")
@@ -65,7 +66,7 @@ def test_delta_maintenance_and_landing_share_the_delta_local_pool(monkeypatch: p
 
 
 def test_every_table_asset_shows_its_contract_columns() -> None:
-    from twin_pipeline.schemas import TABLES
+    from twin_pipeline.lib.contracts import TABLES
 
     specs = {spec.key.to_user_string(): spec for spec in defs().resolve_all_asset_specs()}
     for table, contract in TABLES.items():
@@ -106,7 +107,7 @@ def test_the_spark_engines_swap_only_the_oee_asset(monkeypatch: pytest.MonkeyPat
                                                    gold_checks: set[str]) -> None:
     """Same key, same lineage and contract; the Spark job reports the invariant checks itself (one spec
     each, no duplicate), and gold that lives in a Databricks lake is not read back here."""
-    from twin_pipeline.profiles import oee_engine
+    from twin_pipeline.lib.settings import oee_engine
 
     if engine == "spark":  # databricks: the default of the azure profile once DATABRICKS_HOST is set
         monkeypatch.setenv("TWIN_OEE_ENGINE", engine)
@@ -123,7 +124,8 @@ def test_the_spark_engines_swap_only_the_oee_asset(monkeypatch: pytest.MonkeyPat
 
 
 def test_a_wrong_engine_setting_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
-    from twin_pipeline.profiles import oee_engine, resources_for
+    from twin_pipeline.lib.settings import oee_engine
+    from twin_pipeline.defs.resources import resources_for
 
     monkeypatch.setenv("TWIN_OEE_ENGINE", "duckdb")
     with pytest.raises(ValueError, match="set it to polars, spark or databricks"):

@@ -11,8 +11,8 @@ import polars as pl
 from deltalake import DeltaTable, write_deltalake
 
 from edge_collector.lake import last_checkpoint_version
-from twin_pipeline.delta_io import CHECKPOINT_EVERY, replace_shifts, scan_shifts
-from twin_pipeline.layers import read_shifts
+from twin_pipeline.lib.lake_io import CHECKPOINT_EVERY, replace_shifts, scan_shifts
+from twin_pipeline.lib.lake_io import read_shifts
 
 SHIFTS = ["2026-11-24-0600", "2026-11-24-1400", "2026-11-24-2200"]
 T0 = datetime(2026, 11, 24, 5, 0, tzinfo=timezone.utc)

@@ -11,11 +11,11 @@ from typing import Any
 import polars as pl
 import pytest
 
-from twin_pipeline.counters import part_counts
-from twin_pipeline.oee import oee_rows
-from twin_pipeline.schemas import BRONZE_SAMPLES
-from twin_pipeline.shift_assets import CALENDAR
-from twin_pipeline.states import state_intervals
+from twin_pipeline.lib.transforms.counters import part_counts
+from twin_pipeline.lib.transforms.oee import oee_rows
+from twin_pipeline.lib.contracts import BRONZE_SAMPLES
+from twin_pipeline.defs.partitions import CALENDAR
+from twin_pipeline.lib.transforms.states import state_intervals
 
 VECTORS = json.loads((Path(__file__).parents[1] / "golden" / "oee_vectors.json").read_text())["vectors"]
 

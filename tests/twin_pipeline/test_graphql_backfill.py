@@ -80,7 +80,7 @@ def dagster_dev(edge_lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     """`dagster dev` over a copy of the edge lake: TWIN_HOME=<tmp>/twin, the lake at <tmp>/twin/lake."""
     twin_home = tmp_path / "twin"
     shutil.copytree(edge_lake, twin_home / "lake")
-    monkeypatch.delenv("TWIN_SHIFTS", raising=False)  # the repository's calendar (twin_pipeline/shifts.toml)
+    monkeypatch.delenv("TWIN_SHIFTS", raising=False)  # the repository's calendar (twin_pipeline/lib/calendar/shifts.toml)
     dev = DagsterDev(ROOT / "workspace.yaml", cwd=ROOT,
                      dagster_home=write_dagster_home(tmp_path / "dagster_home", INSTANCE_YAML),
                      log_path=tmp_path / "dagster_dev.log",

@@ -11,8 +11,8 @@ import pyarrow as pa
 from deltalake import write_deltalake
 
 from edge_collector.schemas import PARTITION_BY, TABLES, day_of, edge_table_path
-from twin_pipeline.ground_truth import injected_fault_seconds
-from twin_pipeline.shift_assets import CALENDAR
+from twin_pipeline.lib.transforms.ground_truth import injected_fault_seconds
+from twin_pipeline.defs.partitions import CALENDAR
 
 WINDOW = CALENDAR.window("2026-11-24-0600")  # 05:00-13:00 UTC, with planned breaks
 

@@ -14,7 +14,7 @@ from azure.storage.blob import ContainerClient
 
 from tests.azurite import KEY, Azurite, azurite
 from tests.fault_proxy import FaultProxy
-from twin_pipeline.landing import LandingError, blob_name, client_for, land
+from twin_pipeline.lib.integrations.landing import LandingError, blob_name, client_for, land
 
 BLOCK = 256 << 10  # small blocks, so a shift's object is a multi-block upload
 NAME = blob_name("2026-11-24-0600")
@@ -111,9 +111,9 @@ def test_the_azure_profile_lands_each_shift_once(emulator: Azurite, edge_lake: P
     import dagster as dg
     import polars as pl
 
-    from twin_pipeline.defs.landing import landing_raw_samples
+    from twin_pipeline.defs.landing.assets import landing_raw_samples
     from twin_pipeline.definitions import defs
-    from twin_pipeline.profiles import resources_for
+    from twin_pipeline.defs.resources import resources_for
 
     shutil.copytree(edge_lake, tmp_path / "twin" / "lake")
     for var, value in {"TWIN_PROFILE": "azure", "TWIN_HOME": str(tmp_path / "twin"), "AZURE_STORAGE_ACCOUNT_URL":
@@ -138,7 +138,7 @@ def test_the_azure_profile_lands_each_shift_once(emulator: Azurite, edge_lake: P
 
 
 def test_the_azure_profile_says_which_settings_are_missing(monkeypatch: pytest.MonkeyPatch) -> None:
-    from twin_pipeline.profiles import resources_for
+    from twin_pipeline.defs.resources import resources_for
 
     monkeypatch.delenv("AZURE_STORAGE_ACCOUNT_URL", raising=False)
     with pytest.raises(ValueError, match="(?s)needs AZURE_STORAGE_ACCOUNT_URL in the environment.*AZURE_STORAGE_KEY"):

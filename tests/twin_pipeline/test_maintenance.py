@@ -9,8 +9,8 @@ import polars as pl
 from dagster import DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 
-from twin_pipeline.instance import InstanceSettings, ensure_instance, instance_yaml
-from twin_pipeline.maintenance import maintain_lake_table
+from twin_pipeline.launcher.instance import InstanceSettings, ensure_instance, instance_yaml
+from twin_pipeline.lib.maintenance import maintain_lake_table
 
 
 def test_the_instance_twin_up_writes_limits_the_pool_and_retries_crashes_only(tmp_path: Path) -> None:
@@ -33,7 +33,7 @@ def test_an_untouched_instance_file_is_updated_an_edited_one_kept(tmp_path: Path
     path.write_text(path.read_text().replace("max_retries: 3", "max_retries: 5"))
     assert ensure_instance(tmp_path) == "kept (edited by hand)" and "max_retries: 5" in path.read_text()
     path.write_text("telemetry:\n  enabled: true\n")
-    assert ensure_instance(tmp_path).endswith("lacks concurrency, run_retries, run_monitoring: see twin_pipeline/instance.py")
+    assert ensure_instance(tmp_path).endswith("lacks concurrency, run_retries, run_monitoring: see twin_pipeline/launcher/instance.py")
 
 
 def test_lake_maintenance_compacts_and_vacuums_without_changing_rows(tmp_path: Path) -> None:

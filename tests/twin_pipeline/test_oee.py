@@ -10,10 +10,10 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from twin_pipeline.defs.bronze import bronze_samples_asset
-from twin_pipeline.oee_asset import gold_fact_oee_shift
-from twin_pipeline.defs.silver import silver_part_counts, silver_state_intervals
-from twin_pipeline.profiles import LakeResource
+from twin_pipeline.defs.bronze.assets import bronze_samples_asset
+from twin_pipeline.defs.gold.oee import gold_fact_oee_shift
+from twin_pipeline.defs.silver.assets import silver_part_counts, silver_state_intervals
+from twin_pipeline.defs.resources import LakeResource
 
 SHIFT = "2026-11-24-0600"
 ASSETS = [bronze_samples_asset, silver_state_intervals, silver_part_counts, gold_fact_oee_shift]
@@ -123,8 +123,9 @@ def test_o1_rematerialised_and_backfilled_shift_has_identical_content(lake: Path
 def test_oee_invariants_fire_on_a_planted_silver_fault_and_flag_the_shift(lake: Path) -> None:
     from deltalake import write_deltalake
 
-    from twin_pipeline.defs.checks import bronze_no_duplicates, part_counters_monotonic
-    from twin_pipeline.gold_checks import oee_invariants
+    from twin_pipeline.defs.bronze.checks import bronze_no_duplicates
+    from twin_pipeline.defs.silver.checks import part_counters_monotonic
+    from twin_pipeline.defs.gold.checks import oee_invariants
 
     resources = {"lake": LakeResource(root=str(lake))}
     checks = [bronze_no_duplicates, part_counters_monotonic, oee_invariants]
@@ -162,7 +163,7 @@ def test_dst_night_shift_is_7_hours_in_gold(dst_night: tuple[Path, dict], tmp_pa
 def test_fault_downtime_matches_the_injected_ground_truth(engine_shift: tuple[Path, dict], tmp_path: Path) -> None:
     from deltalake import write_deltalake
 
-    from twin_pipeline.gold_checks import fault_downtime_matches_injections
+    from twin_pipeline.defs.gold.checks import fault_downtime_matches_injections
 
     lake = tmp_path / "lake"
     shutil.copytree(engine_shift[0], lake)
@@ -185,7 +186,7 @@ def test_fault_downtime_matches_the_injected_ground_truth(engine_shift: tuple[Pa
 
 
 def test_fact_downtime_has_one_row_per_stop_with_its_reason(lake: Path) -> None:
-    from twin_pipeline.defs.gold import gold_fact_downtime
+    from twin_pipeline.defs.gold.assets import gold_fact_downtime
 
     assert dg.materialize([*ASSETS, gold_fact_downtime], partition_key=SHIFT,
                           resources={"lake": LakeResource(root=str(lake))}).success
@@ -204,7 +205,7 @@ def test_fact_downtime_has_one_row_per_stop_with_its_reason(lake: Path) -> None:
 
 
 def test_dimensions_join_the_facts(lake: Path) -> None:
-    from twin_pipeline.defs.dims import gold_dim_date, gold_dim_line, gold_dim_shift
+    from twin_pipeline.defs.gold.dims import gold_dim_date, gold_dim_line, gold_dim_shift
 
     resources = {"lake": LakeResource(root=str(lake))}
     assert run(lake).success
@@ -226,8 +227,8 @@ def test_dimensions_join_the_facts(lake: Path) -> None:
 
 
 def test_fact_quality_counts_exactly_the_plc_rejects(lake: Path, full_shift: tuple[Path, dict]) -> None:
-    from twin_pipeline.defs.gold import gold_fact_quality
-    from twin_pipeline.defs.silver import silver_part_measurements
+    from twin_pipeline.defs.gold.assets import gold_fact_quality
+    from twin_pipeline.defs.silver.assets import silver_part_measurements
 
     assert dg.materialize([*ASSETS, silver_part_measurements, gold_fact_quality], partition_key=SHIFT,
                           resources={"lake": LakeResource(root=str(lake))}).success
@@ -245,10 +246,10 @@ def test_fact_quality_counts_exactly_the_plc_rejects(lake: Path, full_shift: tup
 
 
 def test_every_table_written_has_its_contract_schema(lake: Path) -> None:
-    from twin_pipeline.defs.dims import gold_dim_date, gold_dim_line, gold_dim_shift
-    from twin_pipeline.defs.gold import gold_fact_downtime, gold_fact_quality, gold_fact_reliability
-    from twin_pipeline.defs.silver import silver_part_measurements
-    from twin_pipeline.schemas import TABLES
+    from twin_pipeline.defs.gold.dims import gold_dim_date, gold_dim_line, gold_dim_shift
+    from twin_pipeline.defs.gold.assets import gold_fact_downtime, gold_fact_quality, gold_fact_reliability
+    from twin_pipeline.defs.silver.assets import silver_part_measurements
+    from twin_pipeline.lib.contracts import TABLES
 
     resources = {"lake": LakeResource(root=str(lake))}
     assert dg.materialize([*ASSETS, silver_part_measurements, gold_fact_downtime, gold_fact_quality,
@@ -263,10 +264,12 @@ def test_every_table_written_has_its_contract_schema(lake: Path) -> None:
 
 def test_a_backfill_of_several_shifts_in_one_run_equals_shift_by_shift_runs(lake: Path, tmp_path: Path) -> None:
     """O1 (RELIABILITY.md): A backfill of several shifts in one run equals shift by shift runs."""
-    from twin_pipeline.defs import checks as checks_module
-    from twin_pipeline.defs.gold import gold_fact_reliability
+    from twin_pipeline.defs.bronze import checks as bronze_checks
+    from twin_pipeline.defs.gold.assets import gold_fact_reliability
+    from twin_pipeline.defs.silver import checks as silver_checks
 
-    checks = [c for c in vars(checks_module).values() if isinstance(c, dg.AssetChecksDefinition)]
+    checks = [c for module in (bronze_checks, silver_checks) for c in vars(module).values()
+              if isinstance(c, dg.AssetChecksDefinition)]
     assets = [*ASSETS, gold_fact_reliability, *checks]
     other = tmp_path / "other"
     shutil.copytree(lake, other)

@@ -12,9 +12,9 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from twin_pipeline.counters import COUNT_TAGS, DESIGN_SPEED_TAG, UINT32, increments, part_counts
-from twin_pipeline.schemas import BRONZE_SAMPLES, SILVER_PART_COUNTS
-from twin_pipeline.shift_assets import CALENDAR
+from twin_pipeline.lib.transforms.counters import COUNT_TAGS, DESIGN_SPEED_TAG, UINT32, increments, part_counts
+from twin_pipeline.lib.contracts import BRONZE_SAMPLES, SILVER_PART_COUNTS
+from twin_pipeline.defs.partitions import CALENDAR
 
 WINDOW = CALENDAR.window("2026-11-24-0600")  # 05:00-13:00 UTC, breaks inside
 

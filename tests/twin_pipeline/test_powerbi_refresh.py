@@ -15,7 +15,7 @@ import dagster as dg
 import pytest
 import requests
 
-from twin_pipeline.profiles import resources_for
+from twin_pipeline.defs.resources import resources_for
 
 KEY = dg.AssetKey(["semantic_model", "IndustrialTwin"])
 GOLD = ["dim_date", "dim_line", "dim_shift", "fact_downtime", "fact_oee_shift", "fact_quality", "fact_reliability"]
@@ -140,7 +140,7 @@ def test_materializing_it_refreshes_the_published_model(azure, service) -> None:
     assert json.loads(trigger.body) == {"notifyOption": "NoNotification"}
     assert trigger.headers["Authorization"] == "Bearer tok-1"
     assert [(p.method, p.url) for p in polls] == [("GET", REFRESHES)] * 2
-    assert fake.sleeps == [10, 10]  # the poll interval of twin_pipeline/powerbi.py
+    assert fake.sleeps == [10, 10]  # the poll interval of twin_pipeline/lib/integrations/powerbi.py
     (materialization,) = result.asset_materializations_for_node("semantic_model_IndustrialTwin")
     assert materialization.metadata["dataset_id"].value == DATASET
 

@@ -11,8 +11,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from twin_pipeline.reliability import failures, fit_weibull
-from twin_pipeline.schemas import SILVER_STATE_INTERVALS as INTERVALS
+from twin_pipeline.lib.transforms.reliability import failures, fit_weibull
+from twin_pipeline.lib.contracts import SILVER_STATE_INTERVALS as INTERVALS
 
 T = datetime(2026, 11, 24, 5, tzinfo=timezone.utc)
 
@@ -59,10 +59,10 @@ def test_censored_weibull_fit_recovers_the_parameters() -> None:
 
 
 def test_gold_reliability_matches_the_injected_faults(engine_shift: tuple[Path, dict], tmp_path: Path) -> None:
-    from twin_pipeline.defs.bronze import bronze_samples_asset
-    from twin_pipeline.defs.gold import gold_fact_reliability
-    from twin_pipeline.defs.silver import silver_state_intervals
-    from twin_pipeline.profiles import LakeResource
+    from twin_pipeline.defs.bronze.assets import bronze_samples_asset
+    from twin_pipeline.defs.gold.assets import gold_fact_reliability
+    from twin_pipeline.defs.silver.assets import silver_state_intervals
+    from twin_pipeline.defs.resources import LakeResource
 
     lake = tmp_path / "lake"
     shutil.copytree(engine_shift[0], lake)

@@ -6,7 +6,8 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from twin_pipeline.shift_calendar import ShiftCalendarError, load_calendar, parse_calendar
+from twin_pipeline.defs.partitions import shift_partitions
+from twin_pipeline.lib.calendar.shift_calendar import ShiftCalendarError, load_calendar, parse_calendar
 
 UTC = timezone.utc
 CAL = load_calendar()
@@ -46,7 +47,7 @@ def test_shift_at_and_windows_tile_time_without_gaps_or_overlaps() -> None:
 
 
 def test_shift_windows_equal_dagster_partitions_over_a_year() -> None:
-    partitions = CAL.partitions_def(end=datetime(2027, 1, 1, 6, tzinfo=CAL.tz))
+    partitions = shift_partitions(CAL, end=datetime(2027, 1, 1, 6, tzinfo=CAL.tz))
     start = datetime(2026, 1, 1, 5, tzinfo=UTC)
     keys = partitions.get_partition_keys(current_time=datetime(2027, 1, 2, tzinfo=UTC))
     assert len(keys) == 365 * 3  # both DST changes of 2026 inside

@@ -1,4 +1,4 @@
-"""The Spark OEE job (`twin_pipeline/databricks/oee_job.py`): the golden vectors to 1e-9, the same gold
+"""The Spark OEE job (`twin_pipeline/spark_jobs/oee_job.py`): the golden vectors to 1e-9, the same gold
 table as the polars path on a whole simulated shift through Pipes on local pyspark, and the Databricks
 launch, where only the REST boundary is faked: the exact submit request is checked, and the fake
 "cluster" runs the real script with the request's parameters and environment, its Pipes context and
@@ -22,20 +22,21 @@ import pytest
 
 from tests.azurite import ACCOUNT, KEY, Azurite, azurite
 from tests.twin_pipeline.test_golden_oee import VECTORS, bronze
-from twin_pipeline.counters import part_counts
-from twin_pipeline.oee import oee_rows
-from twin_pipeline.oee_job import SCRIPT, DatabricksOeeJob, LocalSparkOeeJob, job_extras
-from twin_pipeline.profiles import LakeResource
-from twin_pipeline.schemas import FACT_OEE_SHIFT
-from twin_pipeline.shift_assets import CALENDAR
-from twin_pipeline.states import state_intervals
+from twin_pipeline.lib.transforms.counters import part_counts
+from twin_pipeline.lib.transforms.oee import oee_rows
+from twin_pipeline.defs.gold.engines import DatabricksOeeJob, LocalSparkOeeJob
+from twin_pipeline.spark_jobs.extras import SCRIPT, job_extras
+from twin_pipeline.defs.resources import LakeResource
+from twin_pipeline.lib.contracts import FACT_OEE_SHIFT
+from twin_pipeline.defs.partitions import CALENDAR
+from twin_pipeline.lib.transforms.states import state_intervals
 
 SHIFT = "2026-11-24-0600"
 
 
 @pytest.fixture(scope="module")
 def spark() -> Iterator[Any]:
-    from twin_pipeline.databricks.oee_job import session
+    from twin_pipeline.spark_jobs.oee_job import session
 
     spark = session("twin-oee-tests")
     yield spark
@@ -53,7 +54,7 @@ def assert_rows_equal(spark_row: dict[str, Any], polars_row: dict[str, Any]) -> 
 
 @pytest.mark.parametrize("vector", VECTORS, ids=[v["name"] for v in VECTORS])
 def test_spark_reproduces_the_golden_vector(spark: Any, vector: dict[str, Any]) -> None:
-    from twin_pipeline.databricks.oee_job import conform, oee_frame
+    from twin_pipeline.spark_jobs.oee_job import conform, oee_frame
 
     window = CALENDAR.window(vector["shift_id"])
     samples = bronze(vector)
@@ -82,9 +83,9 @@ def silver_lake(engine_shift: tuple[Path, dict], tmp_path_factory: pytest.TempPa
     """The engine shift through bronze, silver and gold in polars: the lake and polars' gold rows."""
     import shutil
 
-    from twin_pipeline.defs.bronze import bronze_samples_asset
-    from twin_pipeline.defs.silver import silver_part_counts, silver_state_intervals
-    from twin_pipeline.oee_asset import gold_fact_oee_shift
+    from twin_pipeline.defs.bronze.assets import bronze_samples_asset
+    from twin_pipeline.defs.silver.assets import silver_part_counts, silver_state_intervals
+    from twin_pipeline.defs.gold.oee import gold_fact_oee_shift
 
     lake = tmp_path_factory.mktemp("spark") / "lake"
     shutil.copytree(engine_shift[0], lake)
@@ -99,7 +100,7 @@ def metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
 
 
 def test_the_spark_job_through_pipes_writes_the_same_gold_as_polars(silver_lake: tuple[Path, pl.DataFrame]) -> None:
-    from twin_pipeline.oee_asset import pipes_fact_oee_shift
+    from twin_pipeline.defs.gold.oee import pipes_fact_oee_shift
 
     lake, by_polars = silver_lake
     assert by_polars.height == 2 and by_polars["produced"].sum() > 1000 and by_polars["downtime_fault_s"].sum() > 0
@@ -157,8 +158,8 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
 
 def test_databricks_submits_the_exact_request_and_gets_the_results_back(
         silver_lake: tuple[Path, pl.DataFrame], emulator: Azurite, monkeypatch: pytest.MonkeyPatch) -> None:
-    from twin_pipeline.landing import LandingResource
-    from twin_pipeline.oee_asset import pipes_fact_oee_shift
+    from twin_pipeline.defs.landing.resource import LandingResource
+    from twin_pipeline.defs.gold.oee import pipes_fact_oee_shift
 
     lake, by_polars = silver_lake
     fake = FakeDatabricks({"{{secrets/twin/landing-storage-key}}": KEY})
@@ -203,7 +204,7 @@ def test_databricks_submits_the_exact_request_and_gets_the_results_back(
     ("serverless", {"environment_key": "twin"}),
 ])
 def test_the_other_computes_submit_what_databricks_expects(compute: str, expected: dict[str, Any]) -> None:
-    from twin_pipeline.landing import LandingResource
+    from twin_pipeline.defs.landing.resource import LandingResource
 
     job = DatabricksOeeJob(host="https://adb-1.2.azuredatabricks.net", script="/Workspace/Shared/twin/oee_job.py",
                            lake="abfss://lake@acct.dfs.core.windows.net/twin", compute=compute, cluster_id="0101-abc",
@@ -223,7 +224,7 @@ def test_the_other_computes_submit_what_databricks_expects(compute: str, expecte
 def test_the_bundle_deploys_this_script_with_the_locked_libraries() -> None:
     import yaml
 
-    from twin_pipeline.databricks.oee_job import arguments
+    from twin_pipeline.spark_jobs.oee_job import arguments
 
     bundle = yaml.safe_load((SCRIPT.parent / "databricks.yml").read_text())
     [task] = bundle["resources"]["jobs"]["twin_oee"]["tasks"]
@@ -241,14 +242,14 @@ def test_without_dagster_the_script_runs_on_extras_and_says_how_otherwise(
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_PIPES")}
     refused = subprocess.run([sys.executable, str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60)
     assert refused.returncode != 0 and "--extras" in refused.stderr
-    nowhere = json.loads(subprocess.run([sys.executable, "-m", "twin_pipeline.oee_job", "--lake", str(lake.parent / "nowhere"),
+    nowhere = json.loads(subprocess.run([sys.executable, "-m", "twin_pipeline.spark_jobs.extras", "--lake", str(lake.parent / "nowhere"),
                                          "--shift", SHIFT, "--table-io", "delta-rs"], capture_output=True, text=True,
                                         check=True).stdout)
     failed = subprocess.run([sys.executable, str(SCRIPT), "--extras", json.dumps(nowhere)], env=env,
                             capture_output=True, text=True, timeout=300)
     assert failed.returncode != 0 and "silver/state_intervals is not at" in failed.stderr
     assert "TWIN_DATABRICKS_LAKE" in failed.stderr  # says what to fix
-    extras = subprocess.run([sys.executable, "-m", "twin_pipeline.oee_job", "--lake", str(lake), "--shift", SHIFT,
+    extras = subprocess.run([sys.executable, "-m", "twin_pipeline.spark_jobs.extras", "--lake", str(lake), "--shift", SHIFT,
                              "--table-io", "delta-rs"], capture_output=True, text=True, check=True).stdout
     ran = subprocess.run([sys.executable, str(SCRIPT), "--extras", extras], env=env, capture_output=True, text=True,
                          timeout=300)

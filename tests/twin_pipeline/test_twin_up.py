@@ -104,7 +104,7 @@ def test_twin_up_seeds_runs_backfills_and_stops_cleanly(tmp_path: Path) -> None:
         dev = DagsterDev(ROOT / "workspace.yaml", dagster_home=home / "dagster", log_path=home / "logs" / "dagster.log",
                          port=ui_port)
         dev.wait_for_assets(ASSETS, location=LOCATION, timeout=120)
-        from twin_pipeline.twin import seeded_shifts
+        from twin_pipeline.launcher.twin import seeded_shifts
 
         shifts = seeded_shifts(history)[-2:]
         assert len(shifts) == 2, history

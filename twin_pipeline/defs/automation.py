@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import dagster as dg
 
-from twin_pipeline.shift_assets import CALENDAR, SHIFTS
+from twin_pipeline.defs.partitions import CALENDAR, SHIFTS
 
 #: The shift-partitioned assets (the calendar and line dimensions refresh on their own cron); the
 #: landing group exists in the azure profile only.

@@ -1,10 +1,72 @@
-"""Resources, bound once, chosen by the profile."""
+"""Resources, bound once for the whole code location, chosen by the profile (`TWIN_PROFILE`, see
+`lib/settings.py`)."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import dagster as dg
 
-from twin_pipeline.profiles import profile, resources_for
+from twin_pipeline.defs.gold.engines import COMPUTE, DatabricksOeeJob, LocalSparkOeeJob
+from twin_pipeline.defs.landing.resource import LandingResource
+from twin_pipeline.defs.powerbi.resource import powerbi_workspace
+from twin_pipeline.lib.integrations.powerbi import powerbi_settings
+from twin_pipeline.lib.settings import AZURE_SETTINGS, DATABRICKS_SETTINGS, oee_engine, profile, require
+
+
+class LakeResource(dg.ConfigurableResource):
+    """The lake root; edge tables live under `<root>/edge/<table>`."""
+
+    root: str
+
+    def path(self) -> Path:
+        return Path(self.root)
+
+
+def resources_for(name: str) -> dict[str, object]:
+    """The resources of a profile, bound once for the whole code location."""
+    home = Path(os.environ.get("TWIN_HOME", ".twin")).resolve()
+    lake = LakeResource(root=str(home / "lake"))
+    engine = oee_engine()
+    if name == "local":
+        return {"lake": lake, **_local_spark(engine, lake)}
+    if name == "azure":
+        require(name, AZURE_SETTINGS)
+        secret = {var: dg.EnvVar(var) for var in ("AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_TOKEN") if os.environ.get(var)}
+        landing = LandingResource(
+            account_url=os.environ["AZURE_STORAGE_ACCOUNT_URL"],
+            account_name=os.environ.get("AZURE_STORAGE_ACCOUNT", ""),
+            account_key=secret.get("AZURE_STORAGE_KEY", ""), sas_token=secret.get("AZURE_STORAGE_SAS_TOKEN", ""),
+            container=os.environ.get("TWIN_LANDING_CONTAINER", "landing"))
+        power_bi = {"power_bi": powerbi_workspace(pbi)} if (pbi := powerbi_settings()) else {}
+        return {"lake": lake, "landing": landing, **_local_spark(engine, lake), **_databricks(engine, landing),
+                **power_bi}
+    raise ValueError(f"unknown profile {name!r}")
+
+
+def _local_spark(engine: str, lake: LakeResource) -> dict[str, object]:
+    if engine != "spark":
+        return {}
+    return {"oee_job": LocalSparkOeeJob(lake=lake.root)}
+
+
+def _databricks(engine: str, landing: object) -> dict[str, object]:
+    if engine != "databricks":
+        return {}
+    require("azure", DATABRICKS_SETTINGS)
+    env = os.environ.get
+    compute = env("TWIN_DATABRICKS_COMPUTE", "") or "job_cluster"
+    if compute not in COMPUTE:
+        raise ValueError(f"TWIN_DATABRICKS_COMPUTE={compute!r} is not one of {', '.join(COMPUTE)}")
+    if compute == "existing_cluster" and not env("TWIN_DATABRICKS_CLUSTER_ID"):
+        raise ValueError("TWIN_DATABRICKS_COMPUTE=existing_cluster needs TWIN_DATABRICKS_CLUSTER_ID (the cluster's id)")
+    return {"oee_job": DatabricksOeeJob(
+        host=env("DATABRICKS_HOST", ""), token=dg.EnvVar("DATABRICKS_TOKEN") if env("DATABRICKS_TOKEN") else "",
+        script=env("TWIN_DATABRICKS_SCRIPT", ""), lake=env("TWIN_DATABRICKS_LAKE", ""),
+        compute=compute, cluster_id=env("TWIN_DATABRICKS_CLUSTER_ID", ""),
+        node_type_id=env("TWIN_DATABRICKS_NODE_TYPE", "") or "Standard_D4ds_v5",
+        secret_scope=env("TWIN_DATABRICKS_SECRET_SCOPE", "") or "twin", landing=landing)}
 
 
 @dg.definitions

@@ -1,0 +1,117 @@
+"""Asset checks on bronze samples, per shift partition: schema, duplicates, reconciliation with the
+edge, completeness, gaps, value ranges and freshness.
+
+(No `from __future__ import annotations` here: Dagster inspects the context annotation at run time.)
+"""
+
+import dagster as dg
+import polars as pl
+
+from edge_collector.schemas import TABLES, edge_table_path
+from twin_pipeline.lib.quality.data_quality import (
+    GAP_FACTOR, HEARTBEAT_TAG, MIN_GAP_S, edge_keys, heartbeat_silences, lines_not_caught_up, missing_tags, reconcile,
+    schema_problems,
+)
+from twin_pipeline.lib.contracts import layer_path
+from twin_pipeline.lib.lake_io import plc_gaps, read_bronze, read_shifts
+from twin_pipeline.defs.check_results import provisional_unless, shift_ids, shift_rows
+from twin_pipeline.defs.resources import LakeResource
+from twin_pipeline.defs.partitions import BRONZE, CALENDAR, SHIFTS
+from twin_pipeline.lib.quality.value_ranges import out_of_range
+
+
+@dg.asset_check(asset=BRONZE, partitions_def=SHIFTS, blocking=True,
+                description="Bronze has exactly the bronze contract's columns and types, and the edge table it was "
+                            "read from the edge contract's (edge_collector/schemas.py).")
+def bronze_schema(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
+    path = layer_path(lake.path(), "bronze", "samples")
+    problems = schema_problems(pl.scan_delta(str(path)).collect_schema()) if (path / "_delta_log").exists() else [
+        "bronze/samples does not exist: materialize it first"]
+    edge = edge_table_path(lake.path(), "raw_samples")
+    if (edge / "_delta_log").exists():
+        contract = pl.DataFrame(TABLES["raw_samples"].empty_table()).schema
+        actual = pl.scan_delta(str(edge)).collect_schema()
+        problems += [f"edge raw_samples.{c} is {actual.get(c)}, contract says {t}" for c, t in contract.items()
+                     if actual.get(c) != t]
+    return provisional_unless("bronze_schema", context, lake, not problems, {"problems": "; ".join(problems) or "none"})
+
+
+@dg.asset_check(asset=BRONZE, partitions_def=SHIFTS, blocking=True,
+                description="No two rows share (line, tag, source_ts).")
+def bronze_no_duplicates(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
+    rows = shift_rows(lake, "bronze", "samples", context)
+    dupes = int(rows.select("shift_id", "line_id", "tag", "source_ts").is_duplicated().sum()) if rows.height else 0
+    return provisional_unless("bronze_no_duplicates", context, lake, dupes == 0, {"duplicate_rows": dupes, "rows": rows.height})
+
+
+@dg.asset_check(asset=BRONZE, partitions_def=SHIFTS, blocking=True, additional_deps=[dg.AssetKey(["edge", "raw_samples"])],
+                description="Reconciliation: bronze holds exactly the distinct (line, tag, source_ts) keys the edge holds "
+                            "for the shift (none lost, none invented; a late edge write makes it fail until re-run).")
+def bronze_matches_edge(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
+    bronze = shift_rows(lake, "bronze", "samples", context)
+    missing = extra = edge_rows = 0
+    for shift_id in shift_ids(context):
+        edge = edge_keys(lake.path(), CALENDAR.window(shift_id))
+        mine = bronze.filter((pl.col("shift_id") == shift_id) & ~pl.col("carried_in")) if bronze.height else bronze
+        m, e = reconcile(edge, mine)
+        missing, extra, edge_rows = missing + m, extra + e, edge_rows + edge.height
+    return provisional_unless("bronze_matches_edge", context, lake, missing == 0 and extra == 0,
+                     {"edge_keys": edge_rows, "bronze_rows": bronze.height, "missing_in_bronze": missing,
+                      "not_at_edge": extra})
+
+
+@dg.asset_check(asset=BRONZE, partitions_def=SHIFTS, blocking=True,
+                description="Completeness: every subscribed tag of every line has a value known in the shift (sent in it "
+                            "or carried over from the previous shift); a missing tag means a broken subscription.")
+def bronze_complete(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
+    missing = []
+    for shift_id in shift_ids(context):
+        samples = read_bronze(lake.path(), shift_id)
+        lines = sorted(samples.filter(~pl.col("carried_in"))["line_id"].unique().to_list()) if samples.height else []
+        missing += [f"{shift_id} {m}" for m in missing_tags(samples, lines)]
+    return provisional_unless("bronze_complete", context, lake, not missing,
+                     {"missing_tags": ", ".join(missing) or "none", "missing_count": len(missing)})
+
+
+@dg.asset_check(asset=BRONZE, partitions_def=SHIFTS, additional_deps=[dg.AssetKey(["edge", "gaps"])],
+                description=f"Gaps: collector outages recorded in edge/gaps, and silences of each line's heartbeat "
+                            f"({HEARTBEAT_TAG}) longer than {GAP_FACTOR:g} typical intervals (at least {MIN_GAP_S:g} s).")
+def bronze_no_gaps(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
+    found = []
+    for shift_id in shift_ids(context):
+        window = CALENDAR.window(shift_id)
+        found += [f"{shift_id} {line}: outage {start:%H:%M:%S}-{end:%H:%M:%S} UTC"
+                  for line, start, end in plc_gaps(lake.path(), window)]
+        samples = read_bronze(lake.path(), shift_id, [HEARTBEAT_TAG])  # the same read as silver's gap flag
+        found += [f"{shift_id} {s.line_id}: heartbeat silent {s.seconds:.0f} s from {s.start:%H:%M:%S} UTC"
+                  for s in heartbeat_silences(samples, window)]
+    return dg.AssetCheckResult(passed=not found, severity=dg.AssetCheckSeverity.WARN,
+                               metadata={"gaps": "; ".join(found) or "none", "gap_count": len(found)})
+
+
+@dg.asset_check(asset=BRONZE, partitions_def=SHIFTS,
+                description="Value ranges from the tag map: PackML states, stop reasons, integer types, booleans, "
+                            "non-negative times and rates, plausible deviations (twin_pipeline/lib/quality/value_ranges.py).")
+def bronze_value_ranges(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
+    rows = shift_rows(lake, "bronze", "samples", context)
+    bad = out_of_range(rows.filter(~pl.col("carried_in")) if rows.height else rows)  # carried rows: checked in their shift
+    by_tag = bad.group_by("line_id", "tag").agg(pl.len().alias("n"), pl.col("value").first().alias("example"))
+    listed = [f"{r['line_id']}/{r['tag']}: {r['n']} (e.g. {r['example']})" for r in by_tag.sort("line_id", "tag").iter_rows(named=True)]
+    # WARN: what an implausible value does to OEE already shows in gold (unknown state time, counter glitches)
+    return dg.AssetCheckResult(passed=bad.height == 0, severity=dg.AssetCheckSeverity.WARN,
+                               metadata={"out_of_range": "; ".join(listed) or "none", "out_of_range_rows": bad.height})
+
+
+@dg.asset_check(asset=BRONZE, partitions_def=SHIFTS, additional_deps=[dg.AssetKey(["edge", "raw_samples"])],
+                description="Freshness: the edge already holds samples of every line from after the shift end, so the "
+                            "shift was complete when bronze read it.")
+def edge_caught_up(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
+    behind = []
+    for shift_id in shift_ids(context):
+        path = layer_path(lake.path(), "bronze", "samples")
+        lines = sorted(pl.scan_delta(str(path)).filter(pl.col("shift_id") == shift_id).select("line_id").unique()
+                       .collect()["line_id"].to_list()) if (path / "_delta_log").exists() else []
+        behind += [f"{shift_id} {line}" for line in lines_not_caught_up(lake.path(), CALENDAR.window(shift_id), lines)]
+    return dg.AssetCheckResult(passed=not behind, severity=dg.AssetCheckSeverity.WARN,
+                               metadata={"not_caught_up": ", ".join(behind) or "none",
+                                         "hint": "re-run the shift once the collector has written past its end"})

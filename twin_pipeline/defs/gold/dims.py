@@ -1,0 +1,88 @@
+"""Gold dimensions of the star schema: shifts and dates from the calendar, lines from their data.
+
+(No `from __future__ import annotations` here: Dagster inspects the context annotation at run time.)
+"""
+
+from datetime import date, datetime, timedelta, timezone
+
+import dagster as dg
+import polars as pl
+from deltalake import DeltaTable
+
+from twin_pipeline.defs.partitions import CALENDAR
+from twin_pipeline.lib.contracts import layer_path
+from twin_pipeline.defs.resources import LakeResource
+from twin_pipeline.lib.contracts import DIM_DATE, DIM_LINE, DIM_SHIFT
+from twin_pipeline.defs.partitions import column_schema
+
+#: How far ahead of today the calendar dimensions reach, so the current and next shifts join.
+AHEAD_DAYS = 2
+
+
+def _write(path, frame: pl.DataFrame, schema: pl.Schema) -> int:  # noqa: ANN001
+    frame = frame.select(pl.col(name).cast(dtype) for name, dtype in schema.items())
+    frame.write_delta(str(path), mode="overwrite", delta_write_options={"schema_mode": "overwrite"})
+    return DeltaTable(str(path)).version()
+
+
+def shift_rows(until: datetime) -> pl.DataFrame:
+    start = datetime.combine(CALENDAR.start, CALENDAR.shifts[0].start, tzinfo=CALENDAR.tz).astimezone(timezone.utc)
+    rows = [{
+        "shift_id": w.shift_id, "shift_name": w.name, "shift_start": w.start, "shift_end": w.end,
+        "local_date": w.start.astimezone(CALENDAR.tz).date(), "duration_s": w.duration_s,
+        "planned_downtime_s": w.planned_downtime_s, "planned_busy_time_s": w.planned_busy_time_s,
+        "timezone": CALENDAR.timezone,
+    } for w in CALENDAR.windows(start, until)]
+    return pl.DataFrame(rows)
+
+
+def date_rows(first: date, last: date) -> pl.DataFrame:
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    return pl.DataFrame({"date": days}).with_columns(
+        pl.col("date").dt.year().alias("year"), pl.col("date").dt.quarter().alias("quarter"),
+        pl.col("date").dt.month().alias("month"), pl.col("date").dt.week().alias("iso_week"),
+        pl.col("date").dt.weekday().alias("iso_weekday"), pl.col("date").dt.strftime("%A").alias("weekday_name"),
+    )
+
+
+@dg.asset(key=["gold", "dim_shift"], metadata={"dagster/column_schema": column_schema("gold/dim_shift")}, group_name="gold", kinds={"polars", "deltalake"}, owners=["team:data"],
+          description="Every shift from the calendar start to the day after tomorrow: id, name, UTC window, local date, "
+                      "duration and planned busy time (DST nights last 7 h or 9 h).",
+          automation_condition=dg.AutomationCondition.on_cron("0 0 * * *", CALENDAR.timezone))
+def gold_dim_shift(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    frame = shift_rows(datetime.now(timezone.utc) + timedelta(days=AHEAD_DAYS))
+    path = layer_path(lake.path(), "gold", "dim_shift")
+    return dg.MaterializeResult(metadata={"dagster/row_count": frame.height, "delta_version": _write(path, frame, DIM_SHIFT),
+                                          "path": dg.MetadataValue.path(str(path))})
+
+
+@dg.asset(key=["gold", "dim_date"], metadata={"dagster/column_schema": column_schema("gold/dim_date")}, group_name="gold", kinds={"polars", "deltalake"}, owners=["team:data"],
+          description="Calendar dates (plant-local) with year, quarter, month, ISO week and weekday.",
+          automation_condition=dg.AutomationCondition.on_cron("0 0 * * *", CALENDAR.timezone))
+def gold_dim_date(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    frame = date_rows(CALENDAR.start, datetime.now(CALENDAR.tz).date() + timedelta(days=AHEAD_DAYS))
+    path = layer_path(lake.path(), "gold", "dim_date")
+    return dg.MaterializeResult(metadata={"dagster/row_count": frame.height, "delta_version": _write(path, frame, DIM_DATE),
+                                          "path": dg.MetadataValue.path(str(path))})
+
+
+@dg.asset(key=["gold", "dim_line"], metadata={"dagster/column_schema": column_schema("gold/dim_line")}, deps=[dg.AssetKey(["bronze", "samples"])], group_name="gold",
+          kinds={"polars", "deltalake"}, owners=["team:data"],
+          description="Every line seen in bronze with its latest design speed, ideal cycle time and tolerance.")
+def gold_dim_line(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    bronze = layer_path(lake.path(), "bronze", "samples")
+    tags = {"Admin.MachDesignSpeed": "design_speed_ppm", "Quality.ToleranceMm": "tolerance_mm"}
+    if (bronze / "_delta_log").exists():
+        latest = (pl.scan_delta(str(bronze)).filter(pl.col("tag").is_in(list(tags)) & pl.col("is_good"))
+                  .sort("source_ts").group_by("line_id", "tag").agg(pl.col("value").last()).collect())
+        frame = latest.pivot(on="tag", index="line_id", values="value").rename(
+            {k: v for k, v in tags.items() if k in latest["tag"].to_list()})
+    else:
+        frame = pl.DataFrame({"line_id": []}, schema={"line_id": pl.String})
+    for column in tags.values():
+        if column not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, pl.Float64).alias(column))
+    frame = frame.with_columns((60.0 / pl.col("design_speed_ppm")).alias("ideal_cycle_time_s")).sort("line_id")
+    path = layer_path(lake.path(), "gold", "dim_line")
+    return dg.MaterializeResult(metadata={"dagster/row_count": frame.height, "delta_version": _write(path, frame, DIM_LINE),
+                                          "path": dg.MetadataValue.path(str(path))})

@@ -1,0 +1,99 @@
+"""Gold `fact_oee_shift`, per OEE engine: computed here in polars (`twin_pipeline/lib/transforms/oee.py`), or by the
+Spark job (`twin_pipeline/spark_jobs/oee_job.py`) on local pyspark or Databricks through Pipes, which
+reports the same metadata and the `oee_invariants` and `performance_at_most_1` checks itself.
+`gold_oee()` below includes the one the profile chose.
+
+(No `from __future__ import annotations` here: Dagster inspects the context annotation at run time.)
+"""
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from twin_pipeline.lib.transforms.counters import DESIGN_SPEED_TAG
+from twin_pipeline.lib.contracts import layer_path
+from twin_pipeline.lib.lake_io import read_bronze, read_shifts
+from twin_pipeline.lib.transforms.oee import COUNT_COLUMNS, INTERVAL_COLUMNS, SPEED_COLUMNS, oee_rows, roll_up
+from twin_pipeline.defs.resources import LakeResource
+from twin_pipeline.lib.settings import oee_engine
+from twin_pipeline.lib.contracts import FACT_OEE_SHIFT
+from twin_pipeline.defs.partitions import BRONZE, CALENDAR, SHIFTS, column_schema, publish, shift_asset
+
+KEY = dg.AssetKey(["gold", "fact_oee_shift"])
+DEPS = [dg.AssetKey(["silver", "state_intervals"]), dg.AssetKey(["silver", "part_counts"]), BRONZE]
+DESCRIPTION = ("OEE per line and shift (ISO 22400-2) over planned busy time (breaks excluded; a line that runs "
+               "through a break is reported in *_in_breaks): actual production time, downtime by kind, "
+               "produced/good/reject, availability, performance (flagged above 1, never capped), quality, OEE, and "
+               "a provisional flag for shifts with outages or unknown time.")
+
+
+def read_oee_inputs(lake: Path, shift_id: str) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """What `oee_rows` needs of one shift: its silver state intervals and part counts and its bronze
+    design-speed samples, only the columns it uses. The three tables are read concurrently: most of a
+    read is delta-rs replaying the table's log and polars scanning Parquet, both outside the GIL."""
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        intervals = pool.submit(read_shifts, layer_path(lake, "silver", "state_intervals"), [shift_id], INTERVAL_COLUMNS)
+        counts = pool.submit(read_shifts, layer_path(lake, "silver", "part_counts"), [shift_id], COUNT_COLUMNS)
+        speed = pool.submit(read_bronze, lake, shift_id, [DESIGN_SPEED_TAG], SPEED_COLUMNS)
+        return intervals.result(), counts.result(), speed.result()
+
+
+def fact_oee_rows(lake: Path, shift_ids: Sequence[str]) -> pl.DataFrame:
+    """The `fact_oee_shift` rows of these shifts, computed and not written."""
+    frames = [oee_rows(*read_oee_inputs(lake, shift_id), CALENDAR.window(shift_id)) for shift_id in shift_ids]
+    return pl.concat(frames) if frames else pl.DataFrame(schema=FACT_OEE_SHIFT)
+
+
+@shift_asset(key=KEY.path, group="gold", deps=DEPS, description=DESCRIPTION)
+def gold_fact_oee_shift(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    out = fact_oee_rows(lake.path(), context.partition_keys)
+    by_line = {line_id: roll_up(rows) for (line_id,), rows in out.group_by(["line_id"], maintain_order=True)}
+    table = "| line | availability | performance | quality | OEE | produced | provisional |\n|---|---|---|---|---|---|---|\n"
+    for line_id in sorted(by_line):
+        f, mine = by_line[line_id], out.filter(pl.col("line_id") == line_id)
+        table += (f"| {line_id} | {_pct(f.availability)} | {_pct(f.performance)} | {_pct(f.quality)} | {_pct(f.oee)} "
+                  f"| {int(mine['produced'].sum())} | {int(mine['provisional'].sum())} of {mine.height} |\n")
+    plant = roll_up(out)
+    headline = {name: round(value, 4) for name in ("availability", "performance", "quality", "oee")
+                if (value := getattr(plant, name)) is not None}
+    return dg.MaterializeResult(metadata={
+        **publish(lake.path(), "gold/fact_oee_shift", out, context.partition_keys),
+        "provisional_rows": int(out["provisional"].sum()) if out.height else 0, **headline,
+        **{f"oee/{line_id}": round(f.oee, 4) for line_id, f in sorted(by_line.items()) if f.oee is not None},
+        "by_line": dg.MetadataValue.md(table),
+    })
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f} %"
+
+
+def pipes_fact_oee_shift(engine: str) -> dg.AssetsDefinition:
+    """The same asset, computed by the Spark job (`spark`: local pyspark; `databricks`: a Databricks run)."""
+
+    @dg.asset(key=KEY, deps=DEPS, partitions_def=SHIFTS, backfill_policy=dg.BackfillPolicy.single_run(),
+              group_name="gold", kinds={"pyspark", "deltalake", *(["databricks"] if engine == "databricks" else [])},
+              owners=["team:data"], description=f"{DESCRIPTION} Computed by the Spark job on {engine}.",
+              metadata={"dagster/column_schema": column_schema("gold/fact_oee_shift"), "partitioned_by": "shift_id"},
+              check_specs=[
+                  dg.AssetCheckSpec("oee_invariants", asset=KEY, description=(
+                      "OEE invariants, evaluated by the Spark job: ratios in [0, 1] (performance may exceed 1: "
+                      "flagged), OEE = A x P x Q, good + reject = produced, times add up to the shift.")),
+                  dg.AssetCheckSpec("performance_at_most_1", asset=KEY, description=(
+                      "Performance above 1, reported by the Spark job: a wrong design speed or a counter fault.")),
+              ])
+    def gold_fact_oee_shift(context: dg.AssetExecutionContext, oee_job: dg.ResourceParam[object]):
+        return oee_job.run(context, list(context.partition_keys)).get_results()  # type: ignore[attr-defined]
+
+    return gold_fact_oee_shift
+
+
+@dg.definitions
+def gold_oee() -> dg.Definitions:
+    """Gold OEE from the engine the profile chose: polars here, or the Spark job through Pipes. (A module
+    with a `@dg.definitions` function contributes only what the function returns.)"""
+    engine = oee_engine()
+    return dg.Definitions(assets=[gold_fact_oee_shift if engine == "polars" else pipes_fact_oee_shift(engine)])

@@ -1,0 +1,69 @@
+"""Silver per shift: state intervals and part counts per line.
+
+(No `from __future__ import annotations` here: Dagster inspects the context annotation at run time.)
+"""
+
+import dagster as dg
+import polars as pl
+
+from twin_pipeline.lib.transforms.counters import COUNT_TAGS, DESIGN_SPEED_TAG, part_counts
+from twin_pipeline.lib.quality.data_quality import HEARTBEAT_TAG, heartbeat_silences
+from twin_pipeline.lib.lake_io import plc_gaps, read_bronze
+from twin_pipeline.defs.partitions import BRONZE, CALENDAR, publish, shift_asset
+from twin_pipeline.defs.resources import LakeResource
+from twin_pipeline.lib.transforms.spc import SPC_TAGS, part_measurements
+from twin_pipeline.lib.transforms.states import REASON_TAG, STATE_TAG, state_intervals
+
+
+
+def _lines(samples: pl.DataFrame) -> list[str]:
+    return sorted(samples["line_id"].unique().to_list()) if samples.height else []
+
+
+@shift_asset(
+    key=["silver", "state_intervals"], group="silver", deps=[BRONZE],
+    description="PackML state intervals per line, clipped to the shift, with time element, stop reason and "
+                "gap flag (a collector outage or a silent heartbeat; the state at the shift start is the carried-in "
+                "one).",
+)
+def silver_state_intervals(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    frames = []
+    for shift_id in context.partition_keys:
+        window = CALENDAR.window(shift_id)
+        samples = read_bronze(lake.path(), shift_id, [STATE_TAG, REASON_TAG, HEARTBEAT_TAG])
+        silences = [(g.line_id, g.start, g.end) for g in heartbeat_silences(samples, window)]
+        frames.append(state_intervals(samples, window, _lines(samples), plc_gaps(lake.path(), window) + silences))
+    out = pl.concat(frames)
+    return dg.MaterializeResult(metadata={
+        **publish(lake.path(), "silver/state_intervals", out, context.partition_keys),
+        "in_gap_intervals": int(out["in_gap"].sum()) if out.height else 0,
+    })
+
+
+@shift_asset(
+    key=["silver", "part_counts"], group="silver", deps=[BRONZE],
+    description="Produced and defective parts per line and shift, from PLC counter increments that survive "
+                "UInt32 wraps and PLC restarts (counted, so checks can explain them).",
+)
+def silver_part_counts(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    out = pl.concat([part_counts(read_bronze(lake.path(), shift_id, [*COUNT_TAGS.values(), DESIGN_SPEED_TAG]),
+                                 CALENDAR.window(shift_id)) for shift_id in context.partition_keys])
+    return dg.MaterializeResult(metadata={
+        **publish(lake.path(), "silver/part_counts", out, context.partition_keys),
+        "produced": int(out["produced"].sum()) if out.height else 0,
+        "counter_resets": int(out["produced_resets"].sum()) if out.height else 0,
+    })
+
+
+@shift_asset(
+    key=["silver", "part_measurements"], group="silver", deps=[BRONZE],
+    description="One row per inspected part: its measured deviation from nominal, the tolerance in effect, and "
+                "whether it was out of tolerance (the PLC rejects exactly those).",
+)
+def silver_part_measurements(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    out = pl.concat([part_measurements(read_bronze(lake.path(), shift_id, SPC_TAGS), shift_id)
+                     for shift_id in context.partition_keys])
+    return dg.MaterializeResult(metadata={
+        **publish(lake.path(), "silver/part_measurements", out, context.partition_keys),
+        "out_of_tolerance": int(out["out_of_tolerance"].sum()) if out.height else 0,
+    })

@@ -1,0 +1,78 @@
+"""The profile settings, read only from the environment: `TWIN_PROFILE` (`local` by default). The
+resources they choose are bound in `defs/resources.py`.
+
+`local`: the lake on local disk under `$TWIN_HOME/lake`, OEE in polars, no account needed.
+`azure`: the same, plus each shift's raw slice landed in Azure Blob Storage, and OEE on Databricks
+when `DATABRICKS_HOST` is set. Settings and secrets come only from the environment (see
+`AZURE_SETTINGS`, `DATABRICKS_SETTINGS`); a missing one is a clear error at load time.
+
+`TWIN_OEE_ENGINE` picks where gold OEE is computed: `polars` (in the Dagster process), `spark`
+(the Spark job on local pyspark, through Pipes) or `databricks` (the same job on Databricks).
+"""
+
+from __future__ import annotations
+
+import os
+
+
+PROFILES = ("local", "azure")
+#: The environment of the azure profile: (variable, required, what it is).
+AZURE_SETTINGS = (
+    ("AZURE_STORAGE_ACCOUNT_URL", True, "blob endpoint, e.g. https://<account>.blob.core.windows.net"),
+    ("AZURE_STORAGE_ACCOUNT", False, "account name, with AZURE_STORAGE_KEY for shared-key auth"),
+    ("AZURE_STORAGE_KEY", False, "account key (secret); without it and a SAS token: DefaultAzureCredential"),
+    ("AZURE_STORAGE_SAS_TOKEN", False, "a SAS token (secret) instead of the key"),
+    ("TWIN_LANDING_CONTAINER", False, "container of the landing zone (default: landing)"),
+)
+#: The Power BI refresh of the azure profile, all or none (twin_pipeline/lib/integrations/powerbi.py): (variable, what it is).
+POWERBI_SETTINGS = (
+    ("POWERBI_WORKSPACE_ID", "id of the workspace (group) the IndustrialTwin semantic model is published to"),
+    ("POWERBI_SEMANTIC_MODEL_ID", "id of the published IndustrialTwin semantic model (dataset)"),
+    ("POWERBI_TENANT_ID", "Entra tenant of the service principal"),
+    ("POWERBI_CLIENT_ID", "application (client) id of the service principal"),
+    ("POWERBI_CLIENT_SECRET", "its client secret (secret)"),
+)
+#: The environment of the Databricks OEE job (azure profile): (variable, required, what it is).
+DATABRICKS_SETTINGS = (
+    ("DATABRICKS_HOST", True, "workspace URL, e.g. https://adb-<id>.<n>.azuredatabricks.net"),
+    ("DATABRICKS_TOKEN", False, "a token (secret); without it the SDK's auth chain (DATABRICKS_CLIENT_ID/SECRET, CLI)"),
+    ("TWIN_DATABRICKS_SCRIPT", True, "where the bundle put oee_job.py, e.g. /Workspace/Shared/twin/oee_job.py"),
+    ("TWIN_DATABRICKS_LAKE", True, "the lake as the cluster sees it, e.g. abfss://lake@<account>.dfs.core.windows.net/twin"),
+    ("TWIN_DATABRICKS_COMPUTE", False, "job_cluster (default), existing_cluster or serverless"),
+    ("TWIN_DATABRICKS_CLUSTER_ID", False, "the cluster of compute=existing_cluster"),
+    ("TWIN_DATABRICKS_NODE_TYPE", False, "node type of compute=job_cluster (default Standard_D4ds_v5)"),
+    ("TWIN_DATABRICKS_SECRET_SCOPE", False, "secret scope holding the landing account key (default twin)"),
+)
+
+
+def require(profile_name: str, settings: tuple[tuple[str, bool, str], ...]) -> None:
+    missing = [var for var, required, _ in settings if required and not os.environ.get(var)]
+    if missing:
+        listed = "\n".join(f"  {var}{' (required)' if req else ''}: {what}" for var, req, what in settings)
+        raise ValueError(f"TWIN_PROFILE={profile_name} needs {', '.join(missing)} in the environment (or in .env "
+                         f"beside workspace.yaml):\n{listed}")
+
+
+def profile() -> str:
+    name = os.environ.get("TWIN_PROFILE", "local")
+    if name not in PROFILES:
+        raise ValueError(f"TWIN_PROFILE={name!r} is not a profile; set it to one of: {', '.join(PROFILES)}")
+    return name
+
+
+def oee_engine() -> str:
+    """Where gold OEE is computed: `TWIN_OEE_ENGINE`, else databricks in the azure profile when
+    `DATABRICKS_HOST` is set, else polars."""
+    default = "databricks" if profile() == "azure" and os.environ.get("DATABRICKS_HOST") else "polars"
+    name = os.environ.get("TWIN_OEE_ENGINE", "") or default
+    if name not in ("polars", "spark", "databricks"):
+        raise ValueError(f"TWIN_OEE_ENGINE={name!r} is not an engine; set it to polars, spark or databricks")
+    if name == "databricks" and profile() != "azure":
+        raise ValueError("TWIN_OEE_ENGINE=databricks needs TWIN_PROFILE=azure (its Pipes messages travel through "
+                         "the landing account); use spark to run the same job on local pyspark")
+    return name
+
+
+#: The Dagster concurrency pool of every step that writes local Delta tables (one writer at a time);
+#: `twin up` writes its limit into the instance (launcher/instance.py).
+DELTA_POOL = "delta_local"

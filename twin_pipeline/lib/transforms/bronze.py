@@ -1,0 +1,74 @@
+"""Bronze: a shift's slice of the edge samples, deduplicated and typed, plus the values it starts with.
+
+Duplicates by (line_id, tag, source_ts) can still reach the lake (two collectors on one line, a
+replay across a collector restart beyond its watermark window); the earliest received copy wins.
+
+Carried-in rows. A PLC publishes a tag only when it changes (the design speed once, at start; the
+state when it changes), so a shift's own samples do not say what the line was doing at its start.
+Each shift's bronze therefore also holds, per (line, tag), the last row before the shift start,
+flagged `carried_in`: taken from the previous shift's bronze (which carries its own in, so a value
+travels forward shift by shift however old it is), or, when that shift was never built, from the
+edge table within `CARRY_LOOKBACK`. A line with no row at all within `CARRY_LOOKBACK` before the
+shift is not carried: it is gone, not idle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import polars as pl
+
+from twin_pipeline.lib.contracts import BRONZE_SAMPLES
+from twin_pipeline.lib.calendar.shift_calendar import ShiftWindow
+
+KEY = ["line_id", "tag", "source_ts"]
+#: How far back a value is looked for in the edge table when the previous shift has no bronze, and
+#: how long a line may be silent before it stops being carried into new shifts.
+CARRY_LOOKBACK = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class BronzeStats:
+    rows_in: int
+    duplicates: int
+    not_good: int  # status Uncertain or Bad
+    carried_in: int
+
+
+def typed(raw: pl.DataFrame, shift_id: str, carried_in: bool = False) -> pl.DataFrame:
+    """Edge rows deduplicated (earliest received copy wins) and typed to the bronze contract. Duplicates
+    are rare, so they are looked for by hash first; only then are the rows sorted by arrival."""
+    deduped = raw
+    if raw.height and raw.select(pl.struct(KEY).is_duplicated().any()).item():
+        deduped = raw.sort(["received_ts", "seq"]).unique(subset=KEY, keep="first")
+    return deduped.with_columns(
+        pl.lit(shift_id).alias("shift_id"), (pl.col("status_code") // (1 << 30)).eq(0).alias("is_good"),
+        pl.lit(carried_in).alias("carried_in"),
+    ).select(list(BRONZE_SAMPLES))
+
+
+def carry_in(before: pl.DataFrame, window: ShiftWindow) -> pl.DataFrame:
+    """The last row per (line, tag) of `before` (bronze-shaped rows from before the window), as this
+    shift's carried-in rows; lines silent for longer than `CARRY_LOOKBACK` are dropped."""
+    if not before.height:
+        return pl.DataFrame(schema=BRONZE_SAMPLES)
+    earlier = before.filter(pl.col("source_ts") < window.start)
+    alive = earlier.group_by("line_id").agg(pl.col("source_ts").max().alias("newest")).filter(
+        pl.col("newest") >= window.start - CARRY_LOOKBACK)["line_id"]
+    # the newest row per (line, tag), by a hash aggregation, not a sort (bronze is unique on (line, tag, source_ts))
+    last = earlier.filter(pl.col("line_id").is_in(alive.implode())
+                          & (pl.col("source_ts") == pl.col("source_ts").max().over("line_id", "tag"))
+                          ).unique(subset=["line_id", "tag"], keep="first")
+    return last.with_columns(pl.lit(window.shift_id).alias("shift_id"), pl.lit(True).alias("carried_in")).select(
+        list(BRONZE_SAMPLES))
+
+
+def bronze_samples(raw: pl.DataFrame, window: ShiftWindow, before: pl.DataFrame) -> tuple[pl.DataFrame, BronzeStats]:
+    """The shift's samples, one row per (line, tag, source_ts), with the carried-in rows, sorted."""
+    own = typed(raw, window.shift_id)
+    carried = carry_in(before, window)
+    out = pl.concat([carried, own]).sort(["line_id", "tag", "source_ts"])
+    stats = BronzeStats(rows_in=raw.height, duplicates=raw.height - own.height,
+                        not_good=int((~own["is_good"]).sum()) if own.height else 0, carried_in=carried.height)
+    return out, stats

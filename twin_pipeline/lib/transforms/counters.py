@@ -1,0 +1,106 @@
+"""Part counts from PLC counter samples that survive UInt32 wraps and PLC restarts.
+
+Between two samples of a cumulative counter the increment is the difference, except when the
+value went down: then either the counter wrapped at 2^32 (the wrapped difference is plausible for
+the elapsed time at the line's design speed) or the PLC restarted and counted from 0 again (the
+new value is the increment). Every decision is counted so checks can explain a reset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from twin_pipeline.lib.contracts import SILVER_PART_COUNTS
+from twin_pipeline.lib.calendar.shift_calendar import ShiftWindow
+
+UINT32 = 1 << 32
+
+
+@dataclass(frozen=True)
+class CounterIncrements:
+    total: int
+    wraps: int
+    resets: int
+    glitches: int  # implausibly large forward jumps, not counted
+
+
+def increments(values: list[int], seconds: list[float], max_rate_per_s: float, baseline: int | None = None,
+               baseline_s: float | None = None) -> CounterIncrements:
+    """Sum of increments of a counter series (`values` at `seconds`), optionally continuing from a
+    `baseline` sample before the first one (the previous shift's last value)."""
+    if baseline is not None and baseline_s is not None:
+        values, seconds = [baseline, *values], [baseline_s, *seconds]
+    total = wraps = resets = glitches = 0
+    for i in range(1, len(values)):
+        prev, cur = values[i - 1], values[i]
+        plausible = max_rate_per_s * max(seconds[i] - seconds[i - 1], 0.0) * 2 + 10
+        if cur >= prev:
+            step = cur - prev
+            if step > plausible:
+                glitches += 1
+                continue
+            total += step
+        elif cur + UINT32 - prev <= plausible:
+            wraps += 1
+            total += cur + UINT32 - prev
+        else:
+            resets += 1
+            total += cur
+    return CounterIncrements(total, wraps, resets, glitches)
+
+
+#: The cumulative counters of a line, by what they count.
+COUNT_TAGS = {"produced": "Admin.ProdProcessedCount", "defective": "Admin.ProdDefectiveCount"}
+DESIGN_SPEED_TAG = "Admin.MachDesignSpeed"
+
+
+def part_counts(samples: pl.DataFrame, window: ShiftWindow) -> pl.DataFrame:
+    """Produced and defective parts per line in the shift (silver `part_counts`) from its bronze counter
+    and design-speed samples, carried-in values being the baseline; parts made in planned breaks and
+    every wrap, reset and glitch are counted apart.
+
+    The same rule as `increments()`, on every consecutive pair of a (line, counter) series at once:
+    a pair's increment belongs to the sample that ends it (so to a break when that sample falls in one).
+    """
+    shift_id = window.shift_id
+    lines = pl.DataFrame({"line_id": sorted(samples["line_id"].unique().to_list()) if samples.height else []},
+                         schema={"line_id": pl.String})
+    rate = (samples.filter(pl.col("tag") == DESIGN_SPEED_TAG).group_by("line_id")
+            .agg((pl.col("value").max() / 60.0).alias("max_rate")))
+    counters = samples.filter(pl.col("tag").is_in(list(COUNT_TAGS.values())) & pl.col("is_good")
+                              & pl.col("value").is_not_null())
+    baseline = counters.filter(pl.col("carried_in")).filter(
+        pl.col("source_ts") == pl.col("source_ts").max().over("line_id", "tag"))
+    series = pl.concat([baseline, counters.filter(~pl.col("carried_in"))]).sort("line_id", "tag", "source_ts")
+    in_break = pl.lit(False)
+    for b_start, b_end in window.breaks:
+        in_break = in_break | ((pl.col("source_ts") >= b_start) & (pl.col("source_ts") < b_end))
+    cur, prev = pl.col("value").cast(pl.Int64), pl.col("value").cast(pl.Int64).shift(1).over("line_id", "tag")
+    dt = ((pl.col("source_ts") - pl.col("source_ts").shift(1).over("line_id", "tag")).dt.total_microseconds()
+          / 1e6).clip(lower_bound=0.0)
+    plausible = pl.col("max_rate") * dt * 2 + 10
+    kind = (pl.when(prev.is_null()).then(pl.lit("first"))
+            .when(cur >= prev).then(pl.when(cur - prev > plausible).then(pl.lit("glitch")).otherwise(pl.lit("step")))
+            .when(cur + UINT32 - prev <= plausible).then(pl.lit("wrap"))
+            .otherwise(pl.lit("reset")))
+    pairs = (series.join(rate, on="line_id", how="left")
+             .with_columns(pl.col("max_rate").fill_null(1000.0 / 60.0))
+             .with_columns(kind.alias("kind"), (~pl.col("carried_in") & in_break).alias("in_break"))
+             .with_columns(pl.when(pl.col("kind") == "step").then(cur - prev)
+                           .when(pl.col("kind") == "wrap").then(cur + UINT32 - prev)
+                           .when(pl.col("kind") == "reset").then(cur).otherwise(0).alias("increment")))
+    totals = pairs.group_by("line_id", "tag").agg(
+        pl.col("increment").sum().alias("total"), pl.col("increment").filter(pl.col("in_break")).sum().alias("in_breaks"),
+        *[(pl.col("kind") == k).sum().alias(f"{k}s") for k in ("wrap", "reset", "glitch")])
+    out = lines
+    for name, tag in COUNT_TAGS.items():
+        mine = totals.filter(pl.col("tag") == tag).select(
+            "line_id", pl.col("total").alias(name), pl.col("wraps").alias(f"{name}_wraps"),
+            pl.col("resets").alias(f"{name}_resets"), pl.col("glitchs").alias(f"{name}_glitches"),
+            pl.col("in_breaks").alias(f"{name}_in_breaks"))
+        out = out.join(mine, on="line_id", how="left")
+    out = out.with_columns(pl.exclude("line_id").fill_null(0).cast(pl.Int64))
+    return out.with_columns(pl.lit(shift_id).alias("shift_id"),
+                            (pl.col("produced") - pl.col("defective")).alias("good")).select(list(SILVER_PART_COUNTS))
