@@ -30,6 +30,7 @@ from typing import Any
 
 from asyncua import Client, ua
 from asyncua.client.ua_client import UaClientState, UASocketProtocol
+from asyncua.client.ua_session import UaSession
 from asyncua.common.subscription import Subscription
 
 log = logging.getLogger("edge_collector")
@@ -167,9 +168,11 @@ def restore_subscription(sub: Subscription, subscription_id: int, items: dict[in
     """Undo what a failed `Subscription.recreate()` forgot before it asked the server: the id, the
     monitored items and the session's publish callback for that id. Otherwise the reconnect
     "restores" an empty subscription while the server keeps publishing to the old id (R3)."""
+    session = sub.server
+    assert isinstance(session, UaSession), "a client's subscription is served by its UaSession"
     sub.subscription_id = subscription_id
     sub._monitored_items.update(items)
-    sub.server._subscription_callbacks[subscription_id] = sub.publish_callback
+    session._subscription_callbacks[subscription_id] = sub.publish_callback
 
 
 def event_queue(sub: Subscription) -> asyncio.Queue[Any]:
