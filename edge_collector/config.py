@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -162,14 +163,14 @@ class CollectorConfig(_Model):
     def pki(self) -> Path:
         return self.opcua.pki or self.twin_home() / "pki" / "collector"
 
-    def credentials(self, environ: dict[str, str] | None = None) -> tuple[str | None, str | None]:
+    def credentials(self, environ: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
         env = os.environ if environ is None else environ
         user, password = env.get(self.opcua.user_env) or None, env.get(self.opcua.password_env) or None
         if bool(user) != bool(password):
             raise ConfigError(f"set both {self.opcua.user_env} and {self.opcua.password_env}, or neither")
         return user, password
 
-    def check_environment(self, environ: dict[str, str] | None = None) -> None:
+    def check_environment(self, environ: Mapping[str, str] | None = None) -> None:
         """Checks that depend on the environment, not the file (lab mode, credentials)."""
         env = os.environ if environ is None else environ
         if self.opcua.security_policy == "None" and env.get("TWIN_ENV") != "dev":

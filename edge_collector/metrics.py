@@ -60,7 +60,7 @@ def registry_for(snapshot: Callable[[], dict[str, Any]]) -> CollectorRegistry:
     """The collector's metrics plus the standard `process_*` ones (resident memory, open fds, CPU),
     so a slow leak shows on the dashboard, not only in a soak test."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_SnapshotCollector(snapshot))  # type: ignore[arg-type]
+    registry.register(_SnapshotCollector(snapshot))
     ProcessCollector(registry=registry)
     return registry
 

@@ -62,7 +62,8 @@ class Rejected:
 def _check_value(fld: pa.Field, value: Any, required: bool) -> tuple[str, str] | None:
     if value is None:
         return ("unsupported_type", f"required column {fld.name} is missing") if required else None
-    if not _accepts(fld.type, type(value)):
+    kind: type = type(value)
+    if not _accepts(fld.type, kind):
         return _reason(value), f"column {fld.name} expects {fld.type}, got {type(value).__name__}"
     try:
         pa.array([value], type=fld.type)
@@ -118,7 +119,7 @@ def build_batch(table: str, rows: Sequence[Mapping[str, Any]]) -> tuple[pa.Table
     if day.null_count:
         derived = pc.strftime(arrays[names.index(EVENT_TIME[table])], format="%Y-%m-%d")
         arrays[day_i] = pc.if_else(pc.is_null(day), derived, day)
-    return pa.Table.from_arrays(arrays, schema=schema), rejected  # type: ignore[arg-type]
+    return pa.Table.from_arrays(arrays, schema=schema), rejected
 
 
 def _pick(row: Mapping[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:

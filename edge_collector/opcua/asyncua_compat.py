@@ -68,7 +68,7 @@ def wrap_finalize_reconnect(client: Client, fn: Callable[[FinalizeReconnect, boo
     async def finalize(reused: bool) -> None:
         await fn(original, reused)
 
-    client._finalize_reconnect = finalize  # type: ignore[method-assign]
+    client._finalize_reconnect = finalize
 
 
 def wrap_restore_subscriptions(client: Client, fn: Callable[[AsyncStep], Awaitable[None]]) -> None:
@@ -80,7 +80,7 @@ def wrap_restore_subscriptions(client: Client, fn: Callable[[AsyncStep], Awaitab
     async def restore() -> None:
         await fn(original)
 
-    client._recreate_subscriptions = restore  # type: ignore[method-assign]
+    client._recreate_subscriptions = restore
 
 
 def wrap_send_hello(client: Client, fn: Callable[[AsyncStep], Awaitable[None]]) -> None:
@@ -92,7 +92,7 @@ def wrap_send_hello(client: Client, fn: Callable[[AsyncStep], Awaitable[None]]) 
     async def send_hello() -> None:
         await fn(original)
 
-    client.send_hello = send_hello  # type: ignore[method-assign]
+    client.send_hello = send_hello
 
 
 def set_receive_limits(client: Client, max_message_size: int, max_chunk_count: int) -> None:
@@ -125,7 +125,7 @@ def wrap_handle_overflow(sub: Subscription, fn: Callable[[OnOverflow, Any], None
     def handle_overflow(event: Any) -> None:
         fn(original, event)
 
-    sub._handle_overflow = handle_overflow  # type: ignore[method-assign]
+    sub._handle_overflow = handle_overflow
 
 
 def wrap_republish_gaps(sub: Subscription, fn: Callable[[Republish, list[int]], Awaitable[bool]]) -> None:
@@ -137,7 +137,7 @@ def wrap_republish_gaps(sub: Subscription, fn: Callable[[Republish, list[int]], 
     async def republish_gaps(available: list[int]) -> bool:
         return await fn(original, available)
 
-    sub._republish_gaps = republish_gaps  # type: ignore[method-assign]
+    sub._republish_gaps = republish_gaps
 
 
 def wrap_recreate(sub: Subscription, fn: Callable[[AsyncStep], Awaitable[None]]) -> None:
@@ -149,7 +149,7 @@ def wrap_recreate(sub: Subscription, fn: Callable[[AsyncStep], Awaitable[None]])
     async def recreate() -> None:
         await fn(original)
 
-    sub.recreate = recreate  # type: ignore[method-assign]
+    sub.recreate = recreate
 
 
 def monitored_items(sub: Subscription) -> dict[int, Any]:

@@ -277,4 +277,4 @@ def parse_distribution(raw: dict[str, Any] | BaseDistribution) -> BaseDistributi
     """Validate a `{kind = ..., ...}` table into its distribution model."""
     if isinstance(raw, BaseDistribution):
         return raw
-    return _ADAPTER.validate_python(raw)  # type: ignore[no-any-return]
+    return _ADAPTER.validate_python(raw)
