@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +117,7 @@ class Collector:
                  engine_factory: EngineFactory | None = None) -> None:
         self.config = config
         self.environ = environ
-        self.session_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        self.session_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
         dl = config.datalogger
         self.datalogger = Datalogger(
             config.lake(), config.spool(), config.collector.id, flush_interval_s=dl.flush_interval_s,
@@ -194,7 +194,7 @@ class Collector:
     def _write_gap(self, line_id: str, source_after: datetime | None) -> None:
         gap = self._gaps.pop(line_id)
         row = dict(gap.row)
-        row["gap_end"] = row["gap_end"] or datetime.now(timezone.utc)
+        row["gap_end"] = row["gap_end"] or datetime.now(UTC)
         row["source_ts_after"] = source_after
         row["seq"] = self.normalizer.next_seq(line_id)
         row["day"] = row["gap_start"].strftime("%Y-%m-%d")
@@ -312,7 +312,7 @@ class Collector:
             except Exception as exc:  # noqa: BLE001 - every failure is retried with backoff and logged
                 try:
                     await client.disconnect()
-                except Exception:  # noqa: BLE001
+                except Exception:  # noqa: BLE001, S110 - closing after a failed connect, whose error is logged below
                     pass
                 hint = ""
                 if "No matching endpoints" in str(exc):
@@ -322,7 +322,7 @@ class Collector:
                           attempt, exc, hint, delay, extra={"attempt": attempt})
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=delay)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 delay = min(delay * 2, max(self.config.opcua.reconnect_max_delay_s, 30.0))
         raise asyncio.CancelledError
@@ -342,7 +342,7 @@ class Collector:
             else:
                 try:
                     presented = await presented_certificate(cfg.endpoint, policy_uri, mode, min(cfg.timeout_s, 5.0))
-                except Exception:  # noqa: BLE001 - a failed probe says nothing; asyncua keeps retrying
+                except Exception:
                     log.debug("server identity probe failed", exc_info=True)
                     presented = None
                 if presented is not None:
@@ -356,7 +356,7 @@ class Collector:
             self.cert_mismatch_active = False
             self._mismatch_seen = None
             return
-        assert pinned is not None
+        assert pinned is not None  # noqa: S101 - an invariant, stated for the type checker
         self.cert_mismatch_active = True
         if mismatch == self._mismatch_seen:
             return
@@ -413,7 +413,7 @@ class Collector:
                         self._forget_oversized(handle, item.node.nodeid)
                         raise ConnectionError("an oversized value cost the connection; reconnecting") from exc
                     log.debug("size scan: %s not readable (%s)", item.node.nodeid, exc)  # not the oversized one
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     log.debug("size scan: reading %s timed out", item.node.nodeid)
         finally:
             self._scanning_sizes = False
@@ -427,7 +427,7 @@ class Collector:
         limit = self.config.opcua.max_message_size
         detail = (f"value larger than opcua.max_message_size ({limit} bytes): no longer monitored; raise the limit "
                   f"if such values are expected, or fix the server's value")
-        self._emit("quarantine", self.normalizer.quarantine(binding, None, datetime.now(timezone.utc), "too_large",
+        self._emit("quarantine", self.normalizer.quarantine(binding, None, datetime.now(UTC), "too_large",
                                                             detail, node_id=nodeid.to_string()).row)
         log.error("node %s (%s) has a value larger than opcua.max_message_size (%d bytes); it is no longer monitored "
                   "until the collector restarts; the other nodes keep flowing. Raise opcua.max_message_size if such "
@@ -435,7 +435,7 @@ class Collector:
                   binding.tag if binding else "?", limit, extra={"node_id": nodeid.to_string()})
 
     def _on_state(self, state: UaClientState) -> None:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         if state is UaClientState.CONNECTED:
             if not self.connected.is_set():
                 self.connected.set()
@@ -513,7 +513,7 @@ class Collector:
             # old id and items so the reconnect transfers the old subscription (or recreates it in full).
             old_id, items = sub.subscription_id, compat.monitored_items(sub)
             if self.connected.is_set():  # the stale watchdog: whatever the old subscription still held is lost
-                now = datetime.now(timezone.utc)
+                now = datetime.now(UTC)
                 log.warning("no publish response on subscription %s for %.0f s with the connection up: recreating "
                             "it; the interval is recorded as a gap", old_id, self.config.subscription.stale_after_s)
                 for line_id in self.config.subscription.lines:
@@ -573,7 +573,7 @@ class Collector:
 
     def _store(self, sub: Any, events: list[Any]) -> None:
         bindings, normalizer, deduper = self.bindings, self.normalizer, self.deduper
-        received = datetime.now(timezone.utc)
+        received = datetime.now(UTC)
         samples: list[dict[str, Any]] = []
         for ev in events:
             if not isinstance(ev, DataChangeEvent):
@@ -590,7 +590,7 @@ class Collector:
             if not binding.store:
                 value = dv.Value.Value if dv.Value is not None else None
                 if isinstance(value, datetime):
-                    self.sim_now = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+                    self.sim_now = value if value.tzinfo else value.replace(tzinfo=UTC)
                     self._clock_changed.set()
                 continue
             if self._subscription_id is not None and sub.subscription_id != self._subscription_id:
@@ -627,7 +627,7 @@ class Collector:
                     await self.engine.start(self.sim_now)
                     self._engine_started = True
                 await self.engine.on_clock(self.sim_now)
-            except Exception:  # noqa: BLE001 - a failed injection is logged; collection goes on
+            except Exception:
                 log.exception("variability engine failed at %s; it retries on the next clock tick", self.sim_now)
 
     # ------------------------------------------------------------------ lifecycle
@@ -662,7 +662,7 @@ class Collector:
         log.info("datalogger ready: %s", report)
         marks, per_line = await asyncio.to_thread(read_watermarks, self.config.lake())
         self.deduper = Deduper(marks)
-        started = datetime.now(timezone.utc)
+        started = datetime.now(UTC)
         for line_id, (last_source, last_received) in per_line.items():
             if line_id in self.config.subscription.lines:
                 self._last_source[line_id] = last_source
@@ -713,7 +713,7 @@ class Collector:
         for task in self._tasks:
             try:
                 await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001, S110 - stopping: run() already raised a failed task's error
                 pass
         if self.client is not None:
             try:

@@ -49,7 +49,7 @@ class OpcUaSection(_Model):
     server_certificate: Path | None = Field(None, description="pinned server certificate (DER or PEM)")
     trust_list: Path | None = Field(None, description="folder of trusted server certificates (alternative to pinning)")
     user_env: str = "EDGE_OPCUA_USER"
-    password_env: str = "EDGE_OPCUA_PASSWORD"
+    password_env: str = "EDGE_OPCUA_PASSWORD"  # noqa: S105 - the name of an environment variable, not a password
     timeout_s: float = Field(10.0, gt=0)
     session_timeout_s: float = Field(60.0, gt=0, le=600)
     reconnect_max_delay_s: float = Field(4.0, gt=0, le=300)
@@ -70,7 +70,7 @@ class OpcUaSection(_Model):
     @field_validator("security_policy")
     @classmethod
     def _policy(cls, value: str) -> str:
-        if value not in SECURE_POLICIES + ("None",):
+        if value not in (*SECURE_POLICIES, "None"):
             hint = " (deprecated: insecure)" if value in REFUSED_POLICIES else ""
             raise ValueError(f"security_policy {value!r}{hint} is not allowed; use one of {', '.join(SECURE_POLICIES)}")
         return value

@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         codes = line.stop()
     print("twin: stopped", flush=True)
-    return 0 if stopping and not any(codes) else max(codes + [1])
+    return 0 if stopping and not any(codes) else max([*codes, 1])
 
 
 if __name__ == "__main__":

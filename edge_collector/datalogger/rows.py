@@ -11,7 +11,7 @@ from __future__ import annotations
 import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any
@@ -115,7 +115,7 @@ def build_batch(table: str, rows: Sequence[Mapping[str, Any]]) -> tuple[pa.Table
     names = schema.names
     day_i = names.index("day")
     day = arrays[day_i]
-    assert day is not None
+    assert day is not None  # noqa: S101 - an invariant, stated for the type checker
     if day.null_count:
         derived = pc.strftime(arrays[names.index(EVENT_TIME[table])], format="%Y-%m-%d")
         arrays[day_i] = pc.if_else(pc.is_null(day), derived, day)
@@ -141,7 +141,7 @@ def _safe_repr(value: Any, limit: int) -> str:
 def quarantine_row(table: str, rej: Rejected) -> dict[str, Any]:
     """A `quarantine` row describing a row of `table` that did not fit; built only from fields that fit."""
     row = rej.row
-    received = _pick(row, "received_ts", datetime) or datetime.now(timezone.utc)
+    received = _pick(row, "received_ts", datetime) or datetime.now(UTC)
     seq = _pick(row, "seq", int)
     return {
         "line_id": _pick(row, "line_id", str),
@@ -163,7 +163,7 @@ def quarantine_row(table: str, rej: Rejected) -> dict[str, Any]:
 
 def last_resort_row(rej: Rejected) -> dict[str, Any]:
     """A quarantine row built from nothing but the rejected value's repr (ASCII), the reason and now."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return {"received_ts": now, "raw_value": ascii(_safe_repr(rej.value, 1000)), "reason": rej.reason,
             "detail": ascii(f"{rej.detail}; row {_safe_repr(dict(rej.row), 1800)}")[:2000], "session_id": "unknown",
             "seq": -1, "day": day_of(now)}

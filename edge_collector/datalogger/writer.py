@@ -75,7 +75,7 @@ def _advice(table_path: Path, exc: BaseException) -> str:
     if isinstance(exc, SchemaMismatchError) or "schema" in text.lower():
         return (f"the table at {table_path} does not have the edge schema of edge_collector/schemas.py: move it "
                 "aside (the datalogger recreates it) or migrate it")
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC or "No space" in text:
+    if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "No space" in text:
         return f"free disk space on the filesystem of {table_path}"
     return f"check free disk space and permissions of {table_path}"
 
@@ -321,7 +321,7 @@ class Datalogger:
             next_flush = now + self.flush_interval_s
             try:
                 self._cycle(now, stopping)
-            except Exception:  # noqa: BLE001 - the writer never dies; the failure is logged and retried
+            except Exception:
                 self.stats.errors += 1
                 log.exception("datalogger writer cycle failed; retrying in %.1f s", self.flush_interval_s)
             if stopping:
@@ -366,13 +366,13 @@ class Datalogger:
                 continue
             try:
                 self._warn_unknown_columns(table, rows)
-            except Exception:  # noqa: BLE001 - only a warning; never lose the rows over it
+            except Exception:
                 log.exception("cannot check %s rows for unknown columns", table)
             for start in range(0, len(rows), self.max_batch_rows):
                 chunk = rows[start:start + self.max_batch_rows]
                 try:
                     data, rejected = build_batch(table, chunk)
-                except Exception as exc:  # noqa: BLE001 - a bug here must not lose rows silently
+                except Exception as exc:
                     log.exception("cannot build a %s batch; its %d rows go to quarantine", table, len(chunk))
                     data, rejected = None, [Rejected(r, "*", None, "unsupported_type", f"batch build failed: {exc!r}")
                                             for r in chunk]
@@ -448,7 +448,7 @@ class Datalogger:
                 if self.on_acknowledged is not None:
                     try:
                         self.on_acknowledged(Acknowledged(table, batch.version, spooled.rows, batch.data))
-                    except Exception:  # noqa: BLE001
+                    except Exception:
                         log.exception("on_acknowledged callback failed")
         # rows diverted to quarantine were counted once as added; their quarantine rows replace them
         # (build_batch never adds rows), so _buffered stays exact.
@@ -565,7 +565,7 @@ class Datalogger:
     def _compact(self, table: str, st: _TableState) -> None:
         """Bin-pack small files: readers open fewer files and appends stay fast (their cost grows with
         the number of files in the snapshot). Failures never stop ingest."""
-        assert st.dt is not None
+        assert st.dt is not None  # noqa: S101 - an invariant, stated for the type checker
         try:  # never beside another compaction (see compact()); skipped now, tried again later
             self._maintenance_lock.acquire("compaction")
         except WriterLocked:

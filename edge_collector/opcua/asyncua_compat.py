@@ -169,7 +169,8 @@ def restore_subscription(sub: Subscription, subscription_id: int, items: dict[in
     monitored items and the session's publish callback for that id. Otherwise the reconnect
     "restores" an empty subscription while the server keeps publishing to the old id (R3)."""
     session = sub.server
-    assert isinstance(session, UaSession), "a client's subscription is served by its UaSession"
+    if not isinstance(session, UaSession):
+        raise TypeError(f"a client's subscription is served by its UaSession, not {type(session).__name__}")
     sub.subscription_id = subscription_id
     sub._monitored_items.update(items)
     session._subscription_callbacks[subscription_id] = sub.publish_callback
@@ -179,7 +180,8 @@ def event_queue(sub: Subscription) -> asyncio.Queue[Any]:
     """The subscription's notification queue (`Subscription._event_queue`): `next_event()` takes one
     event per await; the collector drains everything queued at once, its hot path."""
     queue = sub._event_queue
-    assert queue is not None, "the subscription was created with a handler, not as an event queue"
+    if queue is None:
+        raise TypeError("the subscription was created with a handler, not as an event queue")
     return queue
 
 

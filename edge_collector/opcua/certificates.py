@@ -5,7 +5,7 @@ checks both before it connects, and warns ahead of its own certificate's expiry.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from plc.security import load_certificate
@@ -22,7 +22,7 @@ def certificate_days_left(path: Path, what: str, advice: str, now: datetime | No
     """Days until the certificate at `path` expires; raises CertificateInvalid naming `what`, the
     validity period and `advice` (what to do) when it has expired or is not yet valid."""
     cert = load_certificate(path)
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
     if end <= now:
         raise CertificateInvalid(f"{what} {path} expired on {end:%Y-%m-%d %H:%M} UTC "

@@ -67,7 +67,7 @@ import math
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any, Literal
 
@@ -204,7 +204,7 @@ def signal_rng(seed: int, line: str, signal: str) -> np.random.Generator:
 
 
 def _utc(ts: datetime) -> datetime:
-    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def _iso(ts: datetime | None) -> str | None:
@@ -345,7 +345,7 @@ class VariabilityEngine:
 
     # ------------------------------------------------------------------ periodic signals
     async def _periodic(self, p: _Periodic, now: datetime) -> None:
-        assert p.cfg.distribution is not None and self.started_at is not None
+        assert p.cfg.distribution is not None and self.started_at is not None  # noqa: S101 - an invariant, stated for the type checker
         hours = (p.due - self.started_at).total_seconds() / 3600.0
         if p.pending is None:
             p.pending = p.cfg.distribution.sample(p.rng, hours=hours)
@@ -373,10 +373,10 @@ class VariabilityEngine:
         if st.state != S.Execute or (f.used_since is not None and since <= f.used_since):
             f.due = now + self._poll
             return
-        assert self.started_at is not None
+        assert self.started_at is not None  # noqa: S101 - an invariant, stated for the type checker
         f.used_since = since
         f.uptime_start = since if f.fault_ts is not None else max(since, self.started_at)
-        assert f.cfg.time_to_failure is not None and f.cfg.repair_time is not None
+        assert f.cfg.time_to_failure is not None and f.cfg.repair_time is not None  # noqa: S101 - an invariant, stated for the type checker
         f.ttf = f.cfg.time_to_failure.sample(f.rng_ttf)
         f.code = f.cfg.fault_code.sample(f.rng_code) if f.cfg.fault_code is not None else int(StopReason.UnspecifiedFault)
         f.repair = f.cfg.repair_time.sample(f.rng_repair)
@@ -394,7 +394,7 @@ class VariabilityEngine:
             return
         await self.port.write(f.line, "Sim.FaultCode", f.code)
         await self.port.write(f.line, "Sim.FaultRequest", True)
-        assert f.cfg.time_to_failure is not None
+        assert f.cfg.time_to_failure is not None  # noqa: S101 - an invariant, stated for the type checker
         context: dict[str, Any] = {
             "uptime_start_ts": _iso(f.uptime_start), "due_ts": _iso(f.scheduled), "state_before": st.state,
             "fault_code_distribution": f.cfg.fault_code.describe() if f.cfg.fault_code is not None else None,
@@ -433,7 +433,7 @@ class VariabilityEngine:
         f.due = now + self._poll
 
     def _fault_end(self, f: _Faults, now: datetime, cleared_by: str, extra: dict[str, Any] | None = None) -> None:
-        assert f.cfg.repair_time is not None
+        assert f.cfg.repair_time is not None  # noqa: S101 - an invariant, stated for the type checker
         context = {"fault_start_ts": _iso(f.fault_ts), "repair_due_ts": _iso(f.repair_due),
                    "time_to_failure_s": f.ttf, "cleared_by": cleared_by, **(extra or {})}
         self._emit(f.line, "fault_end", f.cfg.repair_time, f.repair, now, f.code, "s", context)

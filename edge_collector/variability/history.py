@@ -54,7 +54,7 @@ import tomllib
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +79,7 @@ SESSION_PREFIX = "seed-"
 UNCERTAIN_INITIAL = int(ua.StatusCodes.UncertainInitialValue)
 STATE_TAG = "Status.StateCurrent"
 _DAY_US = 86_400_000_000
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Commits between Delta checkpoints (the datalogger's default), so readers replay few JSON commits.
 CHECKPOINT_EVERY = 50
 
@@ -124,7 +124,7 @@ class SeedStats:
 
 def session_id_for(seed: int, start: datetime) -> str:
     """`seed-<seed>-<start>`: marks the rows as seeded; one seeding (seed and start) is one session."""
-    return f"{SESSION_PREFIX}{seed}-{start.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}"
+    return f"{SESSION_PREFIX}{seed}-{start.astimezone(UTC):%Y%m%dT%H%M%SZ}"
 
 
 # ---------------------------------------------------------------------------------------- recording
@@ -190,7 +190,7 @@ class _Recorder:
         emitted = set(self.tags)
         us0 = round(t0 * 1e6)
         missing = [i for i in range(len(_TAG_NAMES)) if i not in emitted]
-        for k, i in enumerate(missing):
+        for k, _i in enumerate(missing):
             self.status[k] = UNCERTAIN_INITIAL
         self.tags[:0] = missing
         self.us[:0] = [us0] * len(missing)
@@ -335,7 +335,7 @@ def _fingerprint(params: Sequence[Any], variability: VariabilityConfig | None, v
 def _aware(ts: datetime, name: str) -> datetime:
     if ts.tzinfo is None:
         raise ValueError(f"{name} must be timezone-aware (e.g. 2026-11-24T05:00:00+00:00)")
-    return ts.astimezone(timezone.utc)
+    return ts.astimezone(UTC)
 
 
 def seed_history(lake: Path, line_ids: list[str], start: datetime, end: datetime, seed: int = 0,
@@ -459,7 +459,7 @@ def seed_history(lake: Path, line_ids: list[str], start: datetime, end: datetime
 
 def _parse_ts(text: str) -> datetime:
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def main(argv: list[str] | None = None) -> int:
