@@ -32,8 +32,11 @@ class _Model(BaseModel):
 
 
 class CollectorSection(_Model):
-    id: str = Field("edge-01", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
-                    description="collector id: the Delta app-transaction id of its batches; unique per collector")
+    id: str = Field(
+        "edge-01",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="collector id: the Delta app-transaction id of its batches; unique per collector",
+    )
     lake: Path | None = Field(None, description="lake root; default $TWIN_HOME/lake")
     spool: Path | None = Field(None, description="spool folder; default $TWIN_HOME/spool/<id>")
     lab_mode: bool = Field(False, description="allow security None; only honoured with TWIN_ENV=dev")
@@ -86,17 +89,28 @@ class NodeSpec(_Model):
 
 class SubscriptionSection(_Model):
     lines: list[str] = Field(default_factory=lambda: ["L1", "L2"], min_length=1)
-    tags: list[str] | Literal["default"] = Field("default", description="tag paths per line; 'default' = the tag map's subscribed tags")
+    tags: list[str] | Literal["default"] = Field(
+        "default", description="tag paths per line; 'default' = the tag map's subscribed tags"
+    )
     nodes: list[NodeSpec] = Field(default_factory=list)
     publishing_interval_ms: float = Field(100.0, gt=0)
     sampling_interval_ms: float = Field(0.0, ge=0)
-    queue_size: int = Field(10_000, ge=1, description="server-side monitored item queue (a burst beyond it is discarded by the server)")
+    queue_size: int = Field(
+        10_000, ge=1, description="server-side monitored item queue (a burst beyond it is discarded by the server)"
+    )
     deadband_abs: float = Field(0.0, ge=0, description="absolute deadband for Double tags (0 = every change)")
-    buffer_events: int = Field(200_000, ge=10, description="client-side notification queue; overflow is counted, never silent")
-    stale_after_s: float = Field(10.0, gt=0, description=(
-        "no publish response (data or keep-alive) for this long, with the connection up: the subscription is "
-        "recreated and the interval recorded as a gap. At least 2 keep-alive periods are used (20 publishing "
-        "intervals each): a server that is only busy must not lose the notifications it is about to send"))
+    buffer_events: int = Field(
+        200_000, ge=10, description="client-side notification queue; overflow is counted, never silent"
+    )
+    stale_after_s: float = Field(
+        10.0,
+        gt=0,
+        description=(
+            "no publish response (data or keep-alive) for this long, with the connection up: the subscription is "
+            "recreated and the interval recorded as a gap. At least 2 keep-alive periods are used (20 publishing "
+            "intervals each): a server that is only busy must not lose the notifications it is about to send"
+        ),
+    )
 
     @field_validator("lines")
     @classmethod
@@ -121,7 +135,9 @@ class DataloggerSection(_Model):
     max_batch_rows: int = Field(50_000, ge=1)
     max_buffer_rows: int = Field(2_000_000, ge=1)
     compact_every_s: float = Field(600.0, gt=0)
-    compact_every_commits: int = Field(200, ge=1, description="also compact after this many commits (appends slow down as files pile up)")
+    compact_every_commits: int = Field(
+        200, ge=1, description="also compact after this many commits (appends slow down as files pile up)"
+    )
     checkpoint_every_commits: int = Field(50, ge=1)
 
 
@@ -142,8 +158,10 @@ class CollectorConfig(_Model):
     def _security(self) -> CollectorConfig:
         if self.opcua.security_policy == "None":
             if not self.collector.lab_mode:
-                raise ValueError("opcua.security_policy = 'None' needs collector.lab_mode = true (and TWIN_ENV=dev): "
-                                 "it sends data and passwords in clear text")
+                raise ValueError(
+                    "opcua.security_policy = 'None' needs collector.lab_mode = true (and TWIN_ENV=dev): "
+                    "it sends data and passwords in clear text"
+                )
         elif self.opcua.security_mode != "SignAndEncrypt":
             pass  # Sign is allowed, but a password is then refused at connect if the server would get it in clear
         if self.opcua.server_certificate is not None and self.opcua.trust_list is not None:

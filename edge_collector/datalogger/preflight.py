@@ -35,9 +35,11 @@ class FsOps:
 
 DEFAULT_OPS = FsOps()
 
-_ADVICE = ("put it on a local POSIX or NTFS disk (ext4, xfs, btrfs, NTFS), e.g. by setting collector.lake / "
-           "collector.spool or TWIN_HOME; network and FUSE mounts (blobfuse, s3fs, goofys, SMB/Azure Files, "
-           "Databricks volumes) are not supported")
+_ADVICE = (
+    "put it on a local POSIX or NTFS disk (ext4, xfs, btrfs, NTFS), e.g. by setting collector.lake / "
+    "collector.spool or TWIN_HOME; network and FUSE mounts (blobfuse, s3fs, goofys, SMB/Azure Files, "
+    "Databricks volumes) are not supported"
+)
 
 
 def check_directory(directory: Path, *, need_link: bool = True, ops: FsOps = DEFAULT_OPS) -> None:
@@ -66,7 +68,8 @@ def check_directory(directory: Path, *, need_link: bool = True, ops: FsOps = DEF
             else:
                 raise FilesystemUnsupported(
                     f"{directory}: filesystem lacks atomic no-replace rename/hard link (os.link replaced an existing "
-                    f"file); {_ADVICE}")
+                    f"file); {_ADVICE}"
+                )
             os.unlink(linked)
         step = "rename a file (os.rename)"
         ops.rename(str(probe), str(renamed))
@@ -78,7 +81,8 @@ def check_directory(directory: Path, *, need_link: bool = True, ops: FsOps = DEF
         what = "atomic no-replace rename/hard link" if "link" in step or "rename" in step else "durable writes (fsync)"
         raise FilesystemUnsupported(
             f"{directory}: filesystem lacks {what}: could not {step} ({exc}); the collector cannot commit Delta "
-            f"versions safely here: {_ADVICE}") from exc
+            f"versions safely here: {_ADVICE}"
+        ) from exc
     finally:
         for leftover in (probe, linked, renamed):
             try:

@@ -53,8 +53,10 @@ class RecoveryReport:
     next_version: dict[str, int] = field(default_factory=dict)
 
     def __str__(self) -> str:
-        parts = [f"replayed {sum(self.replayed_batches.values())} batches ({sum(self.replayed_rows.values())} rows)",
-                 f"skipped {sum(self.skipped_batches.values())} already committed"]
+        parts = [
+            f"replayed {sum(self.replayed_batches.values())} batches ({sum(self.replayed_rows.values())} rows)",
+            f"skipped {sum(self.skipped_batches.values())} already committed",
+        ]
         if self.temp_files_removed:
             parts.append(f"removed {self.temp_files_removed} partial spool files")
         if self.corrupt_files:
@@ -80,4 +82,3 @@ class DataloggerHooks:
 
     before_commit: Callable[[str, int], None] | None = None  # (table, last batch version of the commit)
     after_commit: Callable[[str, int], None] | None = None  # committed, spool files not yet deleted
-

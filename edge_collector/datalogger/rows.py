@@ -72,8 +72,7 @@ def _check_value(fld: pa.Field, value: Any, required: bool) -> tuple[str, str] |
     return None
 
 
-def _columns(schema: pa.Schema,
-             rows: Sequence[Mapping[str, Any]]) -> tuple[list[pa.Array | None], dict[int, Rejected]]:
+def _columns(schema: pa.Schema, rows: Sequence[Mapping[str, Any]]) -> tuple[list[pa.Array | None], dict[int, Rejected]]:
     """Column-wise conversion; only a column that fails is checked value by value."""
     arrays: list[pa.Array | None] = []
     bad: dict[int, Rejected] = {}
@@ -164,7 +163,12 @@ def quarantine_row(table: str, rej: Rejected) -> dict[str, Any]:
 def last_resort_row(rej: Rejected) -> dict[str, Any]:
     """A quarantine row built from nothing but the rejected value's repr (ASCII), the reason and now."""
     now = datetime.now(UTC)
-    return {"received_ts": now, "raw_value": ascii(_safe_repr(rej.value, 1000)), "reason": rej.reason,
-            "detail": ascii(f"{rej.detail}; row {_safe_repr(dict(rej.row), 1800)}")[:2000], "session_id": "unknown",
-            "seq": -1, "day": day_of(now)}
-
+    return {
+        "received_ts": now,
+        "raw_value": ascii(_safe_repr(rej.value, 1000)),
+        "reason": rej.reason,
+        "detail": ascii(f"{rej.detail}; row {_safe_repr(dict(rej.row), 1800)}")[:2000],
+        "session_id": "unknown",
+        "seq": -1,
+        "day": day_of(now),
+    }

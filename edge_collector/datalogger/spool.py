@@ -77,15 +77,18 @@ def scan_spool(directory: Path, table: str, default_app_id: str) -> tuple[list[S
             with pa.OSFile(str(entry), "rb") as f:
                 reader = pa.ipc.open_file(f)
                 meta = reader.schema.metadata or {}
-                rows = int(meta[b"rows"]) if b"rows" in meta else sum(
-                    reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
+                rows = (
+                    int(meta[b"rows"])
+                    if b"rows" in meta
+                    else sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
+                )
             app_id = meta.get(b"app_id", default_app_id.encode()).decode()
         except (ValueError, OSError, pa.ArrowException) as exc:
-            log.error("spool file %s is unreadable (%s); moved aside to %s/corrupt for inspection", entry, exc,
-                      directory)
+            log.error(
+                "spool file %s is unreadable (%s); moved aside to %s/corrupt for inspection", entry, exc, directory
+            )
             corrupt.append(entry)
             continue
         files.append(SpoolFile(table, app_id, version, rows, entry, replayed=True))
     files.sort(key=lambda s: s.version)
     return files, removed, corrupt
-

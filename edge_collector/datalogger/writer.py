@@ -73,12 +73,13 @@ DROP_LOG_EVERY_S = 10.0
 def _advice(table_path: Path, exc: BaseException) -> str:
     text = str(exc)
     if isinstance(exc, SchemaMismatchError) or "schema" in text.lower():
-        return (f"the table at {table_path} does not have the edge schema of edge_collector/schemas.py: move it "
-                "aside (the datalogger recreates it) or migrate it")
+        return (
+            f"the table at {table_path} does not have the edge schema of edge_collector/schemas.py: move it "
+            "aside (the datalogger recreates it) or migrate it"
+        )
     if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "No space" in text:
         return f"free disk space on the filesystem of {table_path}"
     return f"check free disk space and permissions of {table_path}"
-
 
 
 _Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]
@@ -111,11 +112,24 @@ class _TableState:
 class Datalogger:
     """Durable, exactly-once, rolling Delta appends of the edge tables (see the module docstring)."""
 
-    def __init__(self, lake: Path, spool: Path, collector_id: str, *, flush_interval_s: float = 1.0,
-                 max_batch_rows: int = 50_000, max_buffer_rows: int = 2_000_000, compact_every_s: float = 600.0,
-                 checkpoint_every_commits: int = 50, tables: Iterable[str] = TABLES, compact_every_commits: int = 200,
-                 on_acknowledged: Callable[[Acknowledged], None] | None = None, hooks: DataloggerHooks | None = None,
-                 fs_ops: preflight.FsOps = preflight.DEFAULT_OPS, close_timeout_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        lake: Path,
+        spool: Path,
+        collector_id: str,
+        *,
+        flush_interval_s: float = 1.0,
+        max_batch_rows: int = 50_000,
+        max_buffer_rows: int = 2_000_000,
+        compact_every_s: float = 600.0,
+        checkpoint_every_commits: int = 50,
+        tables: Iterable[str] = TABLES,
+        compact_every_commits: int = 200,
+        on_acknowledged: Callable[[Acknowledged], None] | None = None,
+        hooks: DataloggerHooks | None = None,
+        fs_ops: preflight.FsOps = preflight.DEFAULT_OPS,
+        close_timeout_s: float = 60.0,
+    ) -> None:
         self.lake = Path(lake)
         self.spool = Path(spool)
         self.collector_id = collector_id
@@ -125,10 +139,14 @@ class Datalogger:
         unknown = [t for t in self.tables if t not in TABLES]
         if unknown:
             raise ValueError(f"unknown edge tables {unknown}; known: {sorted(TABLES)}")
-        if flush_interval_s <= 0 or min(max_batch_rows, max_buffer_rows, checkpoint_every_commits,
-                                        compact_every_commits) < 1:
-            raise ValueError("flush_interval_s must be > 0; max_batch_rows, max_buffer_rows, "
-                             "checkpoint_every_commits and compact_every_commits must be >= 1")
+        if (
+            flush_interval_s <= 0
+            or min(max_batch_rows, max_buffer_rows, checkpoint_every_commits, compact_every_commits) < 1
+        ):
+            raise ValueError(
+                "flush_interval_s must be > 0; max_batch_rows, max_buffer_rows, "
+                "checkpoint_every_commits and compact_every_commits must be >= 1"
+            )
         self.flush_interval_s = flush_interval_s
         self.max_batch_rows = max_batch_rows
         self.max_buffer_rows = max_buffer_rows
@@ -193,13 +211,22 @@ class Datalogger:
             return
         self._last_drop_log = now
         if self._state == "closed":
-            log.error("datalogger is closed: row for %s dropped (%d dropped so far); stop producing before close()",
-                      table, self.stats.dropped_rows, extra={"dropped_rows": self.stats.dropped_rows})
+            log.error(
+                "datalogger is closed: row for %s dropped (%d dropped so far); stop producing before close()",
+                table,
+                self.stats.dropped_rows,
+                extra={"dropped_rows": self.stats.dropped_rows},
+            )
             return
-        log.error("datalogger buffer full (%d rows not yet on disk): %d rows dropped so far (latest for %s); the "
-                  "writer is behind: check the Delta commit errors above and the disk, or raise "
-                  "datalogger.max_buffer_rows", self.max_buffer_rows, self.stats.dropped_rows, table,
-                  extra={"dropped_rows": self.stats.dropped_rows})
+        log.error(
+            "datalogger buffer full (%d rows not yet on disk): %d rows dropped so far (latest for %s); the "
+            "writer is behind: check the Delta commit errors above and the disk, or raise "
+            "datalogger.max_buffer_rows",
+            self.max_buffer_rows,
+            self.stats.dropped_rows,
+            table,
+            extra={"dropped_rows": self.stats.dropped_rows},
+        )
 
     async def start(self) -> RecoveryReport:
         """Pre-flight the filesystem, take the writer lock, open/create tables, replay the spool, start writing."""
@@ -256,8 +283,13 @@ class Datalogger:
             lock.release()
         left = sum(len(s.pending) + len(s.unspooled) for s in self._t.values())
         if left or self._buffered:
-            log.error("datalogger stopped with %d batches not committed (%d rows not even spooled); they stay in %s "
-                      "and are committed on the next start", left, self._buffered, self.spool)
+            log.error(
+                "datalogger stopped with %d batches not committed (%d rows not even spooled); they stay in %s "
+                "and are committed on the next start",
+                left,
+                self._buffered,
+                self.spool,
+            )
         if self.stats.dropped_rows:
             log.error("datalogger dropped %d rows in total (buffer overflow)", self.stats.dropped_rows)
 
@@ -278,8 +310,9 @@ class Datalogger:
             try:  # without the table's transaction version, new batch versions could collide: refuse
                 st.dt = open_or_create(path, table, self.checkpoint_every_commits)
             except Exception as exc:
-                raise RuntimeError(f"cannot open or create the edge table {path}: {exc!r}; {_advice(path, exc)}") \
-                    from exc
+                raise RuntimeError(
+                    f"cannot open or create the edge table {path}: {exc!r}; {_advice(path, exc)}"
+                ) from exc
             st.committed = st.dt.transaction_version(self.app_id) or 0
             st.checkpoint_version = last_checkpoint_version(path)
             self.stats.last_version[table] = st.dt.version()
@@ -332,8 +365,14 @@ class Datalogger:
                         waiters = [w for _, ws in self._targets for w in ws] + self._waiters
                         self._targets, self._waiters = [], []
                         break
-        self._resolve(waiters, None if idle else RuntimeError(
-            f"datalogger closed with batches not committed; they stay in {self.spool} for the next start"))
+        self._resolve(
+            waiters,
+            None
+            if idle
+            else RuntimeError(
+                f"datalogger closed with batches not committed; they stay in {self.spool} for the next start"
+            ),
+        )
 
     def _cycle(self, now: float, stopping: bool) -> None:
         with self._lock:
@@ -369,13 +408,15 @@ class Datalogger:
             except Exception:
                 log.exception("cannot check %s rows for unknown columns", table)
             for start in range(0, len(rows), self.max_batch_rows):
-                chunk = rows[start:start + self.max_batch_rows]
+                chunk = rows[start : start + self.max_batch_rows]
                 try:
                     data, rejected = build_batch(table, chunk)
                 except Exception as exc:
                     log.exception("cannot build a %s batch; its %d rows go to quarantine", table, len(chunk))
-                    data, rejected = None, [Rejected(r, "*", None, "unsupported_type", f"batch build failed: {exc!r}")
-                                            for r in chunk]
+                    data, rejected = (
+                        None,
+                        [Rejected(r, "*", None, "unsupported_type", f"batch build failed: {exc!r}") for r in chunk],
+                    )
                 if rejected:
                     self._divert(table, rejected, diverted)
                 if data is not None and data.num_rows:
@@ -385,14 +426,21 @@ class Datalogger:
                 self._buffered -= len(diverted)
                 self.stats.buffer_rows = self._buffered
                 self.stats.dropped_rows += len(diverted)
-            log.error("%d rows did not fit their schema and the quarantine table is not configured: dropped",
-                      len(diverted))
+            log.error(
+                "%d rows did not fit their schema and the quarantine table is not configured: dropped", len(diverted)
+            )
 
     def _divert(self, table: str, rejected: list[Rejected], diverted: list[tuple[str, Rejected]]) -> None:
         self.stats.rows_quarantined += len(rejected)
         first = rejected[0]
-        log.warning("%d %s rows do not fit the schema and go to quarantine (first: %s, %s)", len(rejected), table,
-                    first.reason, first.detail, extra={"table": table, "reason": first.reason})
+        log.warning(
+            "%d %s rows do not fit the schema and go to quarantine (first: %s, %s)",
+            len(rejected),
+            table,
+            first.reason,
+            first.detail,
+            extra={"table": table, "reason": first.reason},
+        )
         if table != "quarantine":
             diverted.extend((table, r) for r in rejected)
             return
@@ -414,8 +462,12 @@ class Datalogger:
         for name in extra:
             if (table, name) not in self._warned_columns:
                 self._warned_columns.add((table, name))
-                log.warning("column %r is not in the %s schema and is not stored; new tags are rows (long format), "
-                            "new columns need a change of edge_collector/schemas.py", name, table)
+                log.warning(
+                    "column %r is not in the %s schema and is not stored; new tags are rows (long format), "
+                    "new columns need a change of edge_collector/schemas.py",
+                    name,
+                    table,
+                )
 
     def _queue(self, table: str, data: pa.Table) -> None:
         st = self._t[table]
@@ -434,9 +486,16 @@ class Datalogger:
                     now = time.monotonic()
                     if now - st.last_spool_error >= DROP_LOG_EVERY_S:
                         st.last_spool_error = now
-                        log.error("cannot write the spool file of %s batch %d (%d rows) in %s: %s; rows stay in memory "
-                                  "(counted against max_buffer_rows) and the write is retried: free disk space or "
-                                  "fix permissions there", table, batch.version, batch.data.num_rows, st.spool_dir, exc)
+                        log.error(
+                            "cannot write the spool file of %s batch %d (%d rows) in %s: %s; rows stay in memory "
+                            "(counted against max_buffer_rows) and the write is retried: free disk space or "
+                            "fix permissions there",
+                            table,
+                            batch.version,
+                            batch.data.num_rows,
+                            st.spool_dir,
+                            exc,
+                        )
                     break
                 st.unspooled.popleft()
                 st.pending.append(spooled)
@@ -518,17 +577,32 @@ class Datalogger:
         """Batches already in Delta (their commit landed before a crash or an error): never written twice."""
         self.stats.batches_skipped += len(files)
         self.stats.rows_committed += sum(f.rows for f in files if not f.replayed)  # committed by this run
-        log.info("%s: %d spooled batches (<= version %d of %s) are already committed; not writing them again",
-                 table, len(files), current, files[0].app_id)
+        log.info(
+            "%s: %d spooled batches (<= version %d of %s) are already committed; not writing them again",
+            table,
+            len(files),
+            current,
+            files[0].app_id,
+        )
 
     def _commit_failed(self, table: str, st: _TableState, group: list[SpoolFile], exc: Exception) -> None:
         self.stats.errors += 1
         delay = st.backoff
         st.backoff = min(st.backoff * 2, MAX_BACKOFF_S)
         st.retry_at = time.monotonic() + delay
-        log.error("commit of %s batches %d..%d (%d rows) failed: %r; they stay in the spool (%s) and are retried in "
-                  "%.1f s: %s", table, group[0].version, group[-1].version, sum(f.rows for f in group), exc,
-                  st.spool_dir, delay, _advice(st.path, exc), extra={"table": table})
+        log.error(
+            "commit of %s batches %d..%d (%d rows) failed: %r; they stay in the spool (%s) and are retried in "
+            "%.1f s: %s",
+            table,
+            group[0].version,
+            group[-1].version,
+            sum(f.rows for f in group),
+            exc,
+            st.spool_dir,
+            delay,
+            _advice(st.path, exc),
+            extra={"table": table},
+        )
         try:  # the commit may have landed anyway ("error despite success"): reload before the retry compares
             st.dt = open_or_create(st.path, table, self.checkpoint_every_commits)
         except Exception as reopen:  # noqa: BLE001
@@ -580,8 +654,12 @@ class Datalogger:
                 fsync_commit(st.path, st.dt.version())
                 self.stats.compactions += 1
                 self.stats.last_version[table] = st.dt.version()
-                log.info("compacted %s: %s files into %s", table, metrics.get("numFilesRemoved"),
-                         metrics.get("numFilesAdded"))
+                log.info(
+                    "compacted %s: %s files into %s",
+                    table,
+                    metrics.get("numFilesRemoved"),
+                    metrics.get("numFilesAdded"),
+                )
             st.dt.cleanup_metadata()  # drop JSON commits older than LOG_RETENTION behind a checkpoint
         except Exception as exc:  # noqa: BLE001 - maintenance failures never stop ingest
             self.stats.errors += 1

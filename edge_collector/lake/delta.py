@@ -37,7 +37,9 @@ def append_once(dt: DeltaTable, data: pa.Table, app_id: str, version: int) -> bo
     if current is not None and current >= version:
         return False
     write_deltalake(
-        dt, data, mode="append",
+        dt,
+        data,
+        mode="append",
         commit_properties=CommitProperties(app_transactions=[Transaction(app_id, version, int(time.time() * 1000))]),
         post_commithook_properties=PostCommitHookProperties(create_checkpoint=False, cleanup_expired_logs=False),
     )
@@ -94,7 +96,13 @@ def open_or_create(table_path: Path, table: str, checkpoint_interval: int) -> De
         return DeltaTable(str(table_path))
     table_path.mkdir(parents=True, exist_ok=True)
     return DeltaTable.create(
-        str(table_path), TABLES[table], mode="ignore", partition_by=PARTITION_BY, name=table,
-        configuration={"delta.checkpointInterval": str(checkpoint_interval),
-                       "delta.logRetentionDuration": LOG_RETENTION},
+        str(table_path),
+        TABLES[table],
+        mode="ignore",
+        partition_by=PARTITION_BY,
+        name=table,
+        configuration={
+            "delta.checkpointInterval": str(checkpoint_interval),
+            "delta.logRetentionDuration": LOG_RETENTION,
+        },
     )

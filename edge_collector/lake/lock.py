@@ -47,8 +47,10 @@ class WriterLock:
                     raise
                 if time.monotonic() >= deadline:
                     os.close(fd)
-                    raise WriterLocked(f"{self.path} is locked by another process ({what} refused): stop the "
-                                       "other collector or the running vacuum first, or wait for it") from exc
+                    raise WriterLocked(
+                        f"{self.path} is locked by another process ({what} refused): stop the "
+                        "other collector or the running vacuum first, or wait for it"
+                    ) from exc
                 time.sleep(0.05)
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())

@@ -21,8 +21,15 @@ class VacuumRefused(RuntimeError):
     """`vacuum(full=True)` would delete files an in-flight append is about to commit (delta-rs #3645)."""
 
 
-def vacuum(lake: Path, table: str, *, retention_hours: int | None = None, full: bool = False, dry_run: bool = True,
-           enforce_retention_duration: bool = True) -> list[str]:
+def vacuum(
+    lake: Path,
+    table: str,
+    *,
+    retention_hours: int | None = None,
+    full: bool = False,
+    dry_run: bool = True,
+    enforce_retention_duration: bool = True,
+) -> list[str]:
     """Vacuum an edge table. `full=True` (removes every unreferenced file) is refused while a datalogger
     writes the lake, since it can delete a just-written parquet file before its commit lands (#3645)."""
     path = edge_table_path(lake, table)
@@ -33,11 +40,14 @@ def vacuum(lake: Path, table: str, *, retention_hours: int | None = None, full: 
     try:
         lock.acquire("full vacuum")
     except WriterLocked as exc:
-        raise VacuumRefused(f"vacuum(full=True) of {path} refused while the collector writes it: stop the collector "
-                            "first, or run a normal vacuum") from exc
+        raise VacuumRefused(
+            f"vacuum(full=True) of {path} refused while the collector writes it: stop the collector "
+            "first, or run a normal vacuum"
+        ) from exc
     try:
-        return dt.vacuum(retention_hours, dry_run=dry_run, enforce_retention_duration=enforce_retention_duration,
-                         full=True)
+        return dt.vacuum(
+            retention_hours, dry_run=dry_run, enforce_retention_duration=enforce_retention_duration, full=True
+        )
     finally:
         lock.release()
 

@@ -218,9 +218,13 @@ def _instances() -> dict[str, object]:
     """Throwaway instances (no connection is made): most names relied on are set in `__init__`."""
     client = Client("opc.tcp://127.0.0.1:4840")
     session = client.uaclient.session
-    return {"Client": client, "UaClient": client.uaclient, "UaSession": session,
-            "Subscription": Subscription(session, ua.CreateSubscriptionParameters()),
-            "UASocketProtocol": UASocketProtocol()}
+    return {
+        "Client": client,
+        "UaClient": client.uaclient,
+        "UaSession": session,
+        "Subscription": Subscription(session, ua.CreateSubscriptionParameters()),
+        "UASocketProtocol": UASocketProtocol(),
+    }
 
 
 def _missing(obj: object, path: str) -> str | None:
@@ -240,15 +244,25 @@ def check_asyncua_compat(requirements: tuple[Requirement, ...] = REQUIREMENTS) -
     installed version; logs a WARNING when it is outside `ASYNCUA_SERIES` but the names exist."""
     installed = version("asyncua")
     instances = _instances()
-    missing = sorted({f"{r.owner}.{name} (used by {r.used_by})" for r in requirements
-                      if (name := _missing(instances[r.owner], r.path)) is not None})
+    missing = sorted(
+        {
+            f"{r.owner}.{name} (used by {r.used_by})"
+            for r in requirements
+            if (name := _missing(instances[r.owner], r.path)) is not None
+        }
+    )
     if missing:
         raise AsyncuaIncompatible(
             f"asyncua {installed} lacks {', '.join(missing)}: edge_collector/opcua/asyncua_compat.py relies on them "
             f"and was written against asyncua {ASYNCUA_SERIES} (pyproject.toml pins {PIN}); install the pinned "
-            f"version (uv sync --frozen) or port that module to asyncua {installed}")
+            f"version (uv sync --frozen) or port that module to asyncua {installed}"
+        )
     if installed.split(".")[:2] != ASYNCUA_SERIES.split("."):
-        log.warning("asyncua %s is installed, but the collector was written against asyncua %s (%s): the private "
-                    "names it relies on exist, their behaviour may not; reconnects may break",
-                    installed, ASYNCUA_SERIES, PIN)
+        log.warning(
+            "asyncua %s is installed, but the collector was written against asyncua %s (%s): the private "
+            "names it relies on exist, their behaviour may not; reconnects may break",
+            installed,
+            ASYNCUA_SERIES,
+            PIN,
+        )
     return installed

@@ -25,9 +25,12 @@ def certificate_days_left(path: Path, what: str, advice: str, now: datetime | No
     now = now or datetime.now(UTC)
     start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
     if end <= now:
-        raise CertificateInvalid(f"{what} {path} expired on {end:%Y-%m-%d %H:%M} UTC "
-                                 f"(BadCertificateTimeInvalid); {advice}")
+        raise CertificateInvalid(
+            f"{what} {path} expired on {end:%Y-%m-%d %H:%M} UTC (BadCertificateTimeInvalid); {advice}"
+        )
     if start > now:
-        raise CertificateInvalid(f"{what} {path} is not valid before {start:%Y-%m-%d %H:%M} UTC "
-                                 f"(BadCertificateTimeInvalid); check the system clock, or {advice}")
+        raise CertificateInvalid(
+            f"{what} {path} is not valid before {start:%Y-%m-%d %H:%M} UTC "
+            f"(BadCertificateTimeInvalid); check the system clock, or {advice}"
+        )
     return (end - now).total_seconds() / 86400

@@ -16,7 +16,7 @@ Parameterisations (all match scipy.stats so the ground truth can be checked agai
 | normal | mean, sd > 0, drift_per_hour | normal(mean + drift * hours, sd) | norm(mean + drift * hours, sd) |
 | uniform | low < high | uniform(low, high) | uniform(loc=low, scale=high - low) |
 | gamma | shape k > 0, scale > 0 | gamma(k, scale) | gamma(a=k, scale=scale) |
-| triangular | left <= mode <= right, left < right | triangular(...) | triang((mode-left)/(right-left), left, right-left) |
+| triangular | left <= mode <= right, left < right | triangular(...) | triang((mode-l)/(right-l), l, right-l), l=left |
 | constant | value | value | (degenerate) |
 | categorical | weights: {code: weight > 0} | code with P = weight / sum | multinomial over the codes |
 

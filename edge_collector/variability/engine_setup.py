@@ -11,7 +11,9 @@ from asyncua import Client
 from ..config import CollectorConfig, ConfigError
 
 
-def engine_factory_for(config: CollectorConfig) -> Callable[[Client, Callable[[dict[str, Any]], None], str], Any] | None:
+def engine_factory_for(
+    config: CollectorConfig,
+) -> Callable[[Client, Callable[[dict[str, Any]], None], str], Any] | None:
     """A factory the collector calls once connected, or None when variability is disabled."""
     raw = dict(config.variability)
     if not raw or not raw.pop("enabled", True):

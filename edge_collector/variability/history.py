@@ -240,8 +240,16 @@ def _raw_batch(line_ids: Sequence[str], recorders: Sequence[_Recorder], session_
             codes[row] = code
         seq = np.arange(rec.seq + 1, rec.seq + n + 1, dtype=np.int64)
         rec.seq += n
-        parts.append((np.full(n, k, dtype=np.int32), np.asarray(tags, dtype=np.int32),
-                      np.asarray(stamps, dtype=np.int64), values, codes, seq))
+        parts.append(
+            (
+                np.full(n, k, dtype=np.int32),
+                np.asarray(tags, dtype=np.int32),
+                np.asarray(stamps, dtype=np.int64),
+                values,
+                codes,
+                seq,
+            )
+        )
     if not parts:
         return None
     line_idx = np.concatenate([p[0] for p in parts])
@@ -258,8 +266,11 @@ def _raw_batch(line_ids: Sequence[str], recorders: Sequence[_Recorder], session_
     columns = {
         "line_id": pa.array(list(line_ids), pa.string()).take(pa.array(line_idx)),
         "tag": pa.array(_TAG_NAMES, pa.string()).take(pa.array(tag_idx)),
-        "source_ts": ts, "server_ts": ts, "received_ts": ts,
-        "value": value, "value_text": value_text,
+        "source_ts": ts,
+        "server_ts": ts,
+        "received_ts": ts,
+        "value": value,
+        "value_text": value_text,
         "status_code": pa.array(codes),
         "session_id": pa.array([session_id], pa.string()).take(pa.array(np.zeros(n, dtype=np.int32))),
         "seq": pa.array(seq),
@@ -327,8 +338,10 @@ def variability_from_toml(path: Path) -> tuple[VariabilityConfig | None, int]:
 
 def _fingerprint(params: Sequence[Any], variability: VariabilityConfig | None, vseed: int, batch_s: float) -> str:
     """Short digest of everything that shapes the batches except the end (so a seeding can be extended)."""
-    text = json.dumps([[repr(p) for p in params], variability.model_dump(mode="json") if variability else None,
-                       vseed, batch_s], sort_keys=True)
+    text = json.dumps(
+        [[repr(p) for p in params], variability.model_dump(mode="json") if variability else None, vseed, batch_s],
+        sort_keys=True,
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -338,11 +351,21 @@ def _aware(ts: datetime, name: str) -> datetime:
     return ts.astimezone(UTC)
 
 
-def seed_history(lake: Path, line_ids: list[str], start: datetime, end: datetime, seed: int = 0,
-                 progress: Callable[[SeedStats], None] | None = None, *,
-                 variability: VariabilityConfig | None = None, variability_seed: int | None = None,
-                 lines_config: Path | None = None, batch_s: float = 3600.0, compact_tables: bool = True,
-                 **line_overrides: Any) -> SeedStats:
+def seed_history(
+    lake: Path,
+    line_ids: list[str],
+    start: datetime,
+    end: datetime,
+    seed: int = 0,
+    progress: Callable[[SeedStats], None] | None = None,
+    *,
+    variability: VariabilityConfig | None = None,
+    variability_seed: int | None = None,
+    lines_config: Path | None = None,
+    batch_s: float = 3600.0,
+    compact_tables: bool = True,
+    **line_overrides: Any,
+) -> SeedStats:
     """Simulate `line_ids` from `start` (the PLC starts there: counters 0, autostart) to `end` and append
     what the collector would have recorded to the edge tables of `lake`. `progress` is called after every
     batch with the running stats. `line_overrides` go to every line's profile (as in `load_lines`)."""
@@ -366,8 +389,11 @@ def seed_history(lake: Path, line_ids: list[str], start: datetime, end: datetime
     wall0 = time.perf_counter()
     try:
         raw_dt = open_or_create(edge_table_path(lake, "raw_samples"), "raw_samples", CHECKPOINT_EVERY)
-        events_dt = (open_or_create(edge_table_path(lake, "injected_events"), "injected_events", CHECKPOINT_EVERY)
-                     if variability is not None else None)
+        events_dt = (
+            open_or_create(edge_table_path(lake, "injected_events"), "injected_events", CHECKPOINT_EVERY)
+            if variability is not None
+            else None
+        )
         t0 = start.timestamp()
         recorders = {line: _Recorder(t0) for line in line_ids}
         models: dict[str, Line] = {}
@@ -377,8 +403,9 @@ def seed_history(lake: Path, line_ids: list[str], start: datetime, end: datetime
         events: list[dict[str, Any]] = []
         engine = None
         if variability is not None:
-            engine = VariabilityEngine(variability, line_ids, vseed, InMemoryPlcPort(models, recorders), events.append,
-                                       session)
+            engine = VariabilityEngine(
+                variability, line_ids, vseed, InMemoryPlcPort(models, recorders), events.append, session
+            )
             _run(engine.start(start))
         order = [recorders[line] for line in line_ids]
         writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-writer")
@@ -434,8 +461,10 @@ def seed_history(lake: Path, line_ids: list[str], start: datetime, end: datetime
                 fut.result()
         finally:
             writer.shutdown(wait=True)
-        stats.truth = {line: LineTruth(m.processed, m.defective, {s.name: m.state_time(s) for s in S})
-                       for line, m in models.items()}
+        stats.truth = {
+            line: LineTruth(m.processed, m.defective, {s.name: m.state_time(s) for s in S})
+            for line, m in models.items()
+        }
     finally:
         lock.release()
     compaction_started = time.perf_counter()
@@ -448,9 +477,17 @@ def seed_history(lake: Path, line_ids: list[str], start: datetime, end: datetime
             dt.create_checkpoint()
     stats.compaction_s = time.perf_counter() - compaction_started
     stats.wall_s = time.perf_counter() - wall0
-    log.info("seeded %s %s..%s: %d samples, %d injected events, %d commits in %.1f s (%.0fx real time per line)",
-             ",".join(line_ids), start, end, stats.rows, stats.events, stats.commits, stats.wall_s,
-             stats.sim_per_wall_per_line)
+    log.info(
+        "seeded %s %s..%s: %d samples, %d injected events, %d commits in %.1f s (%.0fx real time per line)",
+        ",".join(line_ids),
+        start,
+        end,
+        stats.rows,
+        stats.events,
+        stats.commits,
+        stats.wall_s,
+        stats.sim_per_wall_per_line,
+    )
     return stats
 
 
@@ -463,20 +500,35 @@ def _parse_ts(text: str) -> datetime:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m edge_collector.variability.history",
-                                     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--lake", type=Path, default=Path(os.environ.get("TWIN_HOME", ".twin")) / "lake",
-                        help="lake root; edge tables go to <lake>/edge/... (default $TWIN_HOME/lake, ./.twin/lake)")
+    parser = argparse.ArgumentParser(
+        prog="python -m edge_collector.variability.history",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--lake",
+        type=Path,
+        default=Path(os.environ.get("TWIN_HOME", ".twin")) / "lake",
+        help="lake root; edge tables go to <lake>/edge/... (default $TWIN_HOME/lake, ./.twin/lake)",
+    )
     parser.add_argument("--lines", default="L1,L2", help="comma-separated line ids (profiles from plc/lines.toml)")
-    parser.add_argument("--start", type=_parse_ts, required=True,
-                        help="PLC start, ISO time; without offset UTC (e.g. 2026-11-02T05:00Z = 06:00 Berlin)")
+    parser.add_argument(
+        "--start",
+        type=_parse_ts,
+        required=True,
+        help="PLC start, ISO time; without offset UTC (e.g. 2026-11-02T05:00Z = 06:00 Berlin)",
+    )
     span = parser.add_mutually_exclusive_group(required=True)
     span.add_argument("--end", type=_parse_ts, help="end of the seeded history (ISO time)")
     span.add_argument("--days", type=float, help="length of the seeded history in days")
     parser.add_argument("--seed", type=int, default=0, help="line model seed (default 0)")
-    parser.add_argument("--variability", type=Path, metavar="TOML",
-                        help="collector config whose [variability] drives faults, quality and feed rate "
-                             "(e.g. edge_collector/local.toml); default: none")
+    parser.add_argument(
+        "--variability",
+        type=Path,
+        metavar="TOML",
+        help="collector config whose [variability] drives faults, quality and feed rate "
+        "(e.g. edge_collector/local.toml); default: none",
+    )
     parser.add_argument("--lines-config", type=Path, help="line profiles file (default plc/lines.toml)")
     parser.add_argument("--batch-hours", type=float, default=1.0, help="simulated hours per Delta commit (default 1)")
     args = parser.parse_args(argv)
@@ -486,20 +538,36 @@ def main(argv: list[str] | None = None) -> int:
     total = (end - args.start).total_seconds()
 
     def show(stats: SeedStats) -> None:
-        print(f"\r{stats.simulated_s / total:6.1%} {stats.simulated_to:%Y-%m-%d %H:%M} UTC  {stats.rows:,} samples  "
-              f"{stats.sim_per_wall_per_line:,.0f}x per line", end="", file=sys.stderr, flush=True)
+        print(
+            f"\r{stats.simulated_s / total:6.1%} {stats.simulated_to:%Y-%m-%d %H:%M} UTC  {stats.rows:,} samples  "
+            f"{stats.sim_per_wall_per_line:,.0f}x per line",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
 
     try:
-        stats = seed_history(args.lake, [s.strip() for s in args.lines.split(",") if s.strip()], args.start, end,
-                             args.seed, show, variability=config, variability_seed=vseed,
-                             lines_config=args.lines_config, batch_s=args.batch_hours * 3600)
+        stats = seed_history(
+            args.lake,
+            [s.strip() for s in args.lines.split(",") if s.strip()],
+            args.start,
+            end,
+            args.seed,
+            show,
+            variability=config,
+            variability_seed=vseed,
+            lines_config=args.lines_config,
+            batch_s=args.batch_hours * 3600,
+        )
     except Exception as exc:  # noqa: BLE001 - one clear line instead of a trace
         print(f"\nseeding failed: {exc}", file=sys.stderr)
         return 1
     print(file=sys.stderr)
-    print(f"session {stats.session_id}: {stats.rows:,} samples, {stats.events:,} injected events, {stats.commits} "
-          f"commits ({stats.batches_skipped} batches already there) in {stats.wall_s:.1f} s, "
-          f"{stats.sim_per_wall_per_line:,.0f}x real time per line")
+    print(
+        f"session {stats.session_id}: {stats.rows:,} samples, {stats.events:,} injected events, {stats.commits} "
+        f"commits ({stats.batches_skipped} batches already there) in {stats.wall_s:.1f} s, "
+        f"{stats.sim_per_wall_per_line:,.0f}x real time per line"
+    )
     return 0
 
 

@@ -49,22 +49,34 @@ def test_a_missing_private_method_is_named_with_the_pinned_version(monkeypatch: 
 
 
 def test_a_missing_nested_attribute_is_named_up_to_its_first_missing_step() -> None:
-    wanted = (Requirement("UASocketProtocol", "_connection._no_such_limits.max_message_size", "set_receive_limits"),
-              *REQUIREMENTS)
-    with pytest.raises(AsyncuaIncompatible, match=r"lacks UASocketProtocol\._connection\._no_such_limits \(used by "
-                                                  r"set_receive_limits\):"):
+    wanted = (
+        Requirement("UASocketProtocol", "_connection._no_such_limits.max_message_size", "set_receive_limits"),
+        *REQUIREMENTS,
+    )
+    with pytest.raises(
+        AsyncuaIncompatible,
+        match=r"lacks UASocketProtocol\._connection\._no_such_limits \(used by "
+        r"set_receive_limits\):",
+    ):
         check_asyncua_compat(wanted)
 
 
-async def test_the_collector_refuses_to_start_before_writing_anything(tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    config = CollectorConfig.model_validate({
-        "collector": {"id": "compat", "lake": str(tmp_path / "lake"), "spool": str(tmp_path / "spool"),
-                      "lab_mode": True},
-        "opcua": {"endpoint": "opc.tcp://127.0.0.1:9", "security_policy": "None"},
-        "subscription": {"lines": ["L1"]},
-        "metrics": {"port": 0},
-    })
+async def test_the_collector_refuses_to_start_before_writing_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = CollectorConfig.model_validate(
+        {
+            "collector": {
+                "id": "compat",
+                "lake": str(tmp_path / "lake"),
+                "spool": str(tmp_path / "spool"),
+                "lab_mode": True,
+            },
+            "opcua": {"endpoint": "opc.tcp://127.0.0.1:9", "security_policy": "None"},
+            "subscription": {"lines": ["L1"]},
+            "metrics": {"port": 0},
+        }
+    )
     monkeypatch.delattr(Client, "_finalize_reconnect")
     with pytest.raises(AsyncuaIncompatible, match=r"Client\._finalize_reconnect \(used by wrap_finalize_reconnect\)"):
         await asyncio.wait_for(Collector(config, environ={"TWIN_ENV": "dev"}).run(asyncio.Event()), timeout=10)
