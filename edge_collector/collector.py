@@ -403,7 +403,7 @@ class Collector:
             else:
                 try:
                     presented = await presented_certificate(cfg.endpoint, policy_uri, mode, min(cfg.timeout_s, 5.0))
-                except Exception:
+                except Exception:  # a failed probe says nothing; asyncua keeps retrying
                     log.debug("server identity probe failed", exc_info=True)
                     presented = None
                 if presented is not None:
@@ -740,7 +740,7 @@ class Collector:
                     await self.engine.start(self.sim_now)
                     self._engine_started = True
                 await self.engine.on_clock(self.sim_now)
-            except Exception:
+            except Exception:  # a failed injection is logged; collection goes on
                 log.exception("variability engine failed at %s; it retries on the next clock tick", self.sim_now)
 
     # ------------------------------------------------------------------ lifecycle

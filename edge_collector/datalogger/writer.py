@@ -354,7 +354,7 @@ class Datalogger:
             next_flush = now + self.flush_interval_s
             try:
                 self._cycle(now, stopping)
-            except Exception:
+            except Exception:  # the writer never dies; the failure is logged and retried
                 self.stats.errors += 1
                 log.exception("datalogger writer cycle failed; retrying in %.1f s", self.flush_interval_s)
             if stopping:
@@ -405,13 +405,13 @@ class Datalogger:
                 continue
             try:
                 self._warn_unknown_columns(table, rows)
-            except Exception:
+            except Exception:  # only a warning; never lose the rows over it
                 log.exception("cannot check %s rows for unknown columns", table)
             for start in range(0, len(rows), self.max_batch_rows):
                 chunk = rows[start : start + self.max_batch_rows]
                 try:
                     data, rejected = build_batch(table, chunk)
-                except Exception as exc:
+                except Exception as exc:  # a bug here must not lose rows silently
                     log.exception("cannot build a %s batch; its %d rows go to quarantine", table, len(chunk))
                     data, rejected = (
                         None,

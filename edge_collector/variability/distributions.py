@@ -27,7 +27,7 @@ repair takes 10 minutes" (the median, e^mu), and sigma as the spread of ln(repai
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
@@ -267,7 +267,7 @@ class Categorical(BaseDistribution):
 if TYPE_CHECKING:
     Distribution = BaseDistribution
 else:
-    Distribution = Annotated[tuple(_REGISTRY.values()), Field(discriminator="kind")]
+    Distribution = Annotated[Union[tuple(_REGISTRY.values())], Field(discriminator="kind")]  # noqa: UP007 - a Union of a run-time tuple has no | spelling
 
 KINDS: tuple[str, ...] = tuple(_REGISTRY)
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(Distribution, config=ConfigDict(title="distribution"))
