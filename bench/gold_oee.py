@@ -1,7 +1,7 @@
 """Gold OEE per shift against its floors, and a backfill as one run against one run per shift, in one run.
 
 `--days` days (default 7 = 21 shifts) of L1 and L2 at their normal speeds (plc/lines.toml) are seeded
-in-process (edge_collector/history.py, the same line models as plc-sim; breakdowns as in
+in-process (edge_collector/variability/history.py, the same line models as plc-sim; breakdowns as in
 edge_collector/local.toml and a random quality error from the variability engine, no feed-rate
 changes) into a temporary lake. Bronze, silver and gold are materialized once for the whole range as
 one run. Then, for a sample of shifts, each measured `--reps` times (medians printed):
@@ -60,8 +60,8 @@ import duckdb  # noqa: E402
 import polars as pl  # noqa: E402
 from deltalake import DeltaTable  # noqa: E402
 
-from edge_collector.history import SeedStats, seed_history  # noqa: E402
-from edge_collector.variability import VariabilityConfig  # noqa: E402
+from edge_collector.variability.engine import VariabilityConfig  # noqa: E402
+from edge_collector.variability.history import SeedStats, seed_history  # noqa: E402
 from twin_pipeline.defs.bronze.assets import bronze_samples_asset  # noqa: E402
 from twin_pipeline.lib.transforms.oee import COUNT_COLUMNS, INTERVAL_COLUMNS, SPEED_COLUMNS  # noqa: E402
 from twin_pipeline.defs.gold.oee import fact_oee_rows, gold_fact_oee_shift, read_oee_inputs  # noqa: E402

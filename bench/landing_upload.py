@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-from edge_collector.history import seed_history  # noqa: E402
+from edge_collector.variability.history import seed_history  # noqa: E402
 from edge_collector.schemas import edge_table_path  # noqa: E402
 from tests.azurite import KEY, azurite  # noqa: E402
 from twin_pipeline.defs.landing.assets import ORDER  # noqa: E402

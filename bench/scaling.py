@@ -1,7 +1,7 @@
 """How the costs grow with lines and with days, measured in one run; the table goes into bench/README.md.
 
 For each case (lines x days; default 1, 2, 4, 8 lines over 1 day, and 2 lines over 1, 7, 28 days) a
-fresh temporary lake is seeded in-process (`edge_collector/history.py`, breakdowns and quality error
+fresh temporary lake is seeded in-process (`edge_collector/variability/history.py`, breakdowns and quality error
 as in `bench/gold_oee.py`), then every complete shift is materialized (bronze + silver + gold
 `fact_oee_shift`) as one single run, as a backfill does, and gold alone is timed per shift (the
 asset's function, median over up to 3 shifts). A warm-up case runs first, unmeasured. Printed per case, and as ratios against the first
@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 warnings.filterwarnings("ignore")
 
 from bench.gold_oee import ASSETS, VARIABILITY, materialize, pick_range  # noqa: E402
-from edge_collector.history import seed_history  # noqa: E402
+from edge_collector.variability.history import seed_history  # noqa: E402
 from twin_pipeline.defs.gold.oee import gold_fact_oee_shift  # noqa: E402
 from twin_pipeline.defs.resources import LakeResource  # noqa: E402
 from twin_pipeline.defs.partitions import CALENDAR  # noqa: E402

@@ -34,7 +34,7 @@ import dagster as dg  # noqa: E402
 import polars as pl  # noqa: E402
 
 from bench.gold_oee import ASSETS, LINES, QUIET, VARIABILITY, materialize, pick_range  # noqa: E402
-from edge_collector.history import seed_history  # noqa: E402
+from edge_collector.variability.history import seed_history  # noqa: E402
 from twin_pipeline.defs.gold.oee import gold_fact_oee_shift, pipes_fact_oee_shift  # noqa: E402
 from twin_pipeline.defs.gold.engines import LocalSparkOeeJob  # noqa: E402
 from twin_pipeline.spark_jobs.extras import job_extras  # noqa: E402

@@ -1,8 +1,8 @@
 """`edge-collector`: run the collector, check a config, print an example config.
 
-    edge-collector run [--config F]
-    edge-collector check-config F
-    edge-collector example-config
+edge-collector run [--config F]
+edge-collector check-config F
+edge-collector example-config
 """
 
 from __future__ import annotations
@@ -73,26 +73,36 @@ def with_endpoint(config: CollectorConfig, endpoint: str) -> CollectorConfig:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edge-collector",
-                                     description="OPC UA collector writing durable rolling Delta tables.")
+    parser = argparse.ArgumentParser(
+        prog="edge-collector", description="OPC UA collector writing durable rolling Delta tables."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    run = sub.add_parser("run", help="collect until SIGTERM/Ctrl-C (then flush and exit 0)",
-                         description="Subscribe to the PLC, inject variability, write the edge Delta tables.")
+    run = sub.add_parser(
+        "run",
+        help="collect until SIGTERM/Ctrl-C (then flush and exit 0)",
+        description="Subscribe to the PLC, inject variability, write the edge Delta tables.",
+    )
     run.add_argument("--config", type=Path, help="TOML config (default: collect L1,L2 of a local plc-sim)")
     run.add_argument("--endpoint", help="override opcua.endpoint, e.g. opc.tcp://127.0.0.1:4841")
     run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     run.add_argument("--plain-logs", action="store_true", help="human-readable logs instead of JSON lines")
-    check = sub.add_parser("check-config", help="validate a config file and print the effective settings",
-                           description="Validate a config file; exit 0 when valid, 2 with every problem listed.")
+    check = sub.add_parser(
+        "check-config",
+        help="validate a config file and print the effective settings",
+        description="Validate a config file; exit 0 when valid, 2 with every problem listed.",
+    )
     check.add_argument("config", type=Path)
-    sub.add_parser("example-config", help="print an example config with the defaults",
-                   description="Print an example TOML config with every default.")
+    sub.add_parser(
+        "example-config",
+        help="print an example config with the defaults",
+        description="Print an example TOML config with every default.",
+    )
     return parser
 
 
 async def _run(config_path: Path | None, endpoint: str | None = None) -> int:
     from .collector import Collector, SecurityRefused, tune_gc
-    from .engine_setup import engine_factory_for
+    from .variability.engine_setup import engine_factory_for
 
     config = load_config(config_path)
     if endpoint:
@@ -105,9 +115,10 @@ async def _run(config_path: Path | None, endpoint: str | None = None) -> int:
         loop.add_signal_handler(sig, stop.set)
 
     def ready() -> None:
-        print(f"edge-collector: collecting from {config.opcua.endpoint} into {config.lake()}"
-              f"{f'; metrics on http://{config.metrics.host}:{config.metrics.port}/metrics' if config.metrics.port else ''}",
-              flush=True)
+        metrics = (
+            f"; metrics on http://{config.metrics.host}:{config.metrics.port}/metrics" if config.metrics.port else ""
+        )
+        print(f"edge-collector: collecting from {config.opcua.endpoint} into {config.lake()}{metrics}", flush=True)
 
     try:
         return await collector.run(stop, ready=ready)

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +33,12 @@ from plc.tagmap import TAGS, symbol
 from .config import CollectorConfig, ConfigError
 from .datalogger import Datalogger
 from .dedupe import Deduper, Verdict
-from .message_limits import TooLargeObserver, enforce_receive_limits, is_too_large
 from .normalize import NodeBinding, Normalizer
-from .preflight import CERT_WARN_DAYS, certificate_days_left
+from .opcua import asyncua_compat as compat
+from .opcua.certificates import CERT_WARN_DAYS, certificate_days_left
+from .opcua.message_limits import TooLargeObserver, enforce_receive_limits, is_too_large
+from .opcua.server_identity import fingerprint, pinned_der, presented_certificate
 from .schemas import edge_table_path
-from .server_identity import fingerprint, pinned_der, presented_certificate
 
 log = logging.getLogger("edge_collector")
 
@@ -84,8 +85,9 @@ def read_watermarks(lake: Path) -> tuple[dict[tuple[str, str], datetime], dict[s
     per_line: dict[str, tuple[datetime, datetime]] = {}
     for r in frame.iter_rows(named=True):
         old = per_line.get(r["line_id"])
-        per_line[r["line_id"]] = (max(old[0], r["source_ts"]), max(old[1], r["received_ts"])) if old else (
-            r["source_ts"], r["received_ts"])
+        per_line[r["line_id"]] = (
+            (max(old[0], r["source_ts"]), max(old[1], r["received_ts"])) if old else (r["source_ts"], r["received_ts"])
+        )
     return marks, per_line
 
 
@@ -112,16 +114,26 @@ def tune_gc(gen0_threshold: int = 50_000) -> None:
 class Collector:
     """Owns the OPC UA client, the subscription, the datalogger and the variability engine."""
 
-    def __init__(self, config: CollectorConfig, environ: dict[str, str] | None = None,
-                 engine_factory: EngineFactory | None = None) -> None:
+    def __init__(
+        self,
+        config: CollectorConfig,
+        environ: dict[str, str] | None = None,
+        engine_factory: EngineFactory | None = None,
+    ) -> None:
         self.config = config
         self.environ = environ
-        self.session_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        self.session_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
         dl = config.datalogger
         self.datalogger = Datalogger(
-            config.lake(), config.spool(), config.collector.id, flush_interval_s=dl.flush_interval_s,
-            max_batch_rows=dl.max_batch_rows, max_buffer_rows=dl.max_buffer_rows, compact_every_s=dl.compact_every_s,
-            checkpoint_every_commits=dl.checkpoint_every_commits, compact_every_commits=dl.compact_every_commits,
+            config.lake(),
+            config.spool(),
+            config.collector.id,
+            flush_interval_s=dl.flush_interval_s,
+            max_batch_rows=dl.max_batch_rows,
+            max_buffer_rows=dl.max_buffer_rows,
+            compact_every_s=dl.compact_every_s,
+            checkpoint_every_commits=dl.checkpoint_every_commits,
+            compact_every_commits=dl.compact_every_commits,
         )
         self.normalizer = Normalizer(self.session_id)
         self.deduper = Deduper()
@@ -171,10 +183,17 @@ class Collector:
     def _open_gap(self, line_id: str, start: datetime, reason: str) -> None:
         if line_id in self._gaps:
             return  # one open gap per line; the earliest start wins
-        self._gaps[line_id] = _OpenGap({
-            "line_id": line_id, "gap_start": start, "gap_end": None, "reason": reason, "session_id": self.session_id,
-            "source_ts_before": self._last_source.get(line_id), "source_ts_after": None,
-        })
+        self._gaps[line_id] = _OpenGap(
+            {
+                "line_id": line_id,
+                "gap_start": start,
+                "gap_end": None,
+                "reason": reason,
+                "session_id": self.session_id,
+                "source_ts_before": self._last_source.get(line_id),
+                "source_ts_after": None,
+            }
+        )
 
     def _relabel_gaps(self, reason: str, replacing: tuple[str, ...]) -> None:
         """Give the open gaps whose reason is one of `replacing` the better-known `reason`."""
@@ -193,14 +212,20 @@ class Collector:
     def _write_gap(self, line_id: str, source_after: datetime | None) -> None:
         gap = self._gaps.pop(line_id)
         row = dict(gap.row)
-        row["gap_end"] = row["gap_end"] or datetime.now(timezone.utc)
+        row["gap_end"] = row["gap_end"] or datetime.now(UTC)
         row["source_ts_after"] = source_after
         row["seq"] = self.normalizer.next_seq(line_id)
         row["day"] = row["gap_start"].strftime("%Y-%m-%d")
         self.datalogger.add("gaps", row)
         self.gaps_written += 1
-        log.warning("gap on %s from %s to %s (%s)", line_id, row["gap_start"], row["gap_end"], row["reason"],
-                    extra={"line_id": line_id, "reason": row["reason"]})
+        log.warning(
+            "gap on %s from %s to %s (%s)",
+            line_id,
+            row["gap_start"],
+            row["gap_end"],
+            row["reason"],
+            extra={"line_id": line_id, "reason": row["reason"]},
+        )
 
     # ------------------------------------------------------------------ connection
     def _server_certificate(self) -> Path | None:
@@ -214,8 +239,10 @@ class Collector:
         local = self.config.twin_home() / "pki" / "plc" / "own" / "certs" / "cert.der"
         if local.exists():
             return local  # the embedded local default: pin the local plc-sim's certificate
-        raise ConfigError("no server certificate to pin and no trust list: set opcua.server_certificate (the PLC's "
-                          "certificate file) or opcua.trust_list (a folder of trusted server certificates)")
+        raise ConfigError(
+            "no server certificate to pin and no trust list: set opcua.server_certificate (the PLC's "
+            "certificate file) or opcua.trust_list (a folder of trusted server certificates)"
+        )
 
     def _check_certificates(self, warn: bool = False) -> None:
         """Pre-flight (RELIABILITY.md S5): raise CertificateInvalid for an expired or not yet valid own
@@ -226,58 +253,78 @@ class Collector:
         own = PkiLayout(self.config.pki()).cert
         if own.exists():
             self.cert_days_left = certificate_days_left(
-                own, "collector certificate",
+                own,
+                "collector certificate",
                 f"renew it: delete {own} so the collector creates a new one at the next start, then trust the new "
-                f"certificate on the PLC (e.g. plc-sim trust {own})")
+                f"certificate on the PLC (e.g. plc-sim trust {own})",
+            )
             if warn and self.cert_days_left < CERT_WARN_DAYS:
-                log.warning("collector certificate %s expires in %.1f days; renew it: delete it so the collector "
-                            "creates a new one, then trust the new certificate on the PLC", own, self.cert_days_left,
-                            extra={"cert_days_left": self.cert_days_left})
+                log.warning(
+                    "collector certificate %s expires in %.1f days; renew it: delete it so the collector "
+                    "creates a new one, then trust the new certificate on the PLC",
+                    own,
+                    self.cert_days_left,
+                    extra={"cert_days_left": self.cert_days_left},
+                )
         pinned = self._server_certificate()
         if pinned is not None:
-            certificate_days_left(pinned, "pinned server certificate",
-                                  "renew the PLC's certificate and pin the new one (opcua.server_certificate)")
+            certificate_days_left(
+                pinned,
+                "pinned server certificate",
+                "renew the PLC's certificate and pin the new one (opcua.server_certificate)",
+            )
 
     async def _make_client(self) -> Client:
         cfg = self.config.opcua
-        client = Client(cfg.endpoint, timeout=cfg.timeout_s, watchdog_intervall=cfg.watchdog_interval_s,
-                        auto_reconnect=True, reconnect_max_delay=cfg.reconnect_max_delay_s)
+        client = Client(
+            cfg.endpoint,
+            timeout=cfg.timeout_s,
+            watchdog_intervall=cfg.watchdog_interval_s,
+            auto_reconnect=True,
+            reconnect_max_delay=cfg.reconnect_max_delay_s,
+        )
         client.session_timeout = int(cfg.session_timeout_s * 1000)
         # asyncua's stale-subscription watchdog recreates a subscription after 1.5 keep-alive periods
         # without a publish response (3 s at 100 ms). A server busy encoding a burst takes longer than
         # that; the recreate then discards the burst it was sending ("data for unknown subscription").
         keepalive_s = self.config.subscription.publishing_interval_ms / 1000 * KEEPALIVE_COUNT
-        client._stale_check_margin = max(self.config.subscription.stale_after_s, 2 * keepalive_s) / keepalive_s
+        compat.set_stale_margin(client, max(self.config.subscription.stale_after_s, 2 * keepalive_s) / keepalive_s)
         enforce_receive_limits(client, cfg.max_message_size, cfg.max_chunk_count)
         client.uaclient.observer = TooLargeObserver(self._on_too_large)
         self._guard_subscription_restore(client)
-        finalize = client._finalize_reconnect
 
-        async def finalize_and_record(reused: bool) -> None:
+        async def finalize_and_record(finalize: compat.FinalizeReconnect, reused: bool) -> None:
             # A new session means the server had forgotten ours and whatever it still held for us (R4);
             # the subscription id alone cannot tell, since a restarted server may hand out the same one.
             if not reused:
                 self._relabel_gaps("session_lost", ("disconnected", "subscription_stale"))
             await finalize(reused)
 
-        client._finalize_reconnect = finalize_and_record  # type: ignore[method-assign]
+        compat.wrap_finalize_reconnect(client, finalize_and_record)
         client.name = f"industrial-twin edge-collector {self.config.collector.id}"
         client.application_uri = app_uri(self.config.collector.id)
         user, password = self.config.credentials(self.environ)
         if cfg.security_policy != "None":
             pki = PkiLayout(self.config.pki())
-            cert, key = ensure_certificate(pki, client.application_uri, f"edge-collector {self.config.collector.id}",
-                                           server=False)
+            cert, key = ensure_certificate(
+                pki, client.application_uri, f"edge-collector {self.config.collector.id}", server=False
+            )
             self._check_certificates(warn=True)
             server_cert = self._server_certificate()
             mode = getattr(ua.MessageSecurityMode, cfg.security_mode)
-            await client.set_security(POLICIES[cfg.security_policy], certificate=str(cert), private_key=str(key),
-                                      server_certificate=str(server_cert) if server_cert else None, mode=mode)
+            await client.set_security(
+                POLICIES[cfg.security_policy],
+                certificate=str(cert),
+                private_key=str(key),
+                server_certificate=str(server_cert) if server_cert else None,
+                mode=mode,
+            )
             if cfg.trust_list is not None:
                 store = TrustStore([cfg.trust_list], [])
                 await store.load()
                 client.certificate_validator = CertificateValidator(
-                    CertificateValidatorOptions.TRUSTED_VALIDATION | CertificateValidatorOptions.PEER_SERVER, store)
+                    CertificateValidatorOptions.TRUSTED_VALIDATION | CertificateValidatorOptions.PEER_SERVER, store
+                )
         if user:
             if cfg.security_mode != "SignAndEncrypt" or cfg.security_policy == "None":
                 await self._refuse_plaintext_password(client)
@@ -293,10 +340,15 @@ class Collector:
             if ep.SecurityPolicyUri != policy_uri:
                 continue
             for token in ep.UserIdentityTokens:
-                if token.TokenType == ua.UserTokenType.UserName and token.SecurityPolicyUri in (None, "", NONE_POLICY_URI):
+                if token.TokenType == ua.UserTokenType.UserName and token.SecurityPolicyUri in (
+                    None,
+                    "",
+                    NONE_POLICY_URI,
+                ):
                     raise SecurityRefused(
                         f"the server would receive the password in clear text (endpoint {ep.SecurityPolicyUri} "
-                        f"{ep.SecurityMode.name}, user token policy None); use security_mode = 'SignAndEncrypt'")
+                        f"{ep.SecurityMode.name}, user token policy None); use security_mode = 'SignAndEncrypt'"
+                    )
 
     async def _connect(self, stop: asyncio.Event) -> Client:
         delay = 1.0
@@ -312,17 +364,26 @@ class Collector:
             except Exception as exc:  # noqa: BLE001 - every failure is retried with backoff and logged
                 try:
                     await client.disconnect()
-                except Exception:  # noqa: BLE001
+                except Exception:  # noqa: BLE001, S110 - closing after a failed connect, whose error is logged below
                     pass
                 hint = ""
                 if "No matching endpoints" in str(exc):
-                    hint = (" (the server offers no endpoint with this opcua.security_policy and security_mode: "
-                            "set them to one it lists)")
-                log.error("cannot connect to %s (attempt %d): %r%s; retrying in %.0f s", self.config.opcua.endpoint,
-                          attempt, exc, hint, delay, extra={"attempt": attempt})
+                    hint = (
+                        " (the server offers no endpoint with this opcua.security_policy and security_mode: "
+                        "set them to one it lists)"
+                    )
+                log.error(
+                    "cannot connect to %s (attempt %d): %r%s; retrying in %.0f s",
+                    self.config.opcua.endpoint,
+                    attempt,
+                    exc,
+                    hint,
+                    delay,
+                    extra={"attempt": attempt},
+                )
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=delay)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 delay = min(delay * 2, max(self.config.opcua.reconnect_max_delay_s, 30.0))
         raise asyncio.CancelledError
@@ -342,7 +403,7 @@ class Collector:
             else:
                 try:
                     presented = await presented_certificate(cfg.endpoint, policy_uri, mode, min(cfg.timeout_s, 5.0))
-                except Exception:  # noqa: BLE001 - a failed probe says nothing; asyncua keeps retrying
+                except Exception:  # a failed probe says nothing; asyncua keeps retrying
                     log.debug("server identity probe failed", exc_info=True)
                     presented = None
                 if presented is not None:
@@ -356,37 +417,48 @@ class Collector:
             self.cert_mismatch_active = False
             self._mismatch_seen = None
             return
-        assert pinned is not None
+        assert pinned is not None  # noqa: S101 - an invariant, stated for the type checker
         self.cert_mismatch_active = True
         if mismatch == self._mismatch_seen:
             return
         self._mismatch_seen = mismatch
         self.cert_mismatches += 1
-        log.error("Server certificate mismatch: %s presents a certificate with SHA-256 fingerprint %s, not the pinned "
-                  "opcua.server_certificate %s (%s); the collector does not connect to it and writes nothing "
-                  "(possible man-in-the-middle). If the PLC's certificate was replaced on purpose, compare this "
-                  "fingerprint with the one shown on the PLC itself, then pin the new certificate "
-                  "(opcua.server_certificate) and restart the collector; otherwise find out what answers on "
-                  "this endpoint", self.config.opcua.endpoint, fingerprint(mismatch), pinned,
-                  fingerprint(pinned_der(pinned)), extra={"alert": "server_certificate_mismatch"})
+        log.error(
+            "Server certificate mismatch: %s presents a certificate with SHA-256 fingerprint %s, not the pinned "
+            "opcua.server_certificate %s (%s); the collector does not connect to it and writes nothing "
+            "(possible man-in-the-middle). If the PLC's certificate was replaced on purpose, compare this "
+            "fingerprint with the one shown on the PLC itself, then pin the new certificate "
+            "(opcua.server_certificate) and restart the collector; otherwise find out what answers on "
+            "this endpoint",
+            self.config.opcua.endpoint,
+            fingerprint(mismatch),
+            pinned,
+            fingerprint(pinned_der(pinned)),
+            extra={"alert": "server_certificate_mismatch"},
+        )
 
     # ------------------------------------------------------------------ oversized messages (S7)
     def _on_too_large(self, request_type: str, exc: BaseException) -> None:
         if self._scanning_sizes:
             return  # provoked by the size scan, which names the node itself
         self.too_large_messages += 1
-        log.error("the server sent a message larger than opcua.max_message_size (%d bytes, at most %d chunks) in "
-                  "answer to %s: %s; the connection is dropped and re-established, and the node with the oversized "
-                  "value is looked for and no longer monitored. If values that large are expected, raise "
-                  "opcua.max_message_size", self.config.opcua.max_message_size, self.config.opcua.max_chunk_count,
-                  request_type, exc.__class__.__name__, extra={"status": exc.__class__.__name__})
+        log.error(
+            "the server sent a message larger than opcua.max_message_size (%d bytes, at most %d chunks) in "
+            "answer to %s: %s; the connection is dropped and re-established, and the node with the oversized "
+            "value is looked for and no longer monitored. If values that large are expected, raise "
+            "opcua.max_message_size",
+            self.config.opcua.max_message_size,
+            self.config.opcua.max_chunk_count,
+            request_type,
+            exc.__class__.__name__,
+            extra={"status": exc.__class__.__name__},
+        )
 
     def _guard_subscription_restore(self, client: Client) -> None:
         """After a too-large message, find the oversized node before asyncua restores the subscription
         on the next reconnect (Client._recreate_subscriptions), so the restore does not ask for it again."""
-        restore = client._recreate_subscriptions
 
-        async def restore_guarded() -> None:
+        async def restore_guarded(restore: compat.AsyncStep) -> None:
             if self.too_large_messages > self._too_large_handled:
                 seen = self.too_large_messages
                 await self._stop_monitoring_oversized(client)
@@ -397,7 +469,7 @@ class Collector:
             finally:
                 self._force_recreate = False
 
-        client._recreate_subscriptions = restore_guarded  # type: ignore[method-assign]
+        compat.wrap_restore_subscriptions(client, restore_guarded)
 
     async def _stop_monitoring_oversized(self, client: Client) -> None:
         """Read each monitored node on its own: a read answered by a too-large message names the node
@@ -414,7 +486,7 @@ class Collector:
                         self._forget_oversized(handle, item.node.nodeid)
                         raise ConnectionError("an oversized value cost the connection; reconnecting") from exc
                     log.debug("size scan: %s not readable (%s)", item.node.nodeid, exc)  # not the oversized one
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     log.debug("size scan: reading %s timed out", item.node.nodeid)
         finally:
             self._scanning_sizes = False
@@ -422,21 +494,32 @@ class Collector:
     def _forget_oversized(self, handle: int, nodeid: ua.NodeId) -> None:
         self._items.pop(handle, None)
         if self._sub is not None:
-            self._sub._monitored_items.pop(handle, None)
+            compat.forget_monitored_item(self._sub, handle)
         self.oversized_nodes += 1
         binding = self.bindings.pop(nodeid, None)
         limit = self.config.opcua.max_message_size
-        detail = (f"value larger than opcua.max_message_size ({limit} bytes): no longer monitored; raise the limit "
-                  f"if such values are expected, or fix the server's value")
-        self._emit("quarantine", self.normalizer.quarantine(binding, None, datetime.now(timezone.utc), "too_large",
-                                                            detail, node_id=nodeid.to_string()).row)
-        log.error("node %s (%s) has a value larger than opcua.max_message_size (%d bytes); it is no longer monitored "
-                  "until the collector restarts; the other nodes keep flowing. Raise opcua.max_message_size if such "
-                  "values are expected, or fix the value on the server", nodeid.to_string(),
-                  binding.tag if binding else "?", limit, extra={"node_id": nodeid.to_string()})
+        detail = (
+            f"value larger than opcua.max_message_size ({limit} bytes): no longer monitored; raise the limit "
+            f"if such values are expected, or fix the server's value"
+        )
+        self._emit(
+            "quarantine",
+            self.normalizer.quarantine(
+                binding, None, datetime.now(UTC), "too_large", detail, node_id=nodeid.to_string()
+            ).row,
+        )
+        log.error(
+            "node %s (%s) has a value larger than opcua.max_message_size (%d bytes); it is no longer monitored "
+            "until the collector restarts; the other nodes keep flowing. Raise opcua.max_message_size if such "
+            "values are expected, or fix the value on the server",
+            nodeid.to_string(),
+            binding.tag if binding else "?",
+            limit,
+            extra={"node_id": nodeid.to_string()},
+        )
 
     def _on_state(self, state: UaClientState) -> None:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         if state is UaClientState.CONNECTED:
             if not self.connected.is_set():
                 self.connected.set()
@@ -466,7 +549,9 @@ class Collector:
             self.bindings[nodeid] = NodeBinding(spec.line, spec.tag, spec.node_id)
         if self.engine_factory is not None:
             clock = ua.NodeId(symbol(runtime, None, CLOCK_TAG), ns)
-            self.bindings[clock] = NodeBinding("_plant", CLOCK_TAG, clock.to_string(), ua.VariantType.DateTime, store=False)
+            self.bindings[clock] = NodeBinding(
+                "_plant", CLOCK_TAG, clock.to_string(), ua.VariantType.DateTime, store=False
+            )
         return list(self.bindings)
 
     async def _subscribe(self, client: Client) -> Any:
@@ -474,24 +559,32 @@ class Collector:
         ns = await client.get_namespace_index(self.config.opcua.namespace_uri)
         nodeids = self._bind_nodes(ns)
         params = ua.CreateSubscriptionParameters(
-            RequestedPublishingInterval=cfg.publishing_interval_ms, RequestedLifetimeCount=600,
-            RequestedMaxKeepAliveCount=KEEPALIVE_COUNT, MaxNotificationsPerPublish=0, PublishingEnabled=True, Priority=0,
+            RequestedPublishingInterval=cfg.publishing_interval_ms,
+            RequestedLifetimeCount=600,
+            RequestedMaxKeepAliveCount=KEEPALIVE_COUNT,
+            MaxNotificationsPerPublish=0,
+            PublishingEnabled=True,
+            Priority=0,
         )
-        sub = await client.create_subscription(params, None, queue_maxsize=cfg.buffer_events, overflow=OverflowPolicy.WARN)
-        original = sub._handle_overflow
+        sub = await client.create_subscription(
+            params, None, queue_maxsize=cfg.buffer_events, overflow=OverflowPolicy.WARN
+        )
 
-        def counting_overflow(event: Any) -> None:  # never silent: count exactly, log rate-limited
+        def counting_overflow(original: compat.OnOverflow, event: Any) -> None:
+            # never silent: count exactly, log rate-limited
             self.dropped_notifications += 1
             if self.dropped_notifications == 1 or self.dropped_notifications % 10_000 == 0:
-                log.error("notification queue full (%d events): %d notifications dropped so far; raise "
-                          "subscription.buffer_events or reduce the subscribed tags", cfg.buffer_events,
-                          self.dropped_notifications)
+                log.error(
+                    "notification queue full (%d events): %d notifications dropped so far; raise "
+                    "subscription.buffer_events or reduce the subscribed tags",
+                    cfg.buffer_events,
+                    self.dropped_notifications,
+                )
             original(event)
 
-        sub._handle_overflow = counting_overflow  # type: ignore[method-assign]
-        republish_gaps = sub._republish_gaps
+        compat.wrap_handle_overflow(sub, counting_overflow)
 
-        async def republish_unacknowledged(available: list[int]) -> bool:
+        async def republish_unacknowledged(republish_gaps: compat.Republish, available: list[int]) -> bool:
             # At-least-once: after a reconnect, ask again for every message the server still holds
             # unacknowledged, not only those after the last sequence number asyncua recorded (it
             # records a number before the notifications are safely handed over, so a message in
@@ -505,20 +598,23 @@ class Collector:
                 sub.last_sequence_number = min(sub.last_sequence_number, min(available) - 1)
             return await republish_gaps(available)
 
-        sub._republish_gaps = republish_unacknowledged  # type: ignore[method-assign]
-        recreate = sub.recreate
+        compat.wrap_republish_gaps(sub, republish_unacknowledged)
 
-        async def recreate_or_keep() -> None:
+        async def recreate_or_keep(recreate: compat.AsyncStep) -> None:
             # asyncua's recreate() forgets the subscription id and the monitored items *before* it asks
             # the server for a new subscription. When that request fails (its stale-subscription watchdog
             # fires while the link is half-open), the reconnect later "restores" an empty subscription:
             # connected, the server still publishing to the old id, and not one sample stored. Keep the
             # old id and items so the reconnect transfers the old subscription (or recreates it in full).
-            old_id, items = sub.subscription_id, dict(sub._monitored_items)
+            old_id, items = sub.subscription_id, compat.monitored_items(sub)
             if self.connected.is_set():  # the stale watchdog: whatever the old subscription still held is lost
-                now = datetime.now(timezone.utc)
-                log.warning("no publish response on subscription %s for %.0f s with the connection up: recreating "
-                            "it; the interval is recorded as a gap", old_id, self.config.subscription.stale_after_s)
+                now = datetime.now(UTC)
+                log.warning(
+                    "no publish response on subscription %s for %.0f s with the connection up: recreating "
+                    "it; the interval is recorded as a gap",
+                    old_id,
+                    self.config.subscription.stale_after_s,
+                )
                 for line_id in self.config.subscription.lines:
                     self._open_gap(line_id, now, "subscription_stale")
             try:
@@ -526,16 +622,16 @@ class Collector:
             except Exception:
                 self._relabel_gaps("disconnected", ("subscription_stale",))  # it failed: the link is down
                 if sub.subscription_id is None and old_id is not None:
-                    sub.subscription_id = old_id
-                    sub._monitored_items.update(items)
-                    sub.server._subscription_callbacks[old_id] = sub.publish_callback
+                    compat.restore_subscription(sub, old_id, items)
                     log.warning("recreating subscription %s failed; kept it for the reconnect to transfer", old_id)
                 raise
 
-        sub.recreate = recreate_or_keep  # type: ignore[method-assign]
+        compat.wrap_recreate(sub, recreate_or_keep)
         self._sub = sub
         results = await sub.subscribe_data_change(
-            [client.get_node(n) for n in nodeids], queuesize=cfg.queue_size, sampling_interval=cfg.sampling_interval_ms,
+            [client.get_node(n) for n in nodeids],
+            queuesize=cfg.queue_size,
+            sampling_interval=cfg.sampling_interval_ms,
         )
         for nodeid, handle in zip(nodeids, results if isinstance(results, list) else [results]):
             if isinstance(handle, ua.StatusCode) and not handle.is_good():
@@ -545,9 +641,12 @@ class Collector:
             for nodeid, binding in self.bindings.items():
                 if binding.expected == ua.VariantType.Double:
                     await sub.deadband_monitor(client.get_node(nodeid), cfg.deadband_abs)
-        self._items = dict(sub._monitored_items)  # the nodes the size scan reads after a too-large message
-        log.info("subscribed %d nodes (publishing interval revised to %s ms)", len(self.bindings),
-                 sub.parameters.RequestedPublishingInterval)
+        self._items = compat.monitored_items(sub)  # the nodes the size scan reads after a too-large message
+        log.info(
+            "subscribed %d nodes (publishing interval revised to %s ms)",
+            len(self.bindings),
+            sub.parameters.RequestedPublishingInterval,
+        )
         self._subscription_id = sub.subscription_id
         return sub
 
@@ -561,7 +660,7 @@ class Collector:
             if ev is None:
                 return
             events = [ev]
-            queue = sub._event_queue
+            queue = compat.event_queue(sub)
             closed = False
             while len(events) < DRAIN_MAX:
                 try:
@@ -578,7 +677,7 @@ class Collector:
 
     def _store(self, sub: Any, events: list[Any]) -> None:
         bindings, normalizer, deduper = self.bindings, self.normalizer, self.deduper
-        received = datetime.now(timezone.utc)
+        received = datetime.now(UTC)
         samples: list[dict[str, Any]] = []
         for ev in events:
             if not isinstance(ev, DataChangeEvent):
@@ -589,13 +688,17 @@ class Collector:
             dv = ev.data.monitored_item.Value
             binding = bindings.get(ev.node.nodeid)
             if binding is None:
-                self._emit("quarantine", normalizer.quarantine(None, dv, received, "unknown_node", "not subscribed",
-                                                             node_id=ev.node.nodeid.to_string()).row)
+                self._emit(
+                    "quarantine",
+                    normalizer.quarantine(
+                        None, dv, received, "unknown_node", "not subscribed", node_id=ev.node.nodeid.to_string()
+                    ).row,
+                )
                 continue
             if not binding.store:
                 value = dv.Value.Value if dv.Value is not None else None
                 if isinstance(value, datetime):
-                    self.sim_now = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+                    self.sim_now = value if value.tzinfo else value.replace(tzinfo=UTC)
                     self._clock_changed.set()
                 continue
             if self._subscription_id is not None and sub.subscription_id != self._subscription_id:
@@ -616,8 +719,13 @@ class Collector:
                     continue
                 if verdict is Verdict.DUPLICATE:
                     continue
-                n = normalizer.quarantine(binding, dv, received, "out_of_order",
-                                          f"older than stored {deduper.watermark(line_id, binding.tag)}")
+                n = normalizer.quarantine(
+                    binding,
+                    dv,
+                    received,
+                    "out_of_order",
+                    f"older than stored {deduper.watermark(line_id, binding.tag)}",
+                )
             self._emit(n.table, n.row)
         self.datalogger.add_many("raw_samples", samples)
 
@@ -632,7 +740,7 @@ class Collector:
                     await self.engine.start(self.sim_now)
                     self._engine_started = True
                 await self.engine.on_clock(self.sim_now)
-            except Exception:  # noqa: BLE001 - a failed injection is logged; collection goes on
+            except Exception:  # a failed injection is logged; collection goes on
                 log.exception("variability engine failed at %s; it retries on the next clock tick", self.sim_now)
 
     # ------------------------------------------------------------------ lifecycle
@@ -641,15 +749,23 @@ class Collector:
         lat = sorted(stats.commit_latencies) if stats.commit_latencies else []
         pick = (lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]) if lat else (lambda q: 0.0)
         return {
-            "samples_received": self.received, "samples_committed": stats.rows_committed,
-            "rows_acknowledged": stats.rows_acknowledged, "notifications_dropped": self.dropped_notifications,
-            "rows_dropped": stats.dropped_rows, "duplicates": self.deduper.duplicates,
-            "quarantined_rows": self.quarantined, "reconnects": self.reconnects, "gaps": self.gaps_written,
+            "samples_received": self.received,
+            "samples_committed": stats.rows_committed,
+            "rows_acknowledged": stats.rows_acknowledged,
+            "notifications_dropped": self.dropped_notifications,
+            "rows_dropped": stats.dropped_rows,
+            "duplicates": self.deduper.duplicates,
+            "quarantined_rows": self.quarantined,
+            "reconnects": self.reconnects,
+            "gaps": self.gaps_written,
             "injections": getattr(self.engine, "injections", 0) if self.engine else 0,
-            "buffer_depth": stats.buffer_rows, "commit_latency_p50_seconds": pick(0.5),
-            "commit_latency_p99_seconds": pick(0.99), "connected": 1.0 if self.connected.is_set() else 0.0,
+            "buffer_depth": stats.buffer_rows,
+            "commit_latency_p50_seconds": pick(0.5),
+            "commit_latency_p99_seconds": pick(0.99),
+            "connected": 1.0 if self.connected.is_set() else 0.0,
             "cert_days_left": self.cert_days_left if self.cert_days_left is not None else 0.0,
-            "too_large_messages": self.too_large_messages, "oversized_nodes": self.oversized_nodes,
+            "too_large_messages": self.too_large_messages,
+            "oversized_nodes": self.oversized_nodes,
             "server_certificate_mismatch": self.cert_mismatches,
             "server_certificate_mismatch_active": 1.0 if self.cert_mismatch_active else 0.0,
             # read from the metrics thread too: all_tasks(loop) copes with a set changing under it
@@ -660,39 +776,55 @@ class Collector:
     async def run(self, stop: asyncio.Event, ready: Callable[[], Awaitable[None] | None] | None = None) -> int:
         """Collect until `stop` is set; flush everything and return 0."""
         self._loop = asyncio.get_running_loop()
+        compat.check_asyncua_compat()  # before anything is written: an asyncua without our hooks fails here
         self.config.check_environment(self.environ)
         self._check_certificates()
         report = await self.datalogger.start()
         log.info("datalogger ready: %s", report)
         marks, per_line = await asyncio.to_thread(read_watermarks, self.config.lake())
         self.deduper = Deduper(marks)
-        started = datetime.now(timezone.utc)
+        started = datetime.now(UTC)
         for line_id, (last_source, last_received) in per_line.items():
             if line_id in self.config.subscription.lines:
                 self._last_source[line_id] = last_source
-                self._gaps[line_id] = _OpenGap({
-                    "line_id": line_id, "gap_start": last_received, "gap_end": started, "reason": "collector_down",
-                    "session_id": self.session_id, "source_ts_before": last_source, "source_ts_after": None,
-                }, closed=True)
+                self._gaps[line_id] = _OpenGap(
+                    {
+                        "line_id": line_id,
+                        "gap_start": last_received,
+                        "gap_end": started,
+                        "reason": "collector_down",
+                        "session_id": self.session_id,
+                        "source_ts_before": last_source,
+                        "source_ts_after": None,
+                    },
+                    closed=True,
+                )
         if self.config.metrics.port:
             from .metrics import serve_metrics
 
-            self._metrics_server = serve_metrics(self.metrics_snapshot, self.config.metrics.host, self.config.metrics.port)
+            self._metrics_server = serve_metrics(
+                self.metrics_snapshot, self.config.metrics.host, self.config.metrics.port
+            )
         sub = None
         pinned = self._server_certificate() if self.config.opcua.security_policy != "None" else None
         if pinned is not None:
             self._tasks.append(asyncio.create_task(self._watch_identity(pinned), name="collector-identity"))
         try:
             self.client = await self._connect(stop)
-            self.client.uaclient._add_state_listener(self._on_state)
+            compat.add_state_listener(self.client, self._on_state)
             self._on_state(self.client.state)
             sub = await self._subscribe(self.client)
             self._tasks.append(asyncio.create_task(self._consume(sub), name="collector-consume"))
             if self.engine_factory is not None:
                 self.engine = self.engine_factory(self.client, self._emit_event, self.session_id)
                 self._tasks.append(asyncio.create_task(self._drive_engine(), name="collector-engine"))
-            log.info("collecting %d nodes from %s into %s (session %s)", len(self.bindings), self.config.opcua.endpoint,
-                     self.config.lake(), self.session_id)
+            log.info(
+                "collecting %d nodes from %s into %s (session %s)",
+                len(self.bindings),
+                self.config.opcua.endpoint,
+                self.config.lake(),
+                self.session_id,
+            )
             if ready is not None:
                 result = ready()
                 if asyncio.iscoroutine(result):
@@ -717,7 +849,7 @@ class Collector:
         for task in self._tasks:
             try:
                 await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001, S110 - stopping: run() already raised a failed task's error
                 pass
         if self.client is not None:
             try:
@@ -730,5 +862,9 @@ class Collector:
         await self.datalogger.close()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
-        log.info("stopped: %d notifications received, %d committed, flushed in %.2f s", self.received,
-                 self.datalogger.stats.rows_committed, time.monotonic() - started)
+        log.info(
+            "stopped: %d notifications received, %d committed, flushed in %.2f s",
+            self.received,
+            self.datalogger.stats.rows_committed,
+            time.monotonic() - started,
+        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -31,8 +32,11 @@ class _Model(BaseModel):
 
 
 class CollectorSection(_Model):
-    id: str = Field("edge-01", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
-                    description="collector id: the Delta app-transaction id of its batches; unique per collector")
+    id: str = Field(
+        "edge-01",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="collector id: the Delta app-transaction id of its batches; unique per collector",
+    )
     lake: Path | None = Field(None, description="lake root; default $TWIN_HOME/lake")
     spool: Path | None = Field(None, description="spool folder; default $TWIN_HOME/spool/<id>")
     lab_mode: bool = Field(False, description="allow security None; only honoured with TWIN_ENV=dev")
@@ -48,7 +52,7 @@ class OpcUaSection(_Model):
     server_certificate: Path | None = Field(None, description="pinned server certificate (DER or PEM)")
     trust_list: Path | None = Field(None, description="folder of trusted server certificates (alternative to pinning)")
     user_env: str = "EDGE_OPCUA_USER"
-    password_env: str = "EDGE_OPCUA_PASSWORD"
+    password_env: str = "EDGE_OPCUA_PASSWORD"  # noqa: S105 - the name of an environment variable, not a password
     timeout_s: float = Field(10.0, gt=0)
     session_timeout_s: float = Field(60.0, gt=0, le=600)
     reconnect_max_delay_s: float = Field(4.0, gt=0, le=300)
@@ -69,7 +73,7 @@ class OpcUaSection(_Model):
     @field_validator("security_policy")
     @classmethod
     def _policy(cls, value: str) -> str:
-        if value not in SECURE_POLICIES + ("None",):
+        if value not in (*SECURE_POLICIES, "None"):
             hint = " (deprecated: insecure)" if value in REFUSED_POLICIES else ""
             raise ValueError(f"security_policy {value!r}{hint} is not allowed; use one of {', '.join(SECURE_POLICIES)}")
         return value
@@ -85,17 +89,28 @@ class NodeSpec(_Model):
 
 class SubscriptionSection(_Model):
     lines: list[str] = Field(default_factory=lambda: ["L1", "L2"], min_length=1)
-    tags: list[str] | Literal["default"] = Field("default", description="tag paths per line; 'default' = the tag map's subscribed tags")
+    tags: list[str] | Literal["default"] = Field(
+        "default", description="tag paths per line; 'default' = the tag map's subscribed tags"
+    )
     nodes: list[NodeSpec] = Field(default_factory=list)
     publishing_interval_ms: float = Field(100.0, gt=0)
     sampling_interval_ms: float = Field(0.0, ge=0)
-    queue_size: int = Field(10_000, ge=1, description="server-side monitored item queue (a burst beyond it is discarded by the server)")
+    queue_size: int = Field(
+        10_000, ge=1, description="server-side monitored item queue (a burst beyond it is discarded by the server)"
+    )
     deadband_abs: float = Field(0.0, ge=0, description="absolute deadband for Double tags (0 = every change)")
-    buffer_events: int = Field(200_000, ge=10, description="client-side notification queue; overflow is counted, never silent")
-    stale_after_s: float = Field(10.0, gt=0, description=(
-        "no publish response (data or keep-alive) for this long, with the connection up: the subscription is "
-        "recreated and the interval recorded as a gap. At least 2 keep-alive periods are used (20 publishing "
-        "intervals each): a server that is only busy must not lose the notifications it is about to send"))
+    buffer_events: int = Field(
+        200_000, ge=10, description="client-side notification queue; overflow is counted, never silent"
+    )
+    stale_after_s: float = Field(
+        10.0,
+        gt=0,
+        description=(
+            "no publish response (data or keep-alive) for this long, with the connection up: the subscription is "
+            "recreated and the interval recorded as a gap. At least 2 keep-alive periods are used (20 publishing "
+            "intervals each): a server that is only busy must not lose the notifications it is about to send"
+        ),
+    )
 
     @field_validator("lines")
     @classmethod
@@ -120,7 +135,9 @@ class DataloggerSection(_Model):
     max_batch_rows: int = Field(50_000, ge=1)
     max_buffer_rows: int = Field(2_000_000, ge=1)
     compact_every_s: float = Field(600.0, gt=0)
-    compact_every_commits: int = Field(200, ge=1, description="also compact after this many commits (appends slow down as files pile up)")
+    compact_every_commits: int = Field(
+        200, ge=1, description="also compact after this many commits (appends slow down as files pile up)"
+    )
     checkpoint_every_commits: int = Field(50, ge=1)
 
 
@@ -141,8 +158,10 @@ class CollectorConfig(_Model):
     def _security(self) -> CollectorConfig:
         if self.opcua.security_policy == "None":
             if not self.collector.lab_mode:
-                raise ValueError("opcua.security_policy = 'None' needs collector.lab_mode = true (and TWIN_ENV=dev): "
-                                 "it sends data and passwords in clear text")
+                raise ValueError(
+                    "opcua.security_policy = 'None' needs collector.lab_mode = true (and TWIN_ENV=dev): "
+                    "it sends data and passwords in clear text"
+                )
         elif self.opcua.security_mode != "SignAndEncrypt":
             pass  # Sign is allowed, but a password is then refused at connect if the server would get it in clear
         if self.opcua.server_certificate is not None and self.opcua.trust_list is not None:
@@ -162,14 +181,14 @@ class CollectorConfig(_Model):
     def pki(self) -> Path:
         return self.opcua.pki or self.twin_home() / "pki" / "collector"
 
-    def credentials(self, environ: dict[str, str] | None = None) -> tuple[str | None, str | None]:
+    def credentials(self, environ: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
         env = os.environ if environ is None else environ
         user, password = env.get(self.opcua.user_env) or None, env.get(self.opcua.password_env) or None
         if bool(user) != bool(password):
             raise ConfigError(f"set both {self.opcua.user_env} and {self.opcua.password_env}, or neither")
         return user, password
 
-    def check_environment(self, environ: dict[str, str] | None = None) -> None:
+    def check_environment(self, environ: Mapping[str, str] | None = None) -> None:
         """Checks that depend on the environment, not the file (lab mode, credentials)."""
         env = os.environ if environ is None else environ
         if self.opcua.security_policy == "None" and env.get("TWIN_ENV") != "dev":

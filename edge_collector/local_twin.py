@@ -58,8 +58,16 @@ class LiveLine:
     """The PLC simulator and the collector as two child processes, secured for this run; stopped
     collector first (it flushes to Delta), then the PLC. `twin up` (twin_pipeline/launcher/twin.py) runs one too."""
 
-    def __init__(self, home: Path, *, lines: str = "L1,L2", port: int = 4840, speed: float = 1.0, seed: int = 1,
-                 config_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        *,
+        lines: str = "L1,L2",
+        port: int = 4840,
+        speed: float = 1.0,
+        seed: int = 1,
+        config_path: Path | None = None,
+    ) -> None:
         self.home, self.lines, self.port, self.speed, self.seed = home, lines, port, speed, seed
         self.config_path = config_path or Path(__file__).with_name("local.toml")
         self.config = load_config(self.config_path)
@@ -74,8 +82,14 @@ class LiveLine:
     def _env(self) -> dict[str, str]:
         env = {**os.environ, "TWIN_HOME": str(self.home)}
         user, password = "twin-collector", secrets.token_urlsafe(24)
-        env.update({"PLC_SIM_USER": user, "PLC_SIM_PASSWORD": password, "EDGE_OPCUA_USER": user,
-                    "EDGE_OPCUA_PASSWORD": password})
+        env.update(
+            {
+                "PLC_SIM_USER": user,
+                "PLC_SIM_PASSWORD": password,
+                "EDGE_OPCUA_USER": user,
+                "EDGE_OPCUA_PASSWORD": password,
+            }
+        )
         return env
 
     def start(self) -> None:
@@ -83,15 +97,41 @@ class LiveLine:
         env = self._env()
         plc_pki = PkiLayout(self.home / "pki" / "plc")
         collector_pki = PkiLayout(self.config.opcua.pki or self.home / "pki" / "collector")
-        cert, _ = ensure_certificate(collector_pki, app_uri(self.config.collector.id),
-                                     f"edge-collector {self.config.collector.id}", server=False)
+        cert, _ = ensure_certificate(
+            collector_pki, app_uri(self.config.collector.id), f"edge-collector {self.config.collector.id}", server=False
+        )
         trust_certificate(plc_pki, cert)
         bin_dir = Path(sys.executable).parent
-        self.plc = _start([str(bin_dir / "plc-sim"), "serve", "--lines", self.lines, "--port", str(self.port),
-                           "--speed", str(self.speed), "--seed", str(self.seed), "--pki", str(plc_pki.root)], env)
+        self.plc = _start(
+            [
+                str(bin_dir / "plc-sim"),
+                "serve",
+                "--lines",
+                self.lines,
+                "--port",
+                str(self.port),
+                "--speed",
+                str(self.speed),
+                "--seed",
+                str(self.seed),
+                "--pki",
+                str(plc_pki.root),
+            ],
+            env,
+        )
         _wait_port(self.port, self.plc)
-        self.collector = _start([str(bin_dir / "edge-collector"), "run", "--plain-logs", "--endpoint",
-                                 f"opc.tcp://127.0.0.1:{self.port}", "--config", str(self.config_path)], env)
+        self.collector = _start(
+            [
+                str(bin_dir / "edge-collector"),
+                "run",
+                "--plain-logs",
+                "--endpoint",
+                f"opc.tcp://127.0.0.1:{self.port}",
+                "--config",
+                str(self.config_path),
+            ],
+            env,
+        )
 
     def alive(self) -> bool:
         return all(p is not None and p.poll() is None for p in (self.plc, self.collector))
@@ -106,8 +146,9 @@ class LiveLine:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m edge_collector.local_twin",
-                                     description="Run the PLC simulator and the edge collector together.")
+    parser = argparse.ArgumentParser(
+        prog="python -m edge_collector.local_twin", description="Run the PLC simulator and the edge collector together."
+    )
     parser.add_argument("--lines", default="L1,L2", help="line ids (default L1,L2)")
     parser.add_argument("--port", type=int, default=4840, help="OPC UA port on 127.0.0.1 (default 4840)")
     parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per wall second (default 1)")
@@ -134,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         codes = line.stop()
     print("twin: stopped", flush=True)
-    return 0 if stopping and not any(codes) else max(codes + [1])
+    return 0 if stopping and not any(codes) else max([*codes, 1])
 
 
 if __name__ == "__main__":

@@ -27,13 +27,20 @@ METRICS: dict[str, tuple[str, str]] = {
     "commit_latency_p99_seconds": ("gauge", "99th percentile commit latency over recent commits"),
     "connected": ("gauge", "1 while the OPC UA session is connected"),
     "cert_days_left": ("gauge", "Days until the collector's certificate expires"),
-    "too_large_messages": ("counter", "Messages from the server larger than opcua.max_message_size/max_chunk_count "
-                           "(refused; each costs a reconnect)"),
+    "too_large_messages": (
+        "counter",
+        "Messages from the server larger than opcua.max_message_size/max_chunk_count (refused; each costs a reconnect)",
+    ),
     "oversized_nodes": ("gauge", "Nodes no longer monitored because their value is larger than opcua.max_message_size"),
     "server_certificate_mismatch": ("counter", "Times the endpoint presented a certificate other than the pinned one"),
-    "server_certificate_mismatch_active": ("gauge", "1 while the endpoint presents a certificate other than the pinned "
-                                           "one (the collector does not connect)"),
-    "asyncio_tasks": ("gauge", "Live asyncio tasks in the collector's loop (steady across reconnects unless a task leaks)"),
+    "server_certificate_mismatch_active": (
+        "gauge",
+        "1 while the endpoint presents a certificate other than the pinned one (the collector does not connect)",
+    ),
+    "asyncio_tasks": (
+        "gauge",
+        "Live asyncio tasks in the collector's loop (steady across reconnects unless a task leaks)",
+    ),
 }
 
 
@@ -48,8 +55,9 @@ class _SnapshotCollector:
                 continue
             family = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
             yield family(f"{PREFIX}_{name}", doc, value=float(snap[name]))
-        versions = GaugeMetricFamily(f"{PREFIX}_delta_version", "Last committed Delta version per edge table",
-                                     labels=["table"])
+        versions = GaugeMetricFamily(
+            f"{PREFIX}_delta_version", "Last committed Delta version per edge table", labels=["table"]
+        )
         for table, version in snap.get("delta_versions", {}).items():
             if version is not None:
                 versions.add_metric([table], float(version))
@@ -60,7 +68,7 @@ def registry_for(snapshot: Callable[[], dict[str, Any]]) -> CollectorRegistry:
     """The collector's metrics plus the standard `process_*` ones (resident memory, open fds, CPU),
     so a slow leak shows on the dashboard, not only in a soak test."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_SnapshotCollector(snapshot))  # type: ignore[arg-type]
+    registry.register(_SnapshotCollector(snapshot))
     ProcessCollector(registry=registry)
     return registry
 

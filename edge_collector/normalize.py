@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from asyncua import ua
@@ -17,12 +17,20 @@ from asyncua import ua
 from .schemas import day_of
 
 MAX_TEXT = 4096
-EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_AHEAD = timedelta(days=1)
-_UTC = timezone.utc
+_UTC = UTC
 _NUMERIC = {
-    ua.VariantType.Boolean, ua.VariantType.SByte, ua.VariantType.Byte, ua.VariantType.Int16, ua.VariantType.UInt16,
-    ua.VariantType.Int32, ua.VariantType.UInt32, ua.VariantType.Int64, ua.VariantType.UInt64, ua.VariantType.Float,
+    ua.VariantType.Boolean,
+    ua.VariantType.SByte,
+    ua.VariantType.Byte,
+    ua.VariantType.Int16,
+    ua.VariantType.UInt16,
+    ua.VariantType.Int32,
+    ua.VariantType.UInt32,
+    ua.VariantType.Int64,
+    ua.VariantType.UInt64,
+    ua.VariantType.Float,
     ua.VariantType.Double,
 }
 
@@ -47,7 +55,7 @@ class Normalized:
 def _aware(ts: datetime | None) -> datetime | None:
     if ts is None:
         return None
-    return ts if ts.tzinfo is not None else ts.replace(tzinfo=timezone.utc)
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
 
 
 @dataclass
@@ -62,36 +70,52 @@ class Normalizer:
         self._seq[line_id] = value
         return value
 
-    def quarantine(self, binding: NodeBinding | None, dv: ua.DataValue | None, received: datetime, reason: str,
-                   detail: str, node_id: str | None = None) -> Normalized:
+    def quarantine(
+        self,
+        binding: NodeBinding | None,
+        dv: ua.DataValue | None,
+        received: datetime,
+        reason: str,
+        detail: str,
+        node_id: str | None = None,
+    ) -> Normalized:
         variant = dv.Value if dv is not None else None
         raw = repr(variant.Value) if variant is not None else None
         line_id = binding.line_id if binding else None
-        return Normalized("quarantine", {
-            "line_id": line_id,
-            "tag": binding.tag if binding else None,
-            "node_id": binding.node_id if binding else node_id,
-            "source_ts": _aware(dv.SourceTimestamp) if dv is not None else None,
-            "server_ts": _aware(dv.ServerTimestamp) if dv is not None else None,
-            "received_ts": received,
-            "raw_value": raw[:1000] if raw is not None else None,
-            "variant_type": variant.VariantType.name if variant is not None else None,
-            "status_code": int(dv.StatusCode.value) if dv is not None and dv.StatusCode is not None else None,
-            "reason": reason,
-            "detail": detail,
-            "session_id": self.session_id,
-            "seq": self.next_seq(line_id or "_collector"),
-            "day": day_of(received),
-        })
+        return Normalized(
+            "quarantine",
+            {
+                "line_id": line_id,
+                "tag": binding.tag if binding else None,
+                "node_id": binding.node_id if binding else node_id,
+                "source_ts": _aware(dv.SourceTimestamp) if dv is not None else None,
+                "server_ts": _aware(dv.ServerTimestamp) if dv is not None else None,
+                "received_ts": received,
+                "raw_value": raw[:1000] if raw is not None else None,
+                "variant_type": variant.VariantType.name if variant is not None else None,
+                "status_code": int(dv.StatusCode.value) if dv is not None and dv.StatusCode is not None else None,
+                "reason": reason,
+                "detail": detail,
+                "session_id": self.session_id,
+                "seq": self.next_seq(line_id or "_collector"),
+                "day": day_of(received),
+            },
+        )
 
     def normalize(self, binding: NodeBinding, dv: ua.DataValue, received: datetime) -> Normalized:
         # Fast path, the common case on the per-sample path: a Good/Uncertain finite number or date of
         # the expected type, timestamps already in UTC (asyncua decodes them so). Anything else takes the
         # general path below, which decides exactly as before.
         variant, sc, source = dv.Value, dv.StatusCode, dv.SourceTimestamp
-        if (variant is not None and source is not None and source.tzinfo is _UTC and not variant.is_array
-                and variant.VariantType is binding.expected and (sc is None or not sc.value & 0x80000000)
-                and EARLIEST <= source <= received + MAX_AHEAD):
+        if (
+            variant is not None
+            and source is not None
+            and source.tzinfo is _UTC
+            and not variant.is_array
+            and variant.VariantType is binding.expected
+            and (sc is None or not sc.value & 0x80000000)
+            and EARLIEST <= source <= received + MAX_AHEAD
+        ):
             raw = variant.Value
             kind = type(raw)
             value: float | None = None
@@ -100,33 +124,50 @@ class Normalizer:
                 if value - value == 0.0:  # finite: inf - inf and nan - nan are nan
                     return self._sample(binding, dv, source, received, value, None, sc.value if sc is not None else 0)
             elif kind is datetime and raw.tzinfo is _UTC:
-                return self._sample(binding, dv, source, received, raw.timestamp(), None,
-                                    sc.value if sc is not None else 0)
+                return self._sample(
+                    binding, dv, source, received, raw.timestamp(), None, sc.value if sc is not None else 0
+                )
         return self._normalize(binding, dv, received)
 
-    def _sample(self, binding: NodeBinding, dv: ua.DataValue, source: datetime, received: datetime,
-                value: float | None, text: str | None, status: int) -> Normalized:
+    def _sample(
+        self,
+        binding: NodeBinding,
+        dv: ua.DataValue,
+        source: datetime,
+        received: datetime,
+        value: float | None,
+        text: str | None,
+        status: int,
+    ) -> Normalized:
         server = dv.ServerTimestamp
-        return Normalized("raw_samples", {
-            "line_id": binding.line_id,
-            "tag": binding.tag,
-            "source_ts": source,
-            "server_ts": server if server is None or server.tzinfo is not None else server.replace(tzinfo=_UTC),
-            "received_ts": received,
-            "value": value,
-            "value_text": text,
-            "status_code": status,
-            "session_id": self.session_id,
-            "seq": self.next_seq(binding.line_id),
-            "day": day_of(source),
-        })
+        return Normalized(
+            "raw_samples",
+            {
+                "line_id": binding.line_id,
+                "tag": binding.tag,
+                "source_ts": source,
+                "server_ts": server if server is None or server.tzinfo is not None else server.replace(tzinfo=_UTC),
+                "received_ts": received,
+                "value": value,
+                "value_text": text,
+                "status_code": status,
+                "session_id": self.session_id,
+                "seq": self.next_seq(binding.line_id),
+                "day": day_of(source),
+            },
+        )
 
     def _normalize(self, binding: NodeBinding, dv: ua.DataValue, received: datetime) -> Normalized:
         status = int(dv.StatusCode.value) if dv.StatusCode is not None else 0
         source = _aware(dv.SourceTimestamp) or _aware(dv.ServerTimestamp)
         if source is None or source < EARLIEST or source > received + MAX_AHEAD:
-            return self.quarantine(binding, dv, received, "absurd_timestamp",
-                                   f"source timestamp {source} outside {EARLIEST.date()} .. received + {MAX_AHEAD}")
+            return self.quarantine(
+                binding,
+                dv,
+                received,
+                "absurd_timestamp",
+                f"source timestamp {source} outside {EARLIEST.date()} .. received + {MAX_AHEAD}",
+            )
         variant = dv.Value
         value: float | None = None
         text: str | None = None
@@ -141,8 +182,9 @@ class Normalizer:
             if binding.expected is None:
                 binding.expected = vtype
             elif vtype != binding.expected:
-                return self.quarantine(binding, dv, received, "type_changed",
-                                       f"expected {binding.expected.name}, got {vtype.name}")
+                return self.quarantine(
+                    binding, dv, received, "type_changed", f"expected {binding.expected.name}, got {vtype.name}"
+                )
             raw = variant.Value
             if vtype in _NUMERIC and isinstance(raw, (bool, int, float)):
                 value = float(raw)
@@ -150,7 +192,9 @@ class Normalizer:
                     return self.quarantine(binding, dv, received, "non_finite", f"{raw!r}")
             elif vtype == ua.VariantType.String and isinstance(raw, str):
                 if len(raw) > self.max_text:
-                    return self.quarantine(binding, dv, received, "too_large", f"{len(raw)} characters > {self.max_text}")
+                    return self.quarantine(
+                        binding, dv, received, "too_large", f"{len(raw)} characters > {self.max_text}"
+                    )
                 text = raw
             elif vtype == ua.VariantType.DateTime and isinstance(raw, datetime):
                 value = _aware(raw).timestamp()  # type: ignore[union-attr]

@@ -6,7 +6,7 @@ partitioned by the UTC `day` (`YYYY-MM-DD`) of their event time. Timestamps are 
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -112,7 +112,7 @@ _DAYS: dict[object, str] = {}
 
 def day_of(ts: datetime) -> str:
     """Partition value for a timestamp: its UTC date (cached per date: it is on the per-sample path)."""
-    date = (ts if ts.tzinfo is timezone.utc else ts.astimezone(timezone.utc)).date()
+    date = (ts if ts.tzinfo is UTC else ts.astimezone(UTC)).date()
     day = _DAYS.get(date)
     if day is None:
         if len(_DAYS) > 10_000:

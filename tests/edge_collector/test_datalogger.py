@@ -20,19 +20,8 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
-from edge_collector import preflight
-from edge_collector.datalogger import (
-    Datalogger,
-    DataloggerHooks,
-    VacuumRefused,
-    WriterLocked,
-    append_once,
-    build_batch,
-    compact,
-    read_spool,
-    vacuum,
-    write_spool,
-)
+from edge_collector.datalogger import Datalogger, DataloggerHooks, build_batch, preflight, read_spool, write_spool
+from edge_collector.lake import VacuumRefused, WriterLocked, append_once, compact, vacuum
 from edge_collector.schemas import RAW_SAMPLES, TABLES, edge_table_path
 
 T0 = datetime(2026, 11, 24, 23, 59, 58, tzinfo=timezone.utc)

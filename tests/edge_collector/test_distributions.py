@@ -16,7 +16,13 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 from scipy import stats
 
-from edge_collector.distributions import KINDS, BaseDistribution, Categorical, Distribution, parse_distribution
+from edge_collector.variability.distributions import (
+    KINDS,
+    BaseDistribution,
+    Categorical,
+    Distribution,
+    parse_distribution,
+)
 
 N = 20_000
 SEED = 20261124

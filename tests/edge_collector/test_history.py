@@ -14,10 +14,10 @@ import pytest
 from deltalake import DeltaTable
 
 from edge_collector.collector import Collector
-from edge_collector.datalogger import LOCK_NAME, WriterLock, WriterLocked
-from edge_collector.history import SeedStats, seed_history, session_id_for
+from edge_collector.lake import LOCK_NAME, WriterLock, WriterLocked
 from edge_collector.schemas import INJECTED_EVENTS, RAW_SAMPLES, edge_table_path
-from edge_collector.variability import VariabilityConfig
+from edge_collector.variability.engine import VariabilityConfig
+from edge_collector.variability.history import SeedStats, seed_history, session_id_for
 from plc.plant_config import load_lines
 from plc.server import PlcServer, ServerOptions
 from plc.sim_clock import SimClock

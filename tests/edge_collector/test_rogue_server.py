@@ -27,7 +27,7 @@ from asyncua.common.connection import TransportLimits
 
 from edge_collector.collector import Collector
 from edge_collector.config import OpcUaSection
-from edge_collector.message_limits import enforce_receive_limits
+from edge_collector.opcua.message_limits import enforce_receive_limits
 from tests.conftest import free_port
 from tests.edge_collector.conftest import LAB_ENV, lab_config, read_table, running
 

@@ -18,7 +18,7 @@ import pytest
 
 from edge_collector.collector import Collector, app_uri
 from edge_collector.config import CollectorConfig
-from edge_collector.server_identity import fingerprint, pinned_der
+from edge_collector.opcua.server_identity import fingerprint, pinned_der
 from plc.security import PkiLayout, ensure_certificate, trust_certificate
 from plc.server import PlcServer, ServerOptions
 from plc.sim_clock import SimClock
@@ -151,7 +151,7 @@ def test_a_chain_is_compared_by_its_application_certificate_and_pem_pins_work(tm
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 
-    from edge_collector.server_identity import _first_der
+    from edge_collector.opcua.server_identity import _first_der
 
     a, _ = ensure_certificate(PkiLayout(tmp_path / "a"), "urn:test:a", "a")
     b, _ = ensure_certificate(PkiLayout(tmp_path / "b"), "urn:test:b", "b")

@@ -20,8 +20,8 @@ from asyncua.ua.uaerrors import UaStatusCodeError
 from pydantic import ValidationError
 from scipy import stats
 
-from edge_collector.plc_port import AsyncuaPlcPort, LineState
-from edge_collector.variability import VariabilityConfig, VariabilityEngine, signal_rng
+from edge_collector.variability.engine import VariabilityConfig, VariabilityEngine, signal_rng
+from edge_collector.variability.plc_port import AsyncuaPlcPort, LineState
 from plc.line_model import LineParams
 from plc.server import PlcServer
 from plc.tagmap import TAGS

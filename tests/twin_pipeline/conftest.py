@@ -52,7 +52,7 @@ async def produce_full_shift(tmp: Path, start: datetime = T0, hours: int = 8, fa
     truth: dict[str, dict[str, float]] = {}
     async with PlcServer(lines, SimClock(start=start, step_mode=True), 5, options) as plc:
         config = lab_config(plc, tmp, **({"variability": variability} if variability else {}))
-        from edge_collector.engine_setup import engine_factory_for
+        from edge_collector.variability.engine_setup import engine_factory_for
 
         collector_obj = Collector(config, environ=LAB_ENV, engine_factory=engine_factory_for(config))
         async with running(collector_obj) as collector, insecure_client(plc) as client:

@@ -24,7 +24,7 @@ import polars as pl
 import pytest
 from dagster import AssetKey
 
-from edge_collector.datalogger import MAINTENANCE_LOCK_NAME, WriterLock
+from edge_collector.lake import MAINTENANCE_LOCK_NAME, WriterLock
 from tests.azurite import KEY, Azurite, azurite
 from tests.fault_proxy import FaultProxy
 from tests.dagster_services import (

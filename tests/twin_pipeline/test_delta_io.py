@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 from deltalake import DeltaTable, write_deltalake
 
-from edge_collector.datalogger import last_checkpoint_version
+from edge_collector.lake import last_checkpoint_version
 from twin_pipeline.lib.lake_io import CHECKPOINT_EVERY, replace_shifts, scan_shifts
 from twin_pipeline.lib.lake_io import read_shifts
 

@@ -56,7 +56,7 @@ def _has_live_data(lake: Path) -> bool:
 def seed_once(home: Path, lines: list[str], days: float, now: datetime, collector_config: Path) -> dict[str, Any]:
     """Seed the `days` before `now` unless done (or the lake already holds live data); resume an
     interrupted seeding with its original range. Returns what `history.json` records."""
-    from edge_collector.history import seed_history, variability_from_toml
+    from edge_collector.variability.history import seed_history, variability_from_toml
 
     marker, lake = home / HISTORY, home / "lake"
     state: dict[str, Any] = json.loads(marker.read_text()) if marker.exists() else {}
@@ -229,7 +229,7 @@ Ctrl-C stops everything; `make run` again continues where it stopped.
 
 
 def reset(args: argparse.Namespace) -> int:
-    from edge_collector.datalogger import LOCK_NAME, WriterLock, WriterLocked
+    from edge_collector.lake import LOCK_NAME, WriterLock, WriterLocked
 
     home = twin_home()
     if not home.exists():

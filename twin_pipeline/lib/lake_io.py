@@ -17,7 +17,7 @@ import polars as pl
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
-from edge_collector.datalogger import last_checkpoint_version
+from edge_collector.lake import last_checkpoint_version
 from edge_collector.schemas import TABLES, day_of, edge_table_path
 from twin_pipeline.lib.calendar.shift_calendar import ShiftWindow
 from twin_pipeline.lib.contracts import BRONZE_SAMPLES, Table, schema_of, table_path

@@ -25,8 +25,8 @@ from typing import Any
 from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
-from edge_collector.datalogger import compact as compact_edge
-from edge_collector.datalogger import vacuum as vacuum_edge
+from edge_collector.lake import compact as compact_edge
+from edge_collector.lake import vacuum as vacuum_edge
 from edge_collector.schemas import TABLES as EDGE_SCHEMAS
 from edge_collector.schemas import edge_table_path
 from twin_pipeline.lib.contracts import TABLES as LAKE_SCHEMAS

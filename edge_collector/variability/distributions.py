@@ -16,7 +16,7 @@ Parameterisations (all match scipy.stats so the ground truth can be checked agai
 | normal | mean, sd > 0, drift_per_hour | normal(mean + drift * hours, sd) | norm(mean + drift * hours, sd) |
 | uniform | low < high | uniform(low, high) | uniform(loc=low, scale=high - low) |
 | gamma | shape k > 0, scale > 0 | gamma(k, scale) | gamma(a=k, scale=scale) |
-| triangular | left <= mode <= right, left < right | triangular(...) | triang((mode-left)/(right-left), left, right-left) |
+| triangular | left <= mode <= right, left < right | triangular(...) | triang((mode-l)/(right-l), l, right-l), l=left |
 | constant | value | value | (degenerate) |
 | categorical | weights: {code: weight > 0} | code with P = weight / sum | multinomial over the codes |
 
@@ -267,7 +267,7 @@ class Categorical(BaseDistribution):
 if TYPE_CHECKING:
     Distribution = BaseDistribution
 else:
-    Distribution = Annotated[Union[tuple(_REGISTRY.values())], Field(discriminator="kind")]
+    Distribution = Annotated[Union[tuple(_REGISTRY.values())], Field(discriminator="kind")]  # noqa: UP007 - a Union of a run-time tuple has no | spelling
 
 KINDS: tuple[str, ...] = tuple(_REGISTRY)
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(Distribution, config=ConfigDict(title="distribution"))
@@ -277,4 +277,4 @@ def parse_distribution(raw: dict[str, Any] | BaseDistribution) -> BaseDistributi
     """Validate a `{kind = ..., ...}` table into its distribution model."""
     if isinstance(raw, BaseDistribution):
         return raw
-    return _ADAPTER.validate_python(raw)  # type: ignore[no-any-return]
+    return _ADAPTER.validate_python(raw)

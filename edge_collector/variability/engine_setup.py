@@ -8,18 +8,20 @@ from typing import Any
 
 from asyncua import Client
 
-from .config import CollectorConfig, ConfigError
+from ..config import CollectorConfig, ConfigError
 
 
-def engine_factory_for(config: CollectorConfig) -> Callable[[Client, Callable[[dict[str, Any]], None], str], Any] | None:
+def engine_factory_for(
+    config: CollectorConfig,
+) -> Callable[[Client, Callable[[dict[str, Any]], None], str], Any] | None:
     """A factory the collector calls once connected, or None when variability is disabled."""
     raw = dict(config.variability)
     if not raw or not raw.pop("enabled", True):
         return None
     from pydantic import ValidationError
 
+    from .engine import VariabilityConfig, VariabilityEngine
     from .plc_port import AsyncuaPlcPort
-    from .variability import VariabilityConfig, VariabilityEngine
 
     seed = int(raw.pop("seed", 1))
     try:

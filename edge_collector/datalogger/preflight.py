@@ -1,5 +1,5 @@
-"""Pre-flight checks: refuse to start on a mount where Delta commits would not be atomic, or with
-a certificate outside its validity period.
+"""Pre-flight check of the lake and spool directories: refuse to start on a mount where Delta
+commits would not be atomic or durable.
 
 delta-rs commits a version on local disk by hard-linking a temp file to `_delta_log/<n>.json`
 (a rename that never replaces). FUSE and network mounts (blobfuse, s3fs, goofys, SMB/Azure Files,
@@ -7,9 +7,6 @@ Databricks volumes) often lack hard links or fsync; there a commit fails late, o
 writers both "win". We probe the target directory once at start-up, before any data is written,
 and fail with an error that says what to do. The operations are injectable so a test can
 simulate a mount without hard links (RELIABILITY.md D4).
-
-Certificates (RELIABILITY.md S5): asyncua only logs an expired own certificate and connects with a
-pinned server certificate whatever its dates, so the collector checks both before it connects.
 """
 
 from __future__ import annotations
@@ -18,10 +15,9 @@ import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
-from plc.security import load_certificate
+from ..lake import fsync_dir
 
 
 class FilesystemUnsupported(RuntimeError):
@@ -39,20 +35,11 @@ class FsOps:
 
 DEFAULT_OPS = FsOps()
 
-_ADVICE = ("put it on a local POSIX or NTFS disk (ext4, xfs, btrfs, NTFS), e.g. by setting collector.lake / "
-           "collector.spool or TWIN_HOME; network and FUSE mounts (blobfuse, s3fs, goofys, SMB/Azure Files, "
-           "Databricks volumes) are not supported")
-
-
-def fsync_dir(directory: Path, ops: FsOps = DEFAULT_OPS) -> None:
-    """Make a rename or unlink in `directory` durable (a no-op on Windows, which cannot open directories)."""
-    if os.name == "nt":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        ops.fsync(fd)
-    finally:
-        os.close(fd)
+_ADVICE = (
+    "put it on a local POSIX or NTFS disk (ext4, xfs, btrfs, NTFS), e.g. by setting collector.lake / "
+    "collector.spool or TWIN_HOME; network and FUSE mounts (blobfuse, s3fs, goofys, SMB/Azure Files, "
+    "Databricks volumes) are not supported"
+)
 
 
 def check_directory(directory: Path, *, need_link: bool = True, ops: FsOps = DEFAULT_OPS) -> None:
@@ -81,19 +68,21 @@ def check_directory(directory: Path, *, need_link: bool = True, ops: FsOps = DEF
             else:
                 raise FilesystemUnsupported(
                     f"{directory}: filesystem lacks atomic no-replace rename/hard link (os.link replaced an existing "
-                    f"file); {_ADVICE}")
+                    f"file); {_ADVICE}"
+                )
             os.unlink(linked)
         step = "rename a file (os.rename)"
         ops.rename(str(probe), str(renamed))
         step = "fsync a directory"
-        fsync_dir(directory, ops)
+        fsync_dir(directory, ops.fsync)
     except FilesystemUnsupported:
         raise
     except OSError as exc:
         what = "atomic no-replace rename/hard link" if "link" in step or "rename" in step else "durable writes (fsync)"
         raise FilesystemUnsupported(
             f"{directory}: filesystem lacks {what}: could not {step} ({exc}); the collector cannot commit Delta "
-            f"versions safely here: {_ADVICE}") from exc
+            f"versions safely here: {_ADVICE}"
+        ) from exc
     finally:
         for leftover in (probe, linked, renamed):
             try:
@@ -106,27 +95,3 @@ def check_lake_and_spool(lake_edge: Path, spool: Path, ops: FsOps = DEFAULT_OPS)
     """The edge tables need hard links (delta-rs commits); the spool needs rename + fsync only."""
     check_directory(lake_edge, need_link=True, ops=ops)
     check_directory(spool, need_link=False, ops=ops)
-
-
-# ------------------------------------------------------------------------------------ certificates
-#: Below this many days left on its own certificate the collector logs a WARNING at every connect.
-CERT_WARN_DAYS = 30.0
-
-
-class CertificateInvalid(RuntimeError):
-    """A certificate the collector would use is expired or not yet valid."""
-
-
-def certificate_days_left(path: Path, what: str, advice: str, now: datetime | None = None) -> float:
-    """Days until the certificate at `path` expires; raises CertificateInvalid naming `what`, the
-    validity period and `advice` (what to do) when it has expired or is not yet valid."""
-    cert = load_certificate(path)
-    now = now or datetime.now(timezone.utc)
-    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
-    if end <= now:
-        raise CertificateInvalid(f"{what} {path} expired on {end:%Y-%m-%d %H:%M} UTC "
-                                 f"(BadCertificateTimeInvalid); {advice}")
-    if start > now:
-        raise CertificateInvalid(f"{what} {path} is not valid before {start:%Y-%m-%d %H:%M} UTC "
-                                 f"(BadCertificateTimeInvalid); check the system clock, or {advice}")
-    return (end - now).total_seconds() / 86400

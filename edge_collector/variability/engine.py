@@ -67,7 +67,7 @@ import math
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any, Literal
 
@@ -118,13 +118,17 @@ class FaultsConfig(_Model):
         for name in ("time_to_failure", "repair_time"):
             dist: BaseDistribution = getattr(self, name)
             if dist.support()[0] < 0:
-                raise ValueError(f"faults.{name}: a {dist.kind} distribution can draw negative durations; use one of "
-                                 "non-negative seconds (weibull, exponential, lognormal, gamma, uniform/triangular >= 0)")
+                raise ValueError(
+                    f"faults.{name}: a {dist.kind} distribution can draw negative durations; use one of "
+                    "non-negative seconds (weibull, exponential, lognormal, gamma, uniform/triangular >= 0)"
+                )
         if self.fault_code is not None:
             bad = sorted(c for c in self.fault_code.weights if not 1 <= c <= 999)
             if bad:
-                raise ValueError(f"faults.fault_code: codes must be 1..999 (equipment faults in the tag map's "
-                                 f"stop_reasons), got {bad}")
+                raise ValueError(
+                    f"faults.fault_code: codes must be 1..999 (equipment faults in the tag map's "
+                    f"stop_reasons), got {bad}"
+                )
         return self
 
 
@@ -138,8 +142,9 @@ class PeriodicConfig(_Model):
     @model_validator(mode="after")
     def _need_distribution(self) -> PeriodicConfig:
         if self.enabled and self.distribution is None:
-            raise ValueError("distribution is required (e.g. { kind = \"uniform\", low = 90.0, high = 110.0 }), "
-                             "or enabled = false")
+            raise ValueError(
+                'distribution is required (e.g. { kind = "uniform", low = 90.0, high = 110.0 }), or enabled = false'
+            )
         return self
 
 
@@ -166,8 +171,10 @@ class FeedRateConfig(PeriodicConfig):
         if self.enabled and self.distribution is not None:
             lo, hi = self.distribution.support()
             if lo < 0 or hi > FEED_RATE_MAX:
-                raise ValueError(f"feed_rate: a {self.distribution.kind} distribution draws {lo}..{hi}; the PLC accepts "
-                                 f"0..{FEED_RATE_MAX:g} parts/min (use uniform, triangular or constant)")
+                raise ValueError(
+                    f"feed_rate: a {self.distribution.kind} distribution draws {lo}..{hi}; the PLC accepts "
+                    f"0..{FEED_RATE_MAX:g} parts/min (use uniform, triangular or constant)"
+                )
         return self
 
 
@@ -191,10 +198,12 @@ class VariabilityConfig(_Model):
         own = self.lines.get(line)
         if own is None:
             return self.default
-        return LineVariability(**{
-            name: getattr(own if name in own.model_fields_set else self.default, name)
-            for name in LineVariability.model_fields
-        })
+        return LineVariability(
+            **{
+                name: getattr(own if name in own.model_fields_set else self.default, name)
+                for name in LineVariability.model_fields
+            }
+        )
 
 
 def signal_rng(seed: int, line: str, signal: str) -> np.random.Generator:
@@ -204,7 +213,7 @@ def signal_rng(seed: int, line: str, signal: str) -> np.random.Generator:
 
 
 def _utc(ts: datetime) -> datetime:
-    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def _iso(ts: datetime | None) -> str | None:
@@ -261,8 +270,15 @@ class _Line:
 class VariabilityEngine:
     """Drives the configured injections for `lines`; one `injected_events` row per injection to `sink`."""
 
-    def __init__(self, config: VariabilityConfig, lines: Sequence[str], seed: int, port: PlcPort,
-                 sink: Callable[[dict[str, Any]], None], session_id: str) -> None:
+    def __init__(
+        self,
+        config: VariabilityConfig,
+        lines: Sequence[str],
+        seed: int,
+        port: PlcPort,
+        sink: Callable[[dict[str, Any]], None],
+        session_id: str,
+    ) -> None:
         lines = list(lines)
         if not lines:
             raise ValueError("the variability engine needs at least one line")
@@ -297,15 +313,40 @@ class VariabilityEngine:
             cfg = self.config.for_line(line)
             st = _Line()
             if cfg.faults is not None and cfg.faults.enabled:
-                st.faults = _Faults(line, cfg.faults, signal_rng(self.seed, line, "time_to_failure"),
-                                    signal_rng(self.seed, line, "repair_time"),
-                                    signal_rng(self.seed, line, "fault_code"), due=now)
+                st.faults = _Faults(
+                    line,
+                    cfg.faults,
+                    signal_rng(self.seed, line, "time_to_failure"),
+                    signal_rng(self.seed, line, "repair_time"),
+                    signal_rng(self.seed, line, "fault_code"),
+                    due=now,
+                )
             if cfg.quality_error is not None and cfg.quality_error.enabled:
-                st.periodic.append(_Periodic(line, "quality_error", "quality_shift", "Sim.QualityErrorMm", "mm",
-                                             cfg.quality_error, signal_rng(self.seed, line, "quality_error"), now))
+                st.periodic.append(
+                    _Periodic(
+                        line,
+                        "quality_error",
+                        "quality_shift",
+                        "Sim.QualityErrorMm",
+                        "mm",
+                        cfg.quality_error,
+                        signal_rng(self.seed, line, "quality_error"),
+                        now,
+                    )
+                )
             if cfg.feed_rate is not None and cfg.feed_rate.enabled:
-                st.periodic.append(_Periodic(line, "feed_rate", "feed_rate", "Sim.FeedRate", "parts/min",
-                                             cfg.feed_rate, signal_rng(self.seed, line, "feed_rate"), now))
+                st.periodic.append(
+                    _Periodic(
+                        line,
+                        "feed_rate",
+                        "feed_rate",
+                        "Sim.FeedRate",
+                        "parts/min",
+                        cfg.feed_rate,
+                        signal_rng(self.seed, line, "feed_rate"),
+                        now,
+                    )
+                )
             self._state[line] = st
         await self.on_clock(now)
 
@@ -345,7 +386,7 @@ class VariabilityEngine:
 
     # ------------------------------------------------------------------ periodic signals
     async def _periodic(self, p: _Periodic, now: datetime) -> None:
-        assert p.cfg.distribution is not None and self.started_at is not None
+        assert p.cfg.distribution is not None and self.started_at is not None  # noqa: S101 - an invariant, stated for the type checker
         hours = (p.due - self.started_at).total_seconds() / 3600.0
         if p.pending is None:
             p.pending = p.cfg.distribution.sample(p.rng, hours=hours)
@@ -373,12 +414,14 @@ class VariabilityEngine:
         if st.state != S.Execute or (f.used_since is not None and since <= f.used_since):
             f.due = now + self._poll
             return
-        assert self.started_at is not None
+        assert self.started_at is not None  # noqa: S101 - an invariant, stated for the type checker
         f.used_since = since
         f.uptime_start = since if f.fault_ts is not None else max(since, self.started_at)
-        assert f.cfg.time_to_failure is not None and f.cfg.repair_time is not None
+        assert f.cfg.time_to_failure is not None and f.cfg.repair_time is not None  # noqa: S101 - an invariant, stated for the type checker
         f.ttf = f.cfg.time_to_failure.sample(f.rng_ttf)
-        f.code = f.cfg.fault_code.sample(f.rng_code) if f.cfg.fault_code is not None else int(StopReason.UnspecifiedFault)
+        f.code = (
+            f.cfg.fault_code.sample(f.rng_code) if f.cfg.fault_code is not None else int(StopReason.UnspecifiedFault)
+        )
         f.repair = f.cfg.repair_time.sample(f.rng_repair)
         f.phase = _Phase.ARMED
         f.due = f.uptime_start + timedelta(seconds=f.ttf)
@@ -388,15 +431,23 @@ class VariabilityEngine:
         st = await self.port.state(f.line)
         if st.state not in FAULTABLE_STATES:
             self.abandoned_faults += 1
-            log.info("fault of %s due at %s abandoned: the line is in state %s; a new time to failure starts at "
-                     "its next Execute", f.line, f.scheduled, st.state, extra={"line_id": f.line})
+            log.info(
+                "fault of %s due at %s abandoned: the line is in state %s; a new time to failure starts at "
+                "its next Execute",
+                f.line,
+                f.scheduled,
+                st.state,
+                extra={"line_id": f.line},
+            )
             f.phase, f.due = _Phase.WAIT_EXECUTE, now + self._poll
             return
         await self.port.write(f.line, "Sim.FaultCode", f.code)
         await self.port.write(f.line, "Sim.FaultRequest", True)
-        assert f.cfg.time_to_failure is not None
+        assert f.cfg.time_to_failure is not None  # noqa: S101 - an invariant, stated for the type checker
         context: dict[str, Any] = {
-            "uptime_start_ts": _iso(f.uptime_start), "due_ts": _iso(f.scheduled), "state_before": st.state,
+            "uptime_start_ts": _iso(f.uptime_start),
+            "due_ts": _iso(f.scheduled),
+            "state_before": st.state,
             "fault_code_distribution": f.cfg.fault_code.describe() if f.cfg.fault_code is not None else None,
         }
         self._emit(f.line, "fault_start", f.cfg.time_to_failure, f.ttf, now, f.code, "s", context)
@@ -433,20 +484,44 @@ class VariabilityEngine:
         f.due = now + self._poll
 
     def _fault_end(self, f: _Faults, now: datetime, cleared_by: str, extra: dict[str, Any] | None = None) -> None:
-        assert f.cfg.repair_time is not None
-        context = {"fault_start_ts": _iso(f.fault_ts), "repair_due_ts": _iso(f.repair_due),
-                   "time_to_failure_s": f.ttf, "cleared_by": cleared_by, **(extra or {})}
+        assert f.cfg.repair_time is not None  # noqa: S101 - an invariant, stated for the type checker
+        context = {
+            "fault_start_ts": _iso(f.fault_ts),
+            "repair_due_ts": _iso(f.repair_due),
+            "time_to_failure_s": f.ttf,
+            "cleared_by": cleared_by,
+            **(extra or {}),
+        }
         self._emit(f.line, "fault_end", f.cfg.repair_time, f.repair, now, f.code, "s", context)
         f.cleared = True
 
     # ------------------------------------------------------------------ ground truth
-    def _emit(self, line: str, kind: str, dist: BaseDistribution, value: float, now: datetime,
-              fault_code: int | None, unit: str, context: dict[str, Any]) -> None:
+    def _emit(
+        self,
+        line: str,
+        kind: str,
+        dist: BaseDistribution,
+        value: float,
+        now: datetime,
+        fault_code: int | None,
+        unit: str,
+        context: dict[str, Any],
+    ) -> None:
         self._seq[line] += 1
         params = {**dist.describe(), "unit": unit, "context": context}
-        self.sink({
-            "line_id": line, "event_ts": now, "kind": kind, "distribution": dist.kind,
-            "params": json.dumps(params, separators=(",", ":")), "value": float(value), "fault_code": fault_code,
-            "seed": self.seed, "session_id": self.session_id, "seq": self._seq[line], "day": now.strftime("%Y-%m-%d"),
-        })
+        self.sink(
+            {
+                "line_id": line,
+                "event_ts": now,
+                "kind": kind,
+                "distribution": dist.kind,
+                "params": json.dumps(params, separators=(",", ":")),
+                "value": float(value),
+                "fault_code": fault_code,
+                "seed": self.seed,
+                "session_id": self.session_id,
+                "seq": self._seq[line],
+                "day": now.strftime("%Y-%m-%d"),
+            }
+        )
         self.injections += 1

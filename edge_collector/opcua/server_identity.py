@@ -35,11 +35,12 @@ def pinned_der(path: Path) -> bytes:
 def fingerprint(der: bytes) -> str:
     """SHA-256 fingerprint, colon-separated, as `openssl x509 -fingerprint -sha256` prints it."""
     digest = hashlib.sha256(der).hexdigest().upper()
-    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
 
 
-async def presented_certificate(endpoint: str, policy_uri: str, mode: ua.MessageSecurityMode,
-                                timeout: float) -> bytes | None:
+async def presented_certificate(
+    endpoint: str, policy_uri: str, mode: ua.MessageSecurityMode, timeout: float
+) -> bytes | None:
     """The certificate the server at `endpoint` presents for `policy_uri`/`mode`, as DER; None if
     the server cannot be reached or offers no such endpoint (then nothing can be said)."""
     client = Client(endpoint, timeout=timeout)
@@ -61,6 +62,6 @@ def _first_der(chain: bytes) -> bytes:
         return chain
     size = chain[1]
     if size < 0x80:
-        return chain[:2 + size]
+        return chain[: 2 + size]
     n = size & 0x7F
-    return chain[:2 + n + int.from_bytes(chain[2:2 + n], "big")]
+    return chain[: 2 + n + int.from_bytes(chain[2 : 2 + n], "big")]

@@ -17,14 +17,15 @@ produce it:
   strings in `value_text`, status 0 (Good); `server_ts` and `received_ts` equal `source_ts`
   (there was no network), `session_id` is `seed-<seed>-<start>` so seeded rows are recognisable
   and one seeding is one session, and `seq` is strictly increasing per session and line;
-- with a variability config, the real variability engine (`variability.py`) drives the lines
+- with a variability config, the real variability engine (`engine.py`) drives the lines
   through an in-memory `PlcPort`, and its `injected_events` rows (the ground truth) are written too.
   Its writes to subscribed inputs (`Sim.FeedRate`, ...) are samples, as the server publishes them.
 
 Writes: one Delta append per `batch_s` of simulated time (default one hour), of every line at once,
-with the datalogger's own helpers (`open_or_create`, `append_once`, `build_batch`): the Datalogger
-class takes rows one by one, which would cost more than the simulation. Each batch is a Delta app
-transaction (`history-seed:<session>:<digest of lines, profiles, variability, batch size>`,
+with the datalogger's own helpers (`open_or_create`, `append_once` from `lake/`, `build_batch` from
+`datalogger/`): the Datalogger class takes rows one by one, which would cost more than the
+simulation. Each batch is a Delta app transaction
+(`history-seed:<session>:<digest of lines, profiles, variability, batch size>`,
 version = batch number), so re-running an interrupted or extended seeding with the same arguments
 skips the batches already committed (the trajectory is deterministic: it depends only on seeds,
 lines, profiles and start). Seeding the same line and time twice with other settings writes a
@@ -37,7 +38,7 @@ Not reproduced: collector outages (`gaps`), quarantine rows, network latency (th
 exactly at its due time instead of at the next clock notification), and the loss of same-instant
 intermediate values that a subscription created after the PLC started would not see.
 
-    python -m edge_collector.history --lines L1,L2 --start 2026-11-02T05:00Z --days 7 [--lake .twin/lake]
+    python -m edge_collector.variability.history --lines L1,L2 --start 2026-11-02T05:00Z --days 7 [--lake .twin/lake]
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ import tomllib
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -66,10 +67,11 @@ from plc.plant_config import load_lines
 from plc.tagmap import TAGS, PackMLCommand
 from plc.tagmap import PackMLState as S
 
-from .datalogger import LOCK_NAME, WriterLock, append_once, build_batch, compact, open_or_create
+from ..datalogger import build_batch
+from ..lake import LOCK_NAME, WriterLock, append_once, compact, open_or_create
+from ..schemas import RAW_SAMPLES, TS, edge_table_path
+from .engine import VariabilityConfig, VariabilityEngine
 from .plc_port import LineState, to_variant
-from .schemas import RAW_SAMPLES, TS, edge_table_path
-from .variability import VariabilityConfig, VariabilityEngine
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +79,7 @@ SESSION_PREFIX = "seed-"
 UNCERTAIN_INITIAL = int(ua.StatusCodes.UncertainInitialValue)
 STATE_TAG = "Status.StateCurrent"
 _DAY_US = 86_400_000_000
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Commits between Delta checkpoints (the datalogger's default), so readers replay few JSON commits.
 CHECKPOINT_EVERY = 50
 
@@ -122,7 +124,7 @@ class SeedStats:
 
 def session_id_for(seed: int, start: datetime) -> str:
     """`seed-<seed>-<start>`: marks the rows as seeded; one seeding (seed and start) is one session."""
-    return f"{SESSION_PREFIX}{seed}-{start.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}"
+    return f"{SESSION_PREFIX}{seed}-{start.astimezone(UTC):%Y%m%dT%H%M%SZ}"
 
 
 # ---------------------------------------------------------------------------------------- recording
@@ -188,7 +190,7 @@ class _Recorder:
         emitted = set(self.tags)
         us0 = round(t0 * 1e6)
         missing = [i for i in range(len(_TAG_NAMES)) if i not in emitted]
-        for k, i in enumerate(missing):
+        for k, _i in enumerate(missing):
             self.status[k] = UNCERTAIN_INITIAL
         self.tags[:0] = missing
         self.us[:0] = [us0] * len(missing)
@@ -238,8 +240,16 @@ def _raw_batch(line_ids: Sequence[str], recorders: Sequence[_Recorder], session_
             codes[row] = code
         seq = np.arange(rec.seq + 1, rec.seq + n + 1, dtype=np.int64)
         rec.seq += n
-        parts.append((np.full(n, k, dtype=np.int32), np.asarray(tags, dtype=np.int32),
-                      np.asarray(stamps, dtype=np.int64), values, codes, seq))
+        parts.append(
+            (
+                np.full(n, k, dtype=np.int32),
+                np.asarray(tags, dtype=np.int32),
+                np.asarray(stamps, dtype=np.int64),
+                values,
+                codes,
+                seq,
+            )
+        )
     if not parts:
         return None
     line_idx = np.concatenate([p[0] for p in parts])
@@ -256,8 +266,11 @@ def _raw_batch(line_ids: Sequence[str], recorders: Sequence[_Recorder], session_
     columns = {
         "line_id": pa.array(list(line_ids), pa.string()).take(pa.array(line_idx)),
         "tag": pa.array(_TAG_NAMES, pa.string()).take(pa.array(tag_idx)),
-        "source_ts": ts, "server_ts": ts, "received_ts": ts,
-        "value": value, "value_text": value_text,
+        "source_ts": ts,
+        "server_ts": ts,
+        "received_ts": ts,
+        "value": value,
+        "value_text": value_text,
         "status_code": pa.array(codes),
         "session_id": pa.array([session_id], pa.string()).take(pa.array(np.zeros(n, dtype=np.int32))),
         "seq": pa.array(seq),
@@ -325,22 +338,34 @@ def variability_from_toml(path: Path) -> tuple[VariabilityConfig | None, int]:
 
 def _fingerprint(params: Sequence[Any], variability: VariabilityConfig | None, vseed: int, batch_s: float) -> str:
     """Short digest of everything that shapes the batches except the end (so a seeding can be extended)."""
-    text = json.dumps([[repr(p) for p in params], variability.model_dump(mode="json") if variability else None,
-                       vseed, batch_s], sort_keys=True)
+    text = json.dumps(
+        [[repr(p) for p in params], variability.model_dump(mode="json") if variability else None, vseed, batch_s],
+        sort_keys=True,
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _aware(ts: datetime, name: str) -> datetime:
     if ts.tzinfo is None:
         raise ValueError(f"{name} must be timezone-aware (e.g. 2026-11-24T05:00:00+00:00)")
-    return ts.astimezone(timezone.utc)
+    return ts.astimezone(UTC)
 
 
-def seed_history(lake: Path, line_ids: list[str], start: datetime, end: datetime, seed: int = 0,
-                 progress: Callable[[SeedStats], None] | None = None, *,
-                 variability: VariabilityConfig | None = None, variability_seed: int | None = None,
-                 lines_config: Path | None = None, batch_s: float = 3600.0, compact_tables: bool = True,
-                 **line_overrides: Any) -> SeedStats:
+def seed_history(
+    lake: Path,
+    line_ids: list[str],
+    start: datetime,
+    end: datetime,
+    seed: int = 0,
+    progress: Callable[[SeedStats], None] | None = None,
+    *,
+    variability: VariabilityConfig | None = None,
+    variability_seed: int | None = None,
+    lines_config: Path | None = None,
+    batch_s: float = 3600.0,
+    compact_tables: bool = True,
+    **line_overrides: Any,
+) -> SeedStats:
     """Simulate `line_ids` from `start` (the PLC starts there: counters 0, autostart) to `end` and append
     what the collector would have recorded to the edge tables of `lake`. `progress` is called after every
     batch with the running stats. `line_overrides` go to every line's profile (as in `load_lines`)."""
@@ -364,8 +389,11 @@ def seed_history(lake: Path, line_ids: list[str], start: datetime, end: datetime
     wall0 = time.perf_counter()
     try:
         raw_dt = open_or_create(edge_table_path(lake, "raw_samples"), "raw_samples", CHECKPOINT_EVERY)
-        events_dt = (open_or_create(edge_table_path(lake, "injected_events"), "injected_events", CHECKPOINT_EVERY)
-                     if variability is not None else None)
+        events_dt = (
+            open_or_create(edge_table_path(lake, "injected_events"), "injected_events", CHECKPOINT_EVERY)
+            if variability is not None
+            else None
+        )
         t0 = start.timestamp()
         recorders = {line: _Recorder(t0) for line in line_ids}
         models: dict[str, Line] = {}
@@ -375,8 +403,9 @@ def seed_history(lake: Path, line_ids: list[str], start: datetime, end: datetime
         events: list[dict[str, Any]] = []
         engine = None
         if variability is not None:
-            engine = VariabilityEngine(variability, line_ids, vseed, InMemoryPlcPort(models, recorders), events.append,
-                                       session)
+            engine = VariabilityEngine(
+                variability, line_ids, vseed, InMemoryPlcPort(models, recorders), events.append, session
+            )
             _run(engine.start(start))
         order = [recorders[line] for line in line_ids]
         writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-writer")
@@ -432,8 +461,10 @@ def seed_history(lake: Path, line_ids: list[str], start: datetime, end: datetime
                 fut.result()
         finally:
             writer.shutdown(wait=True)
-        stats.truth = {line: LineTruth(m.processed, m.defective, {s.name: m.state_time(s) for s in S})
-                       for line, m in models.items()}
+        stats.truth = {
+            line: LineTruth(m.processed, m.defective, {s.name: m.state_time(s) for s in S})
+            for line, m in models.items()
+        }
     finally:
         lock.release()
     compaction_started = time.perf_counter()
@@ -446,9 +477,17 @@ def seed_history(lake: Path, line_ids: list[str], start: datetime, end: datetime
             dt.create_checkpoint()
     stats.compaction_s = time.perf_counter() - compaction_started
     stats.wall_s = time.perf_counter() - wall0
-    log.info("seeded %s %s..%s: %d samples, %d injected events, %d commits in %.1f s (%.0fx real time per line)",
-             ",".join(line_ids), start, end, stats.rows, stats.events, stats.commits, stats.wall_s,
-             stats.sim_per_wall_per_line)
+    log.info(
+        "seeded %s %s..%s: %d samples, %d injected events, %d commits in %.1f s (%.0fx real time per line)",
+        ",".join(line_ids),
+        start,
+        end,
+        stats.rows,
+        stats.events,
+        stats.commits,
+        stats.wall_s,
+        stats.sim_per_wall_per_line,
+    )
     return stats
 
 
@@ -457,24 +496,39 @@ def seed_history(lake: Path, line_ids: list[str], start: datetime, end: datetime
 
 def _parse_ts(text: str) -> datetime:
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m edge_collector.history",
-                                     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--lake", type=Path, default=Path(os.environ.get("TWIN_HOME", ".twin")) / "lake",
-                        help="lake root; edge tables go to <lake>/edge/... (default $TWIN_HOME/lake, ./.twin/lake)")
+    parser = argparse.ArgumentParser(
+        prog="python -m edge_collector.variability.history",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--lake",
+        type=Path,
+        default=Path(os.environ.get("TWIN_HOME", ".twin")) / "lake",
+        help="lake root; edge tables go to <lake>/edge/... (default $TWIN_HOME/lake, ./.twin/lake)",
+    )
     parser.add_argument("--lines", default="L1,L2", help="comma-separated line ids (profiles from plc/lines.toml)")
-    parser.add_argument("--start", type=_parse_ts, required=True,
-                        help="PLC start, ISO time; without offset UTC (e.g. 2026-11-02T05:00Z = 06:00 Berlin)")
+    parser.add_argument(
+        "--start",
+        type=_parse_ts,
+        required=True,
+        help="PLC start, ISO time; without offset UTC (e.g. 2026-11-02T05:00Z = 06:00 Berlin)",
+    )
     span = parser.add_mutually_exclusive_group(required=True)
     span.add_argument("--end", type=_parse_ts, help="end of the seeded history (ISO time)")
     span.add_argument("--days", type=float, help="length of the seeded history in days")
     parser.add_argument("--seed", type=int, default=0, help="line model seed (default 0)")
-    parser.add_argument("--variability", type=Path, metavar="TOML",
-                        help="collector config whose [variability] drives faults, quality and feed rate "
-                             "(e.g. edge_collector/local.toml); default: none")
+    parser.add_argument(
+        "--variability",
+        type=Path,
+        metavar="TOML",
+        help="collector config whose [variability] drives faults, quality and feed rate "
+        "(e.g. edge_collector/local.toml); default: none",
+    )
     parser.add_argument("--lines-config", type=Path, help="line profiles file (default plc/lines.toml)")
     parser.add_argument("--batch-hours", type=float, default=1.0, help="simulated hours per Delta commit (default 1)")
     args = parser.parse_args(argv)
@@ -484,20 +538,36 @@ def main(argv: list[str] | None = None) -> int:
     total = (end - args.start).total_seconds()
 
     def show(stats: SeedStats) -> None:
-        print(f"\r{stats.simulated_s / total:6.1%} {stats.simulated_to:%Y-%m-%d %H:%M} UTC  {stats.rows:,} samples  "
-              f"{stats.sim_per_wall_per_line:,.0f}x per line", end="", file=sys.stderr, flush=True)
+        print(
+            f"\r{stats.simulated_s / total:6.1%} {stats.simulated_to:%Y-%m-%d %H:%M} UTC  {stats.rows:,} samples  "
+            f"{stats.sim_per_wall_per_line:,.0f}x per line",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
 
     try:
-        stats = seed_history(args.lake, [s.strip() for s in args.lines.split(",") if s.strip()], args.start, end,
-                             args.seed, show, variability=config, variability_seed=vseed,
-                             lines_config=args.lines_config, batch_s=args.batch_hours * 3600)
+        stats = seed_history(
+            args.lake,
+            [s.strip() for s in args.lines.split(",") if s.strip()],
+            args.start,
+            end,
+            args.seed,
+            show,
+            variability=config,
+            variability_seed=vseed,
+            lines_config=args.lines_config,
+            batch_s=args.batch_hours * 3600,
+        )
     except Exception as exc:  # noqa: BLE001 - one clear line instead of a trace
         print(f"\nseeding failed: {exc}", file=sys.stderr)
         return 1
     print(file=sys.stderr)
-    print(f"session {stats.session_id}: {stats.rows:,} samples, {stats.events:,} injected events, {stats.commits} "
-          f"commits ({stats.batches_skipped} batches already there) in {stats.wall_s:.1f} s, "
-          f"{stats.sim_per_wall_per_line:,.0f}x real time per line")
+    print(
+        f"session {stats.session_id}: {stats.rows:,} samples, {stats.events:,} injected events, {stats.commits} "
+        f"commits ({stats.batches_skipped} batches already there) in {stats.wall_s:.1f} s, "
+        f"{stats.sim_per_wall_per_line:,.0f}x real time per line"
+    )
     return 0
 
 

@@ -17,6 +17,8 @@ from typing import Any
 from asyncua import Client, ua
 from asyncua.observer import Observer
 
+from .asyncua_compat import AsyncStep, set_receive_limits, wrap_send_hello
+
 TOO_LARGE = frozenset({ua.StatusCodes.BadRequestTooLarge, ua.StatusCodes.BadResponseTooLarge})
 
 
@@ -31,17 +33,12 @@ def enforce_receive_limits(client: Client, max_message_size: int, max_chunk_coun
         raise ValueError("max_message_size and max_chunk_count must be > 0 (0 means no limit in asyncua)")
     client.max_messagesize = max_message_size
     client.max_chunkcount = max_chunk_count
-    send_hello = client.send_hello
 
-    async def send_hello_and_bound() -> None:
+    async def send_hello_and_bound(send_hello: AsyncStep) -> None:
         await send_hello()
-        protocol = client.uaclient.protocol
-        if protocol is not None:
-            limits = protocol._connection._limits  # asyncua 2.1: the receive checks read these
-            limits.max_message_size = max_message_size
-            limits.max_chunk_count = max_chunk_count
+        set_receive_limits(client, max_message_size, max_chunk_count)
 
-    client.send_hello = send_hello_and_bound  # type: ignore[method-assign]
+    wrap_send_hello(client, send_hello_and_bound)
 
 
 class TooLargeObserver(Observer):

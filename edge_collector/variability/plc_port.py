@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from asyncua import Client, ua
@@ -124,5 +124,5 @@ class AsyncuaPlcPort:
             raise ValueError(f"{line} Status.StateCurrent has no value")
         since = dv.SourceTimestamp
         if since is not None and since.tzinfo is None:
-            since = since.replace(tzinfo=timezone.utc)
+            since = since.replace(tzinfo=UTC)
         return LineState(int(dv.Value.Value), since)
