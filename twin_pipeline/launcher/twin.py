@@ -1,7 +1,7 @@
 """`twin`: the whole twin with one command (`make run` is `twin up`).
 
 `twin up` prepares, then runs until Ctrl-C or SIGTERM, everything on loopback under `TWIN_HOME`:
-1. history: the last `--days` days seeded in-process by `edge_collector/history.py` (the same line
+1. history: the last `--days` days seeded in-process by `edge_collector/variability/history.py` (the same line
    models and variability engine, tens of thousands of times real time, written to the same edge
    tables, session `seed-...`), once: `TWIN_HOME/history.json` records it, an interrupted seeding
    resumes, and a lake that already has live data is not seeded again (no duplicate history);

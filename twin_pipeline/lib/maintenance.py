@@ -7,7 +7,7 @@ deletes files that no version within the table's retention (`delta.deletedFileRe
 7 days by default) still needs, so a reader of a recent version never loses a file. Never a full
 vacuum: it can delete a file a running writer is about to commit (delta-rs #3645).
 
-Edge tables go through `edge_collector.datalogger.compact` / `vacuum`: compaction takes the
+Edge tables go through `edge_collector.lake.compact` / `vacuum`: compaction takes the
 collector's maintenance lock (two concurrent compactions would both commit and duplicate rows,
 delta-rs 1.6), so it is safe beside a running collector (RELIABILITY.md D3). The pipeline's own
 tables (bronze/silver/gold) have no other writer in the `delta_local` pool; a shift run committing
