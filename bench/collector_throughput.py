@@ -27,9 +27,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +37,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from asyncua import Client, ua  # noqa: E402
-from common import free_port  # noqa: E402
+from asyncua import Client, ua
+from common import free_port
 
-from edge_collector.collector import Collector, tune_gc  # noqa: E402
-from edge_collector.config import CollectorConfig  # noqa: E402
-from plc.tagmap import TAGS, symbol  # noqa: E402
-
-
+from edge_collector.collector import Collector, tune_gc
+from edge_collector.config import CollectorConfig
+from plc.tagmap import TAGS, symbol
 
 SIM_START = "2026-01-05T06:00:00+00:00"  # a Monday morning shift: both clients see the same production
 
@@ -60,8 +58,11 @@ async def bare(endpoint: str, lines: list[str], seconds: float) -> tuple[int, fl
     await client.connect()
     ns = await client.get_namespace_index(TAGS.namespace_uri)
     sub = await client.create_subscription(100, None, queue_maxsize=1_000_000)
-    nodes = [client.get_node(ua.NodeId(symbol(TAGS.default_runtime, line, t.path), ns))
-             for line in lines for t in TAGS.subscribed_line_tags()]
+    nodes = [
+        client.get_node(ua.NodeId(symbol(TAGS.default_runtime, line, t.path), ns))
+        for line in lines
+        for t in TAGS.subscribed_line_tags()
+    ]
     await sub.subscribe_data_change(nodes, queuesize=10_000)
     count = 0
 
@@ -84,19 +85,21 @@ async def bare(endpoint: str, lines: list[str], seconds: float) -> tuple[int, fl
 
 
 async def collector(endpoint: str, lines: list[str], seconds: float, tmp: Path) -> dict[str, Any]:
-    config = CollectorConfig.model_validate({
-        "collector": {"id": "bench", "lake": str(tmp / "lake"), "spool": str(tmp / "spool"), "lab_mode": True},
-        "opcua": {"endpoint": endpoint, "security_policy": "None"},
-        "subscription": {"lines": lines},
-        "metrics": {"port": 0},
-    })
+    config = CollectorConfig.model_validate(
+        {
+            "collector": {"id": "bench", "lake": str(tmp / "lake"), "spool": str(tmp / "spool"), "lab_mode": True},
+            "opcua": {"endpoint": endpoint, "security_policy": "None"},
+            "subscription": {"lines": lines},
+            "metrics": {"port": 0},
+        }
+    )
     c = Collector(config, environ={"TWIN_ENV": "dev"})
     durable_latency: list[float] = []
 
     def acknowledged(ack: Any) -> None:
         if ack.table != "raw_samples":
             return
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         column = ack.data.column("received_ts")  # a sample of up to ~200 rows: the bench must not cost the collector
         received = column.take(list(range(0, len(column), max(1, len(column) // 200)))).to_pylist()
         durable_latency.extend((now - r).total_seconds() for r in received)
@@ -113,18 +116,44 @@ async def collector(endpoint: str, lines: list[str], seconds: float, tmp: Path) 
     stop.set()
     await task
     stats = c.datalogger.stats
-    return {"received": r1 - r0, "committed": k1 - k0, "cpu": c1 - c0, "durable_latency": durable_latency,
-            "commit_latency": list(stats.commit_latencies), "dropped": c.dropped_notifications + stats.dropped_rows}
+    return {
+        "received": r1 - r0,
+        "committed": k1 - k0,
+        "cpu": c1 - c0,
+        "durable_latency": durable_latency,
+        "commit_latency": list(stats.commit_latencies),
+        "dropped": c.dropped_notifications + stats.dropped_rows,
+    }
 
 
 @contextmanager
 def plc_sim(lines: list[str], speed: float) -> Iterator[str]:
     """`plc-sim serve` in its own process (seed 1, a fixed simulated start); yields its endpoint."""
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "plc.cli", "serve", "--insecure", "--port", str(port),
-                               "--speed", str(speed), "--status-every", "0", "--lines", ",".join(lines),
-                               "--seed", "1", "--start", SIM_START],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "plc.cli",
+            "serve",
+            "--insecure",
+            "--port",
+            str(port),
+            "--speed",
+            str(speed),
+            "--status-every",
+            "0",
+            "--lines",
+            ",".join(lines),
+            "--seed",
+            "1",
+            "--start",
+            SIM_START,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
     try:
         assert server.stdout is not None and "serving" in server.stdout.readline().decode()
         yield f"opc.tcp://127.0.0.1:{port}"
@@ -157,20 +186,30 @@ def main(argv: list[str] | None = None) -> int:
     s = args.seconds
     per_bare = cpu_bare / max(n_bare, 1)
     per_col = col["cpu"] / max(col["received"], 1)
-    print(f"collector throughput ({os.cpu_count()} cores, plc-sim {len(lines)} lines at {args.speed:g}x in its own process, "
-          f"{s:g} s each)")
+    print(
+        f"collector throughput ({os.cpu_count()} cores, plc-sim {len(lines)} lines at {args.speed:g}x "
+        "in its own process, "
+        f"{s:g} s each)"
+    )
     print(f"{'client':<28}{'received/s':>12}{'committed/s':>13}{'CPU us/sample':>15}")
     per_plain = cpu_plain / max(n_plain, 1)
     print(f"{'bare asyncua, default GC':<28}{n_plain / s:>12,.0f}{'-':>13}{per_plain * 1e6:>15.1f}")
     print(f"{'bare asyncua, tuned GC':<28}{n_bare / s:>12,.0f}{'-':>13}{per_bare * 1e6:>15.1f}")
-    print(f"{'edge collector (durable)':<28}{col['received'] / s:>12,.0f}{col['committed'] / s:>13,.0f}"
-          f"{per_col * 1e6:>15.1f}")
-    print(f"CPU per sample, collector / bare: {per_col / per_plain:.2f}x against a plain asyncua script (target <= 1.5), "
-          f"{per_col / per_bare:.2f}x against one with the collector's GC setting")
-    print(f"sample-to-durable latency p50 {quantile(col['durable_latency'], 0.5):.3f} s, "
-          f"p99 {quantile(col['durable_latency'], 0.99):.3f} s; Delta commit p50 "
-          f"{quantile(col['commit_latency'], 0.5) * 1000:.1f} ms, p99 {quantile(col['commit_latency'], 0.99) * 1000:.1f} ms; "
-          f"dropped {col['dropped']}")
+    print(
+        f"{'edge collector (durable)':<28}{col['received'] / s:>12,.0f}{col['committed'] / s:>13,.0f}"
+        f"{per_col * 1e6:>15.1f}"
+    )
+    print(
+        f"CPU per sample, collector / bare: {per_col / per_plain:.2f}x against a plain asyncua script (target <= 1.5), "
+        f"{per_col / per_bare:.2f}x against one with the collector's GC setting"
+    )
+    print(
+        f"sample-to-durable latency p50 {quantile(col['durable_latency'], 0.5):.3f} s, "
+        f"p99 {quantile(col['durable_latency'], 0.99):.3f} s; Delta commit p50 "
+        f"{quantile(col['commit_latency'], 0.5) * 1000:.1f} ms, "
+        f"p99 {quantile(col['commit_latency'], 0.99) * 1000:.1f} ms; "
+        f"dropped {col['dropped']}"
+    )
     return 0
 
 

@@ -43,11 +43,11 @@ import sys
 import tempfile
 import time
 import warnings
-from types import SimpleNamespace
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,34 +55,40 @@ sys.path.insert(0, str(ROOT))
 
 warnings.filterwarnings("ignore", message=".*is currently in beta.*")
 
-import dagster as dg  # noqa: E402
-import duckdb  # noqa: E402
-import polars as pl  # noqa: E402
-from deltalake import DeltaTable  # noqa: E402
+import dagster as dg
+import duckdb
+import polars as pl
+from deltalake import DeltaTable
 
-from edge_collector.variability.engine import VariabilityConfig  # noqa: E402
-from edge_collector.variability.history import SeedStats, seed_history  # noqa: E402
-from twin_pipeline.defs.bronze.assets import bronze_samples_asset  # noqa: E402
-from twin_pipeline.lib.transforms.oee import COUNT_COLUMNS, INTERVAL_COLUMNS, SPEED_COLUMNS  # noqa: E402
-from twin_pipeline.defs.gold.oee import fact_oee_rows, gold_fact_oee_shift, read_oee_inputs  # noqa: E402
-from twin_pipeline.defs.silver.assets import silver_part_counts, silver_state_intervals  # noqa: E402
-from twin_pipeline.lib.lake_io import replace_shifts  # noqa: E402
-from twin_pipeline.defs.resources import LakeResource  # noqa: E402
-from twin_pipeline.defs.partitions import CALENDAR, SHIFTS  # noqa: E402
+from edge_collector.variability.engine import VariabilityConfig
+from edge_collector.variability.history import SeedStats, seed_history
+from twin_pipeline.defs.bronze.assets import bronze_samples_asset
+from twin_pipeline.defs.gold.oee import fact_oee_rows, gold_fact_oee_shift, read_oee_inputs
+from twin_pipeline.defs.partitions import CALENDAR, SHIFTS
+from twin_pipeline.defs.resources import LakeResource
+from twin_pipeline.defs.silver.assets import silver_part_counts, silver_state_intervals
+from twin_pipeline.lib.lake_io import replace_shifts
+from twin_pipeline.lib.transforms.oee import COUNT_COLUMNS, INTERVAL_COLUMNS, SPEED_COLUMNS
 
-UTC = timezone.utc
+UTC = UTC
 LINES = ["L1", "L2"]
 FIXED_START = datetime(2026, 11, 2, 5, 0, tzinfo=UTC)  # Monday 06:00 Berlin, a shift start
 ASSETS = [bronze_samples_asset, silver_state_intervals, silver_part_counts, gold_fact_oee_shift]
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}  # same for every run measured
 FIGURES = ["actual_production_time_s", "produced", "good", "availability", "performance", "quality", "oee"]
 #: Breakdowns as in edge_collector/local.toml, a quality error redrawn every 15 min; no feed-rate changes.
-VARIABILITY = VariabilityConfig.model_validate({"default": {
-    "faults": {"time_to_failure": {"kind": "weibull", "shape": 1.5, "scale": 14400.0},
-               "repair_time": {"kind": "lognormal", "median": 600.0, "sigma": 0.5},
-               "fault_code": {"kind": "categorical", "weights": {"101": 5.0, "205": 3.0, "317": 2.0}}},
-    "quality_error": {"interval_s": 900.0, "distribution": {"kind": "normal", "mean": 0.0, "sd": 0.01}},
-}})
+VARIABILITY = VariabilityConfig.model_validate(
+    {
+        "default": {
+            "faults": {
+                "time_to_failure": {"kind": "weibull", "shape": 1.5, "scale": 14400.0},
+                "repair_time": {"kind": "lognormal", "median": 600.0, "sigma": 0.5},
+                "fault_code": {"kind": "categorical", "weights": {"101": 5.0, "205": 3.0, "317": 2.0}},
+            },
+            "quality_error": {"interval_s": 900.0, "distribution": {"kind": "normal", "mean": 0.0, "sd": 0.01}},
+        }
+    }
+)
 
 
 @dg.asset(partitions_def=SHIFTS, key=["bench", "noop"])
@@ -121,12 +127,24 @@ def materialize(assets: list[Any], lake: Path, **kwargs: Any) -> None:
 def scan_floor(lake: Path, shift: str) -> int:
     """Read what gold reads for a shift with `pl.scan_delta`, only the columns it uses; no computation.
     Returns rows read."""
-    intervals = pl.scan_delta(str(lake / "silver" / "state_intervals")).filter(pl.col("shift_id") == shift).select(
-        INTERVAL_COLUMNS).collect()
-    counts = pl.scan_delta(str(lake / "silver" / "part_counts")).filter(pl.col("shift_id") == shift).select(
-        COUNT_COLUMNS).collect()
-    bronze = pl.scan_delta(str(lake / "bronze" / "samples")).filter(
-        (pl.col("shift_id") == shift) & (pl.col("tag") == "Admin.MachDesignSpeed")).select(SPEED_COLUMNS).collect()
+    intervals = (
+        pl.scan_delta(str(lake / "silver" / "state_intervals"))
+        .filter(pl.col("shift_id") == shift)
+        .select(INTERVAL_COLUMNS)
+        .collect()
+    )
+    counts = (
+        pl.scan_delta(str(lake / "silver" / "part_counts"))
+        .filter(pl.col("shift_id") == shift)
+        .select(COUNT_COLUMNS)
+        .collect()
+    )
+    bronze = (
+        pl.scan_delta(str(lake / "bronze" / "samples"))
+        .filter((pl.col("shift_id") == shift) & (pl.col("tag") == "Admin.MachDesignSpeed"))
+        .select(SPEED_COLUMNS)
+        .collect()
+    )
     return intervals.height + counts.height + bronze.height
 
 
@@ -171,7 +189,8 @@ class DuckOee:
         self.con = duckdb.connect()
         try:
             installed = self.con.execute(
-                "SELECT installed FROM duckdb_extensions() WHERE extension_name = 'delta'").fetchone()
+                "SELECT installed FROM duckdb_extensions() WHERE extension_name = 'delta'"
+            ).fetchone()
             if not (installed and installed[0]):
                 self.con.execute("INSTALL delta")  # needs the network: fails offline
             self.con.execute("LOAD delta")
@@ -189,8 +208,11 @@ class DuckOee:
 
     def figures(self, shift: str) -> list[dict[str, Any]]:
         # the three tables' logs are read concurrently, as gold reads them (read_oee_inputs)
-        tables = [self.lake / "silver" / "state_intervals", self.lake / "silver" / "part_counts",
-                  self.lake / "bronze" / "samples"]
+        tables = [
+            self.lake / "silver" / "state_intervals",
+            self.lake / "silver" / "part_counts",
+            self.lake / "bronze" / "samples",
+        ]
         with ThreadPoolExecutor(max_workers=3) as pool:
             intervals, counts, bronze = pool.map(lambda table: self._source(table, [shift]), tables)
         sql = self.SQL.format(intervals=intervals, counts=counts, bronze=bronze)
@@ -213,8 +235,9 @@ def check_against_gold(duck: DuckOee, lake: Path, shifts: list[str]) -> int:
         ours = gold.filter(pl.col("shift_id") == shift).sort("line_id").select("line_id", *FIGURES).to_dicts()
         theirs = duck.figures(shift)
         if [r["line_id"] for r in ours] != [r["line_id"] for r in theirs]:
-            raise AssertionError(f"{shift}: gold has lines {[r['line_id'] for r in ours]}, DuckDB "
-                                 f"{[r['line_id'] for r in theirs]}")
+            raise AssertionError(
+                f"{shift}: gold has lines {[r['line_id'] for r in ours]}, DuckDB {[r['line_id'] for r in theirs]}"
+            )
         for g, d in zip(ours, theirs):
             bad = {f: (g[f], d[f]) for f in FIGURES if not same(g[f], d[f])}
             if bad:
@@ -241,24 +264,33 @@ def med(values: list[float]) -> float:
 def run(lake: Path, days: int, reps: int, n_shifts: int) -> None:
     start, end = pick_range(days)
     shifts = [w.shift_id for w in CALENDAR.windows(start, end)]
-    print(f"gold OEE benchmark: {days} days = {len(shifts)} shifts ({shifts[0]} .. {shifts[-1]}) of "
-          f"{'+'.join(LINES)}, {os.cpu_count()} cores; per-shift figures are medians of {reps} reps x "
-          f"{min(n_shifts, max(len(shifts) - 1, 1))} shifts", flush=True)
+    print(
+        f"gold OEE benchmark: {days} days = {len(shifts)} shifts ({shifts[0]} .. {shifts[-1]}) of "
+        f"{'+'.join(LINES)}, {os.cpu_count()} cores; per-shift figures are medians of {reps} reps x "
+        f"{min(n_shifts, max(len(shifts) - 1, 1))} shifts",
+        flush=True,
+    )
 
     stats: SeedStats = seed_history(lake, LINES, start, end, seed=1, variability=VARIABILITY, variability_seed=42)
-    print(f"seeding: {stats.simulated_s:,.0f} sim s x {len(LINES)} lines in {stats.wall_s:.1f} s = "
-          f"{stats.sim_per_wall_per_line:,.0f}x real time per line ({stats.rows:,} samples, "
-          f"{stats.rows / stats.wall_s:,.0f} rows/s, {stats.events:,} injected events, {stats.commits} commits; "
-          f"the final compaction's {stats.compaction_s:.1f} s included)", flush=True)
+    print(
+        f"seeding: {stats.simulated_s:,.0f} sim s x {len(LINES)} lines in {stats.wall_s:.1f} s = "
+        f"{stats.sim_per_wall_per_line:,.0f}x real time per line ({stats.rows:,} samples, "
+        f"{stats.rows / stats.wall_s:,.0f} rows/s, {stats.events:,} injected events, {stats.commits} commits; "
+        f"the final compaction's {stats.compaction_s:.1f} s included)",
+        flush=True,
+    )
 
     materialize([noop], lake, partition_key=shifts[-1])  # warm-up: first-run imports and caches, not measured
     range_tags = {"dagster/asset_partition_range_start": shifts[0], "dagster/asset_partition_range_end": shifts[-1]}
     first_s, _ = timed(lambda: materialize(ASSETS, lake, tags=range_tags))
     print(f"bronze+silver+gold materialized once for the range (one run, tables created): {first_s:.1f} s", flush=True)
     gold = pl.read_delta(str(lake / "gold" / "fact_oee_shift"))
-    print(f"gold: {gold.height} line-shifts, {gold['oee'].null_count()} without OEE, "
-          f"{gold['ideal_cycle_time_s'].null_count()} without an ideal cycle time (no Admin.MachDesignSpeed sample in "
-          f"the shift, carried-in included), {int(gold['provisional'].sum())} provisional", flush=True)
+    print(
+        f"gold: {gold.height} line-shifts, {gold['oee'].null_count()} without OEE, "
+        f"{gold['ideal_cycle_time_s'].null_count()} without an ideal cycle time (no Admin.MachDesignSpeed sample in "
+        f"the shift, carried-in included), {int(gold['provisional'].sum())} provisional",
+        flush=True,
+    )
 
     duck = DuckOee(lake)
     compared = check_against_gold(duck, lake, shifts)
@@ -295,16 +327,24 @@ def run(lake: Path, days: int, reps: int, n_shifts: int) -> None:
     print(f"{'   gold body invoked directly (no run)':<44}{m['body']:>10.3f}  (reads, OEE, metadata, Delta write)")
     print(f"{'   its compute: reads + OEE, no write':<44}{m['compute']:>10.3f}  (fact_oee_rows)")
     print(f"{'   its Delta write of the rows':<44}{m['write']:>10.3f}  (predicate overwrite of the shift)")
-    print(f"{'b. scan floor: polars scan_delta, needed cols':<44}{m['floor']:>10.3f}  ({med(rows_read):,.0f} rows read)")
+    print(
+        f"{'b. scan floor: polars scan_delta, needed cols':<44}{m['floor']:>10.3f}  ({med(rows_read):,.0f} rows read)"
+    )
     print(f"{'   gold own reads, no computation':<44}{m['reads']:>10.3f}  (read_oee_inputs: the shift's files only)")
     print(f"{'c. DuckDB SQL, same figures (no write)':<44}{m['duck']:>10.3f}  ({duck.how})")
     print(f"   DuckDB figures equal gold's to 1e-9: {compared} line-shifts compared, 0 mismatches")
     floor = min(m["floor"], m["reads"])
-    print(f"ratios vs floor (the lower of b's two, {floor:.3f} s): gold body {m['body'] / floor:.1f}x, gold compute "
-          f"{m['compute'] / floor:.1f}x, gold run {m['gold'] / floor:.1f}x (target: gold <= 2x)")
-    print(f"ratios vs DuckDB, compute vs compute (DuckDB does not write): gold compute / DuckDB "
-          f"{m['compute'] / m['duck']:.2f}x (target: < 1); with gold's write: gold body / DuckDB {m['body'] / m['duck']:.2f}x; "
-          f"Dagster overhead / gold run {m['noop'] / m['gold']:.0%}", flush=True)
+    print(
+        f"ratios vs floor (the lower of b's two, {floor:.3f} s): gold body {m['body'] / floor:.1f}x, gold compute "
+        f"{m['compute'] / floor:.1f}x, gold run {m['gold'] / floor:.1f}x (target: gold <= 2x)"
+    )
+    print(
+        f"ratios vs DuckDB, compute vs compute (DuckDB does not write): gold compute / DuckDB "
+        f"{m['compute'] / m['duck']:.2f}x (target: < 1); "
+        f"with gold's write: gold body / DuckDB {m['body'] / m['duck']:.2f}x; "
+        f"Dagster overhead / gold run {m['noop'] / m['gold']:.0%}",
+        flush=True,
+    )
 
     single_s, _ = timed(lambda: materialize(ASSETS, lake, tags=range_tags))
     gold_single = pl.read_delta(str(lake / "gold" / "fact_oee_shift")).sort("shift_id", "line_id")
@@ -312,12 +352,16 @@ def run(lake: Path, days: int, reps: int, n_shifts: int) -> None:
     gold_each = pl.read_delta(str(lake / "gold" / "fact_oee_shift")).sort("shift_id", "line_id")
     if not gold_each.equals(gold_single):
         raise AssertionError("the per-shift runs left another gold table than the single-run backfill")
-    print(f"d. backfill of {len(shifts)} shifts, bronze+silver+gold (replacing them): one run {single_s:.1f} s, "
-          f"{len(shifts)} runs {per_shift_s:.1f} s; {len(shifts)} runs / 1 run = {per_shift_s / single_s:.2f}x "
-          f"(same gold table)")
-    print("floor = the Delta reads gold needs with no computation; body = the gold asset's function without a Dagster "
-          "run; compute = its reads and OEE without the write (what DuckDB's query does); overhead = a trivial asset "
-          "materialized the same way")
+    print(
+        f"d. backfill of {len(shifts)} shifts, bronze+silver+gold (replacing them): one run {single_s:.1f} s, "
+        f"{len(shifts)} runs {per_shift_s:.1f} s; {len(shifts)} runs / 1 run = {per_shift_s / single_s:.2f}x "
+        f"(same gold table)"
+    )
+    print(
+        "floor = the Delta reads gold needs with no computation; body = the gold asset's function without a Dagster "
+        "run; compute = its reads and OEE without the write (what DuckDB's query does); overhead = a trivial asset "
+        "materialized the same way"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

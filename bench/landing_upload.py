@@ -16,35 +16,38 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-from edge_collector.variability.history import seed_history  # noqa: E402
-from edge_collector.schemas import edge_table_path  # noqa: E402
-from tests.azurite import KEY, azurite  # noqa: E402
-from twin_pipeline.defs.landing.assets import ORDER  # noqa: E402
-from twin_pipeline.lib.lake_io import scan_edge  # noqa: E402
-from twin_pipeline.lib.integrations.landing import blob_name, client_for, land, parquet_bytes  # noqa: E402
-from twin_pipeline.defs.partitions import CALENDAR  # noqa: E402
+from edge_collector.schemas import edge_table_path
+from edge_collector.variability.history import seed_history
+from tests.azurite import KEY, azurite
+from twin_pipeline.defs.landing.assets import ORDER
+from twin_pipeline.defs.partitions import CALENDAR
+from twin_pipeline.lib.integrations.landing import blob_name, client_for, land, parquet_bytes
+from twin_pipeline.lib.lake_io import scan_edge
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shifts", type=int, default=3, help="shifts to seed and land (default 3)")
     args = parser.parse_args()
-    start = datetime(2026, 11, 2, 5, tzinfo=timezone.utc)  # 06:00 Berlin
+    start = datetime(2026, 11, 2, 5, tzinfo=UTC)  # 06:00 Berlin
     with tempfile.TemporaryDirectory() as tmp:
         lake = Path(tmp) / "lake"
         seed_history(lake, ["L1", "L2"], start, start + timedelta(hours=8 * args.shifts), seed=1)
         windows = [CALENDAR.shift_at(start + timedelta(hours=8 * i, minutes=1)) for i in range(args.shifts)]
         payloads = []
         for w in windows:
-            frame = scan_edge(edge_table_path(lake, "raw_samples"), "raw_samples", "source_ts", w.start, w.end) \
-                .collect().sort(ORDER)
+            frame = (
+                scan_edge(edge_table_path(lake, "raw_samples"), "raw_samples", "source_ts", w.start, w.end)
+                .collect()
+                .sort(ORDER)
+            )
             payloads.append((w.shift_id, frame.height, parquet_bytes(frame)))
         with azurite(Path(tmp)) as service:
             client = client_for(service.url(), {"account_name": "devstoreaccount1", "account_key": KEY})
@@ -69,13 +72,21 @@ def main() -> int:
     mb = statistics.median(len(d) for _, _, d in payloads) / 1e6
     rows = statistics.median(n for _, n, _ in payloads)
     m = {k: statistics.median(v) for k, v in t.items()}
-    print(f"landing upload to Azurite: {args.shifts} shifts of L1+L2, median object {mb:.1f} MB ({rows:,.0f} rows, "
-          f"Parquet zstd)")
-    for name, label in (("landing", "a. land (checked, verified)"), ("bare", "b. bare upload_blob"),
-                        ("disk", "c. local file + fsync"), ("rerun", "d. re-run, identical object")):
+    print(
+        f"landing upload to Azurite: {args.shifts} shifts of L1+L2, median object {mb:.1f} MB ({rows:,.0f} rows, "
+        f"Parquet zstd)"
+    )
+    for name, label in (
+        ("landing", "a. land (checked, verified)"),
+        ("bare", "b. bare upload_blob"),
+        ("disk", "c. local file + fsync"),
+        ("rerun", "d. re-run, identical object"),
+    ):
         print(f"  {label:<32}{m[name]:>8.3f} s  {mb / m[name]:>8.1f} MB/s  {rows / m[name]:>12,.0f} rows/s")
-    print(f"ratios: landing / bare {m['landing'] / m['bare']:.2f}x, landing / disk {m['landing'] / m['disk']:.1f}x, "
-          f"re-run / landing {m['rerun'] / m['landing']:.2f}x")
+    print(
+        f"ratios: landing / bare {m['landing'] / m['bare']:.2f}x, landing / disk {m['landing'] / m['disk']:.1f}x, "
+        f"re-run / landing {m['rerun'] / m['landing']:.2f}x"
+    )
     return 0
 
 

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,19 +30,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from asyncua import Client, ua  # noqa: E402
-from common import free_port  # noqa: E402
-from asyncua.crypto.security_policies import SecurityPolicyAes256Sha256RsaPss  # noqa: E402
+from asyncua import Client, ua
+from asyncua.crypto.security_policies import SecurityPolicyAes256Sha256RsaPss
+from common import free_port
 
-from plc.line_model import Line  # noqa: E402
-from plc.plant_config import load_lines  # noqa: E402
-from plc.security import PkiLayout, ensure_certificate, trust_certificate  # noqa: E402
-from plc.server import SIM_NAMESPACE  # noqa: E402
-from plc.tagmap import TAGS, symbol  # noqa: E402
+from plc.line_model import Line
+from plc.plant_config import load_lines
+from plc.security import PkiLayout, ensure_certificate, trust_certificate
+from plc.server import SIM_NAMESPACE
+from plc.tagmap import TAGS, symbol
 
 CLIENT_URI = "urn:industrial-twin:bench"
-START = datetime(2026, 11, 24, 5, 0, tzinfo=timezone.utc)
-
+START = datetime(2026, 11, 24, 5, 0, tzinfo=UTC)
 
 
 def model_only(lines: list[str], sim_seconds: float) -> tuple[float, int]:
@@ -75,8 +74,23 @@ class Counter:
 
 
 def start_server(tmp: Path, lines: list[str], port: int, insecure: bool, extra: list[str]) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "plc.cli", "serve", "--lines", ",".join(lines), "--port", str(port),
-           "--status-every", "0", "--pki", str(tmp / "server-pki"), "--start", START.isoformat(), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "plc.cli",
+        "serve",
+        "--lines",
+        ",".join(lines),
+        "--port",
+        str(port),
+        "--status-every",
+        "0",
+        "--pki",
+        str(tmp / "server-pki"),
+        "--start",
+        START.isoformat(),
+        *extra,
+    ]
     if insecure:
         cmd.append("--insecure")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT)
@@ -94,8 +108,12 @@ async def connect(tmp: Path, port: int, insecure: bool) -> Client:
         ensure_certificate(pki, CLIENT_URI, "bench client", server=False)
         trust_certificate(PkiLayout(tmp / "server-pki"), pki.cert)
         client.application_uri = CLIENT_URI
-        await client.set_security(SecurityPolicyAes256Sha256RsaPss, certificate=str(pki.cert), private_key=str(pki.key),
-                                  server_certificate=str(PkiLayout(tmp / "server-pki").cert))
+        await client.set_security(
+            SecurityPolicyAes256Sha256RsaPss,
+            certificate=str(pki.cert),
+            private_key=str(pki.key),
+            server_certificate=str(PkiLayout(tmp / "server-pki").cert),
+        )
     await client.connect()
     return client
 
@@ -104,8 +122,11 @@ async def subscribe_all(client: Client, lines: list[str]) -> tuple[Counter, Any]
     ns = await client.get_namespace_index(TAGS.namespace_uri)
     handler = Counter()
     sub = await client.create_subscription(50, handler)
-    nodes = [client.get_node(ua.NodeId(symbol(TAGS.default_runtime, line, t.path), ns))
-             for line in lines for t in TAGS.subscribed_line_tags()]
+    nodes = [
+        client.get_node(ua.NodeId(symbol(TAGS.default_runtime, line, t.path), ns))
+        for line in lines
+        for t in TAGS.subscribed_line_tags()
+    ]
     await sub.subscribe_data_change(nodes, queuesize=10000)
     return handler, ns
 
@@ -130,8 +151,10 @@ async def stepped(lines: list[str], seconds: float, insecure: bool) -> dict[str,
                 await sim.call_method(step_id, ua.Variant(step, ua.VariantType.Double))
                 simulated += step
             # every change must have arrived before the clock stops: compare the counters
-            counters = [client.get_node(ua.NodeId(symbol(TAGS.default_runtime, line, "Admin.ProdProcessedCount"), ns))
-                        for line in lines]
+            counters = [
+                client.get_node(ua.NodeId(symbol(TAGS.default_runtime, line, "Admin.ProdProcessedCount"), ns))
+                for line in lines
+            ]
             finals = [await n.read_value() for n in counters]
             while [handler.last.get(n.nodeid.Identifier) for n in counters] != finals:
                 await asyncio.sleep(0.01)
@@ -141,8 +164,12 @@ async def stepped(lines: list[str], seconds: float, insecure: bool) -> dict[str,
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-    return {"sim_per_wall": simulated / wall, "notifications_per_s": received / wall, "notifications": received,
-            "parts": float(sum(finals))}
+    return {
+        "sim_per_wall": simulated / wall,
+        "notifications_per_s": received / wall,
+        "notifications": received,
+        "parts": float(sum(finals)),
+    }
 
 
 async def realtime(lines: list[str], speed: float, seconds: float, insecure: bool) -> dict[str, float]:
@@ -173,16 +200,22 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.ERROR)
     security = "security None" if args.insecure else "SignAndEncrypt Aes256Sha256RsaPss"
     print(f"plc speed benchmark ({security}, {os.cpu_count()} cores), {args.seconds:g} s per measurement")
-    print(f"{'lines':<7}{'model only':>14}{'via OPC UA':>14}{'ratio':>8}{'notif/s':>10}{'@100x real':>12}{'notif/s':>10}")
+    print(
+        f"{'lines':<7}{'model only':>14}{'via OPC UA':>14}{'ratio':>8}{'notif/s':>10}{'@100x real':>12}{'notif/s':>10}"
+    )
     for lines in (["L1"], ["L1", "L2"]):
         base, _ = model_only(lines, 7 * 86400)
         step = asyncio.run(stepped(lines, args.seconds, args.insecure))
         real = asyncio.run(realtime(lines, 100.0, min(args.seconds, 5.0), args.insecure))
-        print(f"{len(lines):<7}{base:>13,.0f}x{step['sim_per_wall']:>13,.0f}x{step['sim_per_wall'] / base:>8.4f}"
-              f"{step['notifications_per_s']:>10,.0f}{real['sim_per_wall']:>11.1f}x"
-              f"{real['notifications_per_s']:>10,.0f}")
-    print("model only = in-process line models with no server (baseline); via OPC UA = stepped through the server while a "
-          "client receives every change; ratio = via OPC UA / model only; @100x real = --speed 100 achieved rate")
+        print(
+            f"{len(lines):<7}{base:>13,.0f}x{step['sim_per_wall']:>13,.0f}x{step['sim_per_wall'] / base:>8.4f}"
+            f"{step['notifications_per_s']:>10,.0f}{real['sim_per_wall']:>11.1f}x"
+            f"{real['notifications_per_s']:>10,.0f}"
+        )
+    print(
+        "model only = in-process line models with no server (baseline); via OPC UA = stepped through the server "
+        "while a client receives every change; ratio = via OPC UA / model only; @100x real = --speed 100 achieved rate"
+    )
     return 0
 
 

@@ -7,8 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = [["plc_speed.py"], ["collector_throughput.py"], ["collector_throughput.py", "--lines", "8"], ["gold_oee.py"],
-           ["landing_upload.py"], ["spark_oee.py"], ["scaling.py"]]
+BENCHES = [
+    ["plc_speed.py"],
+    ["collector_throughput.py"],
+    ["collector_throughput.py", "--lines", "8"],
+    ["gold_oee.py"],
+    ["landing_upload.py"],
+    ["spark_oee.py"],
+    ["scaling.py"],
+]
 
 
 def main() -> int:

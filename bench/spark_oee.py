@@ -30,22 +30,26 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 warnings.filterwarnings("ignore")
 
-import dagster as dg  # noqa: E402
-import polars as pl  # noqa: E402
+import dagster as dg
+import polars as pl
 
-from bench.gold_oee import ASSETS, LINES, QUIET, VARIABILITY, materialize, pick_range  # noqa: E402
-from edge_collector.variability.history import seed_history  # noqa: E402
-from twin_pipeline.defs.gold.oee import gold_fact_oee_shift, pipes_fact_oee_shift  # noqa: E402
-from twin_pipeline.defs.gold.engines import LocalSparkOeeJob  # noqa: E402
-from twin_pipeline.spark_jobs.extras import job_extras  # noqa: E402
-from twin_pipeline.defs.resources import LakeResource  # noqa: E402
-from twin_pipeline.lib.contracts import FACT_OEE_SHIFT  # noqa: E402
-from twin_pipeline.defs.partitions import CALENDAR  # noqa: E402
+from bench.gold_oee import ASSETS, LINES, QUIET, VARIABILITY, materialize, pick_range
+from edge_collector.variability.history import seed_history
+from twin_pipeline.defs.gold.engines import LocalSparkOeeJob
+from twin_pipeline.defs.gold.oee import gold_fact_oee_shift, pipes_fact_oee_shift
+from twin_pipeline.defs.partitions import CALENDAR
+from twin_pipeline.defs.resources import LakeResource
+from twin_pipeline.lib.contracts import FACT_OEE_SHIFT
+from twin_pipeline.spark_jobs.extras import job_extras
 
 
 def gold(lake: Path, shift: str) -> pl.DataFrame:
-    return (pl.read_delta(str(lake / "gold" / "fact_oee_shift")).filter(pl.col("shift_id") == shift)
-            .select(list(FACT_OEE_SHIFT)).sort("line_id"))
+    return (
+        pl.read_delta(str(lake / "gold" / "fact_oee_shift"))
+        .filter(pl.col("shift_id") == shift)
+        .select(list(FACT_OEE_SHIFT))
+        .sort("line_id")
+    )
 
 
 def equal(a: pl.DataFrame, b: pl.DataFrame) -> bool:
@@ -71,14 +75,19 @@ def run(lake: Path, days: int, reps: int) -> None:
 
     start, end = pick_range(days)
     shifts = [w.shift_id for w in CALENDAR.windows(start, end)]
-    print(f"polars vs local Spark OEE: {days} days = {len(shifts)} shifts of {'+'.join(LINES)}, {os.cpu_count()} "
-          f"cores, medians of {reps} reps per shift", flush=True)
+    print(
+        f"polars vs local Spark OEE: {days} days = {len(shifts)} shifts of {'+'.join(LINES)}, {os.cpu_count()} "
+        f"cores, medians of {reps} reps per shift",
+        flush=True,
+    )
     stats = seed_history(lake, LINES, start, end, seed=1, variability=VARIABILITY, variability_seed=42)
     print(f"seeded {stats.rows:,} samples in {stats.wall_s:.1f} s", flush=True)
     tags = {"dagster/asset_partition_range_start": shifts[0], "dagster/asset_partition_range_end": shifts[-1]}
     materialize(ASSETS, lake, tags=tags)
     reference = {s: gold(lake, s) for s in shifts}
-    print(f"bronze+silver+gold (polars) materialized; {sum(f.height for f in reference.values())} line-shifts", flush=True)
+    print(
+        f"bronze+silver+gold (polars) materialized; {sum(f.height for f in reference.values())} line-shifts", flush=True
+    )
 
     started = time.perf_counter()
     spark = session("twin-oee-bench")
@@ -108,21 +117,33 @@ def run(lake: Path, days: int, reps: int) -> None:
         result = dg.materialize([gold_fact_oee_shift], partition_key=shift, resources=resources, run_config=QUIET)
         polars_run.append(time.perf_counter() - t)
         t = time.perf_counter()
-        result = dg.materialize([pipes_fact_oee_shift("spark")], partition_key=shift, run_config=QUIET,
-                                resources={"oee_job": LocalSparkOeeJob(lake=str(lake))})
+        result = dg.materialize(
+            [pipes_fact_oee_shift("spark")],
+            partition_key=shift,
+            run_config=QUIET,
+            resources={"oee_job": LocalSparkOeeJob(lake=str(lake))},
+        )
         spark_run.append(time.perf_counter() - t)
         if not result.success or not equal(gold(lake, shift), reference[shift]):
             raise SystemExit(f"{shift}: the Spark asset's gold differs from polars'")
 
-    print(f"parity: Spark's gold equals polars' on every column to 1e-9 for all {len(shifts)} shifts x {reps + 1} runs "
-          f"and {len(spark_run)} Pipes runs", flush=True)
+    print(
+        f"parity: Spark's gold equals polars' on every column to 1e-9 for all {len(shifts)} shifts x {reps + 1} runs "
+        f"and {len(spark_run)} Pipes runs",
+        flush=True,
+    )
     print(f"local Spark session start (JVM): {jvm_s:.1f} s")
     print("| path | s per shift | ratio |\n|---|---|---|")
     print(f"| polars gold computation | {med(polars_fn):.3f} | 1 |")
-    print(f"| Spark job computation (warm session) | {med(spark_warm):.3f} | {med(spark_warm) / med(polars_fn):.1f}x polars |")
+    print(
+        f"| Spark job computation (warm session) | {med(spark_warm):.3f} | "
+        f"{med(spark_warm) / med(polars_fn):.1f}x polars |"
+    )
     print(f"| polars asset, `materialize` | {med(polars_run):.3f} | 1 |")
-    print(f"| Spark asset through Pipes (subprocess + JVM) | {med(spark_run):.3f} | "
-          f"{med(spark_run) / med(polars_run):.1f}x the polars asset |")
+    print(
+        f"| Spark asset through Pipes (subprocess + JVM) | {med(spark_run):.3f} | "
+        f"{med(spark_run) / med(polars_run):.1f}x the polars asset |"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
