@@ -36,11 +36,12 @@ venv: .venv/.synced ## Create or update .venv with everything (tests, lint, clou
 run: venv-run ## Run the whole twin on the embedded local default: history, live line L1+L2, Dagster UI (twin up)
 	.venv/bin/twin up $(ARGS)
 
-lint: venv ## Lint, format check, types, declared dependencies and the Dagster definitions
+lint: venv ## Lint, format check, types, declared dependencies, import rules and the Dagster definitions
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
 	.venv/bin/deptry .
+	.venv/bin/lint-imports
 	.venv/bin/dg check defs
 
 fmt: venv ## Format and fix what ruff can fix by itself

@@ -65,10 +65,10 @@ from edge_collector.variability.history import SeedStats, seed_history
 from twin_pipeline.defs.bronze.assets import bronze_samples_asset
 from twin_pipeline.defs.gold.oee import fact_oee_rows, gold_fact_oee_shift, read_oee_inputs
 from twin_pipeline.defs.partitions import CALENDAR, SHIFTS
-from twin_pipeline.defs.resources import LakeResource
 from twin_pipeline.defs.silver.assets import silver_part_counts, silver_state_intervals
 from twin_pipeline.lib.lake_io import replace_shifts
 from twin_pipeline.lib.transforms.oee import COUNT_COLUMNS, INTERVAL_COLUMNS, SPEED_COLUMNS
+from twin_pipeline.resources.lake import LakeResource
 
 UTC = UTC
 LINES = ["L1", "L2"]

@@ -32,7 +32,7 @@ from bench.gold_oee import ASSETS, VARIABILITY, materialize, pick_range
 from edge_collector.variability.history import seed_history
 from twin_pipeline.defs.gold.oee import gold_fact_oee_shift
 from twin_pipeline.defs.partitions import CALENDAR
-from twin_pipeline.defs.resources import LakeResource
+from twin_pipeline.resources.lake import LakeResource
 
 README = Path(__file__).with_name("README.md")
 BEGIN, END = "<!-- scaling:begin (written by bench/scaling.py) -->", "<!-- scaling:end -->"

@@ -35,11 +35,11 @@ import polars as pl
 
 from bench.gold_oee import ASSETS, LINES, QUIET, VARIABILITY, materialize, pick_range
 from edge_collector.variability.history import seed_history
-from twin_pipeline.defs.gold.engines import LocalSparkOeeJob
 from twin_pipeline.defs.gold.oee import gold_fact_oee_shift, pipes_fact_oee_shift
 from twin_pipeline.defs.partitions import CALENDAR
-from twin_pipeline.defs.resources import LakeResource
 from twin_pipeline.lib.contracts import FACT_OEE_SHIFT
+from twin_pipeline.resources.lake import LakeResource
+from twin_pipeline.resources.oee_engines import LocalSparkOeeJob
 from twin_pipeline.spark_jobs.extras import job_extras
 
 

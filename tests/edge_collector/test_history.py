@@ -118,7 +118,7 @@ def test_gold_oee_over_a_seeded_shift_reconciles_with_the_models(seeded: tuple[P
     from twin_pipeline.defs.bronze.assets import bronze_samples_asset
     from twin_pipeline.defs.gold.oee import gold_fact_oee_shift
     from twin_pipeline.defs.silver.assets import silver_part_counts, silver_state_intervals
-    from twin_pipeline.defs.resources import LakeResource
+    from twin_pipeline.resources.lake import LakeResource
 
     lake, stats = seeded
     result = dg.materialize([bronze_samples_asset, silver_state_intervals, silver_part_counts, gold_fact_oee_shift],
@@ -207,7 +207,7 @@ def test_gold_oee_exists_for_every_shift_of_a_continuously_running_line(tmp_path
     from twin_pipeline.defs.bronze.assets import bronze_samples_asset
     from twin_pipeline.defs.gold.oee import gold_fact_oee_shift
     from twin_pipeline.defs.silver.assets import silver_part_counts, silver_state_intervals
-    from twin_pipeline.defs.resources import LakeResource
+    from twin_pipeline.resources.lake import LakeResource
 
     lake = tmp_path / "lake"
     seed_history(lake, ["L1", "L2"], T0, T0 + timedelta(hours=32), seed=5)  # no variability: no state changes

@@ -11,7 +11,7 @@ from deltalake import write_deltalake
 
 from edge_collector.schemas import edge_table_path
 from twin_pipeline.defs.bronze.assets import bronze_samples_asset
-from twin_pipeline.defs.resources import LakeResource
+from twin_pipeline.resources.lake import LakeResource
 
 SHIFT = "2026-11-24-0600"
 

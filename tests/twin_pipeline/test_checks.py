@@ -20,7 +20,7 @@ from twin_pipeline.defs.silver import checks as silver_checks
 from twin_pipeline.defs.bronze.assets import bronze_samples_asset
 from twin_pipeline.defs.gold.oee import gold_fact_oee_shift
 from twin_pipeline.defs.silver.assets import silver_part_counts, silver_state_intervals
-from twin_pipeline.defs.resources import LakeResource
+from twin_pipeline.resources.lake import LakeResource
 
 SHIFT = "2026-11-24-0600"  # 05:00-13:00 UTC
 ASSETS = [bronze_samples_asset, silver_state_intervals, silver_part_counts, gold_fact_oee_shift]

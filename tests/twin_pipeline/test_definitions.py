@@ -17,7 +17,7 @@ from edge_collector.schemas import TABLES, edge_table_path
 from twin_pipeline.defs.edge.assets import edge_delta_versions
 from twin_pipeline.definitions import defs
 from twin_pipeline.lib.settings import profile
-from twin_pipeline.defs.resources import LakeResource
+from twin_pipeline.resources.lake import LakeResource
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -62,7 +62,7 @@ def test_gold_reliability_matches_the_injected_faults(engine_shift: tuple[Path, 
     from twin_pipeline.defs.bronze.assets import bronze_samples_asset
     from twin_pipeline.defs.gold.assets import gold_fact_reliability
     from twin_pipeline.defs.silver.assets import silver_state_intervals
-    from twin_pipeline.defs.resources import LakeResource
+    from twin_pipeline.resources.lake import LakeResource
 
     lake = tmp_path / "lake"
     shutil.copytree(engine_shift[0], lake)

@@ -24,9 +24,9 @@ from tests.azurite import ACCOUNT, KEY, Azurite, azurite
 from tests.twin_pipeline.test_golden_oee import VECTORS, bronze
 from twin_pipeline.lib.transforms.counters import part_counts
 from twin_pipeline.lib.transforms.oee import oee_rows
-from twin_pipeline.defs.gold.engines import DatabricksOeeJob, LocalSparkOeeJob
+from twin_pipeline.resources.oee_engines import DatabricksOeeJob, LocalSparkOeeJob
 from twin_pipeline.spark_jobs.extras import SCRIPT, job_extras
-from twin_pipeline.defs.resources import LakeResource
+from twin_pipeline.resources.lake import LakeResource
 from twin_pipeline.lib.contracts import FACT_OEE_SHIFT
 from twin_pipeline.defs.partitions import CALENDAR
 from twin_pipeline.lib.transforms.states import state_intervals
@@ -158,7 +158,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
 
 def test_databricks_submits_the_exact_request_and_gets_the_results_back(
         silver_lake: tuple[Path, pl.DataFrame], emulator: Azurite, monkeypatch: pytest.MonkeyPatch) -> None:
-    from twin_pipeline.defs.landing.resource import LandingResource
+    from twin_pipeline.resources.landing import LandingResource
     from twin_pipeline.defs.gold.oee import pipes_fact_oee_shift
 
     lake, by_polars = silver_lake
@@ -204,7 +204,7 @@ def test_databricks_submits_the_exact_request_and_gets_the_results_back(
     ("serverless", {"environment_key": "twin"}),
 ])
 def test_the_other_computes_submit_what_databricks_expects(compute: str, expected: dict[str, Any]) -> None:
-    from twin_pipeline.defs.landing.resource import LandingResource
+    from twin_pipeline.resources.landing import LandingResource
 
     job = DatabricksOeeJob(host="https://adb-1.2.azuredatabricks.net", script="/Workspace/Shared/twin/oee_job.py",
                            lake="abfss://lake@acct.dfs.core.windows.net/twin", compute=compute, cluster_id="0101-abc",

@@ -10,9 +10,9 @@ import dagster as dg
 import polars as pl
 
 from twin_pipeline.defs.partitions import SHIFTS
-from twin_pipeline.defs.resources import LakeResource
 from twin_pipeline.lib.contracts import Table, table_path
 from twin_pipeline.lib.lake_io import mark_provisional, read_shifts
+from twin_pipeline.resources.lake import LakeResource
 
 
 def shift_ids(context: dg.AssetCheckExecutionContext) -> list[str]:

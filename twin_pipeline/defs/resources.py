@@ -1,5 +1,5 @@
 """Resources, bound once for the whole code location, chosen by the profile (`TWIN_PROFILE`, see
-`lib/settings.py`)."""
+`lib/settings.py`). The resource classes are in `twin_pipeline/resources/`."""
 
 from __future__ import annotations
 
@@ -8,20 +8,12 @@ from pathlib import Path
 
 import dagster as dg
 
-from twin_pipeline.defs.gold.engines import COMPUTE, DatabricksOeeJob, LocalSparkOeeJob
-from twin_pipeline.defs.landing.resource import LandingResource
-from twin_pipeline.defs.powerbi.resource import powerbi_workspace
 from twin_pipeline.lib.integrations.powerbi import powerbi_settings
 from twin_pipeline.lib.settings import AZURE_SETTINGS, DATABRICKS_SETTINGS, oee_engine, profile, require
-
-
-class LakeResource(dg.ConfigurableResource):
-    """The lake root; edge tables live under `<root>/edge/<table>`."""
-
-    root: str
-
-    def path(self) -> Path:
-        return Path(self.root)
+from twin_pipeline.resources.lake import LakeResource
+from twin_pipeline.resources.landing import LandingResource
+from twin_pipeline.resources.oee_engines import COMPUTE, DatabricksOeeJob, LocalSparkOeeJob
+from twin_pipeline.resources.powerbi import powerbi_workspace
 
 
 def resources_for(name: str) -> dict[str, object]:

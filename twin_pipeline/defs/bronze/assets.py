@@ -8,11 +8,11 @@ import polars as pl
 
 from edge_collector.schemas import edge_table_path
 from twin_pipeline.defs.partitions import BRONZE, CALENDAR, publish, shift_asset
-from twin_pipeline.defs.resources import LakeResource
 from twin_pipeline.lib.calendar.shift_calendar import previous_shift
 from twin_pipeline.lib.contracts import BRONZE_SAMPLES, Table, table_path
 from twin_pipeline.lib.lake_io import read_shifts, scan_edge
 from twin_pipeline.lib.transforms.bronze import CARRY_LOOKBACK, bronze_samples, typed
+from twin_pipeline.resources.lake import LakeResource
 
 
 @shift_asset(

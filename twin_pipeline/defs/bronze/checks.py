@@ -10,7 +10,6 @@ import polars as pl
 from edge_collector.schemas import TABLES, edge_table_path
 from twin_pipeline.defs.check_results import provisional_unless, shift_ids, shift_rows
 from twin_pipeline.defs.partitions import BRONZE, CALENDAR, SHIFTS
-from twin_pipeline.defs.resources import LakeResource
 from twin_pipeline.lib.contracts import Table, table_path
 from twin_pipeline.lib.lake_io import plc_gaps, read_bronze
 from twin_pipeline.lib.quality.data_quality import (
@@ -25,6 +24,7 @@ from twin_pipeline.lib.quality.data_quality import (
     schema_problems,
 )
 from twin_pipeline.lib.quality.value_ranges import out_of_range
+from twin_pipeline.resources.lake import LakeResource
 
 
 @dg.asset_check(

@@ -11,7 +11,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 from edge_collector.schemas import TABLES, edge_table_path
-from twin_pipeline.defs.resources import LakeResource
+from twin_pipeline.resources.lake import LakeResource
 
 DESCRIPTIONS = {
     "raw_samples": "Every OPC UA data change of the lines, as the edge collector received it (long format).",

@@ -9,13 +9,13 @@ import polars as pl
 
 from edge_collector.schemas import edge_table_path
 from twin_pipeline.defs.partitions import CALENDAR, publish, shift_asset
-from twin_pipeline.defs.resources import LakeResource
 from twin_pipeline.lib.calendar.shift_calendar import previous_shift
 from twin_pipeline.lib.contracts import FACT_RELIABILITY, Table, table_path
 from twin_pipeline.lib.lake_io import read_shifts, scan_edge
 from twin_pipeline.lib.transforms.downtime import stops
 from twin_pipeline.lib.transforms.reliability import failures, fit_weibull, injected
 from twin_pipeline.lib.transforms.spc import spc_frame
+from twin_pipeline.resources.lake import LakeResource
 
 
 @shift_asset(

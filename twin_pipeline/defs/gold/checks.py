@@ -9,10 +9,10 @@ import polars as pl
 
 from twin_pipeline.defs.check_results import provisional_unless, shift_ids, shift_rows
 from twin_pipeline.defs.partitions import CALENDAR, SHIFTS
-from twin_pipeline.defs.resources import LakeResource
 from twin_pipeline.lib.contracts import Table
 from twin_pipeline.lib.settings import oee_engine
 from twin_pipeline.lib.transforms.ground_truth import injected_fault_seconds
+from twin_pipeline.resources.lake import LakeResource
 
 
 @dg.asset_check(

@@ -10,8 +10,8 @@ import polars as pl
 from deltalake import DeltaTable
 
 from twin_pipeline.defs.partitions import CALENDAR, column_schema
-from twin_pipeline.defs.resources import LakeResource
 from twin_pipeline.lib.contracts import DIM_DATE, DIM_LINE, DIM_SHIFT, Table, table_path
+from twin_pipeline.resources.lake import LakeResource
 
 #: How far ahead of today the calendar dimensions reach, so the current and next shifts join.
 AHEAD_DAYS = 2

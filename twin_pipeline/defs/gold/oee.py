@@ -15,12 +15,12 @@ import dagster as dg
 import polars as pl
 
 from twin_pipeline.defs.partitions import BRONZE, CALENDAR, SHIFTS, column_schema, publish, shift_asset
-from twin_pipeline.defs.resources import LakeResource
 from twin_pipeline.lib.contracts import FACT_OEE_SHIFT, Table, table_path
 from twin_pipeline.lib.lake_io import read_bronze, read_shifts
 from twin_pipeline.lib.settings import oee_engine
 from twin_pipeline.lib.transforms.counters import DESIGN_SPEED_TAG
 from twin_pipeline.lib.transforms.oee import COUNT_COLUMNS, INTERVAL_COLUMNS, SPEED_COLUMNS, oee_rows, roll_up
+from twin_pipeline.resources.lake import LakeResource
 
 KEY = dg.AssetKey(Table.OEE_SHIFT.asset_path)
 DEPS = [dg.AssetKey(Table.STATE_INTERVALS.asset_path), dg.AssetKey(Table.PART_COUNTS.asset_path), BRONZE]

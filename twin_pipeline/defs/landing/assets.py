@@ -8,13 +8,13 @@ import time
 import dagster as dg
 
 from edge_collector.schemas import edge_table_path
-from twin_pipeline.defs.landing.resource import LandingResource
 from twin_pipeline.defs.partitions import CALENDAR, SHIFTS
-from twin_pipeline.defs.resources import LakeResource
 from twin_pipeline.lib.integrations.landing import blob_name, land, parquet_bytes
 from twin_pipeline.lib.lake_io import scan_edge
 from twin_pipeline.lib.settings import DELTA_POOL as POOL
 from twin_pipeline.lib.settings import profile
+from twin_pipeline.resources.lake import LakeResource
+from twin_pipeline.resources.landing import LandingResource
 
 #: The row order of a landed object, so the same slice gives the same bytes (a re-run is a no-op).
 ORDER = ["line_id", "tag", "source_ts", "received_ts", "session_id", "seq"]

@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterable
 import dagster as dg
 
 from twin_pipeline.defs.partitions import CALENDAR
-from twin_pipeline.defs.resources import LakeResource
 from twin_pipeline.lib.maintenance import EDGE_TABLES, LAKE_TABLES, Maintained, maintain_edge, maintain_lake_table
 from twin_pipeline.lib.settings import DELTA_POOL as POOL
+from twin_pipeline.resources.lake import LakeResource
 
 #: Nightly, in plant time: between the 22:20 and 06:20 shift runs.
 MAINTENANCE_CRON = "40 3 * * *"

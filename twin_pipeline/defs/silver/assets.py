@@ -7,13 +7,13 @@ import dagster as dg
 import polars as pl
 
 from twin_pipeline.defs.partitions import BRONZE, CALENDAR, publish, shift_asset
-from twin_pipeline.defs.resources import LakeResource
 from twin_pipeline.lib.contracts import Table
 from twin_pipeline.lib.lake_io import plc_gaps, read_bronze
 from twin_pipeline.lib.quality.data_quality import HEARTBEAT_TAG, heartbeat_silences
 from twin_pipeline.lib.transforms.counters import COUNT_TAGS, DESIGN_SPEED_TAG, part_counts
 from twin_pipeline.lib.transforms.spc import SPC_TAGS, part_measurements
 from twin_pipeline.lib.transforms.states import REASON_TAG, STATE_TAG, state_intervals
+from twin_pipeline.resources.lake import LakeResource
 
 
 def _lines(samples: pl.DataFrame) -> list[str]:

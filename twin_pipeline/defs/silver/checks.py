@@ -7,8 +7,8 @@ import dagster as dg
 
 from twin_pipeline.defs.check_results import shift_rows
 from twin_pipeline.defs.partitions import SHIFTS
-from twin_pipeline.defs.resources import LakeResource
 from twin_pipeline.lib.contracts import Table
+from twin_pipeline.resources.lake import LakeResource
 
 
 @dg.asset_check(

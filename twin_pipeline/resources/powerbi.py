@@ -17,6 +17,10 @@ def powerbi_workspace(settings: PowerBISettings) -> dg.ConfigurableResource:
     from dagster_powerbi import PowerBIServicePrincipal, PowerBIWorkspace
 
     return PowerBIWorkspace(
-        credentials=PowerBIServicePrincipal(client_id=settings.client_id, tenant_id=settings.tenant_id,
-                                            client_secret=dg.EnvVar("POWERBI_CLIENT_SECRET")),
-        workspace_id=settings.workspace_id, refresh_poll_interval=REFRESH_POLL_S, refresh_timeout=REFRESH_TIMEOUT_S)
+        credentials=PowerBIServicePrincipal(
+            client_id=settings.client_id, tenant_id=settings.tenant_id, client_secret=dg.EnvVar("POWERBI_CLIENT_SECRET")
+        ),
+        workspace_id=settings.workspace_id,
+        refresh_poll_interval=REFRESH_POLL_S,
+        refresh_timeout=REFRESH_TIMEOUT_S,
+    )

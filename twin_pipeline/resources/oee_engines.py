@@ -13,7 +13,7 @@ from typing import Any
 
 import dagster as dg
 
-from twin_pipeline.defs.landing.resource import LandingResource
+from twin_pipeline.resources.landing import LandingResource
 from twin_pipeline.spark_jobs.extras import SCRIPT, job_extras
 
 ENGINES = ("polars", "spark", "databricks")
