@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from edge_collector.history import seed_history  # noqa: E402
 from edge_collector.schemas import edge_table_path  # noqa: E402
-from tests.azurite import KEY, azurite  # noqa: E402
+from tests.support.azurite import KEY, azurite  # noqa: E402
 from twin_pipeline.defs.landing import ORDER  # noqa: E402
 from twin_pipeline.delta_io import scan_edge  # noqa: E402
 from twin_pipeline.landing import blob_name, client_for, land, parquet_bytes  # noqa: E402

@@ -49,6 +49,7 @@ from deltalake import CommitProperties, DeltaTable, PostCommitHookProperties, Tr
 from deltalake.exceptions import SchemaMismatchError
 
 from . import preflight
+from .crash_point import crash_point
 from .schemas import EVENT_TIME, PARTITION_BY, TABLES, day_of, edge_table_path
 
 try:  # POSIX advisory locks; on Windows the single-writer rule is not enforced
@@ -925,11 +926,14 @@ class Datalogger:
         version = todo[-1].version
         if self.hooks.before_commit is not None:
             self.hooks.before_commit(table, version)
+        crash_point("commit-begin")
         started = time.perf_counter()
         written = append_once(st.dt, data, app_id, version)
+        crash_point("commit-written")
         if written:
             fsync_commit(st.path, st.dt.version())
         latency = time.perf_counter() - started
+        crash_point("commit-durable")
         if self.hooks.after_commit is not None:
             self.hooks.after_commit(table, version)
         if not written:

@@ -39,7 +39,7 @@ from plc.server import PlcServer
 from plc.tagmap import TAGS
 from tests.conftest import free_port
 from tests.edge_collector.conftest import read_table
-from tests.fault_proxy import FaultProxy
+from tests.support.fault_proxy import FaultProxy
 
 SOAK_S = float(os.environ.get("TWIN_SOAK_SECONDS", "90"))
 RECONNECTS = int(os.environ.get("TWIN_SOAK_RECONNECTS", "15"))

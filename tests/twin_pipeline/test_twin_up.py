@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 
 from tests.conftest import free_port
-from tests.dagster_dev import DagsterDev, session_members
+from tests.support.dagster_dev import DagsterDev, session_members
 from tests.twin_pipeline.test_graphql_backfill import (
     ASSETS, CHECK_EXECUTIONS, CHECKS, LAUNCH, LOCATION, _summary, _wait_for_backfill,
 )
