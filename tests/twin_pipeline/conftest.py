@@ -36,6 +36,19 @@ def edge_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return asyncio.run(produce_edge(tmp_path_factory.mktemp("edge"), minutes=40))
 
 
+async def engine_caught_up(collector: Collector, now: datetime, limit: float = 60.0) -> None:
+    """Until the variability engine has acted on PLC time `now`: the collector saw the clock reach it and
+    nothing of the engine is due at or before it (its writes are acknowledged before it moves a due time
+    on). Stepping on earlier would land the engine's writes a step late, whatever the machine's load."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    engine = collector.engine
+    while not (collector.sim_now is not None and collector.sim_now >= now and engine is not None
+               and engine.started_at is not None and (engine.next_due() is None or engine.next_due() > now)):
+        assert loop.time() < deadline, f"the variability engine did not catch up with {now} within {limit} s"
+        await asyncio.sleep(0.002)
+
+
 async def produce_full_shift(tmp: Path, start: datetime = T0, hours: int = 8, fault_minute: int | None = 120,
                              variability: dict | None = None) -> tuple[Path, dict[str, dict[str, float]]]:
     """A whole early shift (8 h) of two slow lines through the real PLC and collector, with one fault
@@ -76,7 +89,10 @@ async def produce_full_shift(tmp: Path, start: datetime = T0, hours: int = 8, fa
                 elif minute in recovery:
                     await command(recovery[minute])
                 await plc.step(60.0)
-                await asyncio.sleep(0.03 if variability else 0.002)  # let the engine react to the clock
+                if variability:
+                    await engine_caught_up(collector, datetime.fromtimestamp(plc.clock.now(), timezone.utc))
+                else:
+                    await asyncio.sleep(0.002)
             for line_id in ("L1", "L2"):
                 line = plc.line(line_id)
                 truth[line_id] = {"execute_s": line.state_time(S.Execute), "produced": line.processed,
