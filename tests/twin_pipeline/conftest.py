@@ -16,6 +16,18 @@ from tests.conftest import T0, free_port
 from tests.edge_collector.conftest import LAB_ENV, lab_config, running
 
 
+async def clock_seen(collector: Collector, plc: PlcServer, limit: float = 60.0) -> None:
+    """Until the collector has received the PLC clock's last step, so a flush now holds everything (a
+    fixed second would not, under load): a scan writes its changes before Clock.Now (plc.server's
+    `_flush`), and the collector handles a publish response's notifications in one synchronous pass."""
+    now = datetime.fromtimestamp(plc.clock.now(), timezone.utc)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while collector.sim_now is None or collector.sim_now < now:
+        assert loop.time() < deadline, f"the collector did not see the PLC clock reach {now} within {limit} s"
+        await asyncio.sleep(0.01)
+
+
 async def produce_edge(tmp: Path, minutes: float, step_s: float = 10.0) -> Path:
     """Run L1 and L2 from T0 (a shift start) for `minutes` simulated minutes through the collector."""
     options = ServerOptions(port=free_port(), insecure=True, pki_dir=tmp / "pki")
@@ -25,7 +37,7 @@ async def produce_edge(tmp: Path, minutes: float, step_s: float = 10.0) -> Path:
             for _ in range(int(minutes * 60 / step_s)):
                 await plc.step(step_s)
                 await asyncio.sleep(0.005)
-            await asyncio.sleep(1.0)
+            await clock_seen(collector, plc)
             await collector.datalogger.flush()
     return config.lake()
 
@@ -99,7 +111,7 @@ async def produce_full_shift(tmp: Path, start: datetime = T0, hours: int = 8, fa
                                   "rejects": line.defective, "fault_s": line.state_time(S.Aborting)
                                   + line.state_time(S.Aborted) + line.state_time(S.Clearing)}
             await plc.step(60.0)  # a minute of the next shift
-            await asyncio.sleep(1.0)
+            await clock_seen(collector, plc)
             await collector.datalogger.flush()
     return config.lake(), truth
 
