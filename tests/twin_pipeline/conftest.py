@@ -13,19 +13,7 @@ from plc.plant_config import load_lines
 from plc.server import PlcServer, ServerOptions
 from plc.sim_clock import SimClock
 from tests.conftest import T0, free_port
-from tests.edge_collector.conftest import LAB_ENV, lab_config, running
-
-
-async def clock_seen(collector: Collector, plc: PlcServer, limit: float = 60.0) -> None:
-    """Until the collector has received the PLC clock's last step, so a flush now holds everything (a
-    fixed second would not, under load): a scan writes its changes before Clock.Now (plc.server's
-    `_flush`), and the collector handles a publish response's notifications in one synchronous pass."""
-    now = datetime.fromtimestamp(plc.clock.now(), timezone.utc)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while collector.sim_now is None or collector.sim_now < now:
-        assert loop.time() < deadline, f"the collector did not see the PLC clock reach {now} within {limit} s"
-        await asyncio.sleep(0.01)
+from tests.edge_collector.conftest import LAB_ENV, clock_seen, lab_config, running
 
 
 async def produce_edge(tmp: Path, minutes: float, step_s: float = 10.0) -> Path:
