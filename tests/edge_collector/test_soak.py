@@ -151,8 +151,9 @@ async def test_soak_with_forced_reconnects_leaks_no_memory_tasks_fds_or_subscrip
     Asserted: collector RSS at the end < 1.10 x RSS after the warm-up (TWIN_SOAK_WARMUP_SECONDS,
     the case's "first minute"), each the median of the last 20 s (a transient peak, e.g. during a
     compaction, is not growth); asyncio tasks (the `edge_collector_asyncio_tasks` metric) and open
-    fds (/proc/<pid>/fd) back within baseline (median of the warm-up's last 10 s) +- 5 within SETTLE_S after every drop and at the end
-    (a reconnect's transient sockets and files are not a leak; a leak never comes back); server
+    fds (/proc/<pid>/fd) back within baseline (median of the warm-up's last 10 s) +- 5 within
+    SETTLE_S after every drop and at the end (a reconnect's transient sockets and files are not a
+    leak; a leak never comes back); server
     side exactly 1 subscription (same id), 1 session and 522 monitored items then; every drop
     reconnected; no duplicate (line, tag, source_ts) and no lost counter value on any line.
     """
