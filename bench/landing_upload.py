@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from edge_collector.schemas import edge_table_path
 from edge_collector.variability.history import seed_history
-from tests.azurite import KEY, azurite
+from tests.support.azurite import KEY, azurite
 from twin_pipeline.defs.landing.assets import ORDER
 from twin_pipeline.defs.partitions import CALENDAR
 from twin_pipeline.lib.integrations.landing import blob_name, client_for, land, parquet_bytes

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -53,6 +54,10 @@ ADMIN = User(role=UserRole.Admin)
 SIM_NAMESPACE = "urn:industrial-twin:plc-sim"
 UNECE_UNITS_URI = "http://www.opcfoundation.org/UA/units/un/cefact"
 APP_URI = "urn:industrial-twin:plc-sim"
+#: A file asyncua keeps the standard OPC UA address space in (a `shelve`, written on first use, read-only
+#: after): building that space from code takes 2-3 s at every start, loading it lazily a few ms. The test
+#: suite points this at one file per session, since it starts a simulator in almost every test.
+ADDRESS_SPACE_CACHE_ENV = "PLC_SIM_ADDRESS_SPACE_CACHE"
 
 INSECURE_BANNER = """
 ###########################################################################
@@ -134,7 +139,10 @@ class PlcServer:
     async def start(self) -> None:
         opts = self.options
         srv = self.server
-        await srv.init()
+        shelf = Path(os.environ[ADDRESS_SPACE_CACHE_ENV]) if os.environ.get(ADDRESS_SPACE_CACHE_ENV) else None
+        await srv.init(shelf)
+        if shelf is not None and not shelf.exists():
+            shelf.touch()  # asyncua looks for this name; the dbm.dumb backend writes only <name>.dat/.dir/.bak
         srv.set_endpoint(opts.endpoint)
         srv.set_server_name(f"industrial-twin SoftPLC ({opts.runtime})")
         await srv.set_application_uri(APP_URI)

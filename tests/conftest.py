@@ -2,24 +2,45 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from asyncua import Client
+from asyncua import Client, Server
 from asyncua.crypto.security_policies import SecurityPolicyAes256Sha256RsaPss
 
 from plc.line_model import LineParams
 from plc.plant_config import load_lines
 from plc.security import PkiLayout, ensure_certificate, trust_certificate
-from plc.server import PlcServer, ServerOptions
+from plc.server import ADDRESS_SPACE_CACHE_ENV, PlcServer, ServerOptions
 from plc.sim_clock import SimClock
 
 T0 = datetime(2026, 11, 24, 5, 0, tzinfo=timezone.utc)  # 06:00 in Berlin: a shift start
 CLIENT_URI = "urn:industrial-twin:test-client"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def address_space_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One shelf of the standard OPC UA address space for every simulator of the session, in-process or
+    subprocess (it inherits the environment): 2-3 s less at each of about a hundred server starts.
+    Built here, once, before any server runs, so no two processes ever write it."""
+    inherited = os.environ.get(ADDRESS_SPACE_CACHE_ENV)
+    if inherited:
+        yield Path(inherited)
+        return
+    path = tmp_path_factory.mktemp("opcua") / "standard_address_space"
+    asyncio.run(Server().init(path))  # writes the shelf
+    path.touch()  # what asyncua looks for (see plc.server.ADDRESS_SPACE_CACHE_ENV)
+    os.environ[ADDRESS_SPACE_CACHE_ENV] = str(path)
+    try:
+        yield path
+    finally:
+        os.environ.pop(ADDRESS_SPACE_CACHE_ENV, None)
 
 
 def free_port() -> int:
@@ -45,6 +66,9 @@ def start_plc(tmp_path: Path) -> Callable[..., object]:
         clock = SimClock(start=start, speed=speed, step_mode=step)
         options = ServerOptions(port=free_port(), insecure=insecure, pki_dir=tmp_path / "pki-server", users=users or {})
         plc = PlcServer(lines or load_lines(["L1", "L2"]), clock, seed, options)
+        # asyncua's 1 s ServerStatus.CurrentTime loop makes every stop wait up to 1 s for its sleep; no
+        # test reads CurrentTime (the client's liveness probe reads ServerState), so the tests go without it
+        plc.server.disable_clock()
         async with plc:
             yield plc
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import free_port
-from tests.fault_proxy import FaultProxy
+from tests.support.fault_proxy import FaultProxy
 
 
 class _Echo(socketserver.BaseRequestHandler):

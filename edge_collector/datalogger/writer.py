@@ -45,6 +45,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 from deltalake.exceptions import SchemaMismatchError
 
+from ..crash_point import crash_point
 from ..lake import (
     LOCK_NAME,
     MAINTENANCE_LOCK_NAME,
@@ -552,11 +553,14 @@ class Datalogger:
         version = todo[-1].version
         if self.hooks.before_commit is not None:
             self.hooks.before_commit(table, version)
+        crash_point("commit-begin")
         started = time.perf_counter()
         written = append_once(st.dt, data, app_id, version)
+        crash_point("commit-written")
         if written:
             fsync_commit(st.path, st.dt.version())
         latency = time.perf_counter() - started
+        crash_point("commit-durable")
         if self.hooks.after_commit is not None:
             self.hooks.after_commit(table, version)
         if not written:

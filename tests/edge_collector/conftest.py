@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,29 @@ def read_table(lake: Path, table: str) -> pl.DataFrame:
 @pytest.fixture
 def lake(tmp_path: Path) -> Path:
     return tmp_path / "lake"
+
+
+async def clock_seen(collector: Collector, plc: PlcServer, still: float = 1.5, limit: float = 60.0) -> None:
+    """Until the collector has what the PLC published, so a flush now holds everything.
+
+    With the variability engine on, the collector follows the PLC clock (`sim_now`): a scan writes its
+    changes before Clock.Now (plc.server's `_flush`) and the collector handles a publish response in
+    one synchronous pass, so seeing the last step's clock is exact. Without it (no clock subscribed),
+    nothing new has arrived for `still` seconds (asyncua publishes every 20 ms here)."""
+    now = datetime.fromtimestamp(plc.clock.now(), timezone.utc)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    if collector.engine is not None:
+        while collector.sim_now is None or collector.sim_now < now:
+            assert loop.time() < deadline, f"the collector did not see the PLC clock reach {now} within {limit} s"
+            await asyncio.sleep(0.01)
+        return
+    last, since = collector.received, loop.time()
+    while loop.time() - since < still:
+        assert loop.time() < deadline, f"notifications still arriving after {limit} s"
+        await asyncio.sleep(0.05)
+        if collector.received != last:
+            last, since = collector.received, loop.time()
 
 
 async def settle(seconds: float = 0.5) -> None:

@@ -27,7 +27,7 @@ from edge_collector.config import CollectorConfig
 from edge_collector.opcua.certificates import CERT_WARN_DAYS, CertificateInvalid
 from plc.security import PkiLayout, trust_certificate
 from tests.conftest import free_port
-from tests.edge_collector.conftest import lab_config, read_table, running
+from tests.edge_collector.conftest import clock_seen, lab_config, read_table, running
 
 COLLECTOR_ID = "test-edge"
 
@@ -179,7 +179,7 @@ async def test_own_certificate_near_expiry_warns_and_exports_days_left(start_plc
                 for _ in range(6):
                     await server.step(10.0)
                     await asyncio.sleep(0.01)
-                await asyncio.sleep(1.0)
+                await clock_seen(collector, server)
                 await collector.datalogger.flush()
                 body = await asyncio.to_thread(
                     lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read())

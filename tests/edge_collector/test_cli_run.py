@@ -18,6 +18,7 @@ from edge_collector.schemas import edge_table_path
 from tests.conftest import free_port
 
 PY = sys.executable
+ROWS_PER_LIFE = 200  # the kill test waits for this many more committed rows in each collector life
 
 
 def rows(lake: Path, table: str = "raw_samples") -> pl.DataFrame:
@@ -35,8 +36,23 @@ def wait_rows(lake: Path, minimum: int, timeout: float = 90.0) -> None:
                 return
         except Exception:  # noqa: BLE001 - the table may be mid-creation
             pass
-        time.sleep(0.5)
+        time.sleep(0.2)
     raise AssertionError(f"fewer than {minimum} rows in {lake} after {timeout} s")
+
+
+def wait_new_session_rows(lake: Path, known: set[str], minimum: int, timeout: float = 90.0) -> str:
+    """Wait until one collector session not in `known` has committed `minimum` rows; return its id."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            counts = rows(lake).filter(~pl.col("session_id").is_in(list(known)))["session_id"].value_counts()
+            done = counts.filter(pl.col("count") >= minimum)
+            if done.height:
+                return str(done["session_id"][0])
+        except Exception:  # noqa: BLE001 - the table may be mid-creation
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"no new session with {minimum} rows in {lake} after {timeout} s")
 
 
 def port_closed(port: int) -> bool:
@@ -97,15 +113,19 @@ port = 0
     rng = random.Random(7)
     collector_cmd = [PY, "-m", "edge_collector.cli", "run", "--config", str(config), "--plain-logs"]
     kills = 0
+    sessions: set[str] = set()
     try:
         for _ in range(6):
             proc = subprocess.Popen(collector_cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(rng.uniform(2.0, 4.0))
+            # each life commits rows before it dies (whatever the machine's load), then dies at a random
+            # moment of its steady state: mid-flush, mid-commit or idle
+            sessions.add(wait_new_session_rows(lake, sessions, ROWS_PER_LIFE))
+            time.sleep(rng.uniform(0.0, 1.0))
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
             kills += 1
         proc = subprocess.Popen(collector_cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        time.sleep(4.0)
+        sessions.add(wait_new_session_rows(lake, sessions, ROWS_PER_LIFE))
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err[-2000:]
@@ -116,7 +136,7 @@ port = 0
     versions = [h["version"] for h in table.history()]
     assert sorted(versions) == list(range(min(versions), max(versions) + 1))  # contiguous
     raw = rows(lake)
-    assert raw.height > 1000
+    assert raw.height >= (kills + 1) * ROWS_PER_LIFE > 1000
     assert raw.select("line_id", "tag", "source_ts").is_duplicated().sum() == 0
     # the counter series has holes only where a kill was (each at most ~ one flush interval of data)
     counts = raw.filter((pl.col("line_id") == "L1") & (pl.col("tag") == "Admin.ProdProcessedCount")).sort("value")

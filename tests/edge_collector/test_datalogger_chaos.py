@@ -1,4 +1,8 @@
-"""D1: kill -9 the datalogger at random points 20 times; nothing acknowledged is lost or doubled."""
+"""D1: kill -9 the datalogger 20 times; nothing acknowledged is lost or doubled.
+
+Most kills come from inside the commit path (edge_collector/crash_point.py: the writer SIGKILLs
+itself at a named stage), so "killed mid-commit" is certain, not hoped for; the rest come from
+outside at a random moment (start-up, spool replay, inside `write_deltalake`, anywhere)."""
 
 from __future__ import annotations
 
@@ -18,23 +22,30 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
+from edge_collector.crash_point import ENV as CRASH_AT
+from edge_collector.crash_point import STAGES
 from edge_collector.schemas import edge_table_path
 
 ROOT = Path(__file__).resolve().parents[2]
 KILLS = 20
 SEED = 20261124
+# 15 kills from inside the commit path: each stage at its 1st..5th visit in a run
+FORCED = [(stage, nth) for nth in range(1, 6) for stage in STAGES]
 TABLES = ("raw_samples", "injected_events")
 
 
 class Run:
     """One harness process; its stdout lines are collected by a thread as they arrive."""
 
-    def __init__(self, lake: Path, spool: Path, session: str, *extra: str) -> None:
+    def __init__(self, lake: Path, spool: Path, session: str, *extra: str, crash_at: str | None = None) -> None:
         self.session = session
+        env = {k: v for k, v in os.environ.items() if k != CRASH_AT}
+        if crash_at is not None:
+            env[CRASH_AT] = crash_at
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.edge_collector.datalogger_harness", "--lake", str(lake), "--spool",
+            [sys.executable, "-m", "tests.support.datalogger_harness", "--lake", str(lake), "--spool",
              str(spool), "--session", session, *extra],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -119,14 +130,23 @@ def test_d1_kill_9_mid_write_twenty_times(tmp_path: Path) -> None:
     """D1 (RELIABILITY.md): Kill -9 mid-write twenty times."""
     lake, spool = tmp_path / "lake", tmp_path / "spool"
     rng = random.Random(SEED)
+    plan: list[tuple[str, int] | None] = [*FORCED, *[None] * (KILLS - len(FORCED))]
+    rng.shuffle(plan)
     runs: list[Run] = []
     mid_commit = 0
     started = time.monotonic()
-    for i in range(KILLS):
+    for i, forced in enumerate(plan):
         before, after = rng.choice([(0.0, 0.0), (0.05, 0.0), (0.0, 0.05), (0.03, 0.03)])
-        run = Run(lake, spool, f"run{i:02d}", "--sleep-before-commit", str(before), "--sleep-after-commit", str(after))
-        time.sleep(rng.uniform(0.6, 2.4))  # some kills land during start-up and spool replay
-        run.kill()
+        extra = ("--sleep-before-commit", str(before), "--sleep-after-commit", str(after))
+        if forced is None:  # from outside, at a random moment: start-up, spool replay, inside a write, ...
+            run = Run(lake, spool, f"run{i:02d}", *extra)
+            time.sleep(rng.uniform(0.3, 2.0))
+            run.kill()
+        else:  # from inside: the writer kills itself at the stage's n-th visit
+            stage, nth = forced
+            run = Run(lake, spool, f"run{i:02d}", *extra, crash_at=f"{stage}:{nth}")
+            assert run.wait(60) == -signal.SIGKILL, f"{forced}: {run.lines[-5:]}"
+            assert run.killed_mid_commit(), f"{forced}: killed outside a commit: {run.lines[-5:]}"
         runs.append(run)
         mid_commit += run.killed_mid_commit()
         for table in TABLES:  # the table always opens, whatever the kill interrupted
@@ -168,7 +188,7 @@ def test_d1_kill_9_mid_write_twenty_times(tmp_path: Path) -> None:
     assert max(lost_per_run.values()) <= 20_000
     assert spool.exists() and not list(spool.rglob("*.arrow")), "final close left batches in the spool"
     acks_raw = sum(r for run in runs for t, r, _, _ in run.acks() if t == "raw_samples")
-    assert acks_raw > 0 and mid_commit >= 3
+    assert acks_raw > 0 and mid_commit >= len(FORCED)
     print(f"\nD1: {KILLS} kills ({mid_commit} mid-commit) in {elapsed:.0f} s; rows acknowledged {acknowledged}, "
           f"lost (unacknowledged, in flight at the kill) {lost} "
           f"(at most {max(lost_per_run.values())} in one kill), duplicated {duplicated}, "

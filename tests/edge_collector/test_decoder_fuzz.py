@@ -24,7 +24,7 @@ from asyncua.ua.ua_binary import struct_from_binary, struct_to_binary
 
 from edge_collector.collector import Collector
 from tests.conftest import free_port
-from tests.edge_collector.conftest import LAB_ENV, lab_config, read_table, running
+from tests.edge_collector.conftest import LAB_ENV, clock_seen, lab_config, read_table, running
 
 #: What asyncua 2.x's decoder raises on garbage (seen here): NotEnoughData, ValueError and UaError as the
 #: case expects, and also struct.error, TypeError and IndexError. The client's protocol catches any
@@ -158,7 +158,7 @@ async def test_corrupt_chunks_cost_a_connection_not_the_collector(start_plc: Any
                 for _ in range(10):
                     await plc.step(10.0)
                     await asyncio.sleep(0.05)
-                await asyncio.sleep(1.0)
+                await clock_seen(collector, plc)
                 await collector.datalogger.flush()
         print(f"\ncorrupt replies: {[(v, round(s, 1)) for v, s in fake.served]}; collecting after {ready_s:.1f} s")
         assert [v for v, _ in fake.served] == list(CORRUPT)  # every corrupt reply was met, one connection each

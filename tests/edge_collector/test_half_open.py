@@ -15,7 +15,7 @@ import pytest
 from edge_collector.collector import Collector
 from tests.edge_collector.conftest import LAB_ENV, lab_config, read_table, running
 from tests.edge_collector.test_collector import step_until
-from tests.fault_proxy import FaultProxy
+from tests.support.fault_proxy import FaultProxy
 
 log = logging.getLogger(__name__)
 

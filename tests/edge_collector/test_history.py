@@ -24,7 +24,7 @@ from plc.sim_clock import SimClock
 from plc.tagmap import TAGS
 from plc.tagmap import PackMLState as S
 from tests.conftest import T0, free_port
-from tests.edge_collector.conftest import LAB_ENV, lab_config, read_table, running
+from tests.edge_collector.conftest import LAB_ENV, clock_seen, lab_config, read_table, running
 
 SHIFT = "2026-11-24-0600"  # T0 = 06:00 Berlin
 SHIFT_END = T0 + timedelta(hours=8)
@@ -154,7 +154,7 @@ async def _record_through_the_server(tmp: Path, minutes: int) -> Path:
             for _ in range(minutes * 6):
                 await plc.step(10.0)
                 await asyncio.sleep(0.005)
-            await asyncio.sleep(1.0)
+            await clock_seen(collector, plc)
             await collector.datalogger.flush()
     return config.lake()
 

@@ -91,14 +91,16 @@ class Recorder:
         self.changes[self.keys[node.nodeid]].append((data.monitored_item.Value.SourceTimestamp, val))
         self.count += 1
 
-    async def drain(self) -> None:
-        """Wait until the server has published everything (no new change for 0.3 s)."""
-        last = -1
-        for _ in range(100):
-            if self.count == last:
-                return
-            last = self.count
-            await asyncio.sleep(0.3)
+    async def drain(self, client: Client, limit: float = 60.0) -> None:
+        """Wait until the server has published everything: for every tag, the change it holds now has
+        arrived (a condition; a quiet spell of a fixed length would end early on a loaded machine)."""
+        latest = {key: (await client.get_node(nodeid).read_data_value()).SourceTimestamp
+                  for nodeid, key in self.keys.items()}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        while not all(self.changes[key] and max(t for t, _ in self.changes[key]) >= ts for key, ts in latest.items()):
+            assert loop.time() < deadline, f"notifications still missing after {limit} s"
+            await asyncio.sleep(0.05)
 
     def sorted(self, line: str, tag: str) -> list[tuple[datetime, Any]]:
         return sorted(self.changes[(line, tag)], key=lambda c: c[0])
@@ -146,7 +148,7 @@ async def test_observed_failures_repairs_codes_and_setpoints_follow_the_injected
         await engine.start(T0)
         end = await drive(plc, engine, lambda: len(of(rows, "L1", "fault_end")) >= n_faults, seed=1)
         end = await drive(plc, engine, lambda: ts(plc.clock.now()) >= end + timedelta(seconds=60), seed=2)
-        await rec.drain()
+        await rec.drain(client)
         ns = await client.get_namespace_index(TAGS.namespace_uri)
         feed_now = await client.get_node(ua.NodeId(f"|var|{RT}.Application.L1.Sim.FeedRate", ns)).read_value()
         quality_now = await client.get_node(ua.NodeId(f"|var|{RT}.Application.L1.Sim.QualityErrorMm", ns)).read_value()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.powerbi.contract import (
+from tests.support.contract import (
     GOLD, MEASURES_TABLE, PARAMETERS, measure_reference_problems, partition_problems, relationship_problems,
     report_problems, table_differences,
 )

@@ -13,7 +13,7 @@ from plc.plant_config import load_lines
 from plc.server import PlcServer, ServerOptions
 from plc.sim_clock import SimClock
 from tests.conftest import T0, free_port
-from tests.edge_collector.conftest import LAB_ENV, lab_config, running
+from tests.edge_collector.conftest import LAB_ENV, clock_seen, lab_config, running
 
 
 async def produce_edge(tmp: Path, minutes: float, step_s: float = 10.0) -> Path:
@@ -25,7 +25,7 @@ async def produce_edge(tmp: Path, minutes: float, step_s: float = 10.0) -> Path:
             for _ in range(int(minutes * 60 / step_s)):
                 await plc.step(step_s)
                 await asyncio.sleep(0.005)
-            await asyncio.sleep(1.0)
+            await clock_seen(collector, plc)
             await collector.datalogger.flush()
     return config.lake()
 
@@ -34,6 +34,19 @@ async def produce_edge(tmp: Path, minutes: float, step_s: float = 10.0) -> Path:
 def edge_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """40 simulated minutes of the early shift of 2026-11-24 (06:00 Berlin = 05:00 UTC)."""
     return asyncio.run(produce_edge(tmp_path_factory.mktemp("edge"), minutes=40))
+
+
+async def engine_caught_up(collector: Collector, now: datetime, limit: float = 60.0) -> None:
+    """Until the variability engine has acted on PLC time `now`: the collector saw the clock reach it and
+    nothing of the engine is due at or before it (its writes are acknowledged before it moves a due time
+    on). Stepping on earlier would land the engine's writes a step late, whatever the machine's load."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    engine = collector.engine
+    while not (collector.sim_now is not None and collector.sim_now >= now and engine is not None
+               and engine.started_at is not None and (engine.next_due() is None or engine.next_due() > now)):
+        assert loop.time() < deadline, f"the variability engine did not catch up with {now} within {limit} s"
+        await asyncio.sleep(0.002)
 
 
 async def produce_full_shift(tmp: Path, start: datetime = T0, hours: int = 8, fault_minute: int | None = 120,
@@ -76,14 +89,17 @@ async def produce_full_shift(tmp: Path, start: datetime = T0, hours: int = 8, fa
                 elif minute in recovery:
                     await command(recovery[minute])
                 await plc.step(60.0)
-                await asyncio.sleep(0.03 if variability else 0.002)  # let the engine react to the clock
+                if variability:
+                    await engine_caught_up(collector, datetime.fromtimestamp(plc.clock.now(), timezone.utc))
+                else:
+                    await asyncio.sleep(0.002)
             for line_id in ("L1", "L2"):
                 line = plc.line(line_id)
                 truth[line_id] = {"execute_s": line.state_time(S.Execute), "produced": line.processed,
                                   "rejects": line.defective, "fault_s": line.state_time(S.Aborting)
                                   + line.state_time(S.Aborted) + line.state_time(S.Clearing)}
             await plc.step(60.0)  # a minute of the next shift
-            await asyncio.sleep(1.0)
+            await clock_seen(collector, plc)
             await collector.datalogger.flush()
     return config.lake(), truth
 

@@ -1,5 +1,5 @@
 """O2 and O3 of shared/RELIABILITY.md against real Dagster services: a code server, a webserver and
-a daemon (tests/dagster_services.py) on a DAGSTER_HOME whose dagster.yaml is the one `twin up`
+a daemon (tests/support/dagster_services.py) on a DAGSTER_HOME whose dagster.yaml is the one `twin up`
 writes (twin_pipeline/launcher/instance.py: pool limit 1, crash-only run retries, run monitoring), with
 shorter monitoring and queue intervals so the test waits seconds, not minutes. The azure profile
 against Azurite, so the landing asset exists; the lake is a copy of 40 simulated minutes of edge
@@ -25,9 +25,9 @@ import pytest
 from dagster import AssetKey
 
 from edge_collector.lake import MAINTENANCE_LOCK_NAME, WriterLock
-from tests.azurite import KEY, Azurite, azurite
-from tests.fault_proxy import FaultProxy
-from tests.dagster_services import (
+from tests.support.azurite import KEY, Azurite, azurite
+from tests.support.fault_proxy import FaultProxy
+from tests.support.dagster_services import (
     WORKER_PID, Services, dagster_services, force_terminate, launch_run, wait_for,
 )
 from twin_pipeline.launcher.instance import POOL, InstanceSettings, ensure_instance

@@ -20,7 +20,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from tests.dagster_dev import DagsterDev, write_dagster_home
+from tests.support.dagster_dev import DagsterDev, write_dagster_home
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCATION = "twin_pipeline"

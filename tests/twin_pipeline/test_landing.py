@@ -12,8 +12,8 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 
-from tests.azurite import KEY, Azurite, azurite
-from tests.fault_proxy import FaultProxy
+from tests.support.azurite import KEY, Azurite, azurite
+from tests.support.fault_proxy import FaultProxy
 from twin_pipeline.lib.integrations.landing import LandingError, blob_name, client_for, land
 
 BLOCK = 256 << 10  # small blocks, so a shift's object is a multi-block upload

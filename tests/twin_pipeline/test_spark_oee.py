@@ -20,7 +20,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from tests.azurite import ACCOUNT, KEY, Azurite, azurite
+from tests.support.azurite import ACCOUNT, KEY, Azurite, azurite
 from tests.twin_pipeline.test_golden_oee import VECTORS, bronze
 from twin_pipeline.lib.transforms.counters import part_counts
 from twin_pipeline.lib.transforms.oee import oee_rows

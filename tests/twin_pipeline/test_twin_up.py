@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 
 from tests.conftest import free_port
-from tests.dagster_dev import DagsterDev, session_members
+from tests.support.dagster_dev import DagsterDev, session_members
 from tests.twin_pipeline.test_graphql_backfill import (
     ASSETS, CHECK_EXECUTIONS, CHECKS, LAUNCH, LOCATION, _summary, _wait_for_backfill,
 )
@@ -59,6 +59,15 @@ def children_sessions(pid: int) -> set[int]:
             except (OSError, ValueError):
                 continue
     return sessions
+
+
+def raw_sessions(home: Path) -> set[str]:
+    """The collector sessions with rows in the edge raw_samples table."""
+    try:
+        return set(pl.scan_delta(str(home / "lake" / "edge" / "raw_samples")).select("session_id").unique()
+                   .collect()["session_id"])
+    except Exception:  # noqa: BLE001 - a commit may be under way: ask again
+        return set()
 
 
 def stop(proc: subprocess.Popen[bytes], sessions: set[int], sig: int = signal.SIGINT) -> float:
@@ -137,12 +146,15 @@ def test_twin_up_seeds_runs_backfills_and_stops_cleanly(tmp_path: Path) -> None:
     # again: the history is not seeded twice, the live line continues
     seeded = pl.scan_delta(str(home / "lake" / "edge" / "raw_samples")).filter(
         pl.col("session_id") == history["session_id"]).select(pl.len()).collect().item()
+    known = raw_sessions(home)
     log.write_text("")
     again = start_twin(home, log, *args, "--no-ui")
     try:
         wait_for(log, "twin: running", again, timeout=120)
         sessions = children_sessions(again.pid)
-        time.sleep(5)
+        deadline = time.monotonic() + 120  # until the second live collector session has committed rows
+        while not raw_sessions(home) - known and again.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
     finally:
         stop(again, sessions, signal.SIGTERM)
     assert json.loads((home / "history.json").read_text()) == history

@@ -1,5 +1,5 @@
 """A real `dagster dev` (webserver + daemon + code server) as a child process, and a small GraphQL
-client: `twin up` runs the UI with it, and the end-to-end tests drive it (tests/dagster_dev.py).
+client: `twin up` runs the UI with it, and the end-to-end tests drive it (tests/support/dagster_dev.py).
 
     dev = DagsterDev(repo_root / "workspace.yaml", dagster_home=..., log_path=..., env={...})
     try:

@@ -4,7 +4,7 @@ in its own session, on one DAGSTER_HOME. Unlike `dagster dev` (which stops every
 daemon dies), the daemon can be killed and restarted while runs go on, and a run worker can be
 killed while the rest stays up: the crash tests of O2/O3 need exactly that.
 
-Each service is a `DagsterDev` (tests/dagster_dev.py) with another command: same start in its own
+Each service is a `DagsterDev` (tests/support/dagster_dev.py) with another command: same start in its own
 session, same stop of the whole group, same check that nothing of it is left.
 """
 
@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import free_port
-from tests.dagster_dev import DagsterDev, DagsterDevError
+from tests.support.dagster_dev import DagsterDev, DagsterDevError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 LOCATION = "twin_pipeline"
 

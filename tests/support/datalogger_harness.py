@@ -1,6 +1,6 @@
 """A collector stand-in for the kill -9 test (D1): add rows at a steady rate, print what is durable.
 
-Run as `python -m tests.edge_collector.datalogger_harness --lake L --spool S --session run03 ...`.
+Run as `python -m tests.support.datalogger_harness --lake L --spool S --session run03 ...`.
 Every row has a unique key (session, seq). stdout (flushed per line) carries:
   READY <recovery report json>           after start() (the spool was replayed)
   ACK <table> <version> <rows> <min> <max>  a batch is durable in the spool: it must survive kill -9
