@@ -7,7 +7,7 @@ import os
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,7 @@ from plc.security import PkiLayout, ensure_certificate, trust_certificate
 from plc.server import ADDRESS_SPACE_CACHE_ENV, PlcServer, ServerOptions
 from plc.sim_clock import SimClock
 
-T0 = datetime(2026, 11, 24, 5, 0, tzinfo=timezone.utc)  # 06:00 in Berlin: a shift start
+T0 = datetime(2026, 11, 24, 5, 0, tzinfo=UTC)  # 06:00 in Berlin: a shift start
 CLIENT_URI = "urn:industrial-twin:test-client"
 
 
@@ -95,7 +95,9 @@ async def secure_client(plc: PlcServer, pki: PkiLayout, user: str | None = None,
     client = Client(plc.options.endpoint, timeout=10)
     client.application_uri = CLIENT_URI
     await client.set_security(
-        SecurityPolicyAes256Sha256RsaPss, certificate=str(pki.cert), private_key=str(pki.key),
+        SecurityPolicyAes256Sha256RsaPss,
+        certificate=str(pki.cert),
+        private_key=str(pki.key),
         server_certificate=str(PkiLayout(plc.options.pki_dir).cert),
     )
     if user is not None:

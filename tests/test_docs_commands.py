@@ -219,7 +219,7 @@ def _in_process(argv: list[str], call: Callable[[], object]) -> Help:
             result = call()
         except SystemExit as exc:
             return Help(_exit_code(exc), out.getvalue())
-        except Exception:  # an import error, a moved module: report it as the shell would
+        except Exception:  # noqa: BLE001 - an import error, a moved module: report it as the shell would
             return Help(1, out.getvalue() + traceback.format_exc())
     return Help(result if isinstance(result, int) else 0, out.getvalue())
 

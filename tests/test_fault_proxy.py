@@ -48,7 +48,10 @@ def test_blackhole_discards_both_ways_without_closing_and_restore_forwards_again
 
 
 def test_delay_adds_latency_per_chunk(echo_port: int) -> None:
-    with FaultProxy(echo_port, delay_s=0.2) as proxy, socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as conn:
+    with (
+        FaultProxy(echo_port, delay_s=0.2) as proxy,
+        socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as conn,
+    ):
         start = time.monotonic()
         conn.sendall(b"x")
         assert conn.recv(10) == b"x"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,12 @@ LAB_ENV = {"TWIN_ENV": "dev"}
 def lab_config(plc: PlcServer, tmp_path: Path, **sections: dict[str, Any]) -> CollectorConfig:
     """Security None (lab mode) config pointing at an insecure test server."""
     raw: dict[str, Any] = {
-        "collector": {"id": "test-edge", "lake": str(tmp_path / "lake"), "spool": str(tmp_path / "spool"), "lab_mode": True},
+        "collector": {
+            "id": "test-edge",
+            "lake": str(tmp_path / "lake"),
+            "spool": str(tmp_path / "spool"),
+            "lab_mode": True,
+        },
         "opcua": {"endpoint": plc.options.endpoint, "security_policy": "None", "reconnect_max_delay_s": 1.0},
         "subscription": {"lines": [p.line_id for p in plc.params], "publishing_interval_ms": 20},
         "datalogger": {"flush_interval_s": 0.2},
@@ -40,8 +45,9 @@ async def running(collector: Collector, timeout: float = 30.0) -> AsyncIterator[
     stop = asyncio.Event()
     ready = asyncio.Event()
     task = asyncio.create_task(collector.run(stop, ready=ready.set))
-    done, _ = await asyncio.wait([task, asyncio.create_task(ready.wait())], timeout=timeout,
-                                 return_when=asyncio.FIRST_COMPLETED)
+    done, _ = await asyncio.wait(
+        [task, asyncio.create_task(ready.wait())], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+    )
     if task in done:
         task.result()
         raise AssertionError("collector stopped before it was ready")
@@ -75,7 +81,7 @@ async def clock_seen(collector: Collector, plc: PlcServer, still: float = 1.5, l
     changes before Clock.Now (plc.server's `_flush`) and the collector handles a publish response in
     one synchronous pass, so seeing the last step's clock is exact. Without it (no clock subscribed),
     nothing new has arrived for `still` seconds (asyncua publishes every 20 ms here)."""
-    now = datetime.fromtimestamp(plc.clock.now(), timezone.utc)
+    now = datetime.fromtimestamp(plc.clock.now(), UTC)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limit
     if collector.engine is not None:

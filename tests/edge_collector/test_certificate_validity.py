@@ -10,7 +10,7 @@ import logging
 import os
 import socket
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
@@ -32,8 +32,9 @@ from tests.edge_collector.conftest import clock_seen, lab_config, read_table, ru
 COLLECTOR_ID = "test-edge"
 
 
-def write_certificate(pki: PkiLayout, uri: str, common_name: str, not_before: datetime, not_after: datetime,
-                      server: bool = False) -> tuple[Path, Path]:
+def write_certificate(
+    pki: PkiLayout, uri: str, common_name: str, not_before: datetime, not_after: datetime, server: bool = False
+) -> tuple[Path, Path]:
     """A self-signed application certificate with the given validity period, laid out like
     plc.security.ensure_certificate (key 0600, DER certificate); reuses the PKI's key if present."""
     pki.create()
@@ -44,21 +45,52 @@ def write_certificate(pki: PkiLayout, uri: str, common_name: str, not_before: da
         fd = os.open(pki.key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as fh:
             fh.write(cert_gen.dump_private_key_as_pem(key))
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "industrial-twin")])
-    usage = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH] if server else [ExtendedKeyUsageOID.CLIENT_AUTH]
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "industrial-twin"),
+        ]
+    )
+    usage = (
+        [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+        if server
+        else [ExtendedKeyUsageOID.CLIENT_AUTH]
+    )
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .not_valid_before(not_before).not_valid_after(not_after)
-        .serial_number(x509.random_serial_number()).public_key(key.public_key())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .serial_number(x509.random_serial_number())
+        .public_key(key.public_key())
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(x509.SubjectAlternativeName([
-            x509.UniformResourceIdentifier(uri), x509.DNSName("localhost"), x509.DNSName(socket.gethostname()),
-            x509.IPAddress(ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.UniformResourceIdentifier(uri),
+                    x509.DNSName("localhost"),
+                    x509.DNSName(socket.gethostname()),
+                    x509.IPAddress(ip_address("127.0.0.1")),
+                ]
+            ),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=False)
-        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=True, key_encipherment=True,
-                                     data_encipherment=True, key_agreement=False, key_cert_sign=True, crl_sign=False,
-                                     encipher_only=False, decipher_only=False), critical=False)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=True,
+                key_encipherment=True,
+                data_encipherment=True,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=False,
+        )
         .add_extension(x509.ExtendedKeyUsage(usage), critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -70,9 +102,14 @@ def own_certificate(tmp_path: Path, days_left: float, trusted_by: Any) -> PkiLay
     """The collector's PKI with a certificate that ends `days_left` days from now (negative: expired),
     trusted by the PLC so that only its dates can make the connection fail."""
     pki = PkiLayout(tmp_path / "pki-collector")
-    now = datetime.now(timezone.utc)
-    cert, _ = write_certificate(pki, app_uri(COLLECTOR_ID), f"edge-collector {COLLECTOR_ID}",
-                                now - timedelta(days=400), now + timedelta(days=days_left))
+    now = datetime.now(UTC)
+    cert, _ = write_certificate(
+        pki,
+        app_uri(COLLECTOR_ID),
+        f"edge-collector {COLLECTOR_ID}",
+        now - timedelta(days=400),
+        now + timedelta(days=days_left),
+    )
     trust_certificate(PkiLayout(trusted_by.options.pki_dir), cert)
     return pki
 
@@ -88,10 +125,15 @@ def expired_server_certificate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     """The PLC simulator renews its own expired certificate at start (plc/security.py), so the PLC
     is handed an expired one by replacing only that provisioning step; the server, its secure
     channel and the collector are real."""
-    now = datetime.now(timezone.utc)
-    cert, key = write_certificate(PkiLayout(tmp_path / "pki-expired-plc"), plc.server.APP_URI,
-                                  "industrial-twin SoftPLC", now - timedelta(days=800), now - timedelta(days=2),
-                                  server=True)
+    now = datetime.now(UTC)
+    cert, key = write_certificate(
+        PkiLayout(tmp_path / "pki-expired-plc"),
+        plc.server.APP_URI,
+        "industrial-twin SoftPLC",
+        now - timedelta(days=800),
+        now - timedelta(days=2),
+        server=True,
+    )
     monkeypatch.setattr(plc.server, "ensure_certificate", lambda pki, uri, cn, server=True: (cert, key))
     return cert
 
@@ -116,8 +158,9 @@ async def test_expired_own_certificate_stops_the_collector_at_start(start_plc: A
         assert server.validator is not None and server.validator.rejections == 0  # never reached the server
 
 
-async def test_expired_pinned_server_certificate_is_refused(start_plc: Any, tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_expired_pinned_server_certificate_is_refused(
+    start_plc: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """S5b (pinned): the PLC presents an expired certificate, which the collector pins: asyncua would
     connect (a pinned certificate is only compared, not validated), the pre-flight refuses."""
     expired = expired_server_certificate(tmp_path, monkeypatch)
@@ -134,9 +177,9 @@ async def test_expired_pinned_server_certificate_is_refused(start_plc: Any, tmp_
         assert read_table(config.lake(), "raw_samples").height == 0
 
 
-async def test_expired_trusted_server_certificate_is_refused(start_plc: Any, tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch,
-                                                             caplog: pytest.LogCaptureFixture) -> None:
+async def test_expired_trusted_server_certificate_is_refused(
+    start_plc: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     """S5b (trust list): the PLC presents an expired certificate that is in the collector's trust
     list: every connect attempt fails with BadCertificateTimeInvalid (logged, retried with backoff),
     the collector never connects and writes no rows."""
@@ -161,8 +204,9 @@ async def test_expired_trusted_server_certificate_is_refused(start_plc: Any, tmp
         assert read_table(config.lake(), "raw_samples").height == 0
 
 
-async def test_own_certificate_near_expiry_warns_and_exports_days_left(start_plc: Any, tmp_path: Path,
-                                                                       caplog: pytest.LogCaptureFixture) -> None:
+async def test_own_certificate_near_expiry_warns_and_exports_days_left(
+    start_plc: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """S5c: the collector's certificate expires in fewer days than CERT_WARN_DAYS: the collector starts
     and collects, logs a WARNING naming the certificate and the days left, and exports
     edge_collector_cert_days_left with that value."""
@@ -182,9 +226,13 @@ async def test_own_certificate_near_expiry_warns_and_exports_days_left(start_plc
                 await clock_seen(collector, server)
                 await collector.datalogger.flush()
                 body = await asyncio.to_thread(
-                    lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read())
-        values = {line.split(" ")[0]: float(line.split(" ")[1]) for line in body.decode().splitlines()
-                  if line and not line.startswith("#")}
+                    lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+                )
+        values = {
+            line.split(" ")[0]: float(line.split(" ")[1])
+            for line in body.decode().splitlines()
+            if line and not line.startswith("#")
+        }
         assert values["edge_collector_cert_days_left"] == pytest.approx(days_left, abs=0.01)
         assert collector.cert_days_left == pytest.approx(days_left, abs=0.01)
         assert values["edge_collector_connected"] == 1.0

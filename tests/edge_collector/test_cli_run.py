@@ -34,7 +34,7 @@ def wait_rows(lake: Path, minimum: int, timeout: float = 90.0) -> None:
         try:
             if rows(lake).height >= minimum:
                 return
-        except Exception:  # noqa: BLE001 - the table may be mid-creation
+        except Exception:  # noqa: BLE001, S110 - the table may be mid-creation: poll again
             pass
         time.sleep(0.2)
     raise AssertionError(f"fewer than {minimum} rows in {lake} after {timeout} s")
@@ -49,7 +49,7 @@ def wait_new_session_rows(lake: Path, known: set[str], minimum: int, timeout: fl
             done = counts.filter(pl.col("count") >= minimum)
             if done.height:
                 return str(done["session_id"][0])
-        except Exception:  # noqa: BLE001 - the table may be mid-creation
+        except Exception:  # noqa: BLE001, S110 - the table may be mid-creation: poll again
             pass
         time.sleep(0.2)
     raise AssertionError(f"no new session with {minimum} rows in {lake} after {timeout} s")
@@ -91,8 +91,12 @@ def test_collector_kill_9_keeps_tables_consistent_without_duplicates(tmp_path: P
     """D1 (RELIABILITY.md) on the whole collector: kill -9 at random points, restart, check the tables."""
     port = free_port()
     env = {**os.environ, "TWIN_HOME": str(tmp_path / "twin"), "TWIN_ENV": "dev"}
-    plc = subprocess.Popen([PY, "-m", "plc.cli", "serve", "--insecure", "--port", str(port), "--speed", "100",
-                            "--status-every", "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    plc = subprocess.Popen(
+        [PY, "-m", "plc.cli", "serve", "--insecure", "--port", str(port), "--speed", "100", "--status-every", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     assert plc.stdout is not None and "serving" in plc.stdout.readline().decode()
     config = tmp_path / "collector.toml"
     lake = tmp_path / "lake"
@@ -100,7 +104,7 @@ def test_collector_kill_9_keeps_tables_consistent_without_duplicates(tmp_path: P
 [collector]
 id = "chaos"
 lake = "{lake}"
-spool = "{tmp_path / 'spool'}"
+spool = "{tmp_path / "spool"}"
 lab_mode = true
 [opcua]
 endpoint = "opc.tcp://127.0.0.1:{port}"
@@ -149,7 +153,11 @@ port = 0
     vals = values.to_list()
     for i in range(1, len(vals)):
         if vals[i] - vals[i - 1] > 1:
-            covered = gaps.filter((pl.col("source_ts_before") >= stamps[i - 1]) & (pl.col("source_ts_after") <= stamps[i]))
+            covered = gaps.filter(
+                (pl.col("source_ts_before") >= stamps[i - 1]) & (pl.col("source_ts_after") <= stamps[i])
+            )
             assert covered.height >= 1, f"hole {vals[i - 1]}..{vals[i]} has no gap record"
-    print(f"kill -9 x{kills}: {raw.height} rows, {holes.len()} holes in L1's counter, "
-          f"{int((holes - 1).sum())} counter values lost")
+    print(
+        f"kill -9 x{kills}: {raw.height} rows, {holes.len()} holes in L1's counter, "
+        f"{int((holes - 1).sum())} counter values lost"
+    )

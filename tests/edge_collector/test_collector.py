@@ -4,8 +4,9 @@ counters and state-time accumulators; security; reconnects; overflow; gap record
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ async def test_rows_reconcile_with_the_plc_counters_and_state_times(start_plc: A
         assert raw.height > 1000
         # (line, tag, source_ts) is unique and seq strictly increasing per session and line
         assert raw.select("line_id", "tag", "source_ts").is_duplicated().sum() == 0
-        for (line_id,), rows in raw.sort("seq").group_by(["line_id"]):
+        for _, rows in raw.sort("seq").group_by(["line_id"]):
             assert rows["seq"].is_unique().all() and rows["seq"].diff().drop_nulls().min() > 0
         for line_id in ("L1", "L2"):
             line = plc.line(line_id)
@@ -74,16 +75,20 @@ async def test_rows_reconcile_with_the_plc_counters_and_state_times(start_plc: A
         assert raw["source_ts"].min() >= T0 and raw["source_ts"].max() <= T0 + timedelta(seconds=601)
 
 
-async def test_secure_collector_with_user_and_pinned_server(start_plc: Any, tmp_path: Path,
-                                                            caplog: pytest.LogCaptureFixture) -> None:
+async def test_secure_collector_with_user_and_pinned_server(
+    start_plc: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """S3 (pinned connect only), S6 (RELIABILITY.md): Secure collector with user and pinned server."""
     users = {"edge": hash_password("edge-pw-123")}
     async with start_plc(insecure=False, users=users) as plc:
         server_pki = PkiLayout(plc.options.pki_dir)
         raw_cfg = lab_config(plc, tmp_path).model_dump()
         raw_cfg["collector"]["lab_mode"] = False
-        raw_cfg["opcua"].update(security_policy="Aes256Sha256RsaPss", server_certificate=str(server_pki.cert),
-                                pki=str(tmp_path / "pki-collector"))
+        raw_cfg["opcua"].update(
+            security_policy="Aes256Sha256RsaPss",
+            server_certificate=str(server_pki.cert),
+            pki=str(tmp_path / "pki-collector"),
+        )
         from tests.conftest import free_port
 
         raw_cfg["metrics"]["port"] = free_port()
@@ -97,9 +102,12 @@ async def test_secure_collector_with_user_and_pinned_server(start_plc: Any, tmp_
         env = {"EDGE_OPCUA_USER": "edge", "EDGE_OPCUA_PASSWORD": "edge-pw-123"}
         # asyncua itself prints decrypted requests at DEBUG: the collector pins its loggers to WARNING
         # (edge_collector.logs.setup_logging); everything the collector logs, at any level, is checked.
-        with caplog.at_level(logging.DEBUG, logger="edge_collector"), caplog.at_level(logging.WARNING, logger="asyncua"):
+        with (
+            caplog.at_level(logging.DEBUG, logger="edge_collector"),
+            caplog.at_level(logging.WARNING, logger="asyncua"),
+        ):
             async with running(Collector(config, environ=env)):
-                await step_until(plc, None, 60)  # type: ignore[arg-type]
+                await step_until(plc, None, 60)
                 import urllib.request
 
                 url = f"http://127.0.0.1:{config.metrics.port}/metrics"
@@ -110,8 +118,9 @@ async def test_secure_collector_with_user_and_pinned_server(start_plc: Any, tmp_
             assert "edge-pw-123" not in exported  # ... and the password is in none of them
 
 
-async def test_wrong_password_or_insecure_collector_writes_nothing(start_plc: Any, tmp_path: Path,
-                                                                   caplog: pytest.LogCaptureFixture) -> None:
+async def test_wrong_password_or_insecure_collector_writes_nothing(
+    start_plc: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """S1, S6 (RELIABILITY.md): Wrong password or insecure collector writes nothing."""
     users = {"edge": hash_password("right")}
     async with start_plc(insecure=False, users=users) as plc:
@@ -133,9 +142,11 @@ async def test_wrong_password_or_insecure_collector_writes_nothing(start_plc: An
         # S6: the wrong password is refused, never logged
         raw_cfg = lab_config(plc, tmp_path / "s6").model_dump()
         raw_cfg["collector"]["lab_mode"] = False
-        raw_cfg["opcua"].update(security_policy="Aes256Sha256RsaPss",
-                                server_certificate=str(PkiLayout(plc.options.pki_dir).cert),
-                                pki=str(tmp_path / "pki-s6"))
+        raw_cfg["opcua"].update(
+            security_policy="Aes256Sha256RsaPss",
+            server_certificate=str(PkiLayout(plc.options.pki_dir).cert),
+            pki=str(tmp_path / "pki-s6"),
+        )
         config = CollectorConfig.model_validate(raw_cfg)
         caplog.clear()
         collector = Collector(config, environ={"EDGE_OPCUA_USER": "edge", "EDGE_OPCUA_PASSWORD": "wrong-secret"})
@@ -148,8 +159,9 @@ async def test_wrong_password_or_insecure_collector_writes_nothing(start_plc: An
         assert "wrong-secret" not in caplog.text
 
 
-async def test_an_untrusted_collector_backs_off_exponentially(start_plc: Any, tmp_path: Path,
-                                                             caplog: pytest.LogCaptureFixture) -> None:
+async def test_an_untrusted_collector_backs_off_exponentially(
+    start_plc: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """S4 (RELIABILITY.md): the PLC does not trust the collector's certificate. Every attempt is refused;
     the collector waits 1, 2, 4 s between attempts (doubling up to its cap) and never busy-loops."""
     import re
@@ -157,8 +169,11 @@ async def test_an_untrusted_collector_backs_off_exponentially(start_plc: Any, tm
     async with start_plc(insecure=False) as plc:
         raw_cfg = lab_config(plc, tmp_path).model_dump()
         raw_cfg["collector"]["lab_mode"] = False
-        raw_cfg["opcua"].update(security_policy="Aes256Sha256RsaPss",
-                                server_certificate=str(PkiLayout(plc.options.pki_dir).cert), pki=str(tmp_path / "pki"))
+        raw_cfg["opcua"].update(
+            security_policy="Aes256Sha256RsaPss",
+            server_certificate=str(PkiLayout(plc.options.pki_dir).cert),
+            pki=str(tmp_path / "pki"),
+        )
         config = CollectorConfig.model_validate(raw_cfg)  # its certificate is never put in the PLC's trust list
         collector = Collector(config, environ={})
         stop = asyncio.Event()
@@ -168,9 +183,12 @@ async def test_an_untrusted_collector_backs_off_exponentially(start_plc: Any, tm
         assert await asyncio.wait_for(task, 30) == 0
     attempts = [r for r in caplog.records if "cannot connect" in r.getMessage()]
     times = [r.created for r in attempts]
-    delays = [float(re.search(r"retrying in (\d+) s", r.getMessage()).group(1)) for r in attempts]  # type: ignore[union-attr]
-    spacing = [b - a for a, b in zip(times, times[1:])]
-    print(f"\nS4 attempts {len(attempts)}, delays {delays}, spacing {[round(x, 2) for x in spacing]} s; {attempts[0].getMessage()}")
+    delays = [float(re.search(r"retrying in (\d+) s", r.getMessage()).group(1)) for r in attempts]
+    spacing = [b - a for a, b in itertools.pairwise(times)]
+    print(
+        f"\nS4 attempts {len(attempts)}, delays {delays}, spacing {[round(x, 2) for x in spacing]} s; "
+        f"{attempts[0].getMessage()}"
+    )
     assert len(attempts) >= 3
     assert all("BadCertificateUntrusted" in r.getMessage() for r in attempts)  # refused for the certificate
     assert delays[:3] == [1.0, 2.0, 4.0]  # each wait doubles the one before
@@ -221,13 +239,13 @@ async def test_server_restart_gives_a_gap_record_and_recovery(start_plc: Any, tm
             await step_until(plc, collector, 30)
             await plc.stop()
             down = asyncio.get_running_loop().time()
-            down_wall = datetime.now(timezone.utc)
+            down_wall = datetime.now(UTC)
             await asyncio.sleep(5.0)
             clock = SimClock(start=T0 + timedelta(minutes=5), step_mode=True)
             restarted = PlcServer(plc.params, clock, plc.seed, plc.options)
             await restarted.start()
             up = asyncio.get_running_loop().time()
-            up_wall = datetime.now(timezone.utc)
+            up_wall = datetime.now(UTC)
             try:
                 for _ in range(200):
                     await asyncio.sleep(0.1)
@@ -250,8 +268,10 @@ async def test_server_restart_gives_a_gap_record_and_recovery(start_plc: Any, tm
         for row in gaps.iter_rows(named=True):
             start_lag = (row["gap_start"] - down_wall).total_seconds()
             end_lag = (row["gap_end"] - up_wall).total_seconds()
-            print(f"R1 gap {row['line_id']}: start = stop + {start_lag:.2f} s, end = restart + {end_lag:.2f} s, "
-                  f"outage {up - down:.1f} s, recovery {recovered:.2f} s, reason {row['reason']}")
+            print(
+                f"R1 gap {row['line_id']}: start = stop + {start_lag:.2f} s, end = restart + {end_lag:.2f} s, "
+                f"outage {up - down:.1f} s, recovery {recovered:.2f} s, reason {row['reason']}"
+            )
             assert abs(start_lag) <= 2.0, row
             # ends with the first notification after the restart, which needs the next reconnect attempt
             assert 0.0 <= end_lag <= 2.0 + config.opcua.reconnect_max_delay_s, row
@@ -262,10 +282,19 @@ async def test_server_restart_gives_a_gap_record_and_recovery(start_plc: Any, tm
 
 
 async def test_notification_overflow_is_counted_exactly(start_plc: Any, tmp_path: Path) -> None:
-    """R5 (RELIABILITY.md): bursts larger than the client-side queue (10 events here) drop notifications, and say exactly how many."""
+    """R5 (RELIABILITY.md): bursts larger than the client-side queue (10 events here) drop notifications, and
+    say exactly how many."""
     async with start_plc() as plc:
-        config = lab_config(plc, tmp_path, subscription={"lines": ["L1"], "tags": ["Admin.ProdProcessedCount"], "queue_size": 100_000,
-                                                         "buffer_events": 10})
+        config = lab_config(
+            plc,
+            tmp_path,
+            subscription={
+                "lines": ["L1"],
+                "tags": ["Admin.ProdProcessedCount"],
+                "queue_size": 100_000,
+                "buffer_events": 10,
+            },
+        )
         async with running(Collector(config, environ=LAB_ENV)) as collector:
             await plc.step(3600.0)  # ~6,800 changes in one publish burst
             line = plc.line("L1")
@@ -292,10 +321,15 @@ async def test_prometheus_metrics_are_served_on_loopback(start_plc: Any, tmp_pat
         async with running(Collector(config, environ=LAB_ENV)) as collector:
             await step_until(plc, collector, 30)
             await collector.datalogger.flush()
-            body = await asyncio.to_thread(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read())
+            body = await asyncio.to_thread(
+                lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+            )
         text = body.decode()
-        values = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
-                  if line and not line.startswith("#")}
+        values = {
+            line.split(" ")[0]: float(line.split(" ")[1])
+            for line in text.splitlines()
+            if line and not line.startswith("#")
+        }
         assert values["edge_collector_samples_received_total"] > 100
         assert values["edge_collector_samples_committed_total"] > 100
         assert values["edge_collector_notifications_dropped_total"] == 0

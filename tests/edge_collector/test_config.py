@@ -39,11 +39,17 @@ def test_security_none_needs_lab_mode_and_dev_environment() -> None:
 
 def test_every_problem_is_listed_with_its_key() -> None:
     with pytest.raises(ConfigError) as excinfo:
-        parse_config('[subscription]\nlines = ["L1", "L1"]\npublishing_interval_ms = -5\ntags = ["Nope.Tag"]\n'
-                     '[datalogger]\nflush_intervall_s = 1\n')
+        parse_config(
+            '[subscription]\nlines = ["L1", "L1"]\npublishing_interval_ms = -5\ntags = ["Nope.Tag"]\n'
+            "[datalogger]\nflush_intervall_s = 1\n"
+        )
     text = str(excinfo.value)
-    for key in ("subscription.lines", "subscription.publishing_interval_ms", "subscription.tags",
-                "datalogger.flush_intervall_s"):
+    for key in (
+        "subscription.lines",
+        "subscription.publishing_interval_ms",
+        "subscription.tags",
+        "datalogger.flush_intervall_s",
+    ):
         assert key in text, text
     assert "unknown key" in text
 
@@ -63,11 +69,11 @@ def test_check_config_cli(tmp_path: Path) -> None:
     """S2 (RELIABILITY.md): The check-config CLI."""
     good = tmp_path / "good.toml"
     good.write_text(EXAMPLE)
-    out = subprocess.run(CLI + ["check-config", str(good)], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([*CLI, "check-config", str(good)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "valid" in out.stderr
     bad = tmp_path / "bad.toml"
     bad.write_text("[opcua]\nsecurity_policy = 'Basic128Rsa15'\n")
-    out = subprocess.run(CLI + ["check-config", str(bad)], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([*CLI, "check-config", str(bad)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "opcua.security_policy" in out.stderr
     for args in (["--help"], ["run", "--help"], ["check-config", "--help"], ["example-config", "--help"]):
         assert subprocess.run(CLI + args, capture_output=True, text=True, timeout=60).returncode == 0
@@ -86,9 +92,12 @@ def test_a_private_key_readable_by_others_stops_the_collector_at_start(tmp_path:
     server_cert = tmp_path / "server.der"
     server_cert.write_bytes(pki.cert.read_bytes())
     config = tmp_path / "c.toml"
-    config.write_text(f'[collector]\nlake = "{tmp_path / "lake"}"\nspool = "{tmp_path / "spool"}"\n'
-                      f'[opcua]\nendpoint = "opc.tcp://127.0.0.1:9"\npki = "{pki.root}"\n'
-                      f'server_certificate = "{server_cert}"\n[metrics]\nport = 0\n')
-    out = subprocess.run(CLI + ["run", "--config", str(config), "--plain-logs"], capture_output=True, text=True,
-                         timeout=60)
+    config.write_text(
+        f'[collector]\nlake = "{tmp_path / "lake"}"\nspool = "{tmp_path / "spool"}"\n'
+        f'[opcua]\nendpoint = "opc.tcp://127.0.0.1:9"\npki = "{pki.root}"\n'
+        f'server_certificate = "{server_cert}"\n[metrics]\nport = 0\n'
+    )
+    out = subprocess.run(
+        [*CLI, "run", "--config", str(config), "--plain-logs"], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 2 and "chmod 600" in out.stderr

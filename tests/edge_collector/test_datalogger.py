@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import itertools
 import json
 import logging
 import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +25,22 @@ from edge_collector.datalogger import Datalogger, DataloggerHooks, build_batch, 
 from edge_collector.lake import VacuumRefused, WriterLocked, append_once, compact, vacuum
 from edge_collector.schemas import RAW_SAMPLES, TABLES, edge_table_path
 
-T0 = datetime(2026, 11, 24, 23, 59, 58, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 24, 23, 59, 58, tzinfo=UTC)
 
 
 def sample(n: int, ts: datetime | None = None, session: str = "s1", **over: Any) -> dict[str, Any]:
     ts = ts or T0 + timedelta(milliseconds=n)
     row: dict[str, Any] = {
-        "line_id": "L1", "tag": "Status.CurMachSpeed", "source_ts": ts, "server_ts": ts, "received_ts": ts,
-        "value": float(n), "value_text": None, "status_code": 0, "session_id": session, "seq": n,
+        "line_id": "L1",
+        "tag": "Status.CurMachSpeed",
+        "source_ts": ts,
+        "server_ts": ts,
+        "received_ts": ts,
+        "value": float(n),
+        "value_text": None,
+        "status_code": 0,
+        "session_id": session,
+        "seq": n,
     }
     row.update(over)
     return row
@@ -117,15 +126,28 @@ async def test_flushes_by_rows_long_before_the_interval(make: Factory, lake: Pat
 async def test_partitioned_by_utc_day_derived_from_event_time(make: Factory, lake: Path) -> None:
     dl = make()
     await dl.start()
-    before = datetime(2026, 11, 24, 23, 59, 59, 999_999, tzinfo=timezone.utc)
-    after = datetime(2026, 11, 25, 0, 0, tzinfo=timezone.utc)
+    before = datetime(2026, 11, 24, 23, 59, 59, 999_999, tzinfo=UTC)
+    after = datetime(2026, 11, 25, 0, 0, tzinfo=UTC)
     berlin_evening = datetime(2026, 11, 25, 0, 30, tzinfo=timezone(timedelta(hours=1)))  # 23:30 UTC on the 24th
     dl.add("raw_samples", sample(1, before))
     dl.add("raw_samples", sample(2, after))
     dl.add("raw_samples", sample(3, berlin_evening))
     dl.add("raw_samples", sample(4, after, day="2026-11-26"))  # an explicit day is kept
-    dl.add("injected_events", {"line_id": "L1", "event_ts": after, "kind": "fault_start", "distribution": "weibull",
-                               "params": "{}", "value": None, "fault_code": 7, "seed": 1, "session_id": "s1", "seq": 5})
+    dl.add(
+        "injected_events",
+        {
+            "line_id": "L1",
+            "event_ts": after,
+            "kind": "fault_start",
+            "distribution": "weibull",
+            "params": "{}",
+            "value": None,
+            "fault_code": 7,
+            "seed": 1,
+            "session_id": "s1",
+            "seq": 5,
+        },
+    )
     await dl.flush()
     dt = DeltaTable(str(edge_table_path(lake, "raw_samples")))
     assert dt.metadata().partition_columns == ["day"]
@@ -140,8 +162,9 @@ async def test_partitioned_by_utc_day_derived_from_event_time(make: Factory, lak
 # ------------------------------------------------------------------------------------------ D2
 
 
-async def test_d2a_error_after_commit_is_not_written_twice(make: Factory, lake: Path, spool: Path,
-                                                           caplog: pytest.LogCaptureFixture) -> None:
+async def test_d2a_error_after_commit_is_not_written_twice(
+    make: Factory, lake: Path, spool: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """D2 (RELIABILITY.md): Error after commit is not written twice."""
     failed = []
 
@@ -165,8 +188,7 @@ async def test_d2a_error_after_commit_is_not_written_twice(make: Factory, lake: 
     assert spool_files(spool) == []
 
 
-async def test_d2a_restart_after_crash_between_commit_and_spool_delete(make: Factory, lake: Path,
-                                                                        spool: Path) -> None:
+async def test_d2a_restart_after_crash_between_commit_and_spool_delete(make: Factory, lake: Path, spool: Path) -> None:
     """D2 (RELIABILITY.md): Restart after crash between commit and spool delete."""
     dl = make()
     await dl.start()
@@ -216,6 +238,7 @@ def test_d2b_two_writers_same_app_id_and_version_on_one_snapshot(lake: Path) -> 
 
 async def test_d4_refuses_a_filesystem_without_hard_links(make: Factory, lake: Path, spool: Path) -> None:
     """D4 (RELIABILITY.md): Refuses a filesystem without hard links."""
+
     def no_link(src: str, dst: str) -> None:
         raise OSError(errno.EPERM, "Operation not permitted", dst)  # what blobfuse / SMB answer
 
@@ -229,6 +252,7 @@ async def test_d4_refuses_a_filesystem_without_hard_links(make: Factory, lake: P
 
 def test_d4_refuses_a_link_that_replaces(tmp_path: Path) -> None:
     """D4 (RELIABILITY.md): Refuses a link that replaces."""
+
     def replacing_link(src: str, dst: str) -> None:
         if os.path.exists(dst):
             os.unlink(dst)
@@ -308,15 +332,18 @@ def test_build_batch_is_column_wise_and_strict() -> None:
     data, rejected = build_batch("raw_samples", rows)
     assert data.num_rows == 3 and data.schema.equals(RAW_SAMPLES)
     assert pc.all(pc.equal(data.column("day"), "2026-11-24")).as_py()
-    assert sorted((r.column, r.reason) for r in rejected) == [("source_ts", "type_changed"),
-                                                              ("status_code", "type_changed")]
+    assert sorted((r.column, r.reason) for r in rejected) == [
+        ("source_ts", "type_changed"),
+        ("status_code", "type_changed"),
+    ]
 
 
 # ------------------------------------------------------------------------------------------ R5, errors, close
 
 
-async def test_r5_overflow_is_counted_exactly_and_logged(make: Factory, lake: Path,
-                                                         caplog: pytest.LogCaptureFixture) -> None:
+async def test_r5_overflow_is_counted_exactly_and_logged(
+    make: Factory, lake: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """R5 (RELIABILITY.md): Overflow is counted exactly and logged."""
     release = threading.Event()
     dl = make(max_buffer_rows=500, hooks=DataloggerHooks(before_commit=lambda t, v: release.wait(30)))
@@ -339,8 +366,9 @@ async def test_r5_overflow_is_counted_exactly_and_logged(make: Factory, lake: Pa
     assert 1 <= len(drops) <= 3  # rate-limited, plus the summary at close
 
 
-async def test_delta_errors_keep_the_spool_and_retry(make: Factory, lake: Path, spool: Path,
-                                                     caplog: pytest.LogCaptureFixture) -> None:
+async def test_delta_errors_keep_the_spool_and_retry(
+    make: Factory, lake: Path, spool: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     # a foreign table where raw_samples should be: every commit fails with a schema mismatch
     path = edge_table_path(lake, "raw_samples")
     write_deltalake(str(path), pa.table({"x": [1]}))
@@ -360,8 +388,9 @@ async def test_delta_errors_keep_the_spool_and_retry(make: Factory, lake: Path, 
     assert table_of(lake).num_rows == 20 and spool_files(spool) == []
 
 
-async def test_disk_full_during_commit_is_retried_with_backoff(make: Factory, lake: Path,
-                                                              caplog: pytest.LogCaptureFixture) -> None:
+async def test_disk_full_during_commit_is_retried_with_backoff(
+    make: Factory, lake: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """D7 (ENOSPC only) (RELIABILITY.md): Disk full during commit is retried with backoff."""
     attempts: list[float] = []
 
@@ -377,7 +406,7 @@ async def test_disk_full_during_commit_is_retried_with_backoff(make: Factory, la
     with caplog.at_level(logging.ERROR, "edge_collector.datalogger"):
         await until(lambda: dl.stats.rows_committed == 10, timeout=15)
     assert any("free disk space" in r.getMessage() for r in caplog.records)
-    gaps = [b - a for a, b in zip(attempts, attempts[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
     assert gaps[1] > gaps[0] * 1.5  # capped exponential backoff, not a retry storm
     assert table_of(lake).num_rows == 10
 
@@ -387,8 +416,19 @@ async def test_close_leaves_nothing_pending(make: Factory, lake: Path, spool: Pa
     await dl.start()
     for i in range(1234):
         dl.add("raw_samples", sample(i))
-    dl.add("gaps", {"line_id": "L1", "gap_start": T0, "gap_end": T0 + timedelta(seconds=5), "reason": "disconnected",
-                    "source_ts_before": None, "source_ts_after": None, "session_id": "s1", "seq": 1})
+    dl.add(
+        "gaps",
+        {
+            "line_id": "L1",
+            "gap_start": T0,
+            "gap_end": T0 + timedelta(seconds=5),
+            "reason": "disconnected",
+            "source_ts_before": None,
+            "source_ts_after": None,
+            "session_id": "s1",
+            "seq": 1,
+        },
+    )
     await dl.close()
     assert table_of(lake).num_rows == 1234 and table_of(lake, "gaps").num_rows == 1
     assert spool_files(spool) == []

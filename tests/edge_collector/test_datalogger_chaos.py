@@ -43,9 +43,23 @@ class Run:
         if crash_at is not None:
             env[CRASH_AT] = crash_at
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.datalogger_harness", "--lake", str(lake), "--spool",
-             str(spool), "--session", session, *extra],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            [
+                sys.executable,
+                "-m",
+                "tests.support.datalogger_harness",
+                "--lake",
+                str(lake),
+                "--spool",
+                str(spool),
+                "--session",
+                session,
+                *extra,
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
         )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -189,7 +203,9 @@ def test_d1_kill_9_mid_write_twenty_times(tmp_path: Path) -> None:
     assert spool.exists() and not list(spool.rglob("*.arrow")), "final close left batches in the spool"
     acks_raw = sum(r for run in runs for t, r, _, _ in run.acks() if t == "raw_samples")
     assert acks_raw > 0 and mid_commit >= len(FORCED)
-    print(f"\nD1: {KILLS} kills ({mid_commit} mid-commit) in {elapsed:.0f} s; rows acknowledged {acknowledged}, "
-          f"lost (unacknowledged, in flight at the kill) {lost} "
-          f"(at most {max(lost_per_run.values())} in one kill), duplicated {duplicated}, "
-          f"orphan parquet files (invisible) {orphans}")
+    print(
+        f"\nD1: {KILLS} kills ({mid_commit} mid-commit) in {elapsed:.0f} s; rows acknowledged {acknowledged}, "
+        f"lost (unacknowledged, in flight at the kill) {lost} "
+        f"(at most {max(lost_per_run.values())} in one kill), duplicated {duplicated}, "
+        f"orphan parquet files (invisible) {orphans}"
+    )

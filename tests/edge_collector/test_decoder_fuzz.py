@@ -36,9 +36,12 @@ UNEXPECTED = (RecursionError, MemoryError)
 
 def seeds() -> dict[type, bytes]:
     read = ua.ReadResponse()
-    read.Results = [ua.DataValue(ua.Variant(1.5)), ua.DataValue(ua.Variant("text")),
-                    ua.DataValue(ua.Variant([1, 2, 3], ua.VariantType.Int32)),
-                    ua.DataValue(ua.Variant(None), ua.StatusCode(ua.StatusCodes.BadNodeIdUnknown))]
+    read.Results = [
+        ua.DataValue(ua.Variant(1.5)),
+        ua.DataValue(ua.Variant("text")),
+        ua.DataValue(ua.Variant([1, 2, 3], ua.VariantType.Int32)),
+        ua.DataValue(ua.Variant(None), ua.StatusCode(ua.StatusCodes.BadNodeIdUnknown)),
+    ]
     publish = ua.PublishResponse()
     publish.Parameters.AvailableSequenceNumbers = [1, 2]
     notification = ua.DataChangeNotification()
@@ -56,12 +59,12 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
         if op < 0.5 and out:
             out[rng.randrange(len(out))] = rng.randrange(256)
         elif op < 0.7:
-            del out[rng.randrange(len(out) + 1):]
+            del out[rng.randrange(len(out) + 1) :]
         elif op < 0.85:
             out += rng.randbytes(rng.randint(1, 16))
         elif len(out) >= 4:  # a length or count field set to something absurd
             at = rng.randrange(len(out) - 3)
-            out[at:at + 4] = struct.pack("<i", rng.choice([-2, 0x7FFFFFFF, 1 << 24]))
+            out[at : at + 4] = struct.pack("<i", rng.choice([-2, 0x7FFFFFFF, 1 << 24]))
     return bytes(out)
 
 
@@ -129,7 +132,7 @@ class CorruptFirst:
                 await writer.drain()
                 try:  # the client must hang up by itself: parsing failed, or it timed out waiting
                     await asyncio.wait_for(reader.read(), timeout=30)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 self.served.append((variants[n], time.monotonic() - t0))
                 return

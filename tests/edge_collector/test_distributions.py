@@ -35,14 +35,25 @@ def draws(dist: BaseDistribution, n: int = N, hours: float = 0.0, seed: int = SE
 
 # kind -> (parameters, the scipy distribution with the same parameters, the same with one parameter wrong)
 CONTINUOUS: dict[str, tuple[dict[str, Any], Any, Any]] = {
-    "weibull": ({"shape": 1.5, "scale": 1800.0}, stats.weibull_min(c=1.5, scale=1800.0), stats.weibull_min(c=1.5, scale=1900.0)),
+    "weibull": (
+        {"shape": 1.5, "scale": 1800.0},
+        stats.weibull_min(c=1.5, scale=1800.0),
+        stats.weibull_min(c=1.5, scale=1900.0),
+    ),
     "exponential": ({"mtbf": 3600.0}, stats.expon(scale=3600.0), stats.expon(scale=3800.0)),
-    "lognormal": ({"median": 600.0, "sigma": 0.5}, stats.lognorm(s=0.5, scale=600.0), stats.lognorm(s=0.5, scale=630.0)),
+    "lognormal": (
+        {"median": 600.0, "sigma": 0.5},
+        stats.lognorm(s=0.5, scale=600.0),
+        stats.lognorm(s=0.5, scale=630.0),
+    ),
     "normal": ({"mean": 0.02, "sd": 0.01}, stats.norm(0.02, 0.01), stats.norm(0.021, 0.01)),
     "uniform": ({"low": 90.0, "high": 115.0}, stats.uniform(loc=90.0, scale=25.0), stats.uniform(loc=90.0, scale=26.0)),
     "gamma": ({"shape": 2.5, "scale": 40.0}, stats.gamma(a=2.5, scale=40.0), stats.gamma(a=2.7, scale=40.0)),
-    "triangular": ({"left": 30.0, "mode": 60.0, "right": 180.0}, stats.triang(c=0.2, loc=30.0, scale=150.0),
-                   stats.triang(c=0.25, loc=30.0, scale=150.0)),
+    "triangular": (
+        {"left": 30.0, "mode": 60.0, "right": 180.0},
+        stats.triang(c=0.2, loc=30.0, scale=150.0),
+        stats.triang(c=0.25, loc=30.0, scale=150.0),
+    ),
 }
 
 
@@ -194,5 +205,11 @@ def test_draws_are_finite_and_inside_the_support(dist: BaseDistribution, seed: i
         assert math.isfinite(x)
         if not dist.uses_hours:
             assert lo <= x <= hi
-    assert parse_distribution(json.loads(json.dumps({"kind": dist.kind, **{k: v for k, v in dist.describe().items()
-                                                                           if k != "distribution"}}))) == dist
+    assert (
+        parse_distribution(
+            json.loads(
+                json.dumps({"kind": dist.kind, **{k: v for k, v in dist.describe().items() if k != "distribution"}})
+            )
+        )
+        == dist
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +36,9 @@ async def _wait(predicate: Any, limit: float, poll: float = 0.05) -> float:
 @pytest.mark.chaos
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("watchdog_s", [1.0, 10.0], ids=["supervisor_first", "stale_watchdog_first"])
-async def test_half_open_connection_is_detected_recovered_and_recorded_as_a_gap(start_plc: Any, tmp_path: Path,
-                                                                               watchdog_s: float) -> None:
+async def test_half_open_connection_is_detected_recovered_and_recorded_as_a_gap(
+    start_plc: Any, tmp_path: Path, watchdog_s: float
+) -> None:
     """R3: the proxy blackholes both directions for 20 s without FIN, then restores.
 
     Loss detection is asyncua 2.x's connection supervisor: every `watchdog_intervall` it probes
@@ -57,9 +58,12 @@ async def test_half_open_connection_is_detected_recovered_and_recorded_as_a_gap(
     """
     async with start_plc() as plc:
         with FaultProxy(plc.options.port) as proxy:
-            config = lab_config(plc, tmp_path, opcua={"endpoint": f"opc.tcp://127.0.0.1:{proxy.port}",
-                                                           "watchdog_interval_s": watchdog_s},
-                                subscription={"publishing_interval_ms": 100})  # the production default
+            config = lab_config(
+                plc,
+                tmp_path,
+                opcua={"endpoint": f"opc.tcp://127.0.0.1:{proxy.port}", "watchdog_interval_s": watchdog_s},
+                subscription={"publishing_interval_ms": 100},
+            )  # the production default
             opc = config.opcua
             probe_s = min(opc.session_timeout_s / 2, opc.watchdog_interval_s)
             detect_bound = 3 * opc.watchdog_interval_s + probe_s
@@ -69,7 +73,7 @@ async def test_half_open_connection_is_detected_recovered_and_recorded_as_a_gap(
                 await step_until(plc, collector, 30)
                 before = collector.received
 
-                cut_wall = datetime.now(timezone.utc)
+                cut_wall = datetime.now(UTC)
                 proxy.blackhole()
                 cut = loop.time()
                 detected = await _wait(lambda: not collector.connected.is_set(), limit=30.0)
@@ -80,18 +84,26 @@ async def test_half_open_connection_is_detected_recovered_and_recorded_as_a_gap(
                 assert not collector.connected.is_set()  # no reconnect through a dead link
                 assert proxy.blackholed_bytes > 0
 
-                restore_wall = datetime.now(timezone.utc)
+                restore_wall = datetime.now(UTC)
                 proxy.restore()
-                recovered = await _wait(lambda: collector.connected.is_set() and collector.reconnects >= 1,
-                                        limit=recover_bound + 10.0)
+                recovered = await _wait(
+                    lambda: collector.connected.is_set() and collector.reconnects >= 1, limit=recover_bound + 10.0
+                )
                 await step_until(plc, collector, 30)
                 flowed = await _wait(lambda: collector.gaps_written >= len(config.subscription.lines), limit=10.0)
                 assert collector.received > before
                 processed = plc.line("L1").processed
-            log.warning("R3: detection %.2f s (bound %.1f s), recovery %.2f s after restore (bound %.1f s)",
-                        detected, detect_bound, recovered, recover_bound)
-            print(f"\nR3 detection={detected:.2f}s bound={detect_bound:.1f}s recovery={recovered:.2f}s "
-                  f"bound={recover_bound:.1f}s flowed+{flowed:.2f}s reconnects={collector.reconnects}")
+            log.warning(
+                "R3: detection %.2f s (bound %.1f s), recovery %.2f s after restore (bound %.1f s)",
+                detected,
+                detect_bound,
+                recovered,
+                recover_bound,
+            )
+            print(
+                f"\nR3 detection={detected:.2f}s bound={detect_bound:.1f}s recovery={recovered:.2f}s "
+                f"bound={recover_bound:.1f}s flowed+{flowed:.2f}s reconnects={collector.reconnects}"
+            )
 
     assert detected <= detect_bound, f"half-open link detected after {detected:.2f} s (bound {detect_bound:.1f} s)"
     assert recovered <= recover_bound, f"recovered {recovered:.2f} s after restore (bound {recover_bound:.1f} s)"
@@ -101,8 +113,10 @@ async def test_half_open_connection_is_detected_recovered_and_recorded_as_a_gap(
     for row in gaps.iter_rows(named=True):
         start_lag = (row["gap_start"] - cut_wall).total_seconds()
         end_lag = (row["gap_end"] - restore_wall).total_seconds()
-        print(f"R3 gap {row['line_id']}: start = cut + {start_lag:.2f} s, end = restore + {end_lag:.2f} s, "
-              f"reason {row['reason']}")
+        print(
+            f"R3 gap {row['line_id']}: start = cut + {start_lag:.2f} s, end = restore + {end_lag:.2f} s, "
+            f"reason {row['reason']}"
+        )
         assert 0.0 <= start_lag <= detect_bound, row  # starts at detection, not later than the bound
         assert 0.0 <= end_lag <= recover_bound + 2.0, row  # ends with the first notification after restore
         assert row["reason"] in ("disconnected", "session_lost"), row

@@ -29,20 +29,27 @@ from tests.edge_collector.conftest import LAB_ENV, clock_seen, lab_config, read_
 SHIFT = "2026-11-24-0600"  # T0 = 06:00 Berlin
 SHIFT_END = T0 + timedelta(hours=8)
 #: Breakdowns every ~2 h of uptime, a quality error big enough for rejects, a varying feed on L1.
-VARIABILITY = VariabilityConfig.model_validate({
-    "default": {
-        "faults": {"time_to_failure": {"kind": "weibull", "shape": 1.5, "scale": 7200.0},
-                   "repair_time": {"kind": "lognormal", "median": 600.0, "sigma": 0.5},
-                   "fault_code": {"kind": "categorical", "weights": {"101": 5.0, "205": 3.0}}},
-        "quality_error": {"interval_s": 900.0, "distribution": {"kind": "normal", "mean": 0.035, "sd": 0.01}},
-    },
-    "lines": {"L1": {"feed_rate": {"interval_s": 1800.0, "distribution": {"kind": "uniform", "low": 100.0,
-                                                                            "high": 125.0}}}},
-})
+VARIABILITY = VariabilityConfig.model_validate(
+    {
+        "default": {
+            "faults": {
+                "time_to_failure": {"kind": "weibull", "shape": 1.5, "scale": 7200.0},
+                "repair_time": {"kind": "lognormal", "median": 600.0, "sigma": 0.5},
+                "fault_code": {"kind": "categorical", "weights": {"101": 5.0, "205": 3.0}},
+            },
+            "quality_error": {"interval_s": 900.0, "distribution": {"kind": "normal", "mean": 0.035, "sd": 0.01}},
+        },
+        "lines": {
+            "L1": {
+                "feed_rate": {"interval_s": 1800.0, "distribution": {"kind": "uniform", "low": 100.0, "high": 125.0}}
+            }
+        },
+    }
+)
 
 
 def as_polars_schema(schema: object) -> pl.Schema:
-    return pl.from_arrow(schema.empty_table()).schema  # type: ignore[attr-defined]
+    return pl.from_arrow(schema.empty_table()).schema
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +57,16 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SeedStats]:
     """One early shift of L1 and L2 (8 h, PLC started at the shift start) with the variability engine."""
     lake = tmp_path_factory.mktemp("seeded") / "lake"
     progress: list[float] = []
-    stats = seed_history(lake, ["L1", "L2"], T0, SHIFT_END, seed=11, variability=VARIABILITY, variability_seed=3,
-                         progress=lambda s: progress.append(s.simulated_s))
+    stats = seed_history(
+        lake,
+        ["L1", "L2"],
+        T0,
+        SHIFT_END,
+        seed=11,
+        variability=VARIABILITY,
+        variability_seed=3,
+        progress=lambda s: progress.append(s.simulated_s),
+    )
     assert progress == [3600.0 * h for h in range(1, 9)]  # one batch (commit) per simulated hour
     return lake, stats
 
@@ -78,7 +93,8 @@ def test_seeded_tables_have_the_edge_contract(seeded: tuple[Path, SeedStats]) ->
         assert rows["seq"].sort().diff().drop_nulls().min() == 1
         # seq follows the PLC's order of changes per tag
         assert rows.sort("seq").group_by("tag").agg(pl.col("source_ts").diff().drop_nulls().min())[
-            "source_ts"].min() > timedelta(0)
+            "source_ts"
+        ].min() > timedelta(0)
     events = read_table(lake, "injected_events")
     assert events.schema == as_polars_schema(INJECTED_EVENTS) and events.height == stats.events
     assert set(events["session_id"]) == {stats.session_id} and set(events["seed"]) == {3}
@@ -103,8 +119,9 @@ def test_counters_and_state_times_equal_the_line_models(seeded: tuple[Path, Seed
         starts = mine.filter(pl.col("kind") == "fault_start")
         aborting = ours.filter((pl.col("tag") == "Status.StateCurrent") & (pl.col("value") == S.Aborting))
         assert starts.height == aborting.height >= 1
-        assert (aborting.sort("source_ts")["source_ts"] - starts.sort("event_ts")["event_ts"]).abs().max() \
-            <= timedelta(microseconds=1)
+        assert (aborting.sort("source_ts")["source_ts"] - starts.sort("event_ts")["event_ts"]).abs().max() <= timedelta(
+            microseconds=1
+        )
         assert mine.filter(pl.col("kind") == "fault_end").height >= starts.height - 1
         assert mine.filter(pl.col("kind") == "quality_shift").height == 8 * 4 + 1  # every 15 min, from the start
     feeds = raw.filter(pl.col("tag") == "Sim.FeedRate").sort("line_id", "source_ts")
@@ -113,16 +130,20 @@ def test_counters_and_state_times_equal_the_line_models(seeded: tuple[Path, Seed
     assert feeds.filter(pl.col("line_id") == "L2")["value"].to_list() == [90.0 * 0.95]
 
 
-def test_gold_oee_over_a_seeded_shift_reconciles_with_the_models(seeded: tuple[Path, SeedStats],
-                                                                   tmp_path: Path) -> None:
+def test_gold_oee_over_a_seeded_shift_reconciles_with_the_models(
+    seeded: tuple[Path, SeedStats], tmp_path: Path
+) -> None:
     from twin_pipeline.defs.bronze.assets import bronze_samples_asset
     from twin_pipeline.defs.gold.oee import gold_fact_oee_shift
     from twin_pipeline.defs.silver.assets import silver_part_counts, silver_state_intervals
     from twin_pipeline.resources.lake import LakeResource
 
     lake, stats = seeded
-    result = dg.materialize([bronze_samples_asset, silver_state_intervals, silver_part_counts, gold_fact_oee_shift],
-                            partition_key=SHIFT, resources={"lake": LakeResource(root=str(lake))})
+    result = dg.materialize(
+        [bronze_samples_asset, silver_state_intervals, silver_part_counts, gold_fact_oee_shift],
+        partition_key=SHIFT,
+        resources={"lake": LakeResource(root=str(lake))},
+    )
     assert result.success
     intervals = pl.read_delta(str(lake / "silver" / "state_intervals"))
     gold = pl.read_delta(str(lake / "gold" / "fact_oee_shift")).sort("line_id")
@@ -134,7 +155,8 @@ def test_gold_oee_over_a_seeded_shift_reconciles_with_the_models(seeded: tuple[P
         for state, seconds in truth.state_time_s.items():
             assert mine.filter(pl.col("state_name") == state)["duration_s"].sum() == pytest.approx(seconds, abs=1e-3)
         assert row["actual_production_time_s"] + row["production_in_breaks_s"] == pytest.approx(
-            truth.state_time_s["Execute"], abs=1e-3)
+            truth.state_time_s["Execute"], abs=1e-3
+        )
         assert row["produced"] + row["produced_in_breaks"] == truth.processed
         assert 0 < row["reject"] <= truth.defective and row["good"] + row["reject"] == row["produced"]
         assert row["unknown_time_s"] < 1e-3 and not row["provisional"]
@@ -169,8 +191,12 @@ def test_seeded_rows_are_what_the_server_and_collector_record(tmp_path: Path) ->
     # only saw each node's value as of its subscription, while seeding keeps every change
     assert recorded.filter(later).select(key).sort(key).equals(seeded.filter(later).select(key).sort(key))
     assert recorded.filter(later).height > 6000
-    assert recorded.filter(~later).select("line_id", "tag").sort("line_id", "tag").equals(
-        seeded.filter(~later).select("line_id", "tag").unique().sort("line_id", "tag"))
+    assert (
+        recorded.filter(~later)
+        .select("line_id", "tag")
+        .sort("line_id", "tag")
+        .equals(seeded.filter(~later).select("line_id", "tag").unique().sort("line_id", "tag"))
+    )
 
 
 def test_rerun_skips_committed_batches_and_extends_deterministically(tmp_path: Path) -> None:
@@ -183,8 +209,13 @@ def test_rerun_skips_committed_batches_and_extends_deterministically(tmp_path: P
     assert other_line.session_id == first.session_id and other_line.batches_skipped == 0 and other_line.rows > 0
     seed_history(tmp_path / "b", ["L2"], T0, T0 + timedelta(hours=2), seed=2)  # one go, other batch size
     key = ["line_id", "tag", "source_ts", "value", "seq"]
-    assert read_table(tmp_path / "a", "raw_samples").filter(pl.col("line_id") == "L2").select(key).sort(key).equals(
-        read_table(tmp_path / "b", "raw_samples").select(key).sort(key))
+    assert (
+        read_table(tmp_path / "a", "raw_samples")
+        .filter(pl.col("line_id") == "L2")
+        .select(key)
+        .sort(key)
+        .equals(read_table(tmp_path / "b", "raw_samples").select(key).sort(key))
+    )
 
 
 def test_refuses_a_lake_a_collector_is_writing(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +20,13 @@ from edge_collector.schemas import QUARANTINE_REASONS
 from tests.edge_collector.conftest import LAB_ENV, lab_config, read_table, running
 from tests.edge_collector.test_collector import step_until
 
-NOW = datetime(2026, 11, 24, 6, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
 
 
 def dv(value: object, vtype: ua.VariantType, ts: datetime | None = NOW, status: int = 0) -> ua.DataValue:
-    return ua.DataValue(ua.Variant(value, vtype), StatusCode=ua.StatusCode(status), SourceTimestamp=ts, ServerTimestamp=ts)
+    return ua.DataValue(
+        ua.Variant(value, vtype), StatusCode=ua.StatusCode(status), SourceTimestamp=ts, ServerTimestamp=ts
+    )
 
 
 def binding(vtype: ua.VariantType | None = ua.VariantType.Double) -> NodeBinding:
@@ -34,7 +36,9 @@ def binding(vtype: ua.VariantType | None = ua.VariantType.Double) -> NodeBinding
 def test_good_values_become_rows_with_increasing_seq() -> None:
     n = Normalizer("s1")
     a = n.normalize(binding(), dv(0.01, ua.VariantType.Double), NOW)
-    b = n.normalize(NodeBinding("L1", "Status.CmdRejected", "x", ua.VariantType.Boolean), dv(True, ua.VariantType.Boolean), NOW)
+    b = n.normalize(
+        NodeBinding("L1", "Status.CmdRejected", "x", ua.VariantType.Boolean), dv(True, ua.VariantType.Boolean), NOW
+    )
     assert a.table == b.table == "raw_samples"
     assert a.row["value"] == 0.01 and b.row["value"] == 1.0 and a.row["day"] == "2026-11-24"
     assert b.row["seq"] == a.row["seq"] + 1
@@ -46,7 +50,7 @@ def test_bad_input_is_quarantined_with_reasons() -> None:
     cases = {
         "non_finite": dv(math.nan, ua.VariantType.Double),
         "type_changed": dv("12", ua.VariantType.String),
-        "absurd_timestamp": dv(1.0, ua.VariantType.Double, ts=datetime(1601, 1, 1, tzinfo=timezone.utc)),
+        "absurd_timestamp": dv(1.0, ua.VariantType.Double, ts=datetime(1601, 1, 1, tzinfo=UTC)),
         "unsupported_type": dv([1.0, 2.0], ua.VariantType.Double),
     }
     for reason, value in cases.items():
@@ -60,7 +64,9 @@ def test_bad_input_is_quarantined_with_reasons() -> None:
 
 def test_bad_status_is_stored_without_a_value() -> None:
     """F1 (RELIABILITY.md): Bad status is stored without a value."""
-    out = Normalizer("s1").normalize(binding(), dv(None, ua.VariantType.Null, status=ua.StatusCodes.BadSensorFailure), NOW)
+    out = Normalizer("s1").normalize(
+        binding(), dv(None, ua.VariantType.Null, status=ua.StatusCodes.BadSensorFailure), NOW
+    )
     assert out.table == "raw_samples" and out.row["value"] is None
     assert out.row["status_code"] == ua.StatusCodes.BadSensorFailure
 
@@ -73,20 +79,29 @@ variants = st.one_of(
     st.lists(st.floats(), max_size=3).map(lambda v: (v, ua.VariantType.Double)),
     st.none().map(lambda v: (v, ua.VariantType.Null)),
 )
-timestamps = st.one_of(st.none(), st.datetimes(min_value=datetime(1601, 1, 2), max_value=datetime(2100, 1, 1),
-                                               timezones=st.just(timezone.utc)))
+timestamps = st.one_of(
+    st.none(),
+    st.datetimes(min_value=datetime(1601, 1, 2), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)),
+)
 statuses = st.sampled_from([0, ua.StatusCodes.UncertainInitialValue, ua.StatusCodes.BadCommunicationError])
 
 
 @settings(max_examples=400, deadline=None)
 @given(variants, timestamps, statuses, st.sampled_from([None, ua.VariantType.Double, ua.VariantType.Int32]))
-def test_any_variant_is_stored_or_quarantined_never_raises(v: tuple[object, ua.VariantType], ts: datetime | None,
-                                                           status: int, expected: ua.VariantType | None) -> None:
+def test_any_variant_is_stored_or_quarantined_never_raises(
+    v: tuple[object, ua.VariantType], ts: datetime | None, status: int, expected: ua.VariantType | None
+) -> None:
     """F1 (RELIABILITY.md): Any variant is stored or quarantined never raises."""
     value, vtype = v
-    out = Normalizer("s").normalize(NodeBinding("L1", "T", "x", expected),
-                                    ua.DataValue(ua.Variant(value, vtype, is_array=isinstance(value, list)),
-                                                 StatusCode=ua.StatusCode(status), SourceTimestamp=ts), NOW)
+    out = Normalizer("s").normalize(
+        NodeBinding("L1", "T", "x", expected),
+        ua.DataValue(
+            ua.Variant(value, vtype, is_array=isinstance(value, list)),
+            StatusCode=ua.StatusCode(status),
+            SourceTimestamp=ts,
+        ),
+        NOW,
+    )
     if out.table == "quarantine":
         assert out.row["reason"] in QUARANTINE_REASONS
     else:
@@ -105,24 +120,41 @@ def test_replays_are_duplicates_and_late_samples_are_out_of_order() -> None:
     assert d.duplicates == 3 and d.out_of_order == 1
 
 
-async def test_bad_values_from_the_server_are_quarantined_and_collection_goes_on(start_plc: Any, tmp_path: Path) -> None:
+async def test_bad_values_from_the_server_are_quarantined_and_collection_goes_on(
+    start_plc: Any, tmp_path: Path
+) -> None:
     """F1 through the real collector: an extra node on the PLC sends NaN, +Inf, a value stamped in
     1601 and one stamped two days ahead, then good values again. Each bad one becomes a quarantine row
     with its reason; the collector keeps running and stores the good values before and after."""
     async with start_plc() as plc:
         ns = await plc.server.register_namespace("urn:industrial-twin:f1")
-        node = await plc.server.nodes.objects.add_variable(ua.NodeId("F1.Value", ns), "F1.Value",
-                                                           ua.Variant(0.5, ua.VariantType.Double))
-        config = lab_config(plc, tmp_path, subscription={"lines": ["L1"], "nodes": [
-            {"line": "L1", "tag": "F1.Value", "node_id": f"ns={ns};s=F1.Value"}]})
-        now = datetime.now(timezone.utc)
-        bad = [(math.nan, now), (math.inf, now + timedelta(milliseconds=1)),
-               (1.0, datetime(1601, 1, 1, tzinfo=timezone.utc)), (2.0, now + timedelta(days=2))]
+        node = await plc.server.nodes.objects.add_variable(
+            ua.NodeId("F1.Value", ns), "F1.Value", ua.Variant(0.5, ua.VariantType.Double)
+        )
+        config = lab_config(
+            plc,
+            tmp_path,
+            subscription={
+                "lines": ["L1"],
+                "nodes": [{"line": "L1", "tag": "F1.Value", "node_id": f"ns={ns};s=F1.Value"}],
+            },
+        )
+        now = datetime.now(UTC)
+        bad = [
+            (math.nan, now),
+            (math.inf, now + timedelta(milliseconds=1)),
+            (1.0, datetime(1601, 1, 1, tzinfo=UTC)),
+            (2.0, now + timedelta(days=2)),
+        ]
         async with running(Collector(config, environ=LAB_ENV)) as collector:
             await step_until(plc, collector, 20)
             for value, stamp in [*bad, (3.0, now + timedelta(seconds=1))]:
-                await plc.server.write_attribute_value(node.nodeid, ua.DataValue(
-                    ua.Variant(value, ua.VariantType.Double), SourceTimestamp=stamp, ServerTimestamp=stamp))
+                await plc.server.write_attribute_value(
+                    node.nodeid,
+                    ua.DataValue(
+                        ua.Variant(value, ua.VariantType.Double), SourceTimestamp=stamp, ServerTimestamp=stamp
+                    ),
+                )
                 await asyncio.sleep(0.1)  # one publish each: the server keeps only the latest value per item
             await step_until(plc, collector, 20)
             await collector.datalogger.flush()

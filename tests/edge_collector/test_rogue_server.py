@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +49,9 @@ def scrape(port: int) -> dict[str, float]:
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
     except OSError:
         return {}
-    return {line.split(" ")[0]: float(line.split(" ")[1]) for line in body.splitlines()
-            if line and not line.startswith("#")}
+    return {
+        line.split(" ")[0]: float(line.split(" ")[1]) for line in body.splitlines() if line and not line.startswith("#")
+    }
 
 
 def acknowledge_no_limits(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -79,7 +80,8 @@ def test_the_receive_limits_are_finite_and_zero_is_refused() -> None:
 
 @pytest.mark.chaos
 async def test_a_64_mb_value_is_refused_counted_and_the_other_tags_keep_flowing(
-        start_plc: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    start_plc: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """S7: the 64 MB ByteString costs one connection (BadRequestTooLarge), is counted on /metrics
     (too_large_messages, oversized_nodes) and quarantined with its reason; collector RSS stays
     within +50 MB of its baseline, and rows of the line's tags keep arriving after the event."""
@@ -89,13 +91,14 @@ async def test_a_64_mb_value_is_refused_counted_and_the_other_tags_keep_flowing(
     async with start_plc(lines=None, step=False, speed=30.0) as plc:
         ns = await plc.server.register_namespace("urn:industrial-twin:rogue")
         blob = await plc.server.nodes.objects.add_variable(
-            ua.NodeId(ROGUE_NODE, ns), ROGUE_NODE, ua.Variant(b"small", ua.VariantType.ByteString))
+            ua.NodeId(ROGUE_NODE, ns), ROGUE_NODE, ua.Variant(b"small", ua.VariantType.ByteString)
+        )
         config = tmp_path / "collector.toml"
         config.write_text(f"""
 [collector]
 id = "rogue"
 lake = "{lake}"
-spool = "{tmp_path / 'spool'}"
+spool = "{tmp_path / "spool"}"
 lab_mode = true
 [opcua]
 endpoint = "{plc.options.endpoint}"
@@ -114,12 +117,18 @@ flush_interval_s = 0.3
 port = {metrics_port}
 """)
         env = {**os.environ, "TWIN_ENV": "dev"}
-        proc = subprocess.Popen([sys.executable, "-m", "edge_collector.cli", "run", "--config", str(config),
-                                 "--plain-logs"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "edge_collector.cli", "run", "--config", str(config), "--plain-logs"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         output: list[str] = []
         reader = threading.Thread(target=lambda: output.extend(proc.stdout or []), daemon=True)
         reader.start()
         try:
+
             async def until(predicate: Any, limit: float) -> bool:
                 end = time.monotonic() + limit
                 while time.monotonic() < end:
@@ -128,8 +137,9 @@ port = {metrics_port}
                     await asyncio.sleep(0.2)
                 return False
 
-            assert await until(lambda: scrape(metrics_port).get("edge_collector_samples_committed_total", 0) > 50, 60), \
-                "".join(output)[-3000:]
+            assert await until(
+                lambda: scrape(metrics_port).get("edge_collector_samples_committed_total", 0) > 50, 60
+            ), "".join(output)[-3000:]
             await asyncio.sleep(2.0)  # settle: imports done, buffers warm
             baseline = status_mb(proc.pid, "VmRSS")
             samples: list[float] = []
@@ -142,14 +152,19 @@ port = {metrics_port}
 
             sampler = threading.Thread(target=sample, daemon=True)
             sampler.start()
-            event = datetime.now(timezone.utc)
-            await plc.server.write_attribute_value(blob.nodeid, ua.DataValue(
-                ua.Variant(os.urandom(BLOB_BYTES), ua.VariantType.ByteString)))
-            assert await until(lambda: scrape(metrics_port).get("edge_collector_oversized_nodes", 0) >= 1, 30), \
-                "".join(output)[-3000:]
+            event = datetime.now(UTC)
+            await plc.server.write_attribute_value(
+                blob.nodeid, ua.DataValue(ua.Variant(os.urandom(BLOB_BYTES), ua.VariantType.ByteString))
+            )
+            assert await until(lambda: scrape(metrics_port).get("edge_collector_oversized_nodes", 0) >= 1, 30), "".join(
+                output
+            )[-3000:]
             # rows of the line's own tags after the event, delivered over the re-established connection
-            after = lambda: read_table(lake, "raw_samples").filter(  # noqa: E731
-                (pl.col("received_ts") > event) & (pl.col("tag") != ROGUE_NODE)).height
+            after = lambda: (
+                read_table(lake, "raw_samples")
+                .filter((pl.col("received_ts") > event) & (pl.col("tag") != ROGUE_NODE))
+                .height
+            )
             assert await until(lambda: after() > 20, 20), "no rows of the other tags after the event"
             await asyncio.sleep(1.0)
             counted = await asyncio.to_thread(scrape, metrics_port)
@@ -168,12 +183,14 @@ port = {metrics_port}
     log = "".join(output)
     peak = max(samples)
     refused_at = re.findall(r"Message size: (\d+) is > configured max message size", log)
-    print(f"\nS7: {counted['edge_collector_too_large_messages_total']:.0f} too-large message(s) "
-          f"(BadRequestTooLarge, refused after {int(refused_at[0]) / 2**20 if refused_at else float('nan'):.1f} MiB "
-          f"of the 64 MiB value), {counted['edge_collector_oversized_nodes']:.0f} node unmonitored and quarantined; "
-          f"collector RSS baseline {baseline:.1f} MB, peak {peak:.1f} MB (+{peak - baseline:.1f}; VmHWM "
-          f"{peak_hwm:.1f}), after {final:.1f} MB; {rows_after} rows of the other tags after the event; "
-          f"{len(samples)} RSS samples")
+    print(
+        f"\nS7: {counted['edge_collector_too_large_messages_total']:.0f} too-large message(s) "
+        f"(BadRequestTooLarge, refused after {int(refused_at[0]) / 2**20 if refused_at else float('nan'):.1f} MiB "
+        f"of the 64 MiB value), {counted['edge_collector_oversized_nodes']:.0f} node unmonitored and quarantined; "
+        f"collector RSS baseline {baseline:.1f} MB, peak {peak:.1f} MB (+{peak - baseline:.1f}; VmHWM "
+        f"{peak_hwm:.1f}), after {final:.1f} MB; {rows_after} rows of the other tags after the event; "
+        f"{len(samples)} RSS samples"
+    )
     assert proc.returncode == 0, log[-3000:]
     assert peak - baseline < RSS_BOUND_MB, f"RSS {baseline:.0f} -> peak {peak:.0f} MB"
     assert counted["edge_collector_too_large_messages_total"] >= 1
@@ -186,28 +203,40 @@ port = {metrics_port}
 
 @pytest.mark.chaos
 async def test_a_value_oversized_before_the_collector_starts_is_dropped_and_collection_goes_on(
-        start_plc: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    start_plc: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """S7, the value is already 64 MB when the collector subscribes (in-process, so no RSS figure):
     the first publish is refused, the node is found and no longer monitored, the line's tags flow."""
     acknowledge_no_limits(monkeypatch)
     async with start_plc(step=False, speed=30.0) as plc:
         ns = await plc.server.register_namespace("urn:industrial-twin:rogue")
         blob = await plc.server.nodes.objects.add_variable(
-            ua.NodeId(ROGUE_NODE, ns), ROGUE_NODE, ua.Variant(b"small", ua.VariantType.ByteString))
-        await plc.server.write_attribute_value(blob.nodeid, ua.DataValue(
-            ua.Variant(os.urandom(BLOB_BYTES), ua.VariantType.ByteString)))
-        config = lab_config(plc, tmp_path, subscription={"lines": ["L1"], "nodes": [
-            {"line": "L1", "tag": ROGUE_NODE, "node_id": f"ns={ns};s={ROGUE_NODE}"}]})
+            ua.NodeId(ROGUE_NODE, ns), ROGUE_NODE, ua.Variant(b"small", ua.VariantType.ByteString)
+        )
+        await plc.server.write_attribute_value(
+            blob.nodeid, ua.DataValue(ua.Variant(os.urandom(BLOB_BYTES), ua.VariantType.ByteString))
+        )
+        config = lab_config(
+            plc,
+            tmp_path,
+            subscription={
+                "lines": ["L1"],
+                "nodes": [{"line": "L1", "tag": ROGUE_NODE, "node_id": f"ns={ns};s={ROGUE_NODE}"}],
+            },
+        )
         async with running(Collector(config, environ=LAB_ENV)) as collector:
             end = time.monotonic() + 30
-            while time.monotonic() < end and not (collector.oversized_nodes and collector.connected.is_set()
-                                                  and collector.received > 50):
+            while time.monotonic() < end and not (
+                collector.oversized_nodes and collector.connected.is_set() and collector.received > 50
+            ):
                 await asyncio.sleep(0.2)
             await collector.datalogger.flush()
         raw = read_table(config.lake(), "raw_samples")
-        print(f"\nS7 (oversized from the start): {collector.too_large_messages} too-large message(s), "
-              f"{collector.oversized_nodes} node unmonitored, {raw.height} rows of the line's tags, "
-              f"{collector.reconnects} reconnect(s)")
+        print(
+            f"\nS7 (oversized from the start): {collector.too_large_messages} too-large message(s), "
+            f"{collector.oversized_nodes} node unmonitored, {raw.height} rows of the line's tags, "
+            f"{collector.reconnects} reconnect(s)"
+        )
         assert collector.too_large_messages >= 1 and collector.oversized_nodes == 1
         assert raw.filter(pl.col("tag") != ROGUE_NODE).height > 20
         assert read_table(config.lake(), "quarantine").filter(pl.col("reason") == "too_large").height == 1

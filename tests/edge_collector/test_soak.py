@@ -103,11 +103,19 @@ class Soak:
         m = await asyncio.to_thread(scrape, self.metrics_port)
         iserver = self.plc.server.iserver
         subs = iserver.subscription_service.subscriptions
-        s = Sample(t, proc_rss(self.pid), proc_fds(self.pid), int(m["edge_collector_asyncio_tasks"]),
-                   int(m["edge_collector_reconnects_total"]), m["edge_collector_connected"] == 1.0,
-                   int(m["edge_collector_samples_received_total"]), len(subs),
-                   sum(len(sub.monitored_item_srv._monitored_items) for sub in subs.values()),
-                   len(iserver._external_sessions), frozenset(subs))
+        s = Sample(
+            t,
+            proc_rss(self.pid),
+            proc_fds(self.pid),
+            int(m["edge_collector_asyncio_tasks"]),
+            int(m["edge_collector_reconnects_total"]),
+            m["edge_collector_connected"] == 1.0,
+            int(m["edge_collector_samples_received_total"]),
+            len(subs),
+            sum(len(sub.monitored_item_srv._monitored_items) for sub in subs.values()),
+            len(iserver._external_sessions),
+            frozenset(subs),
+        )
         self.samples.append(s)
         return s
 
@@ -125,11 +133,12 @@ async def drive(plc: PlcServer, stop: asyncio.Event) -> None:
 
 def collector_config(tmp_path: Path, proxy_port: int, metrics_port: int) -> Path:
     path = tmp_path / "soak.toml"
-    path.write_text(f"""
+    path.write_text(
+        f"""
 [collector]
 id = "soak"
-lake = "{tmp_path / 'lake'}"
-spool = "{tmp_path / 'spool'}"
+lake = "{tmp_path / "lake"}"
+spool = "{tmp_path / "spool"}"
 lab_mode = true
 [opcua]
 endpoint = "opc.tcp://127.0.0.1:{proxy_port}"
@@ -138,14 +147,16 @@ security_policy = "None"
 lines = {LINES!r}
 [metrics]
 port = {metrics_port}
-""".replace("'", '"'))
+""".replace("'", '"')
+    )
     return path
 
 
 @pytest.mark.chaos
 @pytest.mark.timeout(SOAK_S + 240)
-async def test_soak_with_forced_reconnects_leaks_no_memory_tasks_fds_or_subscriptions(start_plc: Any,
-                                                                                      tmp_path: Path) -> None:
+async def test_soak_with_forced_reconnects_leaks_no_memory_tasks_fds_or_subscriptions(
+    start_plc: Any, tmp_path: Path
+) -> None:
     """R6: 522 tags at 100 ms for TWIN_SOAK_SECONDS with TWIN_SOAK_RECONNECTS transport drops (proxy RST).
 
     Asserted: collector RSS at the end < 1.10 x RSS after the warm-up (TWIN_SOAK_WARMUP_SECONDS,
@@ -164,8 +175,17 @@ async def test_soak_with_forced_reconnects_leaks_no_memory_tasks_fds_or_subscrip
     env = {**os.environ, "TWIN_HOME": str(tmp_path / "twin"), "TWIN_ENV": "dev"}
     async with start_plc(lines=load_lines(LINES)) as plc:
         with FaultProxy(plc.options.port) as proxy, log_path.open("w") as log_file:
-            cmd = [sys.executable, "-m", "edge_collector.cli", "run", "--config",
-                   str(collector_config(tmp_path, proxy.port, metrics_port)), "--plain-logs", "--log-level", "WARNING"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "edge_collector.cli",
+                "run",
+                "--config",
+                str(collector_config(tmp_path, proxy.port, metrics_port)),
+                "--plain-logs",
+                "--log-level",
+                "WARNING",
+            ]
             proc = subprocess.Popen(cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT)
             soak = Soak(plc, proc.pid, metrics_port)
             stop_clock = asyncio.Event()
@@ -202,10 +222,15 @@ async def test_soak_with_forced_reconnects_leaks_no_memory_tasks_fds_or_subscrip
                     deadline = loop.time() + SETTLE_S
                     while True:
                         s = await soak.sample(loop.time() - t0)
-                        steady = (s.subscriptions, s.sessions, s.items, s.subscription_ids) == \
-                            (1, 1, base.items, base.subscription_ids)
-                        if (steady and abs(s.fds - base_fds) <= TOLERANCE and abs(s.tasks - base_tasks) <= TOLERANCE) \
-                                or loop.time() > deadline:
+                        steady = (s.subscriptions, s.sessions, s.items, s.subscription_ids) == (
+                            1,
+                            1,
+                            base.items,
+                            base.subscription_ids,
+                        )
+                        if (
+                            steady and abs(s.fds - base_fds) <= TOLERANCE and abs(s.tasks - base_tasks) <= TOLERANCE
+                        ) or loop.time() > deadline:
                             return s
                         await asyncio.sleep(0.2)
 
@@ -255,27 +280,38 @@ async def test_soak_with_forced_reconnects_leaks_no_memory_tasks_fds_or_subscrip
     dev_tasks = max(abs(s.tasks - base_tasks) for s in after)
     dev_fds = max(abs(s.fds - base_fds) for s in after)
     after_warmup = [s for s in soak.samples if s.t >= WARMUP_S]
-    print(f"\nR6 soak: {base.items} tags ({len(LINES)} lines), {SOAK_S:.0f} s at speed {SPEED:g} "
-          f"(warm-up {WARMUP_S:.0f} s), {RECONNECTS} drops every {gap_s:.1f} s, "
-          f"{end.received} notifications, collector CPU {cpu_s:.0f} s")
-    print(f"R6 RSS (median of {RSS_WINDOW_S:.0f} s): start {first.rss / 2**20:.1f} MiB, after warm-up "
-          f"{base_rss / 2**20:.1f} MiB, end {end_rss / 2**20:.1f} MiB (growth {growth:+.1%}), max after warm-up "
-          f"{max(s.rss for s in after_warmup) / 2**20:.1f} MiB")
+    print(
+        f"\nR6 soak: {base.items} tags ({len(LINES)} lines), {SOAK_S:.0f} s at speed {SPEED:g} "
+        f"(warm-up {WARMUP_S:.0f} s), {RECONNECTS} drops every {gap_s:.1f} s, "
+        f"{end.received} notifications, collector CPU {cpu_s:.0f} s"
+    )
+    print(
+        f"R6 RSS (median of {RSS_WINDOW_S:.0f} s): start {first.rss / 2**20:.1f} MiB, after warm-up "
+        f"{base_rss / 2**20:.1f} MiB, end {end_rss / 2**20:.1f} MiB (growth {growth:+.1%}), max after warm-up "
+        f"{max(s.rss for s in after_warmup) / 2**20:.1f} MiB"
+    )
     marks = [soak.samples[min(len(soak.samples) - 1, round(i * (len(soak.samples) - 1) / 10))] for i in range(11)]
     print("R6 RSS over time: " + ", ".join(f"{m.t:.0f}s {m.rss / 2**20:.0f}" for m in marks) + " MiB")
     print(f"R6 reconnect s: max {max(recovery):.2f}, median {sorted(recovery)[len(recovery) // 2]:.2f}")
     print(f"R6 tasks: baseline {base_tasks}, after each drop {[s.tasks for s in after]} (max dev {dev_tasks})")
     print(f"R6 fds: baseline {base_fds}, after each drop {[s.fds for s in after]} (max dev {dev_fds})")
-    print(f"R6 server: subscriptions {base.subscriptions} -> {[s.subscriptions for s in after]}, sessions "
-          f"{base.sessions} -> {end.sessions}, monitored items {base.items} -> {end.items}, subscription ids "
-          f"{sorted(set().union(*(s.subscription_ids for s in soak.samples)))}")
+    print(
+        f"R6 server: subscriptions {base.subscriptions} -> {[s.subscriptions for s in after]}, sessions "
+        f"{base.sessions} -> {end.sessions}, monitored items {base.items} -> {end.items}, subscription ids "
+        f"{sorted(set().union(*(s.subscription_ids for s in soak.samples)))}"
+    )
 
     assert base.items >= MIN_TAGS
     assert growth < RSS_GROWTH_MAX, f"collector RSS grew {growth:.1%} after the warm-up"
     assert dev_tasks <= TOLERANCE, [s.tasks for s in after]
     assert dev_fds <= TOLERANCE, [s.fds for s in after]
     for s in [base, *after]:  # the same one subscription: transferred to the new channel, not recreated
-        assert (s.subscriptions, s.sessions, s.items, s.subscription_ids) == (1, 1, base.items, base.subscription_ids), s
+        assert (s.subscriptions, s.sessions, s.items, s.subscription_ids) == (
+            1,
+            1,
+            base.items,
+            base.subscription_ids,
+        ), s
 
     raw = read_table(tmp_path / "lake", "raw_samples")
     duplicated = int(raw.select("line_id", "tag", "source_ts").is_duplicated().sum())
@@ -284,7 +320,9 @@ async def test_soak_with_forced_reconnects_leaks_no_memory_tasks_fds_or_subscrip
     for line_id in LINES:
         seen = {int(v) for v in counts.filter(pl.col("line_id") == line_id)["value"]}
         lost += len(set(range(processed[line_id] + 1)) - seen)
-    print(f"R6 rows: {raw.height} raw_samples, {duplicated} duplicated; counter values lost {lost} of "
-          f"{sum(processed.values()) + len(LINES)}")
+    print(
+        f"R6 rows: {raw.height} raw_samples, {duplicated} duplicated; counter values lost {lost} of "
+        f"{sum(processed.values()) + len(LINES)}"
+    )
     assert duplicated == 0
     assert lost == 0

@@ -123,8 +123,16 @@ def test_stop_reasons_come_from_the_enum_not_from_literals():
             if value > 999:
                 assert not re.search(rf"(?<![\w.#]){value}(?![\w.])", code), f"{path.name}: literal {value} ({name})"
     packml = _strip_comments(_read(FB_PACKML))
-    for name in ("Starved", "Blocked", "OperatorStop", "OperatorHold", "OperatorSuspend", "OperatorAbort",
-                 "BatchComplete", "UnspecifiedFault"):
+    for name in (
+        "Starved",
+        "Blocked",
+        "OperatorStop",
+        "OperatorHold",
+        "OperatorSuspend",
+        "OperatorAbort",
+        "BatchComplete",
+        "UnspecifiedFault",
+    ):
         assert f"E_StopReason.{name}" in packml
 
 
@@ -138,7 +146,15 @@ def _fb_line_io() -> dict[str, str]:
 def _mapping_rows() -> list[dict[str, str]]:
     with MAPPING.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
-        assert reader.fieldnames == ["factoryio_tag", "kind", "data_type", "iec_address", "plc_variable", "line", "note"]
+        assert reader.fieldnames == [
+            "factoryio_tag",
+            "kind",
+            "data_type",
+            "iec_address",
+            "plc_variable",
+            "line",
+            "note",
+        ]
         return list(reader)
 
 

@@ -51,7 +51,7 @@ def test_autostart_walks_stopped_resetting_idle_starting_execute() -> None:
 
 
 def test_without_autostart_the_line_waits_in_stopped_for_commands() -> None:
-    line, rec = make(autostart=False)
+    line, _rec = make(autostart=False)
     line.advance(T0 + 100)
     assert line.state == S.Stopped and line.processed == 0
     command(line, Cmd.Reset)
@@ -64,8 +64,12 @@ def test_without_autostart_the_line_waits_in_stopped_for_commands() -> None:
 
 @pytest.mark.parametrize(
     ("cmd", "acting", "final"),
-    [(Cmd.Hold, S.Holding, S.Held), (Cmd.Suspend, S.Suspending, S.Suspended), (Cmd.Stop, S.Stopping, S.Stopped),
-     (Cmd.Abort, S.Aborting, S.Aborted)],
+    [
+        (Cmd.Hold, S.Holding, S.Held),
+        (Cmd.Suspend, S.Suspending, S.Suspended),
+        (Cmd.Stop, S.Stopping, S.Stopped),
+        (Cmd.Abort, S.Aborting, S.Aborted),
+    ],
 )
 def test_commands_from_execute(cmd: int, acting: int, final: int) -> None:
     line, rec = make()
@@ -87,7 +91,16 @@ def test_hold_unhold_and_suspend_unsuspend_return_to_execute() -> None:
         command(line, back)
         line.advance(line.now + 5)
         assert line.state == S.Execute
-    assert rec.states()[-8:] == [S.Holding, S.Held, S.Unholding, S.Execute, S.Suspending, S.Suspended, S.Unsuspending, S.Execute]
+    assert rec.states()[-8:] == [
+        S.Holding,
+        S.Held,
+        S.Unholding,
+        S.Execute,
+        S.Suspending,
+        S.Suspended,
+        S.Unsuspending,
+        S.Execute,
+    ]
 
 
 def test_illegal_commands_are_refused_and_flagged() -> None:
@@ -106,8 +119,12 @@ def test_illegal_commands_are_refused_and_flagged() -> None:
 def test_every_state_command_pair_follows_the_table() -> None:
     """Drive the model into each state and try every command: it must do what the table says."""
     reach = {  # command sequence (with waits) that parks the line in each stable state
-        S.Stopped: [Cmd.Stop], S.Idle: [Cmd.Stop, Cmd.Reset], S.Execute: [], S.Held: [Cmd.Hold],
-        S.Suspended: [Cmd.Suspend], S.Aborted: [Cmd.Abort],
+        S.Stopped: [Cmd.Stop],
+        S.Idle: [Cmd.Stop, Cmd.Reset],
+        S.Execute: [],
+        S.Held: [Cmd.Hold],
+        S.Suspended: [Cmd.Suspend],
+        S.Aborted: [Cmd.Abort],
     }
     for state, seq in reach.items():
         for cmd in Cmd:
@@ -139,11 +156,20 @@ def test_fault_aborts_and_clear_reset_start_returns_to_execute() -> None:
         command(line, cmd)
         line.advance(line.now + 10)
     assert line.state == S.Execute
-    assert rec.states()[-8:] == [S.Aborting, S.Aborted, S.Clearing, S.Stopped, S.Resetting, S.Idle, S.Starting, S.Execute]
+    assert rec.states()[-8:] == [
+        S.Aborting,
+        S.Aborted,
+        S.Clearing,
+        S.Stopped,
+        S.Resetting,
+        S.Idle,
+        S.Starting,
+        S.Execute,
+    ]
 
 
 def test_fault_without_code_is_unspecified_and_second_fault_keeps_first_reason() -> None:
-    line, rec = make()
+    line, _rec = make()
     line.advance(EXECUTE_AT + 1)
     line.apply_input("Sim.FaultRequest", True)
     assert line.stop_reason == StopReason.UnspecifiedFault

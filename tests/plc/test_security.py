@@ -40,7 +40,7 @@ async def test_untrusted_client_certificate_is_refused_and_kept_for_review(start
     async with start_plc(insecure=False, users=USERS) as plc:
         pki = client_pki(tmp_path)  # not trusted by the server
         client = await secure_client(plc, pki, "operator", "s3cret-pw")
-        with pytest.raises(Exception):
+        with pytest.raises(Exception):  # noqa: B017 - asyncua surfaces a refused channel as UaError or a closed socket
             await client.connect()
         await client.disconnect()
         rejected = list(PkiLayout(plc.options.pki_dir).rejected.glob("*.der"))
@@ -58,7 +58,9 @@ async def test_trusted_client_with_user_reads_and_writes(start_plc: Any, tmp_pat
             assert await feed.read_value() == 10.0
 
 
-async def test_anonymous_and_wrong_password_are_refused_when_users_are_configured(start_plc: Any, tmp_path: Path) -> None:
+async def test_anonymous_and_wrong_password_are_refused_when_users_are_configured(
+    start_plc: Any, tmp_path: Path
+) -> None:
     """S6 (RELIABILITY.md): Anonymous and wrong password are refused when users are configured."""
     async with start_plc(insecure=False, users=USERS) as plc:
         pki = client_pki(tmp_path, trusted_by=plc)

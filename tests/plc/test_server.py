@@ -174,7 +174,9 @@ async def test_step_method_and_plc_clock(start_plc: Any) -> None:
         ns = await ns_index(client)
         sim_ns = await client.get_namespace_index("urn:industrial-twin:plc-sim")
         sim = client.get_node(ua.NodeId("Simulation", sim_ns))
-        new_time = await sim.call_method(ua.NodeId("Simulation.Step", sim_ns), ua.Variant(3600.0, ua.VariantType.Double))
+        new_time = await sim.call_method(
+            ua.NodeId("Simulation.Step", sim_ns), ua.Variant(3600.0, ua.VariantType.Double)
+        )
         assert new_time == (T0 + timedelta(hours=1))
         now = client.get_node(ua.NodeId(f"|var|{RT}.Application.Clock.Now", ns))
         assert await now.read_value() == new_time
@@ -253,8 +255,9 @@ async def test_source_timestamps_are_strictly_increasing_per_node(start_plc: Any
                 got.append((n.nodeid.Identifier, val, data.monitored_item.Value.SourceTimestamp))
 
         sub = await client.create_subscription(20, Handler())
-        await sub.subscribe_data_change([node(client, ns, "L1", "Status.StateCurrent"),
-                                         node(client, ns, "L1", "Command.CmdChangeRequest")])
+        await sub.subscribe_data_change(
+            [node(client, ns, "L1", "Status.StateCurrent"), node(client, ns, "L1", "Command.CmdChangeRequest")]
+        )
         await asyncio.sleep(0.2)
         await node(client, ns, "L1", "Command.CntrlCmd").write_value(ua.Variant(int(Cmd.Stop), ua.VariantType.Int32))
         await node(client, ns, "L1", "Command.CmdChangeRequest").write_value(True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -26,7 +26,7 @@ def test_speed_multiplies_wall_time() -> None:
 
 def test_past_start_runs_fast_until_it_catches_up_then_1x() -> None:
     wall = FakeWall(1_000_000.0)
-    start = datetime.fromtimestamp(1_000_000.0 - 990, timezone.utc)
+    start = datetime.fromtimestamp(1_000_000.0 - 990, UTC)
     clock = SimClock(start=start, speed=100, wall=wall)
     wall.t += 5
     assert clock.now() == pytest.approx(1_000_000.0 - 990 + 500)
@@ -39,12 +39,12 @@ def test_past_start_runs_fast_until_it_catches_up_then_1x() -> None:
 
 def test_past_start_without_speed_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="--speed > 1"):
-        SimClock(start=datetime(2020, 1, 1, tzinfo=timezone.utc), speed=1.0)
+        SimClock(start=datetime(2020, 1, 1, tzinfo=UTC), speed=1.0)
 
 
 def test_step_mode_moves_only_when_stepped() -> None:
     wall = FakeWall(5.0)
-    clock = SimClock(start=datetime.fromtimestamp(100.0, timezone.utc), step_mode=True, wall=wall)
+    clock = SimClock(start=datetime.fromtimestamp(100.0, UTC), step_mode=True, wall=wall)
     wall.t += 1000
     assert clock.now() == 100.0
     assert clock.step(2.5) == 102.5

@@ -38,18 +38,32 @@ def azurite(workdir: Path) -> Iterator[Azurite]:
     port = free_port()
     log = (workdir / "azurite.log").open("w")
     process = subprocess.Popen(
-        [str(BINARY), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(workdir),
-         "--skipApiVersionCheck", "--disableTelemetry", "--silent"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            str(BINARY),
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(port),
+            "--location",
+            str(workdir),
+            "--skipApiVersionCheck",
+            "--disableTelemetry",
+            "--silent",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
-            except OSError:
+            except OSError as exc:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"Azurite did not start: {(workdir / 'azurite.log').read_text()[-2000:]}")
+                    log = (workdir / "azurite.log").read_text()[-2000:]
+                    raise RuntimeError(f"Azurite did not start: {log}") from exc
                 time.sleep(0.2)
         yield Azurite(port)
     finally:

@@ -17,15 +17,27 @@ from twin_pipeline.lib.integrations.semantic_model import SemanticModel
 MEASURES_TABLE = "_Measures"
 #: Polars contract type -> TMDL dataType.
 TMDL_TYPES: dict[type[pl.DataType], str] = {
-    pl.String: "string", pl.Int8: "int64", pl.Int16: "int64", pl.Int32: "int64", pl.Int64: "int64",
-    pl.UInt8: "int64", pl.UInt16: "int64", pl.UInt32: "int64", pl.Float32: "double", pl.Float64: "double",
-    pl.Boolean: "boolean", pl.Datetime: "dateTime", pl.Date: "dateTime",
+    pl.String: "string",
+    pl.Int8: "int64",
+    pl.Int16: "int64",
+    pl.Int32: "int64",
+    pl.Int64: "int64",
+    pl.UInt8: "int64",
+    pl.UInt16: "int64",
+    pl.UInt32: "int64",
+    pl.Float32: "double",
+    pl.Float64: "double",
+    pl.Boolean: "boolean",
+    pl.Datetime: "dateTime",
+    pl.Date: "dateTime",
 }
 GOLD: dict[str, pl.Schema] = {key.split("/", 1)[1]: schema for key, schema in TABLES.items() if key.startswith("gold/")}
 #: The star: every fact to the shift and line dimensions, the shift dimension to the dates.
-RELATIONSHIPS = {(fact, key, dim, key) for fact in ("fact_oee_shift", "fact_downtime", "fact_quality", "fact_reliability")
-                 for key, dim in (("shift_id", "dim_shift"), ("line_id", "dim_line"))} | {
-    ("dim_shift", "local_date", "dim_date", "date")}
+RELATIONSHIPS = {
+    (fact, key, dim, key)
+    for fact in ("fact_oee_shift", "fact_downtime", "fact_quality", "fact_reliability")
+    for key, dim in (("shift_id", "dim_shift"), ("line_id", "dim_line"))
+} | {("dim_shift", "local_date", "dim_date", "date")}
 PARAMETERS = ("SourceKind", "DatabricksHost", "DatabricksHttpPath", "DatabricksCatalog", "DatabricksSchema", "AdlsRoot")
 
 
@@ -44,8 +56,11 @@ def table_differences(model: SemanticModel, contract: dict[str, pl.Schema] = GOL
         columns, schema = model.tables[table].columns, contract[table]
         found += [f"{table}.{c}: in the contract, not in the model" for c in schema if c not in columns]
         found += [f"{table}.{c}: in the model, not in the contract" for c in columns if c not in schema]
-        found += [f"{table}.{c}: dataType {columns[c].data_type}, the contract's {dtype} is {tmdl_type(dtype)}"
-                  for c, dtype in schema.items() if c in columns and columns[c].data_type != tmdl_type(dtype)]
+        found += [
+            f"{table}.{c}: dataType {columns[c].data_type}, the contract's {dtype} is {tmdl_type(dtype)}"
+            for c, dtype in schema.items()
+            if c in columns and columns[c].data_type != tmdl_type(dtype)
+        ]
     return found
 
 
@@ -55,8 +70,12 @@ def relationship_problems(model: SemanticModel) -> list[str]:
         for table, column in ((r.from_table, r.from_column), (r.to_table, r.to_column)):
             if table not in model.tables or column not in model.tables[table].columns:
                 found.append(f"relationship {r.name}: {table}.{column} does not exist")
-        for prop, default in (("fromCardinality", "many"), ("toCardinality", "one"),
-                              ("crossFilteringBehavior", "oneDirection"), ("isActive", "true")):
+        for prop, default in (
+            ("fromCardinality", "many"),
+            ("toCardinality", "one"),
+            ("crossFilteringBehavior", "oneDirection"),
+            ("isActive", "true"),
+        ):
             if r.properties.get(prop, default) != default:
                 found.append(f"relationship {r.name}: {prop} is {r.properties[prop]}, not {default}")
     have = {(r.from_table, r.from_column, r.to_table, r.to_column) for r in model.relationships}
@@ -74,7 +93,9 @@ def partition_problems(model: SemanticModel) -> list[str]:
                 found.append(f"{name}: only calculated partitions belong here")
             continue
         if [(p.kind, p.mode) for p in table.partitions] != [("m", "import")]:
-            found.append(f"{name}: expected one import partition in M, found {[(p.kind, p.mode) for p in table.partitions]}")
+            found.append(
+                f"{name}: expected one import partition in M, found {[(p.kind, p.mode) for p in table.partitions]}"
+            )
             continue
         databricks, adls = model.source_tables(name)
         if databricks != [name]:
@@ -82,9 +103,14 @@ def partition_problems(model: SemanticModel) -> list[str]:
         if adls != [name]:
             found.append(f"{name}: the ADLS branch reads {adls}")
         source = table.partitions[0].source
-        for needed in ('SourceKind = "Databricks"', 'SourceKind = "ADLS"', "Databricks.Catalogs(DatabricksHost, DatabricksHttpPath",
-                       '{[Name=DatabricksCatalog,Kind="Database"]}[Data]', '{[Name=DatabricksSchema,Kind="Schema"]}[Data]',
-                       "DeltaLake.Table(AzureStorage.DataLake(AdlsRoot"):
+        for needed in (
+            'SourceKind = "Databricks"',
+            'SourceKind = "ADLS"',
+            "Databricks.Catalogs(DatabricksHost, DatabricksHttpPath",
+            '{[Name=DatabricksCatalog,Kind="Database"]}[Data]',
+            '{[Name=DatabricksSchema,Kind="Schema"]}[Data]',
+            "DeltaLake.Table(AzureStorage.DataLake(AdlsRoot",
+        ):
             if needed not in source:
                 found.append(f"{name}: the partition lacks {needed}")
     return found
@@ -104,8 +130,11 @@ def measure_reference_problems(model: SemanticModel) -> list[str]:
                 target = model.tables.get((quoted or bare).replace("''", "'"))
                 if target is None or (field not in target.columns and field not in target.measures):
                     found.append(f"measure {m.name}: {quoted or bare}[{field}] does not exist")
-            found += [f"measure {m.name}: [{name}] is not a measure" for name in _BARE.findall(m.expression)
-                      if name not in measures]
+            found += [
+                f"measure {m.name}: [{name}] is not a measure"
+                for name in _BARE.findall(m.expression)
+                if name not in measures
+            ]
     return found
 
 
@@ -137,8 +166,11 @@ def report_problems(report: Path, model: SemanticModel) -> list[str]:
         if visual.get("name") != visual_file.parent.name:
             found.append(f"{where}: name {visual.get('name')!r} differs from its folder")
         for kind, table, name in field_references(visual):
-            fields = model.tables[table].columns if table in model.tables and kind == "Column" else (
-                model.tables[table].measures if table in model.tables else {})
+            fields = (
+                model.tables[table].columns
+                if table in model.tables and kind == "Column"
+                else (model.tables[table].measures if table in model.tables else {})
+            )
             if name not in fields:
                 found.append(f"{where}: {kind.lower()} {table}[{name}] is not in the model")
     return found

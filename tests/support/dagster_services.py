@@ -41,8 +41,19 @@ class Daemon(DagsterDev):
 
 class CodeServer(DagsterDev):
     def command(self) -> list[str]:
-        return [str(BIN / "dagster"), "code-server", "start", "-h", self.host, "-p", str(self.port),
-                "-m", "twin_pipeline.definitions", "--location-name", LOCATION]
+        return [
+            str(BIN / "dagster"),
+            "code-server",
+            "start",
+            "-h",
+            self.host,
+            "-p",
+            str(self.port),
+            "-m",
+            "twin_pipeline.definitions",
+            "--location-name",
+            LOCATION,
+        ]
 
     def wait_until_up(self, timeout: float = 120.0) -> dict[str, Any]:
         """Until the code is loaded (the proxy says so); a webserver started before gets UNAVAILABLE."""
@@ -71,7 +82,7 @@ class Services:
 
     _instance: Any = None
 
-    def instance(self):  # noqa: ANN201 - a DagsterInstance on the same DAGSTER_HOME, for reading events
+    def instance(self):
         from dagster import DagsterInstance
         from dagster._core.instance.ref import InstanceRef
 
@@ -89,37 +100,66 @@ class Services:
 
     def start_daemon(self) -> Daemon:
         self.restarts += 1
-        self.daemon = Daemon(self.workspace, dagster_home=self.dagster_home, cwd=ROOT, env=self.env,
-                             log_path=self.log_dir / f"daemon-{self.restarts}.log")
+        self.daemon = Daemon(
+            self.workspace,
+            dagster_home=self.dagster_home,
+            cwd=ROOT,
+            env=self.env,
+            log_path=self.log_dir / f"daemon-{self.restarts}.log",
+        )
         self.daemon.start()
         return self.daemon
 
     def logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(self.log_dir.glob("*.log")))
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(self.log_dir.glob("*.log"))
+        )
 
 
 @contextmanager
-def dagster_services(dagster_home: Path, env: Mapping[str, str], log_dir: Path,
-                     wait_for: list[str]) -> Iterator[Services]:
+def dagster_services(
+    dagster_home: Path, env: Mapping[str, str], log_dir: Path, wait_for: list[str]
+) -> Iterator[Services]:
     """Start code server, webserver and daemon; yield once the location is loaded with `wait_for` assets."""
     log_dir.mkdir(parents=True, exist_ok=True)
     code_port = free_port()
     workspace = log_dir / "workspace.yaml"
-    workspace.write_text(f"load_from:\n  - grpc_server:\n      host: 127.0.0.1\n      port: {code_port}\n"
-                         f"      location_name: {LOCATION}\n")
+    workspace.write_text(
+        f"load_from:\n  - grpc_server:\n      host: 127.0.0.1\n      port: {code_port}\n"
+        f"      location_name: {LOCATION}\n"
+    )
     env = dict(env)
     with ExitStack() as stack:
-        code = CodeServer(workspace, dagster_home=dagster_home, cwd=ROOT, env=env, port=code_port,
-                          log_path=log_dir / "code-server.log")
+        code = CodeServer(
+            workspace,
+            dagster_home=dagster_home,
+            cwd=ROOT,
+            env=env,
+            port=code_port,
+            log_path=log_dir / "code-server.log",
+        )
         stack.callback(_stop, code)
         code.start()
         code.wait_until_up(timeout=180)
-        web = Webserver(workspace, dagster_home=dagster_home, cwd=ROOT, env=env, port=free_port(),
-                        log_path=log_dir / "webserver.log")
+        web = Webserver(
+            workspace,
+            dagster_home=dagster_home,
+            cwd=ROOT,
+            env=env,
+            port=free_port(),
+            log_path=log_dir / "webserver.log",
+        )
         stack.callback(_stop, web)
         web.start()
-        services = Services(web=web, daemon=None, code=code, dagster_home=dagster_home,  # type: ignore[arg-type]
-                            workspace=workspace, env=env, log_dir=log_dir)
+        services = Services(
+            web=web,
+            daemon=None,
+            code=code,
+            dagster_home=dagster_home,
+            workspace=workspace,
+            env=env,
+            log_dir=log_dir,
+        )
         services.start_daemon()
         stack.callback(lambda: _stop(services.daemon))
         web.wait_until_up(timeout=120)
@@ -162,10 +202,17 @@ def launch_run(web: Webserver, job: str, assets: list[str] | None = None, tags: 
     selector: dict[str, Any] = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__", "jobName": job}
     if assets:
         selector["assetSelection"] = [{"path": a.split("/")} for a in assets]
-    answer = web.graphql(LAUNCH_RUN, {"params": {
-        "selector": selector, "runConfigData": {}, "mode": "default",
-        "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]},
-    }})["launchRun"]
+    answer = web.graphql(
+        LAUNCH_RUN,
+        {
+            "params": {
+                "selector": selector,
+                "runConfigData": {},
+                "mode": "default",
+                "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]},
+            }
+        },
+    )["launchRun"]
     if answer["__typename"] != "LaunchRunSuccess":
         raise DagsterDevError(f"launchRun {job} {assets}: {answer}")
     return answer["run"]["runId"]
@@ -181,7 +228,7 @@ def force_terminate(web: Webserver, run_id: str) -> dict[str, Any]:
 WORKER_PID = re.compile(r"Started process for run \(pid: (\d+)\)")
 
 
-def wait_for(what: str, condition, timeout: float, services: Services | None = None, poll_s: float = 0.1):  # noqa: ANN001, ANN201
+def wait_for(what: str, condition, timeout: float, services: Services | None = None, poll_s: float = 0.1):
     """Poll `condition()` until it returns something truthy; fail with the services' logs otherwise."""
     from sqlalchemy.exc import OperationalError
 

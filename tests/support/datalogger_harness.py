@@ -17,7 +17,7 @@ import json
 import os
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from edge_collector.datalogger import Acknowledged, Datalogger, DataloggerHooks
 
-BASE = datetime(2026, 11, 24, 23, 59, 55, tzinfo=timezone.utc)  # rows cross midnight: two day partitions
+BASE = datetime(2026, 11, 24, 23, 59, 55, tzinfo=UTC)  # rows cross midnight: two day partitions
 
 
 def say(line: str) -> None:
@@ -52,14 +52,33 @@ def hooks(sleep_before: float, sleep_after: float) -> DataloggerHooks:
 
 def raw(session: str, seq: int, now: datetime) -> dict[str, Any]:
     ts = BASE + timedelta(milliseconds=seq)
-    return {"line_id": "L1", "tag": "Admin.ProdProcessedCount", "source_ts": ts, "server_ts": ts, "received_ts": now,
-            "value": float(seq), "value_text": None, "status_code": 0, "session_id": session, "seq": seq}
+    return {
+        "line_id": "L1",
+        "tag": "Admin.ProdProcessedCount",
+        "source_ts": ts,
+        "server_ts": ts,
+        "received_ts": now,
+        "value": float(seq),
+        "value_text": None,
+        "status_code": 0,
+        "session_id": session,
+        "seq": seq,
+    }
 
 
 def event(session: str, seq: int) -> dict[str, Any]:
-    return {"line_id": "L1", "event_ts": BASE + timedelta(seconds=seq), "kind": "fault_start",
-            "distribution": "weibull", "params": json.dumps({"shape": 1.5, "scale": 600}), "value": None,
-            "fault_code": seq % 100, "seed": 7, "session_id": session, "seq": seq}
+    return {
+        "line_id": "L1",
+        "event_ts": BASE + timedelta(seconds=seq),
+        "kind": "fault_start",
+        "distribution": "weibull",
+        "params": json.dumps({"shape": 1.5, "scale": 600}),
+        "value": None,
+        "fault_code": seq % 100,
+        "seed": 7,
+        "session_id": session,
+        "seq": seq,
+    }
 
 
 async def main(argv: list[str] | None = None) -> None:
@@ -77,17 +96,34 @@ async def main(argv: list[str] | None = None) -> None:
     p.add_argument("--duration", type=float, default=None, help="stop cleanly after this many seconds")
     args = p.parse_args(argv)
 
-    dl = Datalogger(args.lake, args.spool, "chaos", flush_interval_s=args.flush, max_batch_rows=args.max_batch_rows,
-                    compact_every_s=args.compact_every_s, checkpoint_every_commits=args.checkpoint_every,
-                    on_acknowledged=on_ack, hooks=hooks(args.sleep_before_commit, args.sleep_after_commit))
+    dl = Datalogger(
+        args.lake,
+        args.spool,
+        "chaos",
+        flush_interval_s=args.flush,
+        max_batch_rows=args.max_batch_rows,
+        compact_every_s=args.compact_every_s,
+        checkpoint_every_commits=args.checkpoint_every,
+        on_acknowledged=on_ack,
+        hooks=hooks(args.sleep_before_commit, args.sleep_after_commit),
+    )
     report = await dl.start()
-    say("READY " + json.dumps({"replayed": report.replayed_batches, "skipped": report.skipped_batches,
-                               "temp_removed": report.temp_files_removed, "corrupt": report.corrupt_files}))
+    say(
+        "READY "
+        + json.dumps(
+            {
+                "replayed": report.replayed_batches,
+                "skipped": report.skipped_batches,
+                "temp_removed": report.temp_files_removed,
+                "corrupt": report.corrupt_files,
+            }
+        )
+    )
     tick = 0.01
     seq = events = 0
     started = time.monotonic()
     while args.duration is None or time.monotonic() - started < args.duration:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         target = int((time.monotonic() - started + tick) * args.rate)
         while seq < target:
             seq += 1
@@ -100,9 +136,19 @@ async def main(argv: list[str] | None = None) -> None:
         await asyncio.sleep(tick)
     await dl.close()
     s = dl.stats
-    say("CLOSED " + json.dumps({"rows_added": s.rows_added, "rows_committed": s.rows_committed,
-                                "dropped_rows": s.dropped_rows, "compactions": s.compactions,
-                                "checkpoints": s.checkpoints, "errors": s.errors}))
+    say(
+        "CLOSED "
+        + json.dumps(
+            {
+                "rows_added": s.rows_added,
+                "rows_committed": s.rows_committed,
+                "dropped_rows": s.dropped_rows,
+                "compactions": s.compactions,
+                "checkpoints": s.checkpoints,
+                "errors": s.errors,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -43,14 +43,20 @@ async def engine_caught_up(collector: Collector, now: datetime, limit: float = 6
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limit
     engine = collector.engine
-    while not (collector.sim_now is not None and collector.sim_now >= now and engine is not None
-               and engine.started_at is not None and (engine.next_due() is None or engine.next_due() > now)):
+    while not (
+        collector.sim_now is not None
+        and collector.sim_now >= now
+        and engine is not None
+        and engine.started_at is not None
+        and (engine.next_due() is None or engine.next_due() > now)
+    ):
         assert loop.time() < deadline, f"the variability engine did not catch up with {now} within {limit} s"
         await asyncio.sleep(0.002)
 
 
-async def produce_full_shift(tmp: Path, start: datetime = T0, hours: int = 8, fault_minute: int | None = 120,
-                             variability: dict | None = None) -> tuple[Path, dict[str, dict[str, float]]]:
+async def produce_full_shift(
+    tmp: Path, start: datetime = T0, hours: int = 8, fault_minute: int | None = 120, variability: dict | None = None
+) -> tuple[Path, dict[str, dict[str, float]]]:
     """A whole early shift (8 h) of two slow lines through the real PLC and collector, with one fault
     planted on L1 at 2 h (cleared, reset and restarted over the next 12 minutes). Returns the lake and
     the PLC's own figures at the shift end: Execute time, parts, rejects."""
@@ -71,7 +77,7 @@ async def produce_full_shift(tmp: Path, start: datetime = T0, hours: int = 8, fa
         async with running(collector_obj) as collector, insecure_client(plc) as client:
             ns = await client.get_namespace_index("CODESYSSPV3/3S/IecVarAccess")
 
-            def node(path: str):  # noqa: ANN202
+            def node(path: str):
                 return client.get_node(ua.NodeId(f"|var|CODESYS Control for Linux SL.Application.L1.{path}", ns))
 
             async def command(cmd: int) -> None:
@@ -80,8 +86,11 @@ async def produce_full_shift(tmp: Path, start: datetime = T0, hours: int = 8, fa
 
             # a little quality error so some parts are rejected
             await node("Sim.QualityErrorMm").write_value(ua.Variant(0.045, ua.VariantType.Double))
-            recovery = {} if fault_minute is None else {fault_minute + 10: Cmd.Clear, fault_minute + 11: Cmd.Reset,
-                                                         fault_minute + 12: Cmd.Start}
+            recovery = (
+                {}
+                if fault_minute is None
+                else {fault_minute + 10: Cmd.Clear, fault_minute + 11: Cmd.Reset, fault_minute + 12: Cmd.Start}
+            )
             for minute in range(1, hours * 60 + 1):
                 if minute == fault_minute:
                     await node("Sim.FaultCode").write_value(ua.Variant(42, ua.VariantType.Int32))
@@ -90,14 +99,17 @@ async def produce_full_shift(tmp: Path, start: datetime = T0, hours: int = 8, fa
                     await command(recovery[minute])
                 await plc.step(60.0)
                 if variability:
-                    await engine_caught_up(collector, datetime.fromtimestamp(plc.clock.now(), timezone.utc))
+                    await engine_caught_up(collector, datetime.fromtimestamp(plc.clock.now(), UTC))
                 else:
                     await asyncio.sleep(0.002)
             for line_id in ("L1", "L2"):
                 line = plc.line(line_id)
-                truth[line_id] = {"execute_s": line.state_time(S.Execute), "produced": line.processed,
-                                  "rejects": line.defective, "fault_s": line.state_time(S.Aborting)
-                                  + line.state_time(S.Aborted) + line.state_time(S.Clearing)}
+                truth[line_id] = {
+                    "execute_s": line.state_time(S.Execute),
+                    "produced": line.processed,
+                    "rejects": line.defective,
+                    "fault_s": line.state_time(S.Aborting) + line.state_time(S.Aborted) + line.state_time(S.Clearing),
+                }
             await plc.step(60.0)  # a minute of the next shift
             await clock_seen(collector, plc)
             await collector.datalogger.flush()
@@ -112,7 +124,7 @@ def full_shift(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str
 @pytest.fixture(scope="session")
 def dst_night(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, dict[str, float]]]:
     """The night shift of 2026-03-28 22:00 (Berlin), which lasts 7 h: clocks go forward at 02:00."""
-    start = datetime(2026, 3, 28, 21, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 3, 28, 21, 0, tzinfo=UTC)
     return asyncio.run(produce_full_shift(tmp_path_factory.mktemp("dst"), start=start, hours=7, fault_minute=None))
 
 
@@ -121,11 +133,19 @@ def engine_shift(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[s
     """A whole early shift with the variability engine injecting L1's faults (constant draws, so the
     ground truth is easy to read): a fault every 90 min of Execute, repaired in 10 min."""
     variability = {
-        "enabled": True, "seed": 3, "state_poll_s": 1.0,
+        "enabled": True,
+        "seed": 3,
+        "state_poll_s": 1.0,
         "lines": {
-            "L1": {"faults": {"time_to_failure": {"kind": "constant", "value": 5400.0},
-                              "repair_time": {"kind": "constant", "value": 600.0},
-                              "fault_code": {"kind": "categorical", "weights": {"42": 1.0}}}},
+            "L1": {
+                "faults": {
+                    "time_to_failure": {"kind": "constant", "value": 5400.0},
+                    "repair_time": {"kind": "constant", "value": 600.0},
+                    "fault_code": {"kind": "categorical", "weights": {"42": 1.0}},
+                }
+            },
         },
     }
-    return asyncio.run(produce_full_shift(tmp_path_factory.mktemp("engine"), fault_minute=None, variability=variability))
+    return asyncio.run(
+        produce_full_shift(tmp_path_factory.mktemp("engine"), fault_minute=None, variability=variability)
+    )

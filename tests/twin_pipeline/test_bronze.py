@@ -20,8 +20,14 @@ def materialize(lake: Path, *partitions: str) -> dg.ExecuteInProcessResult:
     resources = {"lake": LakeResource(root=str(lake))}
     if len(partitions) == 1:
         return dg.materialize([bronze_samples_asset], partition_key=partitions[0], resources=resources)
-    return dg.materialize([bronze_samples_asset], resources=resources, tags={
-        "dagster/asset_partition_range_start": partitions[0], "dagster/asset_partition_range_end": partitions[-1]})
+    return dg.materialize(
+        [bronze_samples_asset],
+        resources=resources,
+        tags={
+            "dagster/asset_partition_range_start": partitions[0],
+            "dagster/asset_partition_range_end": partitions[-1],
+        },
+    )
 
 
 def read_bronze(lake: Path) -> pl.DataFrame:
@@ -34,8 +40,9 @@ def test_bronze_is_the_shift_slice_deduplicated_and_rerun_is_identical(edge_lake
     shutil.copytree(edge_lake, lake)
     raw = pl.read_delta(str(edge_table_path(lake, "raw_samples")))
     # plant duplicates: the same 100 rows again, as a replay from another session would be
-    replay = raw.head(100).with_columns(pl.lit("replay").alias("session_id"),
-                                        (pl.col("received_ts") + pl.duration(seconds=5)).alias("received_ts"))
+    replay = raw.head(100).with_columns(
+        pl.lit("replay").alias("session_id"), (pl.col("received_ts") + pl.duration(seconds=5)).alias("received_ts")
+    )
     write_deltalake(str(edge_table_path(lake, "raw_samples")), replay.to_arrow(), mode="append", partition_by=["day"])
 
     result = materialize(lake, SHIFT)
@@ -53,8 +60,9 @@ def test_bronze_is_the_shift_slice_deduplicated_and_rerun_is_identical(edge_lake
     assert read_bronze(lake).equals(bronze)  # a re-run replaces exactly that shift: identical content
 
 
-def test_a_shift_without_samples_holds_only_the_carried_in_values_and_other_shifts_stay(edge_lake: Path,
-                                                                                         tmp_path: Path) -> None:
+def test_a_shift_without_samples_holds_only_the_carried_in_values_and_other_shifts_stay(
+    edge_lake: Path, tmp_path: Path
+) -> None:
     lake = tmp_path / "lake"
     shutil.copytree(edge_lake, lake)
     assert materialize(lake, SHIFT).success
@@ -95,10 +103,24 @@ def test_cli_backfill_with_a_partition_range(edge_lake: Path, tmp_path: Path) ->
     shutil.copytree(edge_lake, lake)
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {**os.environ, "TWIN_HOME": str(tmp_path / "twin"), "DAGSTER_HOME": str(tmp_path)}
-    out = subprocess.run([str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m",
-                          "twin_pipeline.definitions", "--select", SHIFT_SELECTION, "--partition-range",
-                          "2026-11-24-0600...2026-11-24-2200"], env=env, capture_output=True, text=True, timeout=300,
-                         cwd=Path(__file__).resolve().parents[2])
+    out = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "twin_pipeline.definitions",
+            "--select",
+            SHIFT_SELECTION,
+            "--partition-range",
+            "2026-11-24-0600...2026-11-24-2200",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert set(read_bronze(lake).filter(~pl.col("carried_in"))["shift_id"]) == {SHIFT}
     gold = pl.read_delta(str(lake / "gold" / "fact_oee_shift"))

@@ -34,11 +34,15 @@ def test_an_implausible_jump_is_a_glitch_not_parts() -> None:
 
 @settings(max_examples=300)
 @given(
-    pbt=st.floats(1.0, 12 * 3600.0), apt_share=st.floats(0.0, 1.0), cycle=st.floats(0.1, 60.0),
-    rate_share=st.floats(0.0, 1.0), good_share=st.floats(0.0, 1.0),
+    pbt=st.floats(1.0, 12 * 3600.0),
+    apt_share=st.floats(0.0, 1.0),
+    cycle=st.floats(0.1, 60.0),
+    rate_share=st.floats(0.0, 1.0),
+    good_share=st.floats(0.0, 1.0),
 )
-def test_oee_invariants_on_valid_shifts(pbt: float, apt_share: float, cycle: float, rate_share: float,
-                                        good_share: float) -> None:
+def test_oee_invariants_on_valid_shifts(
+    pbt: float, apt_share: float, cycle: float, rate_share: float, good_share: float
+) -> None:
     """Q2 (RELIABILITY.md): OEE invariants on valid shifts."""
     apt = pbt * apt_share
     produced = int(apt / cycle * rate_share)

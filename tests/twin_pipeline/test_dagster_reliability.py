@@ -12,6 +12,7 @@ worker costs 6-10 s of imports, and the daemon's backfill loop sleeps 30 s betwe
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import shutil
 import signal
@@ -26,10 +27,15 @@ from dagster import AssetKey
 
 from edge_collector.lake import MAINTENANCE_LOCK_NAME, WriterLock
 from tests.support.azurite import KEY, Azurite, azurite
-from tests.support.fault_proxy import FaultProxy
 from tests.support.dagster_services import (
-    WORKER_PID, Services, dagster_services, force_terminate, launch_run, wait_for,
+    WORKER_PID,
+    Services,
+    dagster_services,
+    force_terminate,
+    launch_run,
+    wait_for,
 )
+from tests.support.fault_proxy import FaultProxy
 from twin_pipeline.launcher.instance import POOL, InstanceSettings, ensure_instance
 from twin_pipeline.lib.contracts import TABLES
 
@@ -63,14 +69,24 @@ def twin(edge_lake: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     shutil.copytree(edge_lake, home / "lake")
     assert ensure_instance(tmp / "dagster_home", SETTINGS) == "written"
     with azurite(tmp / "azurite") as emulator, FaultProxy(emulator.port) as link:
-        env = {"TWIN_HOME": str(home), "TWIN_PROFILE": "azure", "AZURE_STORAGE_ACCOUNT_URL": emulator.url(link.port),
-               "AZURE_STORAGE_ACCOUNT": "devstoreaccount1", "AZURE_STORAGE_KEY": KEY,
-               "TWIN_LANDING_CONTAINER": CONTAINER, "TWIN_OEE_ENGINE": "polars",
-               # the run-retry daemon looks for failed runs every 5 s by default
-               "DAGSTER_EVENT_LOG_CONSUMER_DAEMON_INTERVAL_SECONDS": "1"}
+        env = {
+            "TWIN_HOME": str(home),
+            "TWIN_PROFILE": "azure",
+            "AZURE_STORAGE_ACCOUNT_URL": emulator.url(link.port),
+            "AZURE_STORAGE_ACCOUNT": "devstoreaccount1",
+            "AZURE_STORAGE_KEY": KEY,
+            "TWIN_LANDING_CONTAINER": CONTAINER,
+            "TWIN_OEE_ENGINE": "polars",
+            # the run-retry daemon looks for failed runs every 5 s by default
+            "DAGSTER_EVENT_LOG_CONSUMER_DAEMON_INTERVAL_SECONDS": "1",
+        }
         started = time.monotonic()
-        with dagster_services(tmp / "dagster_home", env, tmp / "logs",
-                              ["landing/raw_samples", "maintenance/edge_tables", "gold/fact_oee_shift"]) as services:
+        with dagster_services(
+            tmp / "dagster_home",
+            env,
+            tmp / "logs",
+            ["landing/raw_samples", "maintenance/edge_tables", "gold/fact_oee_shift"],
+        ) as services:
             print(f"\nservices up in {time.monotonic() - started:.1f} s (logs: {tmp / 'logs'})")
             yield Twin(services, home / "lake", emulator, link)
 
@@ -87,8 +103,10 @@ def _status(services: Services, run_id: str) -> str:
 
 
 def _step_started(services: Services, run_id: str, step: str) -> bool:
-    return any(e.dagster_event and e.dagster_event.event_type_value == "STEP_START" and e.step_key == step
-               for e in _events(services, run_id))
+    return any(
+        e.dagster_event and e.dagster_event.event_type_value == "STEP_START" and e.step_key == step
+        for e in _events(services, run_id)
+    )
 
 
 def _worker_pid(services: Services, run_id: str) -> int | None:
@@ -101,7 +119,9 @@ def _worker_pid(services: Services, run_id: str) -> int | None:
 
 def _wait_done(services: Services, run_ids: list[str], timeout: float = 150.0) -> dict[str, str]:
     done = {"SUCCESS", "FAILURE", "CANCELED"}
-    wait_for(f"runs {run_ids} finished", lambda: all(_status(services, r) in done for r in run_ids), timeout, services, 0.5)
+    wait_for(
+        f"runs {run_ids} finished", lambda: all(_status(services, r) in done for r in run_ids), timeout, services, 0.5
+    )
     return {r: _status(services, r) for r in run_ids}
 
 
@@ -124,8 +144,9 @@ def _claims(services: Services) -> list[tuple[str, str]]:
 
 
 def _steps(services: Services, run_id: str, kind: str) -> list[str]:
-    return [e.step_key for e in _events(services, run_id)
-            if e.dagster_event and e.dagster_event.event_type_value == kind]
+    return [
+        e.step_key for e in _events(services, run_id) if e.dagster_event and e.dagster_event.event_type_value == kind
+    ]
 
 
 def _children(services: Services, run_id: str) -> list[str]:
@@ -136,8 +157,11 @@ def _children(services: Services, run_id: str) -> list[str]:
 
 
 def _step_start_time(services: Services, run_id: str, step: str) -> float:
-    return next(e.timestamp for e in _events(services, run_id)
-                if e.dagster_event and e.dagster_event.event_type_value == "STEP_START" and e.step_key == step)
+    return next(
+        e.timestamp
+        for e in _events(services, run_id)
+        if e.dagster_event and e.dagster_event.event_type_value == "STEP_START" and e.step_key == step
+    )
 
 
 def _pending(services: Services) -> list[tuple[str, str]]:
@@ -185,8 +209,13 @@ def test_o3_maintenance_and_landing_never_overlap_and_a_force_cancelled_run_free
         info = s.instance().event_log_storage.get_concurrency_info(POOL)
         assert (info.slot_count, info.using_default_limit) == (1, True)  # the limit comes from dagster.yaml
         # op granularity (Dagster's default): the landing run starts, its pool step asks for the slot and waits
-        wait_for("the landing step waiting for the slot", lambda: (landing, "landing__raw_samples") in _pending(s),
-                 90, s, 0.2)
+        wait_for(
+            "the landing step waiting for the slot",
+            lambda: (landing, "landing__raw_samples") in _pending(s),
+            90,
+            s,
+            0.2,
+        )
         time.sleep(2.0)  # a claim is retried about every second: it keeps being refused
         assert not _step_started(s, landing, "landing__raw_samples"), f"landing ran while maintenance held {POOL}"
         assert _claims(s) == [(maintenance, STEP)]
@@ -198,13 +227,18 @@ def test_o3_maintenance_and_landing_never_overlap_and_a_force_cancelled_run_free
     for run, step, start, end in intervals:
         print(f"  {run} {step:28s} {start:.2f} .. {end:.2f} ({end - start:.2f} s)")
     assert {i[1] for i in intervals} == POOL_STEPS
-    gaps = [b[2] - a[3] for a, b in zip(intervals, intervals[1:])]
+    gaps = [b[2] - a[3] for a, b in itertools.pairwise(intervals)]
     assert all(g >= 0 for g in gaps), f"pool steps overlap: {intervals}"
     starts = {step: start for _, step, start, _ in intervals}
-    print(f"O3: {len(intervals)} pool steps, never overlapping (gaps {', '.join(f'{g:.2f}' for g in gaps)} s); the "
-          f"landing step started {starts['landing__raw_samples'] - starts[STEP]:.1f} s after the maintenance step")
-    report = s.instance().get_latest_materialization_event(
-        AssetKey(["maintenance", "edge_tables"])).asset_materialization.metadata
+    print(
+        f"O3: {len(intervals)} pool steps, never overlapping (gaps {', '.join(f'{g:.2f}' for g in gaps)} s); the "
+        f"landing step started {starts['landing__raw_samples'] - starts[STEP]:.1f} s after the maintenance step"
+    )
+    report = (
+        s.instance()
+        .get_latest_materialization_event(AssetKey(["maintenance", "edge_tables"]))
+        .asset_materialization.metadata
+    )
     print(f"edge maintenance: {report['report'].value}")
     assert report["files_compacted"].value > 0  # the collector's small files were really compacted
 
@@ -222,9 +256,11 @@ def test_o3_maintenance_and_landing_never_overlap_and_a_force_cancelled_run_free
         freed_after_cancel = time.time() - cancelled
     finally:
         lock.release()
-    print(f"O3: the force-cancelled run's slot was free {freed_after_cancel:.1f} s after it was marked CANCELED "
-          f"(free_slots_after_run_end_seconds={SETTINGS.free_slots_after_run_end_s}, monitoring poll "
-          f"{SETTINGS.monitoring_poll_s} s)")
+    print(
+        f"O3: the force-cancelled run's slot was free {freed_after_cancel:.1f} s after it was marked CANCELED "
+        f"(free_slots_after_run_end_seconds={SETTINGS.free_slots_after_run_end_s}, monitoring poll "
+        f"{SETTINGS.monitoring_poll_s} s)"
+    )
     assert freed_after_cancel <= SETTINGS.free_slots_after_run_end_s + SETTINGS.monitoring_poll_s + 2
     time.sleep(2)
     assert _children(s, stuck) == []  # a cancelled run is not retried
@@ -246,8 +282,11 @@ def clean(twin: Twin, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tup
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TWIN_HOME", str(home))
         mp.setenv("TWIN_PROFILE", "local")
-        result = defs().resolve_job_def(SHIFT_JOB).execute_in_process(
-            partition_key=DATA_SHIFT, instance=dg.DagsterInstance.ephemeral())
+        result = (
+            defs()
+            .resolve_job_def(SHIFT_JOB)
+            .execute_in_process(partition_key=DATA_SHIFT, instance=dg.DagsterInstance.ephemeral())
+        )
     assert result.success
     content = _shift_content(home / "lake", DATA_SHIFT)
     assert {"bronze/samples", "silver/state_intervals", "gold/fact_oee_shift"} <= set(content)
@@ -280,7 +319,9 @@ def test_o2a_a_run_worker_killed_mid_asset_is_retried_into_identical_output(twin
     done_before = sorted(_steps(s, first, "STEP_SUCCESS"))
     assert victim not in done_before
     assert _claims(s) == [(first, victim)]  # held by a dead process
-    wait_for("the slot freed", lambda: _claims(s) != [(first, victim)], SETTINGS.free_slots_after_run_end_s + 30, s, 0.1)
+    wait_for(
+        "the slot freed", lambda: _claims(s) != [(first, victim)], SETTINGS.free_slots_after_run_end_s + 30, s, 0.1
+    )
     freed_after = time.time() - ended
     retry = wait_for("its retry", lambda: _children(s, first), 60, s)[0]
     statuses = _wait_done(s, [retry])
@@ -293,16 +334,19 @@ def test_o2a_a_run_worker_killed_mid_asset_is_retried_into_identical_output(twin
     assert victim in redone
     assert _step_start_time(s, retry, victim) >= ended + freed_after - 0.5
     after = _shift_content(twin.lake, DATA_SHIFT)
-    print(f"O2a: killed inside {victim} after {len(done_before)} finished steps ({', '.join(done_before)}); its "
-          f"slot freed {freed_after:.1f} s after the run ended (free_slots_after_run_end_seconds="
-          f"{SETTINGS.free_slots_after_run_end_s}); retry done {time.time() - killed:.1f} s after the kill, "
-          f"{len(redone)} steps re-executed")
+    print(
+        f"O2a: killed inside {victim} after {len(done_before)} finished steps ({', '.join(done_before)}); its "
+        f"slot freed {freed_after:.1f} s after the run ended (free_slots_after_run_end_seconds="
+        f"{SETTINGS.free_slots_after_run_end_s}); retry done {time.time() - killed:.1f} s after the kill, "
+        f"{len(redone)} steps re-executed"
+    )
     for table, (rows, digest) in sorted(clean.items()):
         mine = after.get(table, (0, ""))
         print(f"  {table:28s} clean {rows:6d} rows {digest[:12]}  retried {mine[0]:6d} rows {mine[1][:12]}")
     assert after == clean
-    container = client_for(twin.azurite.url(), {"account_name": "devstoreaccount1", "account_key": KEY}) \
-        .get_container_client(CONTAINER)
+    container = client_for(
+        twin.azurite.url(), {"account_name": "devstoreaccount1", "account_key": KEY}
+    ).get_container_client(CONTAINER)
     assert [b.name for b in container.list_blobs()] == [blob_name(DATA_SHIFT)]
     assert SETTINGS.free_slots_after_run_end_s - 0.5 <= freed_after  # not before the configured delay ...
     # ... nor long after: the daemon counts from the run's last update (the retry daemon tags it after the end)
@@ -325,10 +369,17 @@ def test_o2b_a_daemon_killed_mid_backfill_completes_it_without_duplicate_runs_or
     s, web = twin.services, twin.services.web
     # the daemon's backfill loop sleeps 30 s between iterations; a fresh daemon evaluates at once
     s.kill_daemon()
-    launched = web.graphql(LAUNCH, {"params": {
-        "assetSelection": [{"path": key.split("/")} for key in BACKFILL_ASSETS],
-        "partitionNames": [EMPTY_SHIFT, DATA_SHIFT], "fromFailure": False, "title": "O2b",
-    }})["launchPartitionBackfill"]
+    launched = web.graphql(
+        LAUNCH,
+        {
+            "params": {
+                "assetSelection": [{"path": key.split("/")} for key in BACKFILL_ASSETS],
+                "partitionNames": [EMPTY_SHIFT, DATA_SHIFT],
+                "fromFailure": False,
+                "title": "O2b",
+            }
+        },
+    )["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
     backfill_id = launched["backfillId"]
     started = time.monotonic()
@@ -343,12 +394,19 @@ def test_o2b_a_daemon_killed_mid_backfill_completes_it_without_duplicate_runs_or
     s.start_daemon()
     backfill = _wait_for_backfill(web, backfill_id, timeout=180)
     took = time.monotonic() - started
-    print(f"O2b: daemon killed with {len(at_kill)} run(s) submitted {at_kill}; backfill {backfill['status']} "
-          f"{took:.1f} s after launch: {_summary(backfill)}")
+    print(
+        f"O2b: daemon killed with {len(at_kill)} run(s) submitted {at_kill}; backfill {backfill['status']} "
+        f"{took:.1f} s after launch: {_summary(backfill)}"
+    )
     assert backfill["status"] == "COMPLETED_SUCCESS", _summary(backfill)
     final = runs()
-    spans = sorted((r.tags.get("dagster/asset_partition_range_start") or r.tags.get("dagster/partition"),
-                    r.tags.get("dagster/asset_partition_range_end") or r.tags.get("dagster/partition")) for r in final)
+    spans = sorted(
+        (
+            r.tags.get("dagster/asset_partition_range_start") or r.tags.get("dagster/partition"),
+            r.tags.get("dagster/asset_partition_range_end") or r.tags.get("dagster/partition"),
+        )
+        for r in final
+    )
     assert spans == [(EMPTY_SHIFT, EMPTY_SHIFT), (DATA_SHIFT, DATA_SHIFT)], spans  # one run per partition
     assert all(r.status.value == "SUCCESS" for r in final)
     run_ids = {r.run_id for r in final}

@@ -14,8 +14,8 @@ import pytest
 from deltalake import write_deltalake
 
 from edge_collector.schemas import TABLES, edge_table_path
-from twin_pipeline.defs.edge.assets import edge_delta_versions
 from twin_pipeline.definitions import defs
+from twin_pipeline.defs.edge.assets import edge_delta_versions
 from twin_pipeline.lib.settings import profile
 from twin_pipeline.resources.lake import LakeResource
 
@@ -26,8 +26,11 @@ def test_asset_graph_snapshot() -> None:
     """The lineage users see: group, kinds and parents of every asset."""
     graph = defs().resolve_asset_graph()
     snapshot = {
-        key.to_user_string(): (graph.get(key).group_name, sorted(graph.get(key).kinds),
-                               sorted(p.to_user_string() for p in graph.get(key).parent_keys))
+        key.to_user_string(): (
+            graph.get(key).group_name,
+            sorted(graph.get(key).kinds),
+            sorted(p.to_user_string() for p in graph.get(key).parent_keys),
+        )
         for key in graph.get_all_asset_keys()
     }
     expected = {f"edge/{t}": ("edge", ["deltalake", "opcua"], []) for t in TABLES}
@@ -35,8 +38,11 @@ def test_asset_graph_snapshot() -> None:
     expected["bronze/samples"] = ("bronze", polars_delta, ["edge/quarantine", "edge/raw_samples"])
     expected["silver/state_intervals"] = ("silver", polars_delta, ["bronze/samples"])
     expected["silver/part_counts"] = ("silver", polars_delta, ["bronze/samples"])
-    expected["gold/fact_oee_shift"] = ("gold", polars_delta,
-                                       ["bronze/samples", "silver/part_counts", "silver/state_intervals"])
+    expected["gold/fact_oee_shift"] = (
+        "gold",
+        polars_delta,
+        ["bronze/samples", "silver/part_counts", "silver/state_intervals"],
+    )
     expected["gold/fact_downtime"] = ("gold", polars_delta, ["silver/state_intervals"])
     expected["silver/part_measurements"] = ("silver", polars_delta, ["bronze/samples"])
     expected["gold/fact_quality"] = ("gold", polars_delta, ["silver/part_measurements"])
@@ -58,8 +64,11 @@ def test_delta_maintenance_and_landing_share_the_delta_local_pool(monkeypatch: p
     monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_URL", "https://acct.blob.core.windows.net")
     graph = defs().resolve_asset_graph()
     pooled = {key.to_user_string(): graph.get(key).pools for key in graph.get_all_asset_keys() if graph.get(key).pools}
-    assert pooled == {"maintenance/edge_tables": {POOL}, "maintenance/lake_tables": {POOL},
-                      "landing/raw_samples": {POOL}}
+    assert pooled == {
+        "maintenance/edge_tables": {POOL},
+        "maintenance/lake_tables": {POOL},
+        "landing/raw_samples": {POOL},
+    }
     schedule = next(s for s in defs().schedules or [] if s.name == "nightly_maintenance")
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("40 3 * * *", "Europe/Berlin")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
@@ -77,8 +86,9 @@ def test_every_table_asset_shows_its_contract_columns() -> None:
 def test_asset_check_snapshot() -> None:
     """Which checks guard which asset, and which of them stop gold (blocking)."""
     graph = defs().resolve_asset_graph()
-    checks = {(key.asset_key.to_user_string(), key.name): graph.get_check_spec(key).blocking
-              for key in graph.asset_check_keys}
+    checks = {
+        (key.asset_key.to_user_string(), key.name): graph.get_check_spec(key).blocking for key in graph.asset_check_keys
+    }
     assert checks == {
         ("edge/raw_samples", "freshness_check"): False,
         ("bronze/samples", "bronze_schema"): True,
@@ -95,16 +105,26 @@ def test_asset_check_snapshot() -> None:
     }
 
 
-@pytest.mark.parametrize(("engine", "env", "gold_checks"), [
-    ("spark", {}, {"oee_invariants", "performance_at_most_1", "fault_downtime_matches_injections"}),
-    ("databricks", {"TWIN_PROFILE": "azure", "AZURE_STORAGE_ACCOUNT_URL": "https://acct.blob.core.windows.net",
-                    "DATABRICKS_HOST": "https://adb-1.2.azuredatabricks.net",
-                    "TWIN_DATABRICKS_SCRIPT": "/Workspace/Shared/twin/files/oee_job.py",
-                    "TWIN_DATABRICKS_LAKE": "abfss://lake@acct.dfs.core.windows.net/twin"},
-     {"oee_invariants", "performance_at_most_1"}),
-])
-def test_the_spark_engines_swap_only_the_oee_asset(monkeypatch: pytest.MonkeyPatch, engine: str, env: dict[str, str],
-                                                   gold_checks: set[str]) -> None:
+@pytest.mark.parametrize(
+    ("engine", "env", "gold_checks"),
+    [
+        ("spark", {}, {"oee_invariants", "performance_at_most_1", "fault_downtime_matches_injections"}),
+        (
+            "databricks",
+            {
+                "TWIN_PROFILE": "azure",
+                "AZURE_STORAGE_ACCOUNT_URL": "https://acct.blob.core.windows.net",
+                "DATABRICKS_HOST": "https://adb-1.2.azuredatabricks.net",
+                "TWIN_DATABRICKS_SCRIPT": "/Workspace/Shared/twin/files/oee_job.py",
+                "TWIN_DATABRICKS_LAKE": "abfss://lake@acct.dfs.core.windows.net/twin",
+            },
+            {"oee_invariants", "performance_at_most_1"},
+        ),
+    ],
+)
+def test_the_spark_engines_swap_only_the_oee_asset(
+    monkeypatch: pytest.MonkeyPatch, engine: str, env: dict[str, str], gold_checks: set[str]
+) -> None:
     """Same key, same lineage and contract; the Spark job reports the invariant checks itself (one spec
     each, no duplicate), and gold that lives in a Databricks lake is not read back here."""
     from twin_pipeline.lib.settings import oee_engine
@@ -118,26 +138,31 @@ def test_the_spark_engines_swap_only_the_oee_asset(monkeypatch: pytest.MonkeyPat
     node = graph.get(dg.AssetKey(["gold", "fact_oee_shift"]))
     assert "pyspark" in node.kinds and ("databricks" in node.kinds) == (engine == "databricks")
     assert sorted(p.to_user_string() for p in node.parent_keys) == [
-        "bronze/samples", "silver/part_counts", "silver/state_intervals"]
+        "bronze/samples",
+        "silver/part_counts",
+        "silver/state_intervals",
+    ]
     assert {k.name for k in graph.asset_check_keys if k.asset_key == node.key} == gold_checks
     assert "oee_job" in defs().resources
 
 
 def test_a_wrong_engine_setting_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
-    from twin_pipeline.lib.settings import oee_engine
     from twin_pipeline.defs.resources import resources_for
+    from twin_pipeline.lib.settings import oee_engine
 
     monkeypatch.setenv("TWIN_OEE_ENGINE", "duckdb")
     with pytest.raises(ValueError, match="set it to polars, spark or databricks"):
         oee_engine()
     monkeypatch.setenv("TWIN_OEE_ENGINE", "databricks")
-    with pytest.raises(ValueError, match="needs TWIN_PROFILE=azure.*use spark"):
+    with pytest.raises(ValueError, match=r"needs TWIN_PROFILE=azure.*use spark"):
         oee_engine()
     monkeypatch.setenv("TWIN_PROFILE", "azure")
     monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_URL", "https://acct.blob.core.windows.net")
     monkeypatch.setenv("DATABRICKS_HOST", "https://adb-1.2.azuredatabricks.net")
-    with pytest.raises(ValueError, match="(?s)needs TWIN_DATABRICKS_SCRIPT, TWIN_DATABRICKS_LAKE in the environment.*"
-                                         "TWIN_DATABRICKS_COMPUTE"):
+    with pytest.raises(
+        ValueError,
+        match=r"(?s)needs TWIN_DATABRICKS_SCRIPT, TWIN_DATABRICKS_LAKE in the environment.*TWIN_DATABRICKS_COMPUTE",
+    ):
         resources_for("azure")
 
 
@@ -188,7 +213,13 @@ def test_sensor_emits_one_materialization_per_new_delta_version(tmp_path: Path) 
 def test_workspace_yaml_loads_the_code_location(tmp_path: Path) -> None:
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "TWIN_HOME": str(tmp_path / "twin")}
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    out = subprocess.run([str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Validation successful for code location twin_pipeline." in out.stderr + out.stdout

@@ -4,28 +4,37 @@ and re-running shifts keeps the log checkpointed."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 from deltalake import DeltaTable, write_deltalake
 
 from edge_collector.lake import last_checkpoint_version
-from twin_pipeline.lib.lake_io import CHECKPOINT_EVERY, replace_shifts, scan_shifts
-from twin_pipeline.lib.lake_io import read_shifts
+from twin_pipeline.lib.lake_io import CHECKPOINT_EVERY, read_shifts, replace_shifts, scan_shifts
 
 SHIFTS = ["2026-11-24-0600", "2026-11-24-1400", "2026-11-24-2200"]
-T0 = datetime(2026, 11, 24, 5, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 24, 5, 0, tzinfo=UTC)
 
 
 def rows(shift_id: str, run: int, n: int = 5) -> pl.DataFrame:
     """`n` rows of one shift; `run` changes the values so that each re-run is visible."""
-    return pl.DataFrame({
-        "shift_id": [shift_id] * n, "line_id": [f"L{i % 2 + 1}" for i in range(n)],
-        "start": [T0 + timedelta(seconds=run * 100 + i) for i in range(n)],
-        "duration_s": [float(run) + i / 3 for i in range(n)], "planned_break": [i % 3 == 0 for i in range(n)],
-    }, schema={"shift_id": pl.String, "line_id": pl.String, "start": pl.Datetime("us", "UTC"),
-               "duration_s": pl.Float64, "planned_break": pl.Boolean})
+    return pl.DataFrame(
+        {
+            "shift_id": [shift_id] * n,
+            "line_id": [f"L{i % 2 + 1}" for i in range(n)],
+            "start": [T0 + timedelta(seconds=run * 100 + i) for i in range(n)],
+            "duration_s": [float(run) + i / 3 for i in range(n)],
+            "planned_break": [i % 3 == 0 for i in range(n)],
+        },
+        schema={
+            "shift_id": pl.String,
+            "line_id": pl.String,
+            "start": pl.Datetime("us", "UTC"),
+            "duration_s": pl.Float64,
+            "planned_break": pl.Boolean,
+        },
+    )
 
 
 def json_commits_since_checkpoint(path: Path) -> int:
@@ -54,8 +63,10 @@ def test_d5_shift_reruns_keep_the_pipeline_table_checkpointed(tmp_path: Path) ->
     DeltaTable(str(path))
     open_s = time.perf_counter() - started
     assert open_s < 2.0
-    print(f"D5 pipeline: {version + 1} commits, last checkpoint at version {last_checkpoint_version(path)}, "
-          f"{pending} JSON commits after it (< {CHECKPOINT_EVERY}), open {1000 * open_s:.1f} ms")
+    print(
+        f"D5 pipeline: {version + 1} commits, last checkpoint at version {last_checkpoint_version(path)}, "
+        f"{pending} JSON commits after it (< {CHECKPOINT_EVERY}), open {1000 * open_s:.1f} ms"
+    )
 
 
 def test_the_pruned_shift_read_returns_what_a_full_delta_scan_returns(tmp_path: Path) -> None:

@@ -76,15 +76,20 @@ query Executions($key: AssetKeyInput!, $check: String!) {
 
 
 @pytest.fixture
-def dagster_dev(edge_lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+def dagster_dev(edge_lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """`dagster dev` over a copy of the edge lake: TWIN_HOME=<tmp>/twin, the lake at <tmp>/twin/lake."""
     twin_home = tmp_path / "twin"
     shutil.copytree(edge_lake, twin_home / "lake")
-    monkeypatch.delenv("TWIN_SHIFTS", raising=False)  # the repository's calendar (twin_pipeline/lib/calendar/shifts.toml)
-    dev = DagsterDev(ROOT / "workspace.yaml", cwd=ROOT,
-                     dagster_home=write_dagster_home(tmp_path / "dagster_home", INSTANCE_YAML),
-                     log_path=tmp_path / "dagster_dev.log",
-                     env={"TWIN_HOME": str(twin_home), "TWIN_PROFILE": "local"})
+    monkeypatch.delenv(
+        "TWIN_SHIFTS", raising=False
+    )  # the repository's calendar (twin_pipeline/lib/calendar/shifts.toml)
+    dev = DagsterDev(
+        ROOT / "workspace.yaml",
+        cwd=ROOT,
+        dagster_home=write_dagster_home(tmp_path / "dagster_home", INSTANCE_YAML),
+        log_path=tmp_path / "dagster_dev.log",
+        env={"TWIN_HOME": str(twin_home), "TWIN_PROFILE": "local"},
+    )
     try:
         dev.start_and_wait(timeout=120)
         yield dev
@@ -107,16 +112,20 @@ def _wait_for_backfill(dev: DagsterDev, backfill_id: str, timeout: float = 240.0
         if dev.proc.poll() is not None:
             pytest.fail(f"dagster dev exited ({dev.proc.returncode}) during the backfill; log tail:\n{dev.log_tail()}")
         time.sleep(2.0)
-    pytest.fail(f"backfill {backfill_id} not done within {timeout:.0f} s: {_summary(backfill)}\n"
-                f"log tail:\n{dev.log_tail(6000)}")
+    pytest.fail(
+        f"backfill {backfill_id} not done within {timeout:.0f} s: {_summary(backfill)}\nlog tail:\n{dev.log_tail(6000)}"
+    )
 
 
 def _summary(backfill: dict[str, Any]) -> str:
     runs = []
     for run in backfill.get("runs") or []:
         tags = {t["key"]: t["value"] for t in run["tags"]}
-        span = f"{tags.get('dagster/asset_partition_range_start')}...{tags.get('dagster/asset_partition_range_end')}" \
-            if "dagster/asset_partition_range_start" in tags else tags.get("dagster/partition")
+        span = (
+            f"{tags.get('dagster/asset_partition_range_start')}...{tags.get('dagster/asset_partition_range_end')}"
+            if "dagster/asset_partition_range_start" in tags
+            else tags.get("dagster/partition")
+        )
         assets = ",".join("/".join(a["path"]) for a in run["assetSelection"] or [])
         runs.append(f"{run['runId'][:8]} {run['status']} [{assets}] {span}")
     return f"status {backfill.get('status')}, error {backfill.get('error')}, runs: {'; '.join(runs) or 'none'}"
@@ -128,15 +137,23 @@ def test_backfill_of_past_shifts_through_graphql(dagster_dev: DagsterDev, tmp_pa
     dev = dagster_dev
     dev.wait_for_assets(ASSETS, location=LOCATION, timeout=120)
     startup_s = dev.timings["location_loaded_s"]
-    print(f"\ndagster dev: webserver up after {dev.timings['webserver_up_s']:.1f} s, "
-          f"location {LOCATION} loaded after {startup_s:.1f} s")
+    print(
+        f"\ndagster dev: webserver up after {dev.timings['webserver_up_s']:.1f} s, "
+        f"location {LOCATION} loaded after {startup_s:.1f} s"
+    )
 
     t0 = time.monotonic()
-    launched = dev.graphql(LAUNCH, {"params": {
-        "assetSelection": [{"path": key.split("/")} for key in ASSETS],
-        "partitionNames": SHIFTS, "fromFailure": False,
-        "title": "test_graphql_backfill",
-    }})["launchPartitionBackfill"]
+    launched = dev.graphql(
+        LAUNCH,
+        {
+            "params": {
+                "assetSelection": [{"path": key.split("/")} for key in ASSETS],
+                "partitionNames": SHIFTS,
+                "fromFailure": False,
+                "title": "test_graphql_backfill",
+            }
+        },
+    )["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
     backfill = _wait_for_backfill(dev, launched["backfillId"])
     backfill_s = time.monotonic() - t0
@@ -154,8 +171,10 @@ def test_backfill_of_past_shifts_through_graphql(dagster_dev: DagsterDev, tmp_pa
     shift = gold.filter(pl.col("shift_id") == DATA_SHIFT)
     assert sorted(shift["line_id"]) == ["L1", "L2"], gold.select("shift_id", "line_id")
     assert (shift["produced"] > 0).all(), shift.select("line_id", "produced")
-    print(f"gold/fact_oee_shift shifts: {sorted(set(gold['shift_id']))}; {DATA_SHIFT}: "
-          + ", ".join(f"{r['line_id']} produced {r['produced']} OEE {r['oee']}" for r in shift.iter_rows(named=True)))
+    print(
+        f"gold/fact_oee_shift shifts: {sorted(set(gold['shift_id']))}; {DATA_SHIFT}: "
+        + ", ".join(f"{r['line_id']} produced {r['produced']} OEE {r['oee']}" for r in shift.iter_rows(named=True))
+    )
 
     # The asset checks that ran in the backfill's runs. gold/fact_oee_shift's must all pass; on the other assets
     # an ERROR check must pass, a WARN check may fail: 40 minutes of data end long before the shift does (the
@@ -165,23 +184,34 @@ def test_backfill_of_past_shifts_through_graphql(dagster_dev: DagsterDev, tmp_pa
     # has no partition of its own), so the evaluations counted here are the unpartitioned ones.
     run_ids = {run["runId"] for run in runs}
     nodes = dev.graphql(CHECKS, {"keys": [{"path": key.split("/")} for key in ASSETS]})["assetNodes"]
-    checks = sorted(("/".join(n["assetKey"]["path"]), c["name"]) for n in nodes
-                    if n["assetChecksOrError"]["__typename"] == "AssetChecks" for c in n["assetChecksOrError"]["checks"])
+    checks = sorted(
+        ("/".join(n["assetKey"]["path"]), c["name"])
+        for n in nodes
+        if n["assetChecksOrError"]["__typename"] == "AssetChecks"
+        for c in n["assetChecksOrError"]["checks"]
+    )
     assert any(asset == "gold/fact_oee_shift" for asset, _ in checks), checks
     outcomes: dict[str, list[str]] = {"passed": [], "warned": [], "failed": [], "not evaluated": []}
     for asset, name in checks:
-        executions = [e for e in dev.graphql(CHECK_EXECUTIONS, {"key": {"path": asset.split("/")}, "check": name})[
-            "assetCheckExecutions"] if e["runId"] in run_ids]
+        executions = [
+            e
+            for e in dev.graphql(CHECK_EXECUTIONS, {"key": {"path": asset.split("/")}, "check": name})[
+                "assetCheckExecutions"
+            ]
+            if e["runId"] in run_ids
+        ]
         evaluations = [e["evaluation"] for e in executions if e["evaluation"]]
         errored = [e for e in executions if e["status"] in ("EXECUTION_FAILED", "IN_PROGRESS")]
         label = f"{asset}:{name}"
         for evaluation in evaluations:
             if not evaluation["success"]:
-                details = "; ".join(f"{m['label']}={m.get('text', m.get('intRepr'))}"
-                                    for m in evaluation["metadataEntries"])
+                details = "; ".join(
+                    f"{m['label']}={m.get('text', m.get('intRepr'))}" for m in evaluation["metadataEntries"]
+                )
                 label += f" [{evaluation['severity']}: {details}]"
-        if errored or any(not e["success"] and (e["severity"] == "ERROR" or asset == "gold/fact_oee_shift")
-                          for e in evaluations):
+        if errored or any(
+            not e["success"] and (e["severity"] == "ERROR" or asset == "gold/fact_oee_shift") for e in evaluations
+        ):
             outcomes["failed"].append(f"{label} {errored}")
         elif not evaluations:
             outcomes["not evaluated"].append(label)

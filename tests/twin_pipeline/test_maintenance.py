@@ -33,18 +33,27 @@ def test_an_untouched_instance_file_is_updated_an_edited_one_kept(tmp_path: Path
     path.write_text(path.read_text().replace("max_retries: 3", "max_retries: 5"))
     assert ensure_instance(tmp_path) == "kept (edited by hand)" and "max_retries: 5" in path.read_text()
     path.write_text("telemetry:\n  enabled: true\n")
-    assert ensure_instance(tmp_path).endswith("lacks concurrency, run_retries, run_monitoring: see twin_pipeline/launcher/instance.py")
+    assert ensure_instance(tmp_path).endswith(
+        "lacks concurrency, run_retries, run_monitoring: see twin_pipeline/launcher/instance.py"
+    )
 
 
 def test_lake_maintenance_compacts_and_vacuums_without_changing_rows(tmp_path: Path) -> None:
     table = tmp_path / "silver" / "part_counts"
-    frames = [pl.DataFrame({"shift_id": ["2026-11-24-0600"] * 3, "line_id": ["L1", "L2", "L3"], "produced": [i, i, i]})
-              for i in range(4)]
+    frames = [
+        pl.DataFrame({"shift_id": ["2026-11-24-0600"] * 3, "line_id": ["L1", "L2", "L3"], "produced": [i, i, i]})
+        for i in range(4)
+    ]
     for frame in frames:  # four small appends: four files in one shift partition
-        frame.write_delta(str(table), mode="append", delta_write_options={
-            "partition_by": ["shift_id"],
-            # no retention, so vacuum may delete the compacted files at once (7 days by default)
-            "configuration": {"delta.deletedFileRetentionDuration": "interval 0 hours"}})
+        frame.write_delta(
+            str(table),
+            mode="append",
+            delta_write_options={
+                "partition_by": ["shift_id"],
+                # no retention, so vacuum may delete the compacted files at once (7 days by default)
+                "configuration": {"delta.deletedFileRetentionDuration": "interval 0 hours"},
+            },
+        )
     before = pl.read_delta(str(table)).sort(pl.all())
     done = maintain_lake_table(tmp_path, "silver/part_counts")
     print(done.line())

@@ -47,7 +47,9 @@ def test_gold_oee_reconciles_with_the_plc(lake: Path, full_shift: tuple[Path, di
         assert row["shift_length_s"] == 8 * 3600 and row["planned_busy_time_s"] == 8 * 3600 - 45 * 60
         # Execute time equals the PLC's own accumulator (to the microsecond stamps); the simulated line runs
         # through the planned breaks, which OEE excludes and reports apart
-        assert row["actual_production_time_s"] + row["production_in_breaks_s"] == pytest.approx(plc["execute_s"], abs=0.01)
+        assert row["actual_production_time_s"] + row["production_in_breaks_s"] == pytest.approx(
+            plc["execute_s"], abs=0.01
+        )
         assert row["production_in_breaks_s"] == pytest.approx(45 * 60, abs=0.01)
         assert row["actual_production_time_s"] <= row["planned_busy_time_s"]
         assert row["produced"] + row["produced_in_breaks"] == plc["produced"]
@@ -60,7 +62,9 @@ def test_gold_oee_reconciles_with_the_plc(lake: Path, full_shift: tuple[Path, di
         assert row["performance"] == pytest.approx(0.95, abs=0.01)  # fed at 95 % of design speed
         assert not row["provisional"]
     l1, l2 = gold.row(0, named=True), gold.row(1, named=True)
-    assert l1["downtime_fault_s"] > 10 * 60 and l2["downtime_fault_s"] == 0  # the planted fault (aborted 10 min), on L1 only
+    assert (
+        l1["downtime_fault_s"] > 10 * 60 and l2["downtime_fault_s"] == 0
+    )  # the planted fault (aborted 10 min), on L1 only
     assert l1["downtime_setup_s"] > 2 * 60  # Stopped, Resetting, Idle, Starting after the clear
     assert l1["availability"] < l2["availability"]
 
@@ -68,7 +72,7 @@ def test_gold_oee_reconciles_with_the_plc(lake: Path, full_shift: tuple[Path, di
 def test_state_intervals_tile_the_shift(lake: Path) -> None:
     assert run(lake).success
     intervals = pl.read_delta(str(lake / "silver" / "state_intervals"))
-    for (line_id,), rows in intervals.group_by(["line_id"]):
+    for (_line_id,), rows in intervals.group_by(["line_id"]):
         rows = rows.sort("start")
         assert rows["duration_s"].sum() == pytest.approx(8 * 3600)
         assert (rows["start"][1:] == rows["end"][:-1]).all()
@@ -103,9 +107,11 @@ def test_o1_rematerialised_and_backfilled_shift_has_identical_content(lake: Path
     first = {t: content(lake / t) for t in tables}
     assert run(lake).success
     again = {t: content(lake / t) for t in tables}
-    backfill = dg.materialize(ASSETS, resources={"lake": LakeResource(root=str(lake))},
-                              tags={"dagster/asset_partition_range_start": SHIFT,
-                                    "dagster/asset_partition_range_end": SHIFT})
+    backfill = dg.materialize(
+        ASSETS,
+        resources={"lake": LakeResource(root=str(lake))},
+        tags={"dagster/asset_partition_range_start": SHIFT, "dagster/asset_partition_range_end": SHIFT},
+    )
     assert backfill.success
     backfilled = {t: content(lake / t) for t in tables}
     for t in tables:
@@ -124,8 +130,8 @@ def test_oee_invariants_fire_on_a_planted_silver_fault_and_flag_the_shift(lake: 
     from deltalake import write_deltalake
 
     from twin_pipeline.defs.bronze.checks import bronze_no_duplicates
-    from twin_pipeline.defs.silver.checks import part_counters_monotonic
     from twin_pipeline.defs.gold.checks import oee_invariants
+    from twin_pipeline.defs.silver.checks import part_counters_monotonic
 
     resources = {"lake": LakeResource(root=str(lake))}
     checks = [bronze_no_duplicates, part_counters_monotonic, oee_invariants]
@@ -137,8 +143,9 @@ def test_oee_invariants_fire_on_a_planted_silver_fault_and_flag_the_shift(lake: 
     silver_path = lake / "silver" / "state_intervals"
     execute = pl.read_delta(str(silver_path)).filter(pl.col("state_name") == "Execute").head(1)
     write_deltalake(str(silver_path), execute.to_arrow(), mode="append", partition_by=["shift_id"])
-    result = dg.materialize([*ASSETS, *checks], partition_key=SHIFT, resources=resources, selection=select,
-                            raise_on_error=False)
+    result = dg.materialize(
+        [*ASSETS, *checks], partition_key=SHIFT, resources=resources, selection=select, raise_on_error=False
+    )
     evaluations = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert evaluations == {"bronze_no_duplicates": True, "part_counters_monotonic": True, "oee_invariants": False}
     flagged = pl.read_delta(str(lake / "gold" / "fact_oee_shift"))
@@ -155,7 +162,9 @@ def test_dst_night_shift_is_7_hours_in_gold(dst_night: tuple[Path, dict], tmp_pa
     for row in gold.iter_rows(named=True):
         plc = dst_night[1][row["line_id"]]
         assert row["shift_length_s"] == 7 * 3600 and row["planned_busy_time_s"] == 7 * 3600 - 45 * 60
-        assert row["actual_production_time_s"] + row["production_in_breaks_s"] == pytest.approx(plc["execute_s"], abs=0.01)
+        assert row["actual_production_time_s"] + row["production_in_breaks_s"] == pytest.approx(
+            plc["execute_s"], abs=0.01
+        )
         assert row["produced"] + row["produced_in_breaks"] == plc["produced"]
         assert 0 < row["availability"] <= 1 and not row["provisional"]
 
@@ -176,11 +185,15 @@ def test_fault_downtime_matches_the_injected_ground_truth(engine_shift: tuple[Pa
     gold = pl.read_delta(str(lake / "gold" / "fact_oee_shift")).sort("line_id")
     assert gold["downtime_fault_s"][0] > 4 * 600 and gold["downtime_fault_s"][1] == 0
     # a fault the pipeline did not see (injected, but missing from the PLC data) makes the check fail
-    extra = injected.filter(pl.col("kind").is_in(["fault_start", "fault_end"])).head(2).with_columns(
-        pl.col("event_ts") + pl.duration(minutes=20), pl.col("seq") + 1000)
+    extra = (
+        injected.filter(pl.col("kind").is_in(["fault_start", "fault_end"]))
+        .head(2)
+        .with_columns(pl.col("event_ts") + pl.duration(minutes=20), pl.col("seq") + 1000)
+    )
     write_deltalake(str(lake / "edge" / "injected_events"), extra.to_arrow(), mode="append", partition_by=["day"])
-    result = dg.materialize([*ASSETS, fault_downtime_matches_injections], partition_key=SHIFT, resources=resources,
-                            raise_on_error=False)
+    result = dg.materialize(
+        [*ASSETS, fault_downtime_matches_injections], partition_key=SHIFT, resources=resources, raise_on_error=False
+    )
     [evaluation] = result.get_asset_check_evaluations()
     assert not evaluation.passed
 
@@ -188,8 +201,9 @@ def test_fault_downtime_matches_the_injected_ground_truth(engine_shift: tuple[Pa
 def test_fact_downtime_has_one_row_per_stop_with_its_reason(lake: Path) -> None:
     from twin_pipeline.defs.gold.assets import gold_fact_downtime
 
-    assert dg.materialize([*ASSETS, gold_fact_downtime], partition_key=SHIFT,
-                          resources={"lake": LakeResource(root=str(lake))}).success
+    assert dg.materialize(
+        [*ASSETS, gold_fact_downtime], partition_key=SHIFT, resources={"lake": LakeResource(root=str(lake))}
+    ).success
     stops = pl.read_delta(str(lake / "gold" / "fact_downtime")).sort("line_id", "stop_start")
     l1 = stops.filter(pl.col("line_id") == "L1")
     # the start-up at the shift start, then the planted fault 42 (aborted, cleared, reset, restarted)
@@ -209,8 +223,11 @@ def test_dimensions_join_the_facts(lake: Path) -> None:
 
     resources = {"lake": LakeResource(root=str(lake))}
     assert run(lake).success
-    assert dg.materialize([*ASSETS, gold_dim_line, gold_dim_shift, gold_dim_date], resources=resources,
-                          selection=dg.AssetSelection.assets(gold_dim_line, gold_dim_shift, gold_dim_date)).success
+    assert dg.materialize(
+        [*ASSETS, gold_dim_line, gold_dim_shift, gold_dim_date],
+        resources=resources,
+        selection=dg.AssetSelection.assets(gold_dim_line, gold_dim_shift, gold_dim_date),
+    ).success
     lines = pl.read_delta(str(lake / "gold" / "dim_line")).sort("line_id")
     assert lines.to_dicts() == [
         {"line_id": "L1", "design_speed_ppm": 6.0, "tolerance_mm": 0.05, "ideal_cycle_time_s": 10.0},
@@ -230,8 +247,11 @@ def test_fact_quality_counts_exactly_the_plc_rejects(lake: Path, full_shift: tup
     from twin_pipeline.defs.gold.assets import gold_fact_quality
     from twin_pipeline.defs.silver.assets import silver_part_measurements
 
-    assert dg.materialize([*ASSETS, silver_part_measurements, gold_fact_quality], partition_key=SHIFT,
-                          resources={"lake": LakeResource(root=str(lake))}).success
+    assert dg.materialize(
+        [*ASSETS, silver_part_measurements, gold_fact_quality],
+        partition_key=SHIFT,
+        resources={"lake": LakeResource(root=str(lake))},
+    ).success
     quality = pl.read_delta(str(lake / "gold" / "fact_quality")).sort("line_id")
     l1 = quality.row(0, named=True)
     assert l1["parts_measured"] == full_shift[1]["L1"]["produced"]
@@ -246,15 +266,17 @@ def test_fact_quality_counts_exactly_the_plc_rejects(lake: Path, full_shift: tup
 
 
 def test_every_table_written_has_its_contract_schema(lake: Path) -> None:
-    from twin_pipeline.defs.gold.dims import gold_dim_date, gold_dim_line, gold_dim_shift
     from twin_pipeline.defs.gold.assets import gold_fact_downtime, gold_fact_quality, gold_fact_reliability
+    from twin_pipeline.defs.gold.dims import gold_dim_date, gold_dim_line, gold_dim_shift
     from twin_pipeline.defs.silver.assets import silver_part_measurements
     from twin_pipeline.lib.contracts import TABLES
 
     resources = {"lake": LakeResource(root=str(lake))}
-    assert dg.materialize([*ASSETS, silver_part_measurements, gold_fact_downtime, gold_fact_quality,
-                           gold_fact_reliability], partition_key=SHIFT,
-                          resources=resources).success
+    assert dg.materialize(
+        [*ASSETS, silver_part_measurements, gold_fact_downtime, gold_fact_quality, gold_fact_reliability],
+        partition_key=SHIFT,
+        resources=resources,
+    ).success
     assert dg.materialize([gold_dim_shift, gold_dim_date, gold_dim_line], resources=resources).success
     for table, contract in TABLES.items():
         written = pl.read_delta(str(lake / table))
@@ -268,15 +290,22 @@ def test_a_backfill_of_several_shifts_in_one_run_equals_shift_by_shift_runs(lake
     from twin_pipeline.defs.gold.assets import gold_fact_reliability
     from twin_pipeline.defs.silver import checks as silver_checks
 
-    checks = [c for module in (bronze_checks, silver_checks) for c in vars(module).values()
-              if isinstance(c, dg.AssetChecksDefinition)]
+    checks = [
+        c
+        for module in (bronze_checks, silver_checks)
+        for c in vars(module).values()
+        if isinstance(c, dg.AssetChecksDefinition)
+    ]
     assets = [*ASSETS, gold_fact_reliability, *checks]
     other = tmp_path / "other"
     shutil.copytree(lake, other)
     resources = {"lake": LakeResource(root=str(lake))}
     shifts = ["2026-11-23-2200", SHIFT, "2026-11-24-1400"]  # before, the shift, and its first minute after
-    result = dg.materialize(assets, resources=resources, tags={"dagster/asset_partition_range_start": shifts[0],
-                                                               "dagster/asset_partition_range_end": shifts[-1]})
+    result = dg.materialize(
+        assets,
+        resources=resources,
+        tags={"dagster/asset_partition_range_start": shifts[0], "dagster/asset_partition_range_end": shifts[-1]},
+    )
     assert result.success
     bronze_events = [e for e in result.get_asset_materialization_events() if e.asset_key.path == ["bronze", "samples"]]
     assert bronze_events[0].materialization.metadata["shifts"].value == 3  # one step for the whole range

@@ -20,13 +20,18 @@ from twin_pipeline.defs.resources import resources_for
 KEY = dg.AssetKey(["semantic_model", "IndustrialTwin"])
 GOLD = ["dim_date", "dim_line", "dim_shift", "fact_downtime", "fact_oee_shift", "fact_quality", "fact_reliability"]
 WORKSPACE, DATASET, TENANT, CLIENT, SECRET = "ws-0001", "ds-0002", "tenant-0003", "client-0004", "s3cret&x=1"
-SETTINGS = {"POWERBI_WORKSPACE_ID": WORKSPACE, "POWERBI_SEMANTIC_MODEL_ID": DATASET, "POWERBI_TENANT_ID": TENANT,
-            "POWERBI_CLIENT_ID": CLIENT, "POWERBI_CLIENT_SECRET": SECRET}
+SETTINGS = {
+    "POWERBI_WORKSPACE_ID": WORKSPACE,
+    "POWERBI_SEMANTIC_MODEL_ID": DATASET,
+    "POWERBI_TENANT_ID": TENANT,
+    "POWERBI_CLIENT_ID": CLIENT,
+    "POWERBI_CLIENT_SECRET": SECRET,
+}
 REFRESHES = f"https://api.powerbi.com/v1.0/myorg/groups/{WORKSPACE}/datasets/{DATASET}/refreshes"
 
 
 @pytest.fixture
-def azure(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Callable[[dict[str, str]], None]:  # noqa: ANN001
+def azure(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Callable[[dict[str, str]], None]:
     """The azure profile (loading connects to nothing, so the storage URL is never used) with the given
     Power BI settings and no others."""
     for var in (*SETTINGS, "DATABRICKS_HOST", "TWIN_OEE_ENGINE"):
@@ -73,13 +78,14 @@ def service(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[list[dict]], 
     import dagster_powerbi.resource
 
     sleeps: list[float] = []
-    monkeypatch.setattr(dagster_powerbi.resource, "time", SimpleNamespace(sleep=sleeps.append,
-                                                                          monotonic=__import__("time").monotonic))
+    monkeypatch.setattr(
+        dagster_powerbi.resource, "time", SimpleNamespace(sleep=sleeps.append, monotonic=__import__("time").monotonic)
+    )
 
     def start(statuses: list[dict]) -> FakePowerBI:
         fake = FakePowerBI(statuses)
         monkeypatch.setattr(requests.Session, "send", lambda session, request, **kw: fake.send(session, request, **kw))
-        fake.sleeps = sleeps  # type: ignore[attr-defined]
+        fake.sleeps = sleeps
         return fake
 
     yield start
@@ -92,7 +98,7 @@ def _load() -> tuple[dg.Definitions, dg.AssetsDefinition]:
     return loaded, loaded.resolve_assets_def(KEY)
 
 
-def test_the_semantic_model_is_downstream_of_exactly_the_gold_tables(azure) -> None:  # noqa: ANN001
+def test_the_semantic_model_is_downstream_of_exactly_the_gold_tables(azure) -> None:
     azure(SETTINGS)
     loaded, _ = _load()
     graph = loaded.resolve_asset_graph()
@@ -107,7 +113,7 @@ def test_the_semantic_model_is_downstream_of_exactly_the_gold_tables(azure) -> N
     assert KEY not in loaded.resolve_job_def("shift_oee").asset_layer.executable_asset_keys
 
 
-def test_it_is_requested_once_after_gold_changes(azure) -> None:  # noqa: ANN001
+def test_it_is_requested_once_after_gold_changes(azure) -> None:
     """The automation sensor asks for one refresh after the gold tables of a shift were written, not
     before and not again until they change again."""
     azure(SETTINGS)
@@ -118,15 +124,17 @@ def test_it_is_requested_once_after_gold_changes(azure) -> None:  # noqa: ANN001
         assert tick.total_requested == 0
         for table in ("fact_oee_shift", "fact_downtime"):
             instance.report_runless_asset_event(dg.AssetMaterialization(["gold", table], partition="2026-11-24-0600"))
-        tick = dg.evaluate_automation_conditions(defs=loaded, instance=instance, asset_selection=selection,
-                                                 cursor=tick.cursor)
+        tick = dg.evaluate_automation_conditions(
+            defs=loaded, instance=instance, asset_selection=selection, cursor=tick.cursor
+        )
         assert tick.total_requested == 1 and tick.get_requested_partitions(KEY) == {None}
-        tick = dg.evaluate_automation_conditions(defs=loaded, instance=instance, asset_selection=selection,
-                                                 cursor=tick.cursor)
+        tick = dg.evaluate_automation_conditions(
+            defs=loaded, instance=instance, asset_selection=selection, cursor=tick.cursor
+        )
         assert tick.total_requested == 0
 
 
-def test_materializing_it_refreshes_the_published_model(azure, service) -> None:  # noqa: ANN001
+def test_materializing_it_refreshes_the_published_model(azure, service) -> None:
     azure(SETTINGS)
     fake = service([{"status": "Unknown"}, {"status": "Completed", "refreshType": "ViaApi"}])
     _, asset = _load()
@@ -134,8 +142,10 @@ def test_materializing_it_refreshes_the_published_model(azure, service) -> None:
     assert result.success
     token, trigger, *polls = fake.sent
     assert (token.method, token.url) == ("POST", f"https://login.microsoftonline.com/{TENANT}/oauth2/token")
-    assert token.body == ("grant_type=client_credentials&resource=https://analysis.windows.net/powerbi/api"
-                          f"&client_id={CLIENT}&client_secret={SECRET}")
+    assert token.body == (
+        "grant_type=client_credentials&resource=https://analysis.windows.net/powerbi/api"
+        f"&client_id={CLIENT}&client_secret={SECRET}"
+    )
     assert (trigger.method, trigger.url) == ("POST", REFRESHES)
     assert json.loads(trigger.body) == {"notifyOption": "NoNotification"}
     assert trigger.headers["Authorization"] == "Bearer tok-1"
@@ -145,7 +155,7 @@ def test_materializing_it_refreshes_the_published_model(azure, service) -> None:
     assert materialization.metadata["dataset_id"].value == DATASET
 
 
-def test_a_failed_refresh_fails_the_materialization_and_says_why(azure, service) -> None:  # noqa: ANN001
+def test_a_failed_refresh_fails_the_materialization_and_says_why(azure, service) -> None:
     azure(SETTINGS)
     error = '{"errorCode":"ModelRefreshFailed_CredentialsNotSpecified"}'
     service([{"status": "Failed", "serviceExceptionJson": error}])
@@ -154,12 +164,14 @@ def test_a_failed_refresh_fails_the_materialization_and_says_why(azure, service)
     assert not result.success
     (failure,) = result.get_step_failure_events()
     message = failure.step_failure_data.user_failure_data.description
-    assert message.startswith(f"Power BI refresh of semantic model IndustrialTwin (dataset {DATASET} in workspace "
-                              f"{WORKSPACE}) failed: Refresh failed: {error}. The published model keeps its previous data")
+    assert message.startswith(
+        f"Power BI refresh of semantic model IndustrialTwin (dataset {DATASET} in workspace "
+        f"{WORKSPACE}) failed: Refresh failed: {error}. The published model keeps its previous data"
+    )
     assert f"https://app.powerbi.com/groups/{WORKSPACE}/datasets/{DATASET}" in message
 
 
-def test_a_refused_token_fails_with_what_to_check(azure, service) -> None:  # noqa: ANN001
+def test_a_refused_token_fails_with_what_to_check(azure, service) -> None:
     azure(SETTINGS)
     fake = service([])
 
@@ -177,7 +189,7 @@ def test_a_refused_token_fails_with_what_to_check(azure, service) -> None:  # no
     assert "answered 401" in message and "service principal is a member of the workspace" in message
 
 
-def test_without_power_bi_settings_or_outside_azure_there_is_no_refresh(azure, monkeypatch) -> None:  # noqa: ANN001
+def test_without_power_bi_settings_or_outside_azure_there_is_no_refresh(azure, monkeypatch) -> None:
     from twin_pipeline.definitions import defs
 
     azure({})
@@ -189,10 +201,12 @@ def test_without_power_bi_settings_or_outside_azure_there_is_no_refresh(azure, m
     assert "power_bi" not in resources_for("local")
 
 
-def test_partial_power_bi_settings_are_an_error_listing_the_missing_ones(azure) -> None:  # noqa: ANN001
+def test_partial_power_bi_settings_are_an_error_listing_the_missing_ones(azure) -> None:
     azure({"POWERBI_WORKSPACE_ID": WORKSPACE, "POWERBI_CLIENT_SECRET": SECRET})
-    expected = ("the Power BI refresh needs all of its settings or none; missing POWERBI_SEMANTIC_MODEL_ID, "
-                "POWERBI_TENANT_ID, POWERBI_CLIENT_ID")
+    expected = (
+        "the Power BI refresh needs all of its settings or none; missing POWERBI_SEMANTIC_MODEL_ID, "
+        "POWERBI_TENANT_ID, POWERBI_CLIENT_ID"
+    )
     with pytest.raises(ValueError, match=expected):
         resources_for("azure")
     from twin_pipeline.definitions import defs

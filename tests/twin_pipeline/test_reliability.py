@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -11,29 +11,52 @@ import numpy as np
 import polars as pl
 import pytest
 
-from twin_pipeline.lib.transforms.reliability import failures, fit_weibull
 from twin_pipeline.lib.contracts import SILVER_STATE_INTERVALS as INTERVALS
+from twin_pipeline.lib.transforms.reliability import failures, fit_weibull
 
-T = datetime(2026, 11, 24, 5, tzinfo=timezone.utc)
+T = datetime(2026, 11, 24, 5, tzinfo=UTC)
 
 
-def intervals(*runs: tuple[str, float], in_gap: set[int] = frozenset()) -> pl.DataFrame:  # type: ignore[assignment]
+def intervals(*runs: tuple[str, float], in_gap: set[int] = frozenset()) -> pl.DataFrame:
     """State intervals from (time element, seconds) runs, cut in two (a shift boundary) where long."""
     rows, t = [], T
     for i, (element, seconds) in enumerate(runs):
         pieces = [seconds / 2, seconds / 2] if seconds > 1000 else [seconds]
         for piece in pieces:
             end = t + timedelta(seconds=piece)
-            rows.append({"shift_id": "s", "line_id": "L1", "state": None, "state_name": None, "time_element": element,
-                         "start": t, "end": end, "duration_s": piece, "stop_reason": None, "in_gap": i in in_gap,
-                         "planned_break": False})
+            rows.append(
+                {
+                    "shift_id": "s",
+                    "line_id": "L1",
+                    "state": None,
+                    "state_name": None,
+                    "time_element": element,
+                    "start": t,
+                    "end": end,
+                    "duration_s": piece,
+                    "stop_reason": None,
+                    "in_gap": i in in_gap,
+                    "planned_break": False,
+                }
+            )
             t = end
     return pl.DataFrame(rows, schema=INTERVALS)
 
 
 def test_times_to_failure_count_from_the_observed_execute_entry() -> None:
-    seen = failures(intervals(("production", 500), ("fault", 100), ("setup", 20), ("production", 3000),
-                              ("stop", 60), ("production", 940), ("fault", 200), ("setup", 10), ("production", 700)))
+    seen = failures(
+        intervals(
+            ("production", 500),
+            ("fault", 100),
+            ("setup", 20),
+            ("production", 3000),
+            ("stop", 60),
+            ("production", 940),
+            ("fault", 200),
+            ("setup", 10),
+            ("production", 700),
+        )
+    )
     # the first uptime's start is not observed (the line was already running): no time to failure from it
     assert seen.times_to_failure_s == [4000.0]  # Execute entry -> fault, the stop inside counts
     assert seen.repair_s == [100.0, 200.0]
@@ -41,8 +64,7 @@ def test_times_to_failure_count_from_the_observed_execute_entry() -> None:
 
 
 def test_a_gap_breaks_the_chain() -> None:
-    seen = failures(intervals(("setup", 10), ("production", 2000), ("production", 300), ("fault", 50),
-                              in_gap={2}))
+    seen = failures(intervals(("setup", 10), ("production", 2000), ("production", 300), ("fault", 50), in_gap={2}))
     assert seen.times_to_failure_s == [] and seen.repair_s == [50.0] and seen.censored_s == []
 
 
@@ -66,8 +88,11 @@ def test_gold_reliability_matches_the_injected_faults(engine_shift: tuple[Path, 
 
     lake = tmp_path / "lake"
     shutil.copytree(engine_shift[0], lake)
-    result = dg.materialize([bronze_samples_asset, silver_state_intervals, gold_fact_reliability],
-                            partition_key="2026-11-24-0600", resources={"lake": LakeResource(root=str(lake))})
+    result = dg.materialize(
+        [bronze_samples_asset, silver_state_intervals, gold_fact_reliability],
+        partition_key="2026-11-24-0600",
+        resources={"lake": LakeResource(root=str(lake))},
+    )
     assert result.success
     rows = {r["line_id"]: r for r in pl.read_delta(str(lake / "gold" / "fact_reliability")).iter_rows(named=True)}
     l1, l2 = rows["L1"], rows["L2"]

@@ -22,14 +22,14 @@ import pytest
 
 from tests.support.azurite import ACCOUNT, KEY, Azurite, azurite
 from tests.twin_pipeline.test_golden_oee import VECTORS, bronze
+from twin_pipeline.defs.partitions import CALENDAR
+from twin_pipeline.lib.contracts import FACT_OEE_SHIFT
 from twin_pipeline.lib.transforms.counters import part_counts
 from twin_pipeline.lib.transforms.oee import oee_rows
+from twin_pipeline.lib.transforms.states import state_intervals
+from twin_pipeline.resources.lake import LakeResource
 from twin_pipeline.resources.oee_engines import DatabricksOeeJob, LocalSparkOeeJob
 from twin_pipeline.spark_jobs.extras import SCRIPT, job_extras
-from twin_pipeline.resources.lake import LakeResource
-from twin_pipeline.lib.contracts import FACT_OEE_SHIFT
-from twin_pipeline.defs.partitions import CALENDAR
-from twin_pipeline.lib.transforms.states import state_intervals
 
 SHIFT = "2026-11-24-0600"
 
@@ -61,9 +61,16 @@ def test_spark_reproduces_the_golden_vector(spark: Any, vector: dict[str, Any]) 
     intervals = state_intervals(samples, window, [vector["line_id"]], [])
     counts = part_counts(samples, window)
     extras = job_extras("unused", "delta-rs", [vector["shift_id"]])
-    frame = conform(oee_frame(spark, *(spark.createDataFrame(f.to_arrow()) for f in (intervals, counts, samples)),
-                              extras["shifts"], extras["design_speed_tag"], extras["unknown_tolerance_s"]),
-                    extras["gold_schema"])
+    frame = conform(
+        oee_frame(
+            spark,
+            *(spark.createDataFrame(f.to_arrow()) for f in (intervals, counts, samples)),
+            extras["shifts"],
+            extras["design_speed_tag"],
+            extras["unknown_tolerance_s"],
+        ),
+        extras["gold_schema"],
+    )
     [row] = pl.from_arrow(frame.toArrow()).cast(FACT_OEE_SHIFT).to_dicts()
     for name, expected in vector["expected"].items():
         if expected is None:
@@ -84,13 +91,16 @@ def silver_lake(engine_shift: tuple[Path, dict], tmp_path_factory: pytest.TempPa
     import shutil
 
     from twin_pipeline.defs.bronze.assets import bronze_samples_asset
-    from twin_pipeline.defs.silver.assets import silver_part_counts, silver_state_intervals
     from twin_pipeline.defs.gold.oee import gold_fact_oee_shift
+    from twin_pipeline.defs.silver.assets import silver_part_counts, silver_state_intervals
 
     lake = tmp_path_factory.mktemp("spark") / "lake"
     shutil.copytree(engine_shift[0], lake)
-    assert dg.materialize([bronze_samples_asset, silver_state_intervals, silver_part_counts, gold_fact_oee_shift],
-                          partition_key=SHIFT, resources={"lake": LakeResource(root=str(lake))}).success
+    assert dg.materialize(
+        [bronze_samples_asset, silver_state_intervals, silver_part_counts, gold_fact_oee_shift],
+        partition_key=SHIFT,
+        resources={"lake": LakeResource(root=str(lake))},
+    ).success
     return lake, gold(lake)
 
 
@@ -135,19 +145,27 @@ class FakeDatabricks:
         for name, value in task.get("new_cluster", {}).get("spark_env_vars", {}).items():
             env[name] = self.secrets.get(value, value)  # "{{secrets/scope/key}}" references resolved
         local_script = SCRIPT  # the workspace file the bundle uploaded
-        self.process = subprocess.Popen([sys.executable, str(local_script), *task["spark_python_task"]["parameters"]],
-                                        env=env)
+        self.process = subprocess.Popen(
+            [sys.executable, str(local_script), *task["spark_python_task"]["parameters"]], env=env
+        )
         return SimpleNamespace(bind=lambda: {"run_id": 4711})
 
     def get_run(self, run_id: int) -> Any:
         from databricks.sdk.service import jobs
 
         code = self.process.poll()
-        state = jobs.RunState(life_cycle_state=jobs.RunLifeCycleState.RUNNING) if code is None else jobs.RunState(
-            life_cycle_state=jobs.RunLifeCycleState.TERMINATED,
-            result_state=jobs.RunResultState.SUCCESS if code == 0 else jobs.RunResultState.FAILED,
-            state_message=f"exit code {code}")
-        return jobs.Run(run_id=run_id, state=state, run_page_url=f"https://adb-1.2.azuredatabricks.net/#job/1/run/{run_id}")
+        state = (
+            jobs.RunState(life_cycle_state=jobs.RunLifeCycleState.RUNNING)
+            if code is None
+            else jobs.RunState(
+                life_cycle_state=jobs.RunLifeCycleState.TERMINATED,
+                result_state=jobs.RunResultState.SUCCESS if code == 0 else jobs.RunResultState.FAILED,
+                state_message=f"exit code {code}",
+            )
+        )
+        return jobs.Run(
+            run_id=run_id, state=state, run_page_url=f"https://adb-1.2.azuredatabricks.net/#job/1/run/{run_id}"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -157,23 +175,34 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
 
 
 def test_databricks_submits_the_exact_request_and_gets_the_results_back(
-        silver_lake: tuple[Path, pl.DataFrame], emulator: Azurite, monkeypatch: pytest.MonkeyPatch) -> None:
-    from twin_pipeline.resources.landing import LandingResource
+    silver_lake: tuple[Path, pl.DataFrame], emulator: Azurite, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from twin_pipeline.defs.gold.oee import pipes_fact_oee_shift
+    from twin_pipeline.resources.landing import LandingResource
 
     lake, by_polars = silver_lake
     fake = FakeDatabricks({"{{secrets/twin/landing-storage-key}}": KEY})
     monkeypatch.setattr(DatabricksOeeJob, "workspace_client", lambda self: fake)
     landing = LandingResource(account_url=emulator.url(), account_name=ACCOUNT, account_key=KEY)
-    job = DatabricksOeeJob(host="https://adb-1.2.azuredatabricks.net", script="/Workspace/Shared/twin/oee_job.py",
-                           lake=str(lake), table_io="delta-rs", poll_interval_seconds=0.5, landing=landing)
+    job = DatabricksOeeJob(
+        host="https://adb-1.2.azuredatabricks.net",
+        script="/Workspace/Shared/twin/oee_job.py",
+        lake=str(lake),
+        table_io="delta-rs",
+        poll_interval_seconds=0.5,
+        landing=landing,
+    )
     result = dg.materialize([pipes_fact_oee_shift("databricks")], partition_key=SHIFT, resources={"oee_job": job})
 
     [request] = fake.requests
     [task] = request["tasks"]
     bootstrap = task["new_cluster"]["spark_env_vars"]
-    assert set(bootstrap) == {"AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_KEY", "DAGSTER_PIPES_CONTEXT",
-                              "DAGSTER_PIPES_MESSAGES"}
+    assert set(bootstrap) == {
+        "AZURE_STORAGE_ACCOUNT",
+        "AZURE_STORAGE_KEY",
+        "DAGSTER_PIPES_CONTEXT",
+        "DAGSTER_PIPES_MESSAGES",
+    }
     from dagster_pipes import decode_param
 
     assert decode_param(bootstrap["DAGSTER_PIPES_CONTEXT"])["bucket"] == "pipes"  # through the landing account
@@ -181,34 +210,59 @@ def test_databricks_submits_the_exact_request_and_gets_the_results_back(
     assert {k: v for k, v in request.items() if k != "tasks"} == {"run_name": f"twin OEE {SHIFT}"}
     assert {k: v for k, v in task.items() if k != "new_cluster"} == {
         "task_key": "oee",
-        "spark_python_task": {"python_file": "/Workspace/Shared/twin/oee_job.py", "parameters": [
-            "--pipes-transport", "azure-blob", "--storage-account-url", emulator.url(),
-            "--secret-scope", "twin", "--secret-key", "landing-storage-key"]},
-        "libraries": [{"pypi": {"package": f"dagster-pipes=={version('dagster-pipes')}"}},
-                      {"pypi": {"package": f"azure-storage-blob=={version('azure-storage-blob')}"}}],
+        "spark_python_task": {
+            "python_file": "/Workspace/Shared/twin/oee_job.py",
+            "parameters": [
+                "--pipes-transport",
+                "azure-blob",
+                "--storage-account-url",
+                emulator.url(),
+                "--secret-scope",
+                "twin",
+                "--secret-key",
+                "landing-storage-key",
+            ],
+        },
+        "libraries": [
+            {"pypi": {"package": f"dagster-pipes=={version('dagster-pipes')}"}},
+            {"pypi": {"package": f"azure-storage-blob=={version('azure-storage-blob')}"}},
+        ],
     }
     assert {k: v for k, v in task["new_cluster"].items() if k != "spark_env_vars"} == {
-        "spark_version": "16.4.x-scala2.12", "node_type_id": "Standard_D4ds_v5", "num_workers": 1}
+        "spark_version": "16.4.x-scala2.12",
+        "node_type_id": "Standard_D4ds_v5",
+        "num_workers": 1,
+    }
     assert bootstrap["AZURE_STORAGE_KEY"] == "{{secrets/twin/landing-storage-key}}"  # the key never leaves Databricks
     # the results came back through Pipes, and gold equals polars' again
     meta = metadata(result)
     assert meta["Databricks Job Run ID"] == "4711" and meta["dagster/row_count"] == 2
     assert {e.check_name: e.passed for e in result.get_asset_check_evaluations()} == {
-        "oee_invariants": True, "performance_at_most_1": True}
+        "oee_invariants": True,
+        "performance_at_most_1": True,
+    }
     for spark_row, polars_row in zip(gold(lake).to_dicts(), by_polars.to_dicts()):
         assert_rows_equal(spark_row, polars_row)
 
 
-@pytest.mark.parametrize(("compute", "expected"), [
-    ("existing_cluster", {"existing_cluster_id": "0101-abc"}),
-    ("serverless", {"environment_key": "twin"}),
-])
+@pytest.mark.parametrize(
+    ("compute", "expected"),
+    [
+        ("existing_cluster", {"existing_cluster_id": "0101-abc"}),
+        ("serverless", {"environment_key": "twin"}),
+    ],
+)
 def test_the_other_computes_submit_what_databricks_expects(compute: str, expected: dict[str, Any]) -> None:
     from twin_pipeline.resources.landing import LandingResource
 
-    job = DatabricksOeeJob(host="https://adb-1.2.azuredatabricks.net", script="/Workspace/Shared/twin/oee_job.py",
-                           lake="abfss://lake@acct.dfs.core.windows.net/twin", compute=compute, cluster_id="0101-abc",
-                           landing=LandingResource(account_url="https://acct.blob.core.windows.net"))
+    job = DatabricksOeeJob(
+        host="https://adb-1.2.azuredatabricks.net",
+        script="/Workspace/Shared/twin/oee_job.py",
+        lake="abfss://lake@acct.dfs.core.windows.net/twin",
+        compute=compute,
+        cluster_id="0101-abc",
+        landing=LandingResource(account_url="https://acct.blob.core.windows.net"),
+    )
     task = job.task().as_dict()
     assert {k: v for k, v in task.items() if k not in ("task_key", "spark_python_task", "libraries")} == expected
     assert "new_cluster" not in task  # no env vars there: the script reads the key from the secret scope
@@ -216,8 +270,16 @@ def test_the_other_computes_submit_what_databricks_expects(compute: str, expecte
     assert args["run_name"] == f"twin OEE {SHIFT}..2026-11-24-1400"
     if compute == "serverless":
         [environment] = [e.as_dict() for e in args["environments"]]
-        assert environment == {"environment_key": "twin", "spec": {"environment_version": "3", "dependencies": [
-            f"dagster-pipes=={version('dagster-pipes')}", f"azure-storage-blob=={version('azure-storage-blob')}"]}}
+        assert environment == {
+            "environment_key": "twin",
+            "spec": {
+                "environment_version": "3",
+                "dependencies": [
+                    f"dagster-pipes=={version('dagster-pipes')}",
+                    f"azure-storage-blob=={version('azure-storage-blob')}",
+                ],
+            },
+        }
     assert json.dumps(job_extras(job.lake, job.table_io, [SHIFT]))  # the extras travel as JSON
 
 
@@ -231,28 +293,65 @@ def test_the_bundle_deploys_this_script_with_the_locked_libraries() -> None:
     assert (SCRIPT.parent / task["spark_python_task"]["python_file"]).resolve() == SCRIPT
     assert bundle["sync"]["include"] == [SCRIPT.name]
     assert [lib["pypi"]["package"] for lib in task["libraries"]] == [
-        f"{name}=={version(name)}" for name in ("dagster-pipes", "azure-storage-blob")]
+        f"{name}=={version(name)}" for name in ("dagster-pipes", "azure-storage-blob")
+    ]
     assert arguments(task["spark_python_task"]["parameters"]).extras == "{{job.parameters.extras}}"
     assert bundle["targets"]["prod"]["workspace"]["root_path"] == "/Workspace/Shared/twin"
 
 
 def test_without_dagster_the_script_runs_on_extras_and_says_how_otherwise(
-        silver_lake: tuple[Path, pl.DataFrame]) -> None:
+    silver_lake: tuple[Path, pl.DataFrame],
+) -> None:
     lake, by_polars = silver_lake
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_PIPES")}
     refused = subprocess.run([sys.executable, str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60)
     assert refused.returncode != 0 and "--extras" in refused.stderr
-    nowhere = json.loads(subprocess.run([sys.executable, "-m", "twin_pipeline.spark_jobs.extras", "--lake", str(lake.parent / "nowhere"),
-                                         "--shift", SHIFT, "--table-io", "delta-rs"], capture_output=True, text=True,
-                                        check=True).stdout)
-    failed = subprocess.run([sys.executable, str(SCRIPT), "--extras", json.dumps(nowhere)], env=env,
-                            capture_output=True, text=True, timeout=300)
+    nowhere = json.loads(
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "twin_pipeline.spark_jobs.extras",
+                "--lake",
+                str(lake.parent / "nowhere"),
+                "--shift",
+                SHIFT,
+                "--table-io",
+                "delta-rs",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    failed = subprocess.run(
+        [sys.executable, str(SCRIPT), "--extras", json.dumps(nowhere)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert failed.returncode != 0 and "silver/state_intervals is not at" in failed.stderr
     assert "TWIN_DATABRICKS_LAKE" in failed.stderr  # says what to fix
-    extras = subprocess.run([sys.executable, "-m", "twin_pipeline.spark_jobs.extras", "--lake", str(lake), "--shift", SHIFT,
-                             "--table-io", "delta-rs"], capture_output=True, text=True, check=True).stdout
-    ran = subprocess.run([sys.executable, str(SCRIPT), "--extras", extras], env=env, capture_output=True, text=True,
-                         timeout=300)
+    extras = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "twin_pipeline.spark_jobs.extras",
+            "--lake",
+            str(lake),
+            "--shift",
+            SHIFT,
+            "--table-io",
+            "delta-rs",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    ran = subprocess.run(
+        [sys.executable, str(SCRIPT), "--extras", extras], env=env, capture_output=True, text=True, timeout=300
+    )
     assert ran.returncode == 0, ran.stderr[-2000:]
     assert "2 rows for 1 shift(s) written; invariant problems: none" in ran.stdout
     for spark_row, polars_row in zip(gold(lake).to_dicts(), by_polars.to_dicts()):

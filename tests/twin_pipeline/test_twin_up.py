@@ -20,7 +20,13 @@ import pytest
 from tests.conftest import free_port
 from tests.support.dagster_dev import DagsterDev, session_members
 from tests.twin_pipeline.test_graphql_backfill import (
-    ASSETS, CHECK_EXECUTIONS, CHECKS, LAUNCH, LOCATION, _summary, _wait_for_backfill,
+    ASSETS,
+    CHECK_EXECUTIONS,
+    CHECKS,
+    LAUNCH,
+    LOCATION,
+    _summary,
+    _wait_for_backfill,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,8 +37,14 @@ def start_twin(home: Path, log: Path, *args: str) -> subprocess.Popen[bytes]:
     """`twin up` as a user starts it, in its own process group (our SIGINT is the user's Ctrl-C)."""
     env = {**os.environ, "TWIN_HOME": str(home), "TWIN_PROFILE": "local"}
     env.pop("TWIN_SHIFTS", None)
-    return subprocess.Popen([str(TWIN), "up", *args], cwd=ROOT, env=env, stdout=log.open("ab"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [str(TWIN), "up", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def wait_for(log: Path, text: str, proc: subprocess.Popen[bytes], timeout: float) -> str:
@@ -54,7 +66,7 @@ def children_sessions(pid: int) -> set[int]:
         if entry.name.isdigit():
             try:
                 stat = (entry / "stat").read_text()
-                if int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
+                if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
                     sessions.add(os.getsid(int(entry.name)))
             except (OSError, ValueError):
                 continue
@@ -64,8 +76,12 @@ def children_sessions(pid: int) -> set[int]:
 def raw_sessions(home: Path) -> set[str]:
     """The collector sessions with rows in the edge raw_samples table."""
     try:
-        return set(pl.scan_delta(str(home / "lake" / "edge" / "raw_samples")).select("session_id").unique()
-                   .collect()["session_id"])
+        return set(
+            pl.scan_delta(str(home / "lake" / "edge" / "raw_samples"))
+            .select("session_id")
+            .unique()
+            .collect()["session_id"]
+        )
     except Exception:  # noqa: BLE001 - a commit may be under way: ask again
         return set()
 
@@ -110,16 +126,25 @@ def test_twin_up_seeds_runs_backfills_and_stops_cleanly(tmp_path: Path) -> None:
         sessions = children_sessions(twin.pid)
         assert len(sessions) == 3, sessions  # plc-sim, edge-collector, dagster dev
 
-        dev = DagsterDev(ROOT / "workspace.yaml", dagster_home=home / "dagster", log_path=home / "logs" / "dagster.log",
-                         port=ui_port)
+        dev = DagsterDev(
+            ROOT / "workspace.yaml", dagster_home=home / "dagster", log_path=home / "logs" / "dagster.log", port=ui_port
+        )
         dev.wait_for_assets(ASSETS, location=LOCATION, timeout=120)
         from twin_pipeline.launcher.twin import seeded_shifts
 
         shifts = seeded_shifts(history)[-2:]
         assert len(shifts) == 2, history
-        launched = dev.graphql(LAUNCH, {"params": {
-            "assetSelection": [{"path": key.split("/")} for key in ASSETS], "partitionNames": shifts,
-            "fromFailure": False, "title": "test_twin_up"}})["launchPartitionBackfill"]
+        launched = dev.graphql(
+            LAUNCH,
+            {
+                "params": {
+                    "assetSelection": [{"path": key.split("/")} for key in ASSETS],
+                    "partitionNames": shifts,
+                    "fromFailure": False,
+                    "title": "test_twin_up",
+                }
+            },
+        )["launchPartitionBackfill"]
         assert launched["__typename"] == "LaunchBackfillSuccess", launched
         dev.proc = twin  # the backfill wait watches this process
         backfill = _wait_for_backfill(dev, launched["backfillId"], timeout=400)
@@ -133,19 +158,30 @@ def test_twin_up_seeds_runs_backfills_and_stops_cleanly(tmp_path: Path) -> None:
         names = [c["name"] for c in nodes[0]["assetChecksOrError"]["checks"]]
         assert {"oee_invariants", "fault_downtime_matches_injections"} <= set(names)
         for name in names:
-            evaluations = [e["evaluation"] for e in dev.graphql(CHECK_EXECUTIONS, {
-                "key": {"path": ["gold", "fact_oee_shift"]}, "check": name})["assetCheckExecutions"]
-                if e["runId"] in run_ids and e["evaluation"]]
+            evaluations = [
+                e["evaluation"]
+                for e in dev.graphql(CHECK_EXECUTIONS, {"key": {"path": ["gold", "fact_oee_shift"]}, "check": name})[
+                    "assetCheckExecutions"
+                ]
+                if e["runId"] in run_ids and e["evaluation"]
+            ]
             assert evaluations and all(e["success"] for e in evaluations), (name, evaluations)
     finally:
         if twin.poll() is None:
             stop_s = stop(twin, sessions or children_sessions(twin.pid))
-    print(f"\ntwin up: ready after {ready_s:.1f} s, backfill of {shifts} in {backfill_s:.1f} s, stopped in {stop_s:.1f} s")
+    print(
+        f"\ntwin up: ready after {ready_s:.1f} s, backfill of {shifts} in {backfill_s:.1f} s, stopped in {stop_s:.1f} s"
+    )
     assert "twin: Dagster stopped (SIGINT)" in log.read_text()
 
     # again: the history is not seeded twice, the live line continues
-    seeded = pl.scan_delta(str(home / "lake" / "edge" / "raw_samples")).filter(
-        pl.col("session_id") == history["session_id"]).select(pl.len()).collect().item()
+    seeded = (
+        pl.scan_delta(str(home / "lake" / "edge" / "raw_samples"))
+        .filter(pl.col("session_id") == history["session_id"])
+        .select(pl.len())
+        .collect()
+        .item()
+    )
     known = raw_sessions(home)
     log.write_text("")
     again = start_twin(home, log, *args, "--no-ui")
