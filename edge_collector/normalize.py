@@ -197,7 +197,7 @@ class Normalizer:
                     )
                 text = raw
             elif vtype == ua.VariantType.DateTime and isinstance(raw, datetime):
-                value = _aware(raw).timestamp()  # type: ignore[union-attr]
+                value = _aware(raw).timestamp()  # type: ignore[union-attr]  # raw is a datetime (checked above)
             else:
                 return self.quarantine(binding, dv, received, "unsupported_type", f"{vtype.name} cannot be stored")
         return self._sample(binding, dv, source, received, value, text, status)

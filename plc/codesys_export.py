@@ -33,7 +33,7 @@ def _tree(tags: tuple[Tag, ...]) -> dict[str, object]:
         node = root
         *groups, leaf = tag.path.split(".")
         for group in groups:
-            node = node.setdefault(group, {})  # type: ignore[assignment]
+            node = node.setdefault(group, {})  # type: ignore[assignment]  # a nested dict of groups, typed as its leaves
         node[leaf] = tag
     return root
 

@@ -93,7 +93,7 @@ def ensure_certificate(pki: PkiLayout, app_uri: str, common_name: str, server: b
         uri_ok = app_uri in cert.extensions.get_extension_for_class(
             x509.SubjectAlternativeName
         ).value.get_values_for_type(x509.UniformResourceIdentifier)
-        wrong_key = cert.public_key().public_numbers() != key.public_key().public_numbers()  # type: ignore[union-attr]
+        wrong_key = cert.public_key().public_numbers() != key.public_key().public_numbers()  # type: ignore[union-attr]  # both are RSA keys here (we create them)
         renew = expired or not uri_ok or wrong_key
         if renew:
             log.warning(

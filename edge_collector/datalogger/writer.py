@@ -449,7 +449,7 @@ class Datalogger:
         fixed = [quarantine_row("quarantine", r) for r in rejected]
         try:
             data, again = build_batch("quarantine", fixed)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - whatever Arrow raises, the rows still go to the last-resort quarantine
             data, again = None, [Rejected(r, "*", r, "unsupported_type", "unbuildable") for r in fixed]
         if again:
             last, _ = build_batch("quarantine", [last_resort_row(r) for r in again])
@@ -609,7 +609,7 @@ class Datalogger:
         )
         try:  # the commit may have landed anyway ("error despite success"): reload before the retry compares
             st.dt = open_or_create(st.path, table, self.checkpoint_every_commits)
-        except Exception as reopen:  # noqa: BLE001
+        except Exception as reopen:  # noqa: BLE001 - any failure to reopen is logged; the next commit retries it
             st.dt = None
             log.error("cannot reopen %s: %r", st.path, reopen)
 
@@ -670,7 +670,7 @@ class Datalogger:
             log.error("compaction of %s failed: %r; ingest continues, it is retried later", st.path, exc)
             try:
                 st.dt = open_or_create(st.path, table, self.checkpoint_every_commits)
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - the table stays closed; the next commit reopens it
                 st.dt = None
         finally:
             self._maintenance_lock.release()

@@ -16,7 +16,7 @@ from pathlib import Path
 try:  # POSIX advisory locks; on Windows the single-writer rule is not enforced
     import fcntl
 except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # a module or None: the lock is skipped without it
 
 LOCK_NAME = ".datalogger.lock"
 MAINTENANCE_LOCK_NAME = ".maintenance.lock"

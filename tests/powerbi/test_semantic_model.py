@@ -29,12 +29,12 @@ PAGES = {"OEE trend", "Loss waterfall", "Downtime Pareto", "SPC"}
 
 
 @pytest.fixture(scope="module")
-def model():  # noqa: ANN201
+def model():
     return load()
 
 
 @pytest.fixture
-def broken(tmp_path: Path):  # noqa: ANN201
+def broken(tmp_path: Path):
     """A copy of the project to break: `broken(path, old, new)` edits one file (old must be there once)."""
     copy = tmp_path / "powerbi"
     shutil.copytree(PROJECT_DIR, copy)
@@ -51,14 +51,14 @@ def broken(tmp_path: Path):  # noqa: ANN201
 
 # --- the model against the gold contract ---------------------------------------------------------
 
-def test_every_gold_table_and_column_is_in_the_model_with_its_type(model) -> None:  # noqa: ANN001
+def test_every_gold_table_and_column_is_in_the_model_with_its_type(model) -> None:
     assert set(GOLD) == {"fact_oee_shift", "fact_downtime", "fact_quality", "fact_reliability", "dim_shift",
                          "dim_date", "dim_line"}
     assert table_differences(model) == []
     assert set(model.tables) == set(GOLD) | {MEASURES_TABLE}
 
 
-def test_a_renamed_column_is_reported_on_both_sides(broken) -> None:  # noqa: ANN001
+def test_a_renamed_column_is_reported_on_both_sides(broken) -> None:
     copy = broken("IndustrialTwin.SemanticModel/definition/tables/fact_oee_shift.tmdl",
                   "\tcolumn good\n", "\tcolumn good_parts\n")
     assert table_differences(load(copy / "IndustrialTwin.SemanticModel" / "definition")) == [
@@ -67,20 +67,20 @@ def test_a_renamed_column_is_reported_on_both_sides(broken) -> None:  # noqa: AN
     ]
 
 
-def test_a_changed_data_type_is_reported(broken) -> None:  # noqa: ANN001
+def test_a_changed_data_type_is_reported(broken) -> None:
     copy = broken("IndustrialTwin.SemanticModel/definition/tables/dim_line.tmdl",
                   "\tcolumn design_speed_ppm\n\t\tdataType: double\n", "\tcolumn design_speed_ppm\n\t\tdataType: int64\n")
     assert table_differences(load(copy / "IndustrialTwin.SemanticModel" / "definition")) == [
         "dim_line.design_speed_ppm: dataType int64, the contract's Float64 is double"]
 
 
-def test_a_missing_or_extra_table_is_reported(broken) -> None:  # noqa: ANN001
+def test_a_missing_or_extra_table_is_reported(broken) -> None:
     copy = broken("IndustrialTwin.SemanticModel/definition/tables/dim_date.tmdl", "table dim_date\n", "table calendar\n")
     assert table_differences(load(copy / "IndustrialTwin.SemanticModel" / "definition")) == [
         "table dim_date: in the contract, not in the model", "table calendar: in the model, not a gold table"]
 
 
-def test_the_contract_follows_the_schemas_module(model) -> None:  # noqa: ANN001
+def test_the_contract_follows_the_schemas_module(model) -> None:
     """A column added to the gold contract (as a pipeline change would) fails until the model has it."""
     import polars as pl
 
@@ -88,7 +88,7 @@ def test_the_contract_follows_the_schemas_module(model) -> None:  # noqa: ANN001
     assert table_differences(model, contract) == ["fact_quality.lsl_mm: in the contract, not in the model"]
 
 
-def test_ratio_columns_are_hidden_and_never_summed(model) -> None:  # noqa: ANN001
+def test_ratio_columns_are_hidden_and_never_summed(model) -> None:
     for table, column in [("fact_oee_shift", c) for c in ("availability", "performance", "quality", "oee")] + [
             ("fact_quality", "cp"), ("fact_quality", "cpk"), ("fact_reliability", "mtbf_s"), ("fact_reliability", "mttr_s")]:
         props = model.tables[table].columns[column].properties
@@ -101,12 +101,12 @@ def test_ratio_columns_are_hidden_and_never_summed(model) -> None:  # noqa: ANN0
 
 # --- relationships, partitions, parameters -------------------------------------------------------
 
-def test_the_star_relationships_are_many_to_one_single_direction(model) -> None:  # noqa: ANN001
+def test_the_star_relationships_are_many_to_one_single_direction(model) -> None:
     assert relationship_problems(model) == []
     assert len(model.relationships) == 9
 
 
-def test_a_relationship_to_a_missing_column_is_reported(broken) -> None:  # noqa: ANN001
+def test_a_relationship_to_a_missing_column_is_reported(broken) -> None:
     copy = broken("IndustrialTwin.SemanticModel/definition/relationships.tmdl",
                   "\ttoColumn: dim_date.date\n", "\ttoColumn: dim_date.day\n")
     assert relationship_problems(load(copy / "IndustrialTwin.SemanticModel" / "definition")) == [
@@ -115,19 +115,19 @@ def test_a_relationship_to_a_missing_column_is_reported(broken) -> None:  # noqa
         "relationship dim_shift.local_date -> dim_date.day is not in the star"]
 
 
-def test_every_table_imports_itself_from_databricks_and_from_adls(model) -> None:  # noqa: ANN001
+def test_every_table_imports_itself_from_databricks_and_from_adls(model) -> None:
     assert partition_problems(model) == []
     assert model.gold_tables() == sorted(GOLD)
 
 
-def test_a_partition_reading_another_table_is_reported(broken) -> None:  # noqa: ANN001
+def test_a_partition_reading_another_table_is_reported(broken) -> None:
     copy = broken("IndustrialTwin.SemanticModel/definition/tables/fact_quality.tmdl",
                   '{[Name="fact_quality",Kind="Table"]}', '{[Name="fact_downtime",Kind="Table"]}')
     assert partition_problems(load(copy / "IndustrialTwin.SemanticModel" / "definition")) == [
         "fact_quality: the Databricks branch reads ['fact_downtime']"]
 
 
-def test_the_table_steps_are_what_dagster_powerbi_parses_for_lineage(model) -> None:  # noqa: ANN001
+def test_the_table_steps_are_what_dagster_powerbi_parses_for_lineage(model) -> None:
     from dagster_powerbi.translator import PARSE_M_QUERY_OBJECT
 
     assert M_NAVIGATION.pattern == PARSE_M_QUERY_OBJECT.pattern
@@ -135,7 +135,7 @@ def test_the_table_steps_are_what_dagster_powerbi_parses_for_lineage(model) -> N
     assert ("fact_oee_shift", "Table") in PARSE_M_QUERY_OBJECT.findall(source)
 
 
-def test_the_source_parameters_are_required_text_parameters(model) -> None:  # noqa: ANN001
+def test_the_source_parameters_are_required_text_parameters(model) -> None:
     assert set(model.expressions) == set(PARAMETERS)
     for name in PARAMETERS:
         value = model.expressions[name].value or ""
@@ -146,14 +146,14 @@ def test_the_source_parameters_are_required_text_parameters(model) -> None:  # n
 
 # --- measures ------------------------------------------------------------------------------------
 
-def test_the_measures_exist_with_a_format_and_a_description(model) -> None:  # noqa: ANN001
+def test_the_measures_exist_with_a_format_and_a_description(model) -> None:
     measures = model.tables[MEASURES_TABLE].measures
     assert [m for m in REQUIRED_MEASURES if m not in measures] == []
     assert [m.name for m in measures.values() if not m.properties.get("formatString") or not m.description] == []
     assert all(not t.measures for name, t in model.tables.items() if name != MEASURES_TABLE)
 
 
-def test_ratios_are_ratios_of_sums(model) -> None:  # noqa: ANN001
+def test_ratios_are_ratios_of_sums(model) -> None:
     m = {name: " ".join(x.expression.split()) for name, x in model.tables[MEASURES_TABLE].measures.items()}
     assert m["Availability"] == "DIVIDE([Actual Production Time (s)], [Planned Busy Time (s)])"
     assert m["Ideal Production Time (s)"] == (
@@ -169,11 +169,11 @@ def test_ratios_are_ratios_of_sums(model) -> None:  # noqa: ANN001
         assert "AVERAGE" not in expression.upper(), name
 
 
-def test_measures_reference_only_existing_fields(model) -> None:  # noqa: ANN001
+def test_measures_reference_only_existing_fields(model) -> None:
     assert measure_reference_problems(model) == []
 
 
-def test_a_measure_with_a_mistyped_field_is_reported(broken) -> None:  # noqa: ANN001
+def test_a_measure_with_a_mistyped_field_is_reported(broken) -> None:
     copy = broken("IndustrialTwin.SemanticModel/definition/tables/_Measures.tmdl",
                   "SUM(fact_oee_shift[good])", "SUM(fact_oee_shift[good_parts])")
     assert measure_reference_problems(load(copy / "IndustrialTwin.SemanticModel" / "definition")) == [
@@ -182,7 +182,7 @@ def test_a_measure_with_a_mistyped_field_is_reported(broken) -> None:  # noqa: A
 
 # --- the report ----------------------------------------------------------------------------------
 
-def test_the_report_binds_to_the_model_and_has_its_pages(model) -> None:  # noqa: ANN001
+def test_the_report_binds_to_the_model_and_has_its_pages(model) -> None:
     pbir = json.loads((REPORT / "definition.pbir").read_text())
     assert pbir["datasetReference"] == {"byPath": {"path": "../IndustrialTwin.SemanticModel"}}
     pbip = json.loads((PROJECT_DIR / "IndustrialTwin.pbip").read_text())
@@ -200,7 +200,7 @@ def test_every_json_file_names_its_schema() -> None:
         assert schema.startswith("https://developer.microsoft.com/json-schemas/fabric/"), path
 
 
-def test_a_visual_using_a_missing_measure_is_reported(broken) -> None:  # noqa: ANN001
+def test_a_visual_using_a_missing_measure_is_reported(broken) -> None:
     copy = broken("IndustrialTwin.Report/definition/pages/spc/visuals/capability_by_shift/visual.json",
                   '"Property": "Cpk Target"', '"Property": "Cpk Goal"')
     assert report_problems(copy / "IndustrialTwin.Report", model=load()) == [

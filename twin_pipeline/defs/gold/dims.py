@@ -4,6 +4,7 @@
 """
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -17,7 +18,7 @@ from twin_pipeline.resources.lake import LakeResource
 AHEAD_DAYS = 2
 
 
-def _write(path, frame: pl.DataFrame, schema: pl.Schema) -> int:  # noqa: ANN001
+def _write(path: Path, frame: pl.DataFrame, schema: pl.Schema) -> int:
     frame = frame.select(pl.col(name).cast(dtype) for name, dtype in schema.items())
     frame.write_delta(str(path), mode="overwrite", delta_write_options={"schema_mode": "overwrite"})
     return DeltaTable(str(path)).version()

@@ -69,7 +69,7 @@ def oee(x: OeeInputs) -> OeeFigures:
     )
     quality = _ratio(x.good, x.produced)
     parts = (availability, performance, quality)
-    value = parts[0] * parts[1] * parts[2] if all(p is not None for p in parts) else None  # type: ignore[operator]
+    value = parts[0] * parts[1] * parts[2] if all(p is not None for p in parts) else None  # type: ignore[operator]  # all() checked None
     return OeeFigures(availability, performance, quality, value, performance is not None and performance > 1.0)
 
 

@@ -130,5 +130,5 @@ def injected(events: pl.DataFrame) -> Injected:
         weibull_scale=scale,
         repair_distribution=ends["distribution"][-1] if ends.height else None,
         faults=starts.height,
-        mean_repair_s=float(ends["value"].mean()) if ends.height else None,  # type: ignore[arg-type]
+        mean_repair_s=float(ends["value"].mean()) if ends.height else None,  # type: ignore[arg-type]  # a float column's mean
     )
