@@ -79,6 +79,29 @@ GAPS = pa.schema(
     ]
 )
 
+SUBSCRIPTIONS = pa.schema(
+    [
+        pa.field("line_id", pa.string(), nullable=False),
+        pa.field("tag", pa.string(), nullable=False),  # tag path, e.g. Admin.ProdProcessedCount, or a custom node's name
+        pa.field("node_id", pa.string(), nullable=False),  # the node id subscribed, as configured
+        pa.field("since_ts", TS, nullable=False),  # collector clock (UTC) when this subscription took effect
+        pa.field("status", pa.string(), nullable=False),  # subscribed | missing | rejected (see SUBSCRIPTION_STATUS)
+        pa.field("detail", pa.string()),  # why a tag is missing or rejected (the server's status code)
+        pa.field("sampling_interval_ms", pa.float64()),  # revised sampling interval the server granted
+        pa.field("session_id", pa.string(), nullable=False),
+        pa.field("seq", pa.int64(), nullable=False),
+        pa.field("day", pa.string(), nullable=False),
+    ]
+)
+
+#: What a `subscriptions` row's status means. The pipeline expects, for a shift, the tags of the line's
+#: latest manifest (all rows of one session) that took effect before the shift ended.
+SUBSCRIPTION_STATUS = {
+    "subscribed": "the server accepted the monitored item; data is expected",
+    "missing": "the node does not exist on the server (BadNodeIdUnknown or a failed browse)",
+    "rejected": "the server refused the monitored item (another Bad status code, in detail)",
+}
+
 QUARANTINE_REASONS = {
     "non_finite": "NaN or +-Inf value",
     "bad_status": "OPC UA status code is Bad; the value is not usable",
@@ -96,6 +119,7 @@ TABLES: dict[str, pa.Schema] = {
     "injected_events": INJECTED_EVENTS,
     "quarantine": QUARANTINE,
     "gaps": GAPS,
+    "subscriptions": SUBSCRIPTIONS,
 }
 
 #: Column holding each table's event time (what `day` is derived from).
@@ -104,6 +128,7 @@ EVENT_TIME: dict[str, str] = {
     "injected_events": "event_ts",
     "quarantine": "received_ts",
     "gaps": "gap_start",
+    "subscriptions": "since_ts",
 }
 
 

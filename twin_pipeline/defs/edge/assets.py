@@ -18,6 +18,8 @@ DESCRIPTIONS = {
     "injected_events": "Ground truth: every fault, repair, feed-rate and quality injection of the variability engine.",
     "quarantine": "Values the collector could not store (NaN, type change, absurd timestamp, ...), with a reason.",
     "gaps": "Outages: intervals in which the collector received nothing from a line, with the reason.",
+    "subscriptions": "The manifest: which tags (node ids) the collector subscribed per line and since when; "
+    "completeness is checked against it.",
 }
 
 
