@@ -31,7 +31,7 @@ CHECKS = [
     if isinstance(c, dg.AssetChecksDefinition)
 ]
 assert (
-    len(CHECKS) == 11
+    len(CHECKS) == 12
 )  # every per-shift check of defs/{bronze,silver,gold}/checks.py (gold's: those of the polars engine)
 
 

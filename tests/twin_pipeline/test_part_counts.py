@@ -58,6 +58,9 @@ def reference(samples: pl.DataFrame) -> pl.DataFrame:
                 }
             )
         row["good"] = row["produced"] - row["defective"]
+        # one design speed here: the ideal time is the parts made outside breaks at its cycle time
+        made = row["produced"] - row["produced_in_breaks"]
+        row["ideal_time_s"] = made * 60.0 / float(speed["value"][0]) if speed.height and made else None
         rows.append(row)
     return pl.DataFrame(rows, schema=SILVER_PART_COUNTS)
 

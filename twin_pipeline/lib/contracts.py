@@ -65,6 +65,7 @@ SILVER_PART_COUNTS = pl.Schema(
         "good": pl.Int64,
         "produced_in_breaks": pl.Int64,
         "defective_in_breaks": pl.Int64,
+        "ideal_time_s": pl.Float64,
     }
 )
 

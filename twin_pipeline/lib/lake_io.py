@@ -87,8 +87,12 @@ def replace_shifts(path: Path, frame: pl.DataFrame, shift_ids: Sequence[str]) ->
         return DeltaTable(str(path)).version()
     table = DeltaTable(str(path))  # opened once: the write below updates it to the version it commits
     predicate = " OR ".join(f"shift_id = '{s}'" for s in shift_ids)
+    # schema_mode merge: a contract that gained a column (a new release) evolves the table in place;
+    # shifts written before read the new column as null until they are re-run
     frame.write_delta(
-        table, mode="overwrite", delta_write_options={"partition_by": ["shift_id"], "predicate": predicate}
+        table,
+        mode="overwrite",
+        delta_write_options={"partition_by": ["shift_id"], "predicate": predicate, "schema_mode": "merge"},
     )
     version = table.version()
     if version - last_checkpoint_version(path) >= CHECKPOINT_EVERY:
@@ -175,3 +179,12 @@ def plc_gaps(lake: Path, window: ShiftWindow) -> list[tuple[str, datetime, datet
         if start < window.end and end > window.start:
             out.append((row["line_id"], max(start, window.start), min(end, window.end)))
     return out
+
+
+def read_manifest(lake: Path, before: datetime) -> pl.DataFrame:
+    """The subscriptions manifest rows (edge `subscriptions`) that took effect before `before`; an empty
+    frame of the edge contract when the collector never wrote one (lakes from before the manifest)."""
+    path = edge_table_path(lake, "subscriptions")
+    if not (path / "_delta_log").exists():
+        return pl.DataFrame(TABLES["subscriptions"].empty_table())
+    return pl.scan_delta(str(path)).filter(pl.col("since_ts") < before).collect()

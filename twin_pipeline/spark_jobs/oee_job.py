@@ -88,7 +88,7 @@ def oee_frame(
     unknown_tolerance_s: float,
 ) -> DataFrame:
     """`fact_oee_shift` rows, as `twin_pipeline.lib.transforms.oee.oee_rows` defines them: per line, time elements over
-    planned busy time (breaks apart), parts inside planned busy time, the last design speed's ideal cycle
+    planned busy time (breaks apart), parts inside planned busy time, the parts-weighted ideal cycle
     time, A/P/Q/OEE with None where a denominator is zero, and why a row is provisional."""
     busy, element = ~F.col("planned_break"), F.col("time_element")
     times = intervals.groupBy("shift_id", "line_id").agg(
@@ -114,12 +114,12 @@ def oee_frame(
     def count(name: str) -> Column:
         return F.coalesce(F.col(name), F.lit(0)).cast("long")
 
-    apt, pbt, ict = (
-        F.coalesce(F.col("production"), F.lit(0.0)),
-        F.col("planned_busy_time_s"),
-        F.col("ideal_cycle_time_s"),
-    )
     produced = count("produced") - count("produced_in_breaks")
+    apt, pbt = F.coalesce(F.col("production"), F.lit(0.0)), F.col("planned_busy_time_s")
+    # parts-weighted over the design speeds in force (silver's ideal time), else the last speed's
+    ict = F.when(F.col("ideal_time_s").isNotNull() & (produced > 0), F.col("ideal_time_s") / produced).otherwise(
+        F.col("ideal_cycle_time_s")
+    )
     reject = count("defective") - count("defective_in_breaks")
     availability = F.when(pbt > 0, apt / pbt)
     performance = F.when(ict.isNotNull() & (apt > 0), ict * produced / apt)
@@ -336,7 +336,7 @@ def compute(spark: SparkSession, extras: dict[str, Any]) -> tuple[DataFrame, lis
         counts = spark.createDataFrame(
             [],
             "shift_id STRING, line_id STRING, produced LONG, defective LONG, "
-            "produced_in_breaks LONG, defective_in_breaks LONG, produced_resets LONG",
+            "produced_in_breaks LONG, defective_in_breaks LONG, produced_resets LONG, ideal_time_s DOUBLE",
         )
     if bronze is None:
         bronze = spark.createDataFrame(

@@ -11,18 +11,15 @@ from edge_collector.schemas import TABLES, edge_table_path
 from twin_pipeline.defs.check_results import provisional_unless, shift_ids, shift_rows
 from twin_pipeline.defs.partitions import BRONZE, CALENDAR, SHIFTS
 from twin_pipeline.lib.contracts import Table, table_path
-from twin_pipeline.lib.lake_io import plc_gaps, read_bronze
-from twin_pipeline.lib.quality.data_quality import (
-    GAP_FACTOR,
-    HEARTBEAT_TAG,
-    MIN_GAP_S,
-    edge_keys,
-    heartbeat_silences,
-    lines_not_caught_up,
-    missing_tags,
-    reconcile,
-    schema_problems,
+from twin_pipeline.lib.lake_io import plc_gaps, read_bronze, read_manifest
+from twin_pipeline.lib.quality.completeness import (
+    OEE_REQUIRED_TAGS,
+    expected_tags,
+    missing_optional,
+    missing_required,
 )
+from twin_pipeline.lib.quality.data_quality import edge_keys, lines_not_caught_up, reconcile, schema_problems
+from twin_pipeline.lib.quality.silences import GAP_FACTOR, HEARTBEAT_TAG, MIN_GAP_S, SILENCE_TAGS, line_silences
 from twin_pipeline.lib.quality.value_ranges import out_of_range
 from twin_pipeline.resources.lake import LakeResource
 
@@ -89,25 +86,53 @@ def bronze_matches_edge(context: dg.AssetCheckExecutionContext, lake: LakeResour
     )
 
 
+def _expected_and_samples(lake: LakeResource, shift_id: str) -> tuple[dict, pl.DataFrame]:
+    window = CALENDAR.window(shift_id)
+    samples = read_bronze(lake.path(), shift_id)
+    lines = sorted(samples.filter(~pl.col("carried_in"))["line_id"].unique().to_list())
+    return expected_tags(read_manifest(lake.path(), window.end), lines), samples
+
+
 @dg.asset_check(
     asset=BRONZE,
     partitions_def=SHIFTS,
     blocking=True,
-    description="Completeness: every subscribed tag of every line has a value known in the shift (sent in it "
-    "or carried over from the previous shift); a missing tag means a broken subscription.",
+    additional_deps=[dg.AssetKey(["edge", "subscriptions"])],
+    description=f"Completeness of what OEE needs: every line has a value of {', '.join(OEE_REQUIRED_TAGS)} known "
+    "in the shift (sent in it or carried over). The expected tags come from the collector's subscriptions "
+    "manifest; a missing one says whether the server lacks it, it is not subscribed, or it sent nothing.",
 )
 def bronze_complete(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
     missing = []
     for shift_id in shift_ids(context):
-        samples = read_bronze(lake.path(), shift_id)
-        lines = sorted(samples.filter(~pl.col("carried_in"))["line_id"].unique().to_list())
-        missing += [f"{shift_id} {m}" for m in missing_tags(samples, lines)]
+        expected, samples = _expected_and_samples(lake, shift_id)
+        missing += [f"{shift_id} {m}" for m in missing_required(samples, expected)]
     return provisional_unless(
         "bronze_complete",
         context,
         lake,
         not missing,
-        {"missing_tags": ", ".join(missing) or "none", "missing_count": len(missing)},
+        {"missing_tags": "; ".join(missing) or "none", "missing_count": len(missing)},
+    )
+
+
+@dg.asset_check(
+    asset=BRONZE,
+    partitions_def=SHIFTS,
+    additional_deps=[dg.AssetKey(["edge", "subscriptions"])],
+    description="Completeness of the other subscribed tags (a warning: OEE does not need them): every tag of "
+    "the line's subscriptions manifest has a value known in the shift; tags the server does not have are "
+    "listed.",
+)
+def bronze_optional_tags(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
+    missing = []
+    for shift_id in shift_ids(context):
+        expected, samples = _expected_and_samples(lake, shift_id)
+        missing += [f"{shift_id} {m}" for m in missing_optional(samples, expected)]
+    return dg.AssetCheckResult(
+        passed=not missing,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"missing_tags": "; ".join(missing) or "none", "missing_count": len(missing)},
     )
 
 
@@ -115,8 +140,9 @@ def bronze_complete(context: dg.AssetCheckExecutionContext, lake: LakeResource) 
     asset=BRONZE,
     partitions_def=SHIFTS,
     additional_deps=[dg.AssetKey(["edge", "gaps"])],
-    description=f"Gaps: collector outages recorded in edge/gaps, and silences of each line's heartbeat "
-    f"({HEARTBEAT_TAG}) longer than {GAP_FACTOR:g} typical intervals (at least {MIN_GAP_S:g} s).",
+    description=f"Gaps: collector outages recorded in edge/gaps, and silences longer than {GAP_FACTOR:g} "
+    f"typical intervals (at least {MIN_GAP_S:g} s) of each line's heartbeat ({HEARTBEAT_TAG}) or, for a line "
+    "without one, of its own changes (state, speed, part counter) while it runs.",
 )
 def bronze_no_gaps(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
     found = []
@@ -126,10 +152,10 @@ def bronze_no_gaps(context: dg.AssetCheckExecutionContext, lake: LakeResource) -
             f"{shift_id} {line}: outage {start:%H:%M:%S}-{end:%H:%M:%S} UTC"
             for line, start, end in plc_gaps(lake.path(), window)
         ]
-        samples = read_bronze(lake.path(), shift_id, [HEARTBEAT_TAG])  # the same read as silver's gap flag
+        samples = read_bronze(lake.path(), shift_id, list(SILENCE_TAGS))  # the same read as silver's gap flag
         found += [
-            f"{shift_id} {s.line_id}: heartbeat silent {s.seconds:.0f} s from {s.start:%H:%M:%S} UTC"
-            for s in heartbeat_silences(samples, window)
+            f"{shift_id} {s.line_id}: {s.signal} silent {s.seconds:.0f} s from {s.start:%H:%M:%S} UTC"
+            for s in line_silences(samples, window)
         ]
     return dg.AssetCheckResult(
         passed=not found,

@@ -9,7 +9,7 @@ import polars as pl
 from twin_pipeline.defs.partitions import BRONZE, CALENDAR, publish, shift_asset
 from twin_pipeline.lib.contracts import Table
 from twin_pipeline.lib.lake_io import plc_gaps, read_bronze
-from twin_pipeline.lib.quality.data_quality import HEARTBEAT_TAG, heartbeat_silences
+from twin_pipeline.lib.quality.silences import SILENCE_TAGS, line_silences
 from twin_pipeline.lib.transforms.counters import COUNT_TAGS, DESIGN_SPEED_TAG, part_counts
 from twin_pipeline.lib.transforms.spc import SPC_TAGS, part_measurements
 from twin_pipeline.lib.transforms.states import REASON_TAG, STATE_TAG, state_intervals
@@ -25,15 +25,15 @@ def _lines(samples: pl.DataFrame) -> list[str]:
     group="silver",
     deps=[BRONZE],
     description="PackML state intervals per line, clipped to the shift, with time element, stop reason and "
-    "gap flag (a collector outage or a silent heartbeat; the state at the shift start is the carried-in "
-    "one).",
+    "gap flag (a collector outage, or a silent heartbeat or running line; the state at the shift start is "
+    "the carried-in one).",
 )
 def silver_state_intervals(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     frames = []
     for shift_id in context.partition_keys:
         window = CALENDAR.window(shift_id)
-        samples = read_bronze(lake.path(), shift_id, [STATE_TAG, REASON_TAG, HEARTBEAT_TAG])
-        silences = [(g.line_id, g.start, g.end) for g in heartbeat_silences(samples, window)]
+        samples = read_bronze(lake.path(), shift_id, list(dict.fromkeys([STATE_TAG, REASON_TAG, *SILENCE_TAGS])))
+        silences = [(g.line_id, g.start, g.end) for g in line_silences(samples, window)]
         frames.append(state_intervals(samples, window, _lines(samples), plc_gaps(lake.path(), window) + silences))
     out = pl.concat(frames)
     return dg.MaterializeResult(

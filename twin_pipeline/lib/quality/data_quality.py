@@ -3,26 +3,16 @@ they are testable without Dagster and the checks stay thin)."""
 
 from __future__ import annotations
 
-import itertools
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import polars as pl
 
 from edge_collector.schemas import edge_table_path
-from plc.tagmap import TAGS
 from twin_pipeline.lib.calendar.shift_calendar import ShiftWindow
 from twin_pipeline.lib.contracts import BRONZE_SAMPLES
 from twin_pipeline.lib.lake_io import scan_edge
 from twin_pipeline.lib.transforms.bronze import KEY
-
-#: Tags whose regular updates prove the collector was listening (the PLC publishes its accumulators
-#: every `accumulator_period_s`, in every state).
-HEARTBEAT_TAG = "Admin.AccTimeSinceReset"
-#: A heartbeat silent for longer than this many typical intervals, and at least `MIN_GAP_S`, is a gap.
-GAP_FACTOR = 5.0
-MIN_GAP_S = 120.0
 
 
 def schema_problems(frame_schema: pl.Schema) -> list[str]:
@@ -35,49 +25,6 @@ def schema_problems(frame_schema: pl.Schema) -> list[str]:
         if c in frame_schema and frame_schema[c] != t
     ]
     return problems
-
-
-def missing_tags(samples: pl.DataFrame, line_ids: list[str]) -> list[str]:
-    """`line/tag` of subscribed tags with no Good or Uncertain value known by the shift's end (samples:
-    the shift's bronze, carried-in values included, since an unchanged value is not sent again; a
-    writable input stays UncertainInitialValue until somebody writes it, which is still a known value)."""
-    expected = [t.path for t in TAGS.subscribed_line_tags()]
-    not_bad = (pl.col("status_code") // (1 << 30)) != 2
-    seen = set(samples.filter(not_bad).select("line_id", "tag").unique().iter_rows()) if samples.height else set()
-    return [f"{line}/{tag}" for line in line_ids for tag in expected if (line, tag) not in seen]
-
-
-@dataclass(frozen=True)
-class Silence:
-    line_id: str
-    start: datetime
-    end: datetime
-    seconds: float
-
-
-def heartbeat_silences(samples: pl.DataFrame, window: ShiftWindow) -> list[Silence]:
-    """Stretches of the shift in which a line's heartbeat tag went silent for longer than expected."""
-    out: list[Silence] = []
-    beats = (
-        samples.filter(
-            (pl.col("tag") == HEARTBEAT_TAG)
-            & (pl.col("source_ts") >= window.start)
-            & (pl.col("source_ts") < window.end)
-        )
-        if samples.height
-        else samples
-    )
-    for line_id in sorted(samples["line_id"].unique().to_list()) if samples.height else []:
-        times = [
-            window.start,
-            *beats.filter(pl.col("line_id") == line_id).sort("source_ts")["source_ts"].to_list(),
-            window.end,
-        ]
-        steps = [(a, b, b.timestamp() - a.timestamp()) for a, b in itertools.pairwise(times)]
-        inner = sorted(s for _, _, s in steps[1:-1]) or [0.0]
-        limit = max(MIN_GAP_S, GAP_FACTOR * inner[len(inner) // 2])
-        out += [Silence(line_id, a, b, s) for a, b, s in steps if s > limit]
-    return out
 
 
 def edge_keys(lake: Path, window: ShiftWindow) -> pl.DataFrame:

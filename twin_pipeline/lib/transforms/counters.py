@@ -61,6 +61,35 @@ COUNT_TAGS = {"produced": "Admin.ProdProcessedCount", "defective": "Admin.ProdDe
 DESIGN_SPEED_TAG = "Admin.MachDesignSpeed"
 
 
+def _ideal_time(produced: pl.DataFrame, samples: pl.DataFrame) -> pl.DataFrame:
+    """Per line, the ideal time of the parts made (ISO 22400: ideal cycle time x parts, summed per speed):
+    each counter increment weighted by the cycle time of the design speed in force when it was counted,
+    so a changeover mid-shift weighs each product by its own parts, not by the last speed. Increments
+    before the first known speed take the first one; a line without any speed has none (null)."""
+    speeds = (
+        samples.filter((pl.col("tag") == DESIGN_SPEED_TAG) & pl.col("is_good") & (pl.col("value") > 0))
+        .select("line_id", "source_ts", (60.0 / pl.col("value")).alias("cycle_s"))
+        .sort("source_ts")
+    )
+    parts = produced.filter(pl.col("increment") > 0).select("line_id", "source_ts", "increment").sort("source_ts")
+    weighted = (
+        parts.join_asof(speeds, on="source_ts", by="line_id", strategy="backward", check_sortedness=False)
+        .join_asof(
+            speeds.rename({"cycle_s": "first_cycle_s"}),
+            on="source_ts",
+            by="line_id",
+            strategy="forward",
+            check_sortedness=False,
+        )
+        .with_columns(pl.coalesce("cycle_s", "first_cycle_s").alias("cycle_s"))
+    )
+    return weighted.group_by("line_id").agg(
+        pl.when(pl.col("cycle_s").is_not_null().all())
+        .then((pl.col("increment") * pl.col("cycle_s")).sum())
+        .alias("ideal_time_s")
+    )
+
+
 def part_counts(samples: pl.DataFrame, window: ShiftWindow) -> pl.DataFrame:
     """Produced and defective parts per line in the shift (silver `part_counts`) from its bronze counter
     and design-speed samples, carried-in values being the baseline; parts made in planned breaks and
@@ -118,6 +147,7 @@ def part_counts(samples: pl.DataFrame, window: ShiftWindow) -> pl.DataFrame:
             .alias("increment")
         )
     )
+    ideal = _ideal_time(pairs.filter((pl.col("tag") == COUNT_TAGS["produced"]) & ~pl.col("in_break")), samples)
     totals = pairs.group_by("line_id", "tag").agg(
         pl.col("increment").sum().alias("total"),
         pl.col("increment").filter(pl.col("in_break")).sum().alias("in_breaks"),
@@ -134,7 +164,7 @@ def part_counts(samples: pl.DataFrame, window: ShiftWindow) -> pl.DataFrame:
             pl.col("in_breaks").alias(f"{name}_in_breaks"),
         )
         out = out.join(mine, on="line_id", how="left")
-    out = out.with_columns(pl.exclude("line_id").fill_null(0).cast(pl.Int64))
+    out = out.with_columns(pl.exclude("line_id").fill_null(0).cast(pl.Int64)).join(ideal, on="line_id", how="left")
     return out.with_columns(
         pl.lit(shift_id).alias("shift_id"), (pl.col("produced") - pl.col("defective")).alias("good")
     ).select(list(SILVER_PART_COUNTS))

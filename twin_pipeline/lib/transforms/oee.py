@@ -20,6 +20,7 @@ State -> time element (PackML state numbers as in the tag map):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 
@@ -93,7 +94,15 @@ def roll_up(rows: pl.DataFrame) -> OeeFigures:
 #: The input columns `oee_rows` uses, so that its reads fetch only these (silver state intervals, silver
 #: part counts, bronze samples).
 INTERVAL_COLUMNS = ("line_id", "time_element", "duration_s", "planned_break", "in_gap")
-COUNT_COLUMNS = ("line_id", "produced", "defective", "produced_in_breaks", "defective_in_breaks", "produced_resets")
+COUNT_COLUMNS = (
+    "line_id",
+    "produced",
+    "defective",
+    "produced_in_breaks",
+    "defective_in_breaks",
+    "produced_resets",
+    "ideal_time_s",
+)
 SPEED_COLUMNS = ("line_id", "tag", "source_ts", "value", "is_good")
 
 #: Unknown state time a shift may have and still be final: the first sample after a start-up can
@@ -101,7 +110,11 @@ SPEED_COLUMNS = ("line_id", "tag", "source_ts", "value", "is_good")
 UNKNOWN_TOLERANCE_S = 1.0
 
 
-def _ideal_cycle_time(samples: pl.DataFrame, line_id: str) -> float | None:
+def ideal_cycle_time(ideal_time_s: float | None, produced: int, samples: pl.DataFrame, line_id: str) -> float | None:
+    """The shift's ideal cycle time: the parts-weighted one (silver's ideal time over the parts made in
+    planned busy time) when parts were made, else the cycle time of the last design speed."""
+    if ideal_time_s is not None and produced > 0:
+        return ideal_time_s / produced
     speed = samples.filter(
         (pl.col("line_id") == line_id) & (pl.col("tag") == DESIGN_SPEED_TAG) & pl.col("is_good") & (pl.col("value") > 0)
     ).sort("source_ts")
@@ -135,7 +148,7 @@ def oee_rows(intervals: pl.DataFrame, counts: pl.DataFrame, samples: pl.DataFram
             else 0.0
         )
         found = counts.filter(pl.col("line_id") == line_id) if counts.height else counts
-        count = (
+        count: dict[str, Any] = (
             found.row(0, named=True)
             if found.height
             else {
@@ -144,6 +157,7 @@ def oee_rows(intervals: pl.DataFrame, counts: pl.DataFrame, samples: pl.DataFram
                 "produced_resets": 0,
                 "produced_in_breaks": 0,
                 "defective_in_breaks": 0,
+                "ideal_time_s": None,
             }
         )
         produced = int(count["produced"]) - int(count["produced_in_breaks"])  # inside planned busy time
@@ -151,7 +165,7 @@ def oee_rows(intervals: pl.DataFrame, counts: pl.DataFrame, samples: pl.DataFram
         inputs = OeeInputs(
             planned_busy_time_s=window.planned_busy_time_s,
             actual_production_time_s=by_element.get("production", 0.0),
-            ideal_cycle_time_s=_ideal_cycle_time(samples, line_id),
+            ideal_cycle_time_s=ideal_cycle_time(count.get("ideal_time_s"), produced, samples, line_id),
             produced=produced,
             good=produced - reject,
         )
