@@ -33,6 +33,7 @@ from plc.tagmap import TAGS, symbol
 from .config import CollectorConfig, ConfigError
 from .datalogger import Datalogger
 from .dedupe import Deduper, Verdict
+from .manifest_writer import ManifestRecorder
 from .normalize import NodeBinding, Normalizer
 from .opcua import asyncua_compat as compat
 from .opcua.certificates import CERT_WARN_DAYS, certificate_days_left
@@ -137,6 +138,9 @@ class Collector:
         )
         self.normalizer = Normalizer(self.session_id)
         self.deduper = Deduper()
+        self.manifest = ManifestRecorder(
+            self.session_id, self.normalizer.next_seq, lambda rows: self.datalogger.add_many("subscriptions", rows)
+        )
         self.client: Client | None = None
         self.bindings: dict[ua.NodeId, NodeBinding] = {}
         self.engine_factory = engine_factory
@@ -301,6 +305,7 @@ class Collector:
             await finalize(reused)
 
         compat.wrap_finalize_reconnect(client, finalize_and_record)
+        compat.observe_monitored_items(client, self.manifest.observe)
         client.name = f"industrial-twin edge-collector {self.config.collector.id}"
         client.application_uri = app_uri(self.config.collector.id)
         user, password = self.config.credentials(self.environ)
@@ -558,6 +563,7 @@ class Collector:
         cfg = self.config.subscription
         ns = await client.get_namespace_index(self.config.opcua.namespace_uri)
         nodeids = self._bind_nodes(ns)
+        self.manifest.configure(self.bindings.values())
         params = ua.CreateSubscriptionParameters(
             RequestedPublishingInterval=cfg.publishing_interval_ms,
             RequestedLifetimeCount=600,
@@ -619,6 +625,7 @@ class Collector:
                     self._open_gap(line_id, now, "subscription_stale")
             try:
                 await recreate()
+                self.manifest.write(datetime.now(UTC))  # a new subscription: its manifest
             except Exception:
                 self._relabel_gaps("disconnected", ("subscription_stale",))  # it failed: the link is down
                 if sub.subscription_id is None and old_id is not None:
@@ -635,12 +642,12 @@ class Collector:
         )
         for nodeid, handle in zip(nodeids, results if isinstance(results, list) else [results]):
             if isinstance(handle, ua.StatusCode) and not handle.is_good():
-                binding = self.bindings.pop(nodeid)
-                log.error("cannot monitor %s (%s): %s; check the node id", binding.node_id, binding.tag, handle.name)
+                self.bindings.pop(nodeid)  # missing or rejected: logged and recorded by the manifest below
         if cfg.deadband_abs > 0:
             for nodeid, binding in self.bindings.items():
                 if binding.expected == ua.VariantType.Double:
                     await sub.deadband_monitor(client.get_node(nodeid), cfg.deadband_abs)
+        self.manifest.write(datetime.now(UTC))
         self._items = compat.monitored_items(sub)  # the nodes the size scan reads after a too-large message
         log.info(
             "subscribed %d nodes (publishing interval revised to %s ms)",

@@ -106,6 +106,25 @@ def set_receive_limits(client: Client, max_message_size: int, max_chunk_count: i
         limits.max_chunk_count = max_chunk_count
 
 
+def observe_monitored_items(
+    client: Client, fn: Callable[[list[ua.MonitoredItemCreateRequest], list[ua.MonitoredItemCreateResult]], None]
+) -> None:
+    """Call `fn(requests, results)` after every CreateMonitoredItems answer on this client's session
+    (public method, but relied on being the one both `subscribe_data_change` and asyncua's
+    `Subscription.recreate` call): `subscribe_data_change` keeps only the handles and `recreate` only
+    logs a failure, and the subscriptions manifest needs each item's status and revised sampling
+    interval every time the subscription is (re)created."""
+    session = client.uaclient.session
+    original = session.create_monitored_items
+
+    async def create_monitored_items(params: ua.CreateMonitoredItemsParameters) -> list[ua.MonitoredItemCreateResult]:
+        results = await original(params)
+        fn(list(params.ItemsToCreate), list(results))
+        return results
+
+    session.create_monitored_items = create_monitored_items  # type: ignore[method-assign]  # instance hook, see above
+
+
 def add_state_listener(client: Client, callback: Callable[[UaClientState], None]) -> None:
     """Call `callback` synchronously on every connection state change. The public alternative
     (`subscribe_state()`) hands states over through a queue, later: the collector stamps a gap's
@@ -204,6 +223,7 @@ REQUIREMENTS: tuple[Requirement, ...] = (
     Requirement("Client", "send_hello", "wrap_send_hello"),
     Requirement("UaClient", "_add_state_listener", "add_state_listener"),
     Requirement("UaSession", "_subscription_callbacks", "restore_subscription"),
+    Requirement("UaSession", "create_monitored_items", "observe_monitored_items"),
     Requirement("UASocketProtocol", "_connection._limits.max_message_size", "set_receive_limits"),
     Requirement("UASocketProtocol", "_connection._limits.max_chunk_count", "set_receive_limits"),
     Requirement("Subscription", "_handle_overflow", "wrap_handle_overflow"),
