@@ -19,7 +19,7 @@ from datetime import datetime
 import polars as pl
 import pyarrow as pa
 
-from .schemas import SUBSCRIPTION_STATUS, day_of
+from .schemas import SUBSCRIPTION_STATUS, SUBSCRIPTIONS, day_of
 
 #: OPC UA status code of a node the server does not have (Part 4, 7.34): the `missing` status.
 BAD_NODE_ID_UNKNOWN = 0x80340000
@@ -67,6 +67,11 @@ def manifest_rows(
             }
         )
     return rows
+
+
+def manifest_table(rows: list[dict[str, object]]) -> pa.Table:
+    """Rows of `manifest_rows` as an Arrow table of the `subscriptions` schema (for a direct Delta append)."""
+    return pa.Table.from_pylist(rows, schema=SUBSCRIPTIONS)
 
 
 def expected_tags(
