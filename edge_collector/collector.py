@@ -2,7 +2,7 @@
 
 One asyncio loop: asyncua's client (auto-reconnect, session reactivation, republish) delivers
 data changes into a bounded queue (overflow counted, never silent); a consumer task normalizes
-each change, drops replays by (line, tag, source_ts), and hands rows to the datalogger, whose
+each change, drops replays by (line, tag, source_ts, value), and hands rows to the datalogger, whose
 writes run in a worker thread. Connection losses and collector downtime become gap records.
 The variability engine runs beside it, driven by the PLC clock's notifications.
 """
@@ -32,14 +32,13 @@ from plc.tagmap import TAGS, symbol
 
 from .config import CollectorConfig, ConfigError
 from .datalogger import Datalogger
-from .dedupe import Deduper, Verdict
+from .dedupe import Deduper, Verdict, read_watermarks, value_key
 from .manifest_writer import ManifestRecorder
 from .normalize import NodeBinding, Normalizer
 from .opcua import asyncua_compat as compat
 from .opcua.certificates import CERT_WARN_DAYS, certificate_days_left
 from .opcua.message_limits import TooLargeObserver, enforce_receive_limits, is_too_large
 from .opcua.server_identity import fingerprint, pinned_der, presented_certificate
-from .schemas import edge_table_path
 
 log = logging.getLogger("edge_collector")
 
@@ -60,36 +59,6 @@ class SecurityRefused(RuntimeError):
 
 def app_uri(collector_id: str) -> str:
     return f"urn:industrial-twin:edge-collector:{collector_id}"
-
-
-def read_watermarks(lake: Path) -> tuple[dict[tuple[str, str], datetime], dict[str, tuple[datetime, datetime]]]:
-    """Newest stored source_ts per (line, tag), and per line (last source_ts, last received_ts).
-
-    Read from the last two day partitions of raw_samples only, so start-up does not scan history."""
-    import polars as pl
-    from deltalake import DeltaTable
-
-    path = edge_table_path(lake, "raw_samples")
-    if not (path / "_delta_log").exists():
-        return {}, {}
-    days = sorted({p["day"] for p in DeltaTable(str(path)).partitions()})
-    if not days:
-        return {}, {}
-    frame = (
-        pl.scan_delta(str(path))
-        .filter(pl.col("day").is_in(days[-2:]))
-        .group_by("line_id", "tag")
-        .agg(pl.col("source_ts").max(), pl.col("received_ts").max())
-        .collect()
-    )
-    marks = {(r["line_id"], r["tag"]): r["source_ts"] for r in frame.iter_rows(named=True)}
-    per_line: dict[str, tuple[datetime, datetime]] = {}
-    for r in frame.iter_rows(named=True):
-        old = per_line.get(r["line_id"])
-        per_line[r["line_id"]] = (
-            (max(old[0], r["source_ts"]), max(old[1], r["received_ts"])) if old else (r["source_ts"], r["received_ts"])
-        )
-    return marks, per_line
 
 
 @dataclass
@@ -717,7 +686,9 @@ class Collector:
             if n.table == "raw_samples":
                 row = n.row
                 line_id = binding.line_id
-                verdict = deduper.check(line_id, binding.tag, row["source_ts"])
+                verdict = deduper.check(
+                    line_id, binding.tag, row["source_ts"], value_key(row["value"], row["value_text"], row["status_code"])
+                )
                 if verdict is Verdict.NEW:
                     if line_id in self._gaps and self._gaps[line_id].closed:
                         self._write_gap(line_id, row["source_ts"])

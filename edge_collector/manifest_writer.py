@@ -57,23 +57,25 @@ class ManifestRecorder:
         return out
 
     def write(self, since: datetime) -> list[Entry]:
-        """One manifest (every configured node of every line, stamped `since`) to the sink; a node that
-        became missing or rejected is logged once, in one line that says what to do."""
+        """One manifest (every configured node of every line, stamped `since`) to the sink; the nodes that
+        became missing or rejected are logged once, one line per line and status, saying what to do."""
         entries = self.entries()
+        news: dict[tuple[str, str], list[Entry]] = {}
         for e in entries:
             if e.status != "subscribed" and self._reported.get(e.node_id) != e.status:
-                log.error(
-                    "line %s: node %s (%s) is %s on the server: %s; it is recorded as %s in the subscriptions "
-                    "manifest and collection goes on without it. Check the node id in the configuration",
-                    e.line_id,
-                    e.node_id,
-                    e.tag,
-                    "unknown" if e.status == "missing" else "refused",
-                    e.detail,
-                    e.status,
-                    extra={"line_id": e.line_id, "tag": e.tag, "node_id": e.node_id, "status": e.status},
-                )
+                news.setdefault((e.line_id, e.status), []).append(e)
             self._reported[e.node_id] = e.status
+        for (line_id, status), missing in news.items():
+            log.error(
+                "line %s: the server %s %d configured node(s): %s; they are recorded as %s in the subscriptions "
+                "manifest and collection goes on without them (check the node ids or the tags in the configuration)",
+                line_id,
+                "does not have" if status == "missing" else "refused",
+                len(missing),
+                ", ".join(f"{e.tag} ({e.node_id}: {e.detail})" for e in missing),
+                status,
+                extra={"line_id": line_id, "status": status, "tags": [e.tag for e in missing]},
+            )
         self.sink(manifest_rows(entries, since, self.session_id, self.next_seq))
         self.manifests += 1
         return entries
