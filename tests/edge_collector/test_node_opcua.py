@@ -13,7 +13,7 @@ from edge_collector.manifest import expected_tags
 from plc.tagmap import TAGS
 from tests.conftest import T0
 from tests.edge_collector.conftest import read_table, running, settle
-from tests.support.node_opcua_line import CORE_TAGS, node_opcua_line, scripted_shift
+from tests.support.node_opcua_line import CORE_TAGS, Step, Timeline, node_opcua_line, scripted_shift
 
 
 async def test_a_codesys_style_line_is_read_by_configuration_alone(tmp_path: Path) -> None:
@@ -51,3 +51,22 @@ async def test_a_codesys_style_line_is_read_by_configuration_alone(tmp_path: Pat
     same = raw.filter((pl.col("tag") == tag) & (pl.col("source_ts") == stamp))
     assert same["value"].to_list() == both
     assert same["server_ts"].is_sorted() and same["server_ts"].n_unique() == 2
+
+
+async def test_values_without_a_source_timestamp_are_kept_in_server_time_order(tmp_path: Path) -> None:
+    """Defect 3: a server that sends no source timestamp. Each value is stored, stamped with the server
+    timestamp (source_ts = server_ts), in the order served; none is quarantined as absurd."""
+    steps = [Step(float(i), {"Admin.ProdProcessedCount": 10 * i, "Status.StateCurrent": 6}) for i in range(1, 6)]
+    timeline = Timeline(T0, steps, mode="no_source_ts")
+    with node_opcua_line(tmp_path / "line", timeline) as line:
+        config = line.collector_config(tmp_path, tags=list(CORE_TAGS))
+        async with running(Collector(config, environ=line.environ()), timeout=60) as collector:
+            await line.play_async()
+            await settle(1.0)
+            assert collector.normalizer.substituted >= len(steps)
+    raw = read_table(config.lake(), "raw_samples")
+    counts = raw.filter(pl.col("tag") == "Admin.ProdProcessedCount").sort("source_ts", "server_ts", "seq")
+    assert counts["value"].to_list()[-5:] == [10.0, 20.0, 30.0, 40.0, 50.0]
+    served = counts.tail(5)
+    assert (served["source_ts"] == served["server_ts"]).all() and served["seq"].is_sorted()
+    assert read_table(config.lake(), "quarantine").height == 0

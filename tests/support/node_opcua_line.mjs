@@ -6,7 +6,7 @@
 // sets some tags with the step's source timestamp (simulated plant time) while the server timestamp is
 // the wall clock, one step every `step_ms` of wall time (>= 2 x node-opcua's 50 ms sampling floor, so
 // no change is folded into another). Modes: "normal"; "no_source_ts" (every value is sent without a
-// source timestamp, as some servers do). Two changes with the same source timestamp are simply two
+// source timestamp, as some servers do: absent, or the null DateTime, alternately). Two changes with the same source timestamp are simply two
 // steps with the same `t` (see tests/support/node_opcua_line.py).
 //
 // Driven by tests/support/node_opcua_line.py: the config is a JSON file (argv[2]); stdout carries
@@ -75,7 +75,7 @@ async function play() {
     if (playing) return;
     playing = true;
     let n = 0;
-    for (const step of cfg.steps) {
+    for (const [index, step] of cfg.steps.entries()) {
         const source = new Date(cfg.base_ms + step.t_ms);
         const server_ts = new Date();
         for (const [path, value] of Object.entries(step.set)) {
@@ -83,9 +83,16 @@ async function play() {
             const dv = new DataValue({
                 value: new Variant({ dataType: TYPES[type], value }),
                 statusCode: StatusCodes.Good,
-                sourceTimestamp: cfg.mode === "no_source_ts" ? null : source,
+                sourceTimestamp: source,
                 serverTimestamp: server_ts,
             });
+            if (cfg.mode === "no_source_ts") {
+                // node-opcua "repairs" a missing source timestamp with its clock; a server that sends none
+                // is emulated by a value whose source timestamp always reads as absent or, every other step, as
+                // the null DateTime (1601-01-01, encoded as 0) that other servers send instead
+                const none = index % 2 === 0 ? null : new Date(Date.UTC(1601, 0, 1));
+                Object.defineProperty(dv, "sourceTimestamp", { get: () => none, set: () => {} });
+            }
             node._internal_set_dataValue(dv); // setValueFromSource would stamp server = source; a real server does not
             n += 1;
         }

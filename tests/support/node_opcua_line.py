@@ -62,7 +62,7 @@ class Step:
 class Timeline:
     base: datetime
     steps: list[Step]
-    mode: str = "normal"  # or "no_source_ts": every value without a source timestamp
+    mode: str = "normal"  # or "no_source_ts": no source timestamp (absent, or the null DateTime, alternately)
     step_ms: int = 150  # wall time between steps: >= 2 x node-opcua's 50 ms sampling floor
 
     def config(self) -> dict[str, Any]:
