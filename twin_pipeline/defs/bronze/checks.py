@@ -12,6 +12,7 @@ from twin_pipeline.defs.check_results import provisional_unless, shift_ids, shif
 from twin_pipeline.defs.partitions import BRONZE, CALENDAR, SHIFTS
 from twin_pipeline.lib.contracts import Table, table_path
 from twin_pipeline.lib.lake_io import plc_gaps, read_bronze
+from twin_pipeline.lib.transforms.bronze import KEY
 from twin_pipeline.lib.quality.data_quality import (
     GAP_FACTOR,
     HEARTBEAT_TAG,
@@ -54,11 +55,11 @@ def bronze_schema(context: dg.AssetCheckExecutionContext, lake: LakeResource) ->
 
 
 @dg.asset_check(
-    asset=BRONZE, partitions_def=SHIFTS, blocking=True, description="No two rows share (line, tag, source_ts)."
+    asset=BRONZE, partitions_def=SHIFTS, blocking=True, description="No two rows share (line, tag, source_ts, value): a replay."
 )
 def bronze_no_duplicates(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
     rows = shift_rows(lake, Table.BRONZE_SAMPLES, context)
-    dupes = int(rows.select("shift_id", "line_id", "tag", "source_ts").is_duplicated().sum())
+    dupes = int(rows.select("shift_id", *KEY).is_duplicated().sum())
     return provisional_unless(
         "bronze_no_duplicates", context, lake, dupes == 0, {"duplicate_rows": dupes, "rows": rows.height}
     )
