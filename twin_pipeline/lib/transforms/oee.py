@@ -104,7 +104,7 @@ UNKNOWN_TOLERANCE_S = 1.0
 def _ideal_cycle_time(samples: pl.DataFrame, line_id: str) -> float | None:
     speed = samples.filter(
         (pl.col("line_id") == line_id) & (pl.col("tag") == DESIGN_SPEED_TAG) & pl.col("is_good") & (pl.col("value") > 0)
-    ).sort("source_ts", "server_ts", "seq")  # bronze.ORDER
+    ).sort("source_ts")
     return 60.0 / float(speed["value"][-1]) if speed.height else None
 
 
