@@ -70,7 +70,7 @@ def bronze_no_duplicates(context: dg.AssetCheckExecutionContext, lake: LakeResou
     partitions_def=SHIFTS,
     blocking=True,
     additional_deps=[dg.AssetKey(["edge", "raw_samples"])],
-    description="Reconciliation: bronze holds exactly the distinct (line, tag, source_ts) keys the edge holds "
+    description="Reconciliation: bronze holds exactly the distinct (line, tag, source_ts, value) keys the edge holds "
     "for the shift (none lost, none invented; a late edge write makes it fail until re-run).",
 )
 def bronze_matches_edge(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
