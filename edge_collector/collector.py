@@ -33,6 +33,7 @@ from plc.tagmap import TAGS, symbol
 from .config import CollectorConfig, ConfigError
 from .datalogger import Datalogger
 from .dedupe import Deduper, Verdict, read_watermarks, value_key
+from .gap_records import OpenGap, downtime_gap, end_open_gaps, last_gap_ends
 from .manifest_writer import ManifestRecorder
 from .normalize import NodeBinding, Normalizer
 from .opcua import asyncua_compat as compat
@@ -59,12 +60,6 @@ class SecurityRefused(RuntimeError):
 
 def app_uri(collector_id: str) -> str:
     return f"urn:industrial-twin:edge-collector:{collector_id}"
-
-
-@dataclass
-class _OpenGap:
-    row: dict[str, Any]
-    closed: bool = False
 
 
 EngineFactory = Callable[[Client, Callable[[dict[str, Any]], None], str], Any]
@@ -134,7 +129,7 @@ class Collector:
         self.sim_now: datetime | None = None
         self._clock_changed = asyncio.Event()
         self._last_source: dict[str, datetime] = {}
-        self._gaps: dict[str, _OpenGap] = {}
+        self._gaps: dict[str, OpenGap] = {}
         self._connected_once = False
         self._subscription_id: int | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -156,7 +151,7 @@ class Collector:
     def _open_gap(self, line_id: str, start: datetime, reason: str) -> None:
         if line_id in self._gaps:
             return  # one open gap per line; the earliest start wins
-        self._gaps[line_id] = _OpenGap(
+        self._gaps[line_id] = OpenGap(
             {
                 "line_id": line_id,
                 "gap_start": start,
@@ -498,6 +493,7 @@ class Collector:
             if not self.connected.is_set():
                 self.connected.set()
                 self._note_identity(None)  # a session over the pinned channel proves the identity
+                compat.quiet_repeated_tracebacks().reset()  # the next outage logs its first error again
                 if self._connected_once:
                     self.reconnects += 1
                 self._connected_once = True
@@ -755,27 +751,19 @@ class Collector:
         """Collect until `stop` is set; flush everything and return 0."""
         self._loop = asyncio.get_running_loop()
         compat.check_asyncua_compat()  # before anything is written: an asyncua without our hooks fails here
+        compat.quiet_repeated_tracebacks()
         self.config.check_environment(self.environ)
         self._check_certificates()
         report = await self.datalogger.start()
         log.info("datalogger ready: %s", report)
         marks, per_line = await asyncio.to_thread(read_watermarks, self.config.lake())
         self.deduper = Deduper(marks)
-        started = datetime.now(UTC)
+        ends = await asyncio.to_thread(last_gap_ends, self.config.lake())
         for line_id, (last_source, last_received) in per_line.items():
-            if line_id in self.config.subscription.lines:
+            if line_id in self.config.subscription.lines:  # open until data flows: continues the last gap row
                 self._last_source[line_id] = last_source
-                self._gaps[line_id] = _OpenGap(
-                    {
-                        "line_id": line_id,
-                        "gap_start": last_received,
-                        "gap_end": started,
-                        "reason": "collector_down",
-                        "session_id": self.session_id,
-                        "source_ts_before": last_source,
-                        "source_ts_after": None,
-                    },
-                    closed=True,
+                self._gaps[line_id] = downtime_gap(
+                    line_id, last_received, ends.get(line_id), last_source, self.session_id
                 )
         if self.config.metrics.port:
             from .metrics import serve_metrics
@@ -820,8 +808,10 @@ class Collector:
         return 0
 
     async def _shutdown(self, sub: Any) -> None:
-        started = time.monotonic()
+        started, stopped = time.monotonic(), datetime.now(UTC)
         self._stopping = True
+        for line_id in end_open_gaps(self._gaps, stopped):  # an outage open at stop is a gap (continued at start)
+            log.warning("line %s: outage still open at stop; its gap ends at the stop", line_id)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -835,8 +825,7 @@ class Collector:
             except Exception:  # noqa: BLE001 - stopping anyway: a failed goodbye must not stop the shutdown
                 log.warning("disconnect from the server did not complete cleanly")
         for line_id in list(self._gaps):
-            if self._gaps[line_id].closed:
-                self._write_gap(line_id, None)
+            self._write_gap(line_id, None)
         await self.datalogger.close()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()

@@ -204,6 +204,61 @@ def event_queue(sub: Subscription) -> asyncio.Queue[Any]:
     return queue
 
 
+# ------------------------------------------------------------------------------------ log noise
+
+#: asyncua's client loggers that log a full traceback on every retry while a server is down (the
+#: publish loop: "Publish iteration crashed; retrying in 1s" at ERROR, every second).
+NOISY_LOGGERS = (
+    "asyncua.client.ua_session.UaSession",
+    "asyncua.client.client",
+    "asyncua.client.ua_client.UaClient",
+    "asyncua.client.ua_client.UASocketProtocol",
+    "asyncua.common.subscription",
+)
+
+
+class RepeatedTracebacks(logging.Filter):
+    """One line per outage instead of a traceback a second: the first record with an exception from a
+    given logger, message and exception type passes, as one line (the exception's type and text, no
+    traceback); its repeats are dropped until `reset()` (the collector resets it when connected again).
+    Records without an exception pass untouched."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[tuple[str, object, str]] = set()
+        self.suppressed = 0
+
+    def reset(self) -> None:
+        self._seen.clear()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None:
+            return True
+        key = (record.name, record.msg, type(exc).__name__)
+        if key in self._seen:
+            self.suppressed += 1
+            return False
+        self._seen.add(key)
+        record.msg = f"{record.getMessage()} ({type(exc).__name__}: {exc}; repeats are not logged until reconnected)"
+        record.args = None
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
+_QUIET = RepeatedTracebacks()
+
+
+def quiet_repeated_tracebacks() -> RepeatedTracebacks:
+    """Install (once) the `RepeatedTracebacks` filter on asyncua's noisy client loggers; returns it."""
+    for name in NOISY_LOGGERS:
+        logger = logging.getLogger(name)
+        if _QUIET not in logger.filters:
+            logger.addFilter(_QUIET)
+    return _QUIET
+
+
 # ------------------------------------------------------------------------------------ start-up check
 
 
