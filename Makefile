@@ -51,8 +51,9 @@ fmt: venv ## Format and fix what ruff can fix by itself
 	.venv/bin/ruff format .
 	.venv/bin/ruff check --fix .
 
-# Azurite (Azure Storage emulator) for the cloud tests, pinned by package-lock.json; the tests start
-# and stop it themselves on a free loopback port.
+# Azurite (Azure Storage emulator) for the cloud tests and node-opcua (an independent OPC UA stack) for the
+# collector tests, pinned by package-lock.json; the tests start them
+# and stop them on free loopback ports.
 node_modules/.package-lock.json: package.json package-lock.json
 	@npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 

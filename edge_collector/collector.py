@@ -2,7 +2,7 @@
 
 One asyncio loop: asyncua's client (auto-reconnect, session reactivation, republish) delivers
 data changes into a bounded queue (overflow counted, never silent); a consumer task normalizes
-each change, drops replays by (line, tag, source_ts), and hands rows to the datalogger, whose
+each change, drops replays by (line, tag, source_ts, value), and hands rows to the datalogger, whose
 writes run in a worker thread. Connection losses and collector downtime become gap records.
 The variability engine runs beside it, driven by the PLC clock's notifications.
 """
@@ -32,13 +32,14 @@ from plc.tagmap import TAGS, symbol
 
 from .config import CollectorConfig, ConfigError
 from .datalogger import Datalogger
-from .dedupe import Deduper, Verdict
+from .dedupe import Deduper, Verdict, read_watermarks, value_key
+from .gap_records import OpenGap, downtime_gap, end_open_gaps, last_gap_ends
+from .manifest_writer import ManifestRecorder
 from .normalize import NodeBinding, Normalizer
 from .opcua import asyncua_compat as compat
 from .opcua.certificates import CERT_WARN_DAYS, certificate_days_left
 from .opcua.message_limits import TooLargeObserver, enforce_receive_limits, is_too_large
 from .opcua.server_identity import fingerprint, pinned_der, presented_certificate
-from .schemas import edge_table_path
 
 log = logging.getLogger("edge_collector")
 
@@ -59,42 +60,6 @@ class SecurityRefused(RuntimeError):
 
 def app_uri(collector_id: str) -> str:
     return f"urn:industrial-twin:edge-collector:{collector_id}"
-
-
-def read_watermarks(lake: Path) -> tuple[dict[tuple[str, str], datetime], dict[str, tuple[datetime, datetime]]]:
-    """Newest stored source_ts per (line, tag), and per line (last source_ts, last received_ts).
-
-    Read from the last two day partitions of raw_samples only, so start-up does not scan history."""
-    import polars as pl
-    from deltalake import DeltaTable
-
-    path = edge_table_path(lake, "raw_samples")
-    if not (path / "_delta_log").exists():
-        return {}, {}
-    days = sorted({p["day"] for p in DeltaTable(str(path)).partitions()})
-    if not days:
-        return {}, {}
-    frame = (
-        pl.scan_delta(str(path))
-        .filter(pl.col("day").is_in(days[-2:]))
-        .group_by("line_id", "tag")
-        .agg(pl.col("source_ts").max(), pl.col("received_ts").max())
-        .collect()
-    )
-    marks = {(r["line_id"], r["tag"]): r["source_ts"] for r in frame.iter_rows(named=True)}
-    per_line: dict[str, tuple[datetime, datetime]] = {}
-    for r in frame.iter_rows(named=True):
-        old = per_line.get(r["line_id"])
-        per_line[r["line_id"]] = (
-            (max(old[0], r["source_ts"]), max(old[1], r["received_ts"])) if old else (r["source_ts"], r["received_ts"])
-        )
-    return marks, per_line
-
-
-@dataclass
-class _OpenGap:
-    row: dict[str, Any]
-    closed: bool = False
 
 
 EngineFactory = Callable[[Client, Callable[[dict[str, Any]], None], str], Any]
@@ -137,6 +102,9 @@ class Collector:
         )
         self.normalizer = Normalizer(self.session_id)
         self.deduper = Deduper()
+        self.manifest = ManifestRecorder(
+            self.session_id, self.normalizer.next_seq, lambda rows: self.datalogger.add_many("subscriptions", rows)
+        )
         self.client: Client | None = None
         self.bindings: dict[ua.NodeId, NodeBinding] = {}
         self.engine_factory = engine_factory
@@ -161,7 +129,7 @@ class Collector:
         self.sim_now: datetime | None = None
         self._clock_changed = asyncio.Event()
         self._last_source: dict[str, datetime] = {}
-        self._gaps: dict[str, _OpenGap] = {}
+        self._gaps: dict[str, OpenGap] = {}
         self._connected_once = False
         self._subscription_id: int | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -183,7 +151,7 @@ class Collector:
     def _open_gap(self, line_id: str, start: datetime, reason: str) -> None:
         if line_id in self._gaps:
             return  # one open gap per line; the earliest start wins
-        self._gaps[line_id] = _OpenGap(
+        self._gaps[line_id] = OpenGap(
             {
                 "line_id": line_id,
                 "gap_start": start,
@@ -301,6 +269,7 @@ class Collector:
             await finalize(reused)
 
         compat.wrap_finalize_reconnect(client, finalize_and_record)
+        compat.observe_monitored_items(client, self.manifest.observe)
         client.name = f"industrial-twin edge-collector {self.config.collector.id}"
         client.application_uri = app_uri(self.config.collector.id)
         user, password = self.config.credentials(self.environ)
@@ -524,6 +493,7 @@ class Collector:
             if not self.connected.is_set():
                 self.connected.set()
                 self._note_identity(None)  # a session over the pinned channel proves the identity
+                compat.quiet_repeated_tracebacks().reset()  # the next outage logs its first error again
                 if self._connected_once:
                     self.reconnects += 1
                 self._connected_once = True
@@ -558,6 +528,7 @@ class Collector:
         cfg = self.config.subscription
         ns = await client.get_namespace_index(self.config.opcua.namespace_uri)
         nodeids = self._bind_nodes(ns)
+        self.manifest.configure(self.bindings.values())
         params = ua.CreateSubscriptionParameters(
             RequestedPublishingInterval=cfg.publishing_interval_ms,
             RequestedLifetimeCount=600,
@@ -619,6 +590,7 @@ class Collector:
                     self._open_gap(line_id, now, "subscription_stale")
             try:
                 await recreate()
+                self.manifest.write(datetime.now(UTC))  # a new subscription: its manifest
             except Exception:
                 self._relabel_gaps("disconnected", ("subscription_stale",))  # it failed: the link is down
                 if sub.subscription_id is None and old_id is not None:
@@ -635,12 +607,12 @@ class Collector:
         )
         for nodeid, handle in zip(nodeids, results if isinstance(results, list) else [results]):
             if isinstance(handle, ua.StatusCode) and not handle.is_good():
-                binding = self.bindings.pop(nodeid)
-                log.error("cannot monitor %s (%s): %s; check the node id", binding.node_id, binding.tag, handle.name)
+                self.bindings.pop(nodeid)  # missing or rejected: logged and recorded by the manifest below
         if cfg.deadband_abs > 0:
             for nodeid, binding in self.bindings.items():
                 if binding.expected == ua.VariantType.Double:
                     await sub.deadband_monitor(client.get_node(nodeid), cfg.deadband_abs)
+        self.manifest.write(datetime.now(UTC))
         self._items = compat.monitored_items(sub)  # the nodes the size scan reads after a too-large message
         log.info(
             "subscribed %d nodes (publishing interval revised to %s ms)",
@@ -710,7 +682,9 @@ class Collector:
             if n.table == "raw_samples":
                 row = n.row
                 line_id = binding.line_id
-                verdict = deduper.check(line_id, binding.tag, row["source_ts"])
+                verdict = deduper.check(
+                    line_id, binding.tag, row["source_ts"], value_key(row["value"], row["value_text"], row["status_code"])
+                )
                 if verdict is Verdict.NEW:
                     if line_id in self._gaps and self._gaps[line_id].closed:
                         self._write_gap(line_id, row["source_ts"])
@@ -777,27 +751,19 @@ class Collector:
         """Collect until `stop` is set; flush everything and return 0."""
         self._loop = asyncio.get_running_loop()
         compat.check_asyncua_compat()  # before anything is written: an asyncua without our hooks fails here
+        compat.quiet_repeated_tracebacks()
         self.config.check_environment(self.environ)
         self._check_certificates()
         report = await self.datalogger.start()
         log.info("datalogger ready: %s", report)
         marks, per_line = await asyncio.to_thread(read_watermarks, self.config.lake())
         self.deduper = Deduper(marks)
-        started = datetime.now(UTC)
+        ends = await asyncio.to_thread(last_gap_ends, self.config.lake())
         for line_id, (last_source, last_received) in per_line.items():
-            if line_id in self.config.subscription.lines:
+            if line_id in self.config.subscription.lines:  # open until data flows: continues the last gap row
                 self._last_source[line_id] = last_source
-                self._gaps[line_id] = _OpenGap(
-                    {
-                        "line_id": line_id,
-                        "gap_start": last_received,
-                        "gap_end": started,
-                        "reason": "collector_down",
-                        "session_id": self.session_id,
-                        "source_ts_before": last_source,
-                        "source_ts_after": None,
-                    },
-                    closed=True,
+                self._gaps[line_id] = downtime_gap(
+                    line_id, last_received, ends.get(line_id), last_source, self.session_id
                 )
         if self.config.metrics.port:
             from .metrics import serve_metrics
@@ -842,8 +808,10 @@ class Collector:
         return 0
 
     async def _shutdown(self, sub: Any) -> None:
-        started = time.monotonic()
+        started, stopped = time.monotonic(), datetime.now(UTC)
         self._stopping = True
+        for line_id in end_open_gaps(self._gaps, stopped):  # an outage open at stop is a gap (continued at start)
+            log.warning("line %s: outage still open at stop; its gap ends at the stop", line_id)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -857,8 +825,7 @@ class Collector:
             except Exception:  # noqa: BLE001 - stopping anyway: a failed goodbye must not stop the shutdown
                 log.warning("disconnect from the server did not complete cleanly")
         for line_id in list(self._gaps):
-            if self._gaps[line_id].closed:
-                self._write_gap(line_id, None)
+            self._write_gap(line_id, None)
         await self.datalogger.close()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()

@@ -3,10 +3,16 @@
 Bad input never vanishes and never stops collection: NaN/Inf, type changes, unsupported types,
 oversized strings and absurd timestamps become quarantine rows; a Bad status code is kept in
 `raw_samples` with a null value and its status (the pipeline treats it as "value unknown").
+
+A missing source timestamp (absent, or the OPC UA null DateTime 1601-01-01) is not an absurd one:
+some servers send none. The sample is kept, stamped with the server timestamp, else the received
+time (`source_ts` is not nullable); `server_ts` keeps what the server sent. The collector says so
+once per node (a WARNING) and counts such samples (`source_ts_substituted`).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,7 +23,10 @@ from asyncua import ua
 from .schemas import day_of
 
 MAX_TEXT = 4096
+log = logging.getLogger("edge_collector")
+
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+OPC_NULL_DATETIME = datetime(1601, 1, 2, tzinfo=UTC)  # at or before: the OPC UA null DateTime (DateTime.min)
 MAX_AHEAD = timedelta(days=1)
 _UTC = UTC
 _NUMERIC = {
@@ -63,6 +72,8 @@ class Normalizer:
     session_id: str
     max_text: int = MAX_TEXT
     _seq: dict[str, int] = field(default_factory=dict)
+    substituted: int = 0  # samples without a source timestamp, stamped with the server's or the received time
+    _unstamped: set[str] = field(default_factory=set)  # node ids already reported as sending none
 
     def next_seq(self, line_id: str) -> int:
         """Strictly increasing per session and line, across all edge tables."""
@@ -157,9 +168,29 @@ class Normalizer:
             },
         )
 
+    def _substitute(self, binding: NodeBinding, dv: ua.DataValue, received: datetime) -> datetime:
+        """The stamp of a sample without a source timestamp: the server's, else the received time."""
+        server = _aware(dv.ServerTimestamp)
+        stamp = server if server is not None and server >= EARLIEST else received
+        self.substituted += 1
+        if binding.node_id not in self._unstamped:
+            self._unstamped.add(binding.node_id)
+            log.warning(
+                "line %s: node %s (%s) sends no source timestamp; its samples are stored with the %s as "
+                "source_ts (ordered by server timestamp and sequence)",
+                binding.line_id,
+                binding.node_id,
+                binding.tag,
+                "server timestamp" if stamp is server else "received time",
+                extra={"line_id": binding.line_id, "tag": binding.tag, "node_id": binding.node_id},
+            )
+        return stamp
+
     def _normalize(self, binding: NodeBinding, dv: ua.DataValue, received: datetime) -> Normalized:
         status = int(dv.StatusCode.value) if dv.StatusCode is not None else 0
-        source = _aware(dv.SourceTimestamp) or _aware(dv.ServerTimestamp)
+        source = _aware(dv.SourceTimestamp)
+        if source is None or source < OPC_NULL_DATETIME:
+            source = self._substitute(binding, dv, received)
         if source is None or source < EARLIEST or source > received + MAX_AHEAD:
             return self.quarantine(
                 binding,

@@ -106,6 +106,25 @@ def set_receive_limits(client: Client, max_message_size: int, max_chunk_count: i
         limits.max_chunk_count = max_chunk_count
 
 
+def observe_monitored_items(
+    client: Client, fn: Callable[[list[ua.MonitoredItemCreateRequest], list[ua.MonitoredItemCreateResult]], None]
+) -> None:
+    """Call `fn(requests, results)` after every CreateMonitoredItems answer on this client's session
+    (public method, but relied on being the one both `subscribe_data_change` and asyncua's
+    `Subscription.recreate` call): `subscribe_data_change` keeps only the handles and `recreate` only
+    logs a failure, and the subscriptions manifest needs each item's status and revised sampling
+    interval every time the subscription is (re)created."""
+    session = client.uaclient.session
+    original = session.create_monitored_items
+
+    async def create_monitored_items(params: ua.CreateMonitoredItemsParameters) -> list[ua.MonitoredItemCreateResult]:
+        results = await original(params)
+        fn(list(params.ItemsToCreate), list(results))
+        return results
+
+    session.create_monitored_items = create_monitored_items  # type: ignore[method-assign]  # instance hook, see above
+
+
 def add_state_listener(client: Client, callback: Callable[[UaClientState], None]) -> None:
     """Call `callback` synchronously on every connection state change. The public alternative
     (`subscribe_state()`) hands states over through a queue, later: the collector stamps a gap's
@@ -185,6 +204,61 @@ def event_queue(sub: Subscription) -> asyncio.Queue[Any]:
     return queue
 
 
+# ------------------------------------------------------------------------------------ log noise
+
+#: asyncua's client loggers that log a full traceback on every retry while a server is down (the
+#: publish loop: "Publish iteration crashed; retrying in 1s" at ERROR, every second).
+NOISY_LOGGERS = (
+    "asyncua.client.ua_session.UaSession",
+    "asyncua.client.client",
+    "asyncua.client.ua_client.UaClient",
+    "asyncua.client.ua_client.UASocketProtocol",
+    "asyncua.common.subscription",
+)
+
+
+class RepeatedTracebacks(logging.Filter):
+    """One line per outage instead of a traceback a second: the first record with an exception from a
+    given logger, message and exception type passes, as one line (the exception's type and text, no
+    traceback); its repeats are dropped until `reset()` (the collector resets it when connected again).
+    Records without an exception pass untouched."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[tuple[str, object, str]] = set()
+        self.suppressed = 0
+
+    def reset(self) -> None:
+        self._seen.clear()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None:
+            return True
+        key = (record.name, record.msg, type(exc).__name__)
+        if key in self._seen:
+            self.suppressed += 1
+            return False
+        self._seen.add(key)
+        record.msg = f"{record.getMessage()} ({type(exc).__name__}: {exc}; repeats are not logged until reconnected)"
+        record.args = None
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
+_QUIET = RepeatedTracebacks()
+
+
+def quiet_repeated_tracebacks() -> RepeatedTracebacks:
+    """Install (once) the `RepeatedTracebacks` filter on asyncua's noisy client loggers; returns it."""
+    for name in NOISY_LOGGERS:
+        logger = logging.getLogger(name)
+        if _QUIET not in logger.filters:
+            logger.addFilter(_QUIET)
+    return _QUIET
+
+
 # ------------------------------------------------------------------------------------ start-up check
 
 
@@ -204,6 +278,7 @@ REQUIREMENTS: tuple[Requirement, ...] = (
     Requirement("Client", "send_hello", "wrap_send_hello"),
     Requirement("UaClient", "_add_state_listener", "add_state_listener"),
     Requirement("UaSession", "_subscription_callbacks", "restore_subscription"),
+    Requirement("UaSession", "create_monitored_items", "observe_monitored_items"),
     Requirement("UASocketProtocol", "_connection._limits.max_message_size", "set_receive_limits"),
     Requirement("UASocketProtocol", "_connection._limits.max_chunk_count", "set_receive_limits"),
     Requirement("Subscription", "_handle_overflow", "wrap_handle_overflow"),

@@ -10,7 +10,9 @@ produce it:
   increasing per node (two changes of one tag in the same instant are 1 us apart), and every node
   of the server first holds its UncertainInitialValue at the start instant, so the line model's
   start-up values land 1 us after it;
-- only the tags the collector subscribes to by default (the tag map's `subscribe = true`);
+- only the tags the collector subscribes to by default (the tag map's `subscribe = true`), and a
+  `subscriptions` manifest of them in force from the start (seq 1..n of each line), as the
+  collector writes one when it subscribes;
   subscribed tags the PLC program never writes at start (e.g. `Sim.QualityErrorMm`) appear once
   with their initial value and status UncertainInitialValue, as the collector receives them;
 - values as `edge_collector/normalize.py` stores them: numbers and booleans (0/1) in `value`,
@@ -64,11 +66,12 @@ from asyncua import ua
 
 from plc.line_model import Line, validate_input
 from plc.plant_config import load_lines
-from plc.tagmap import TAGS, PackMLCommand
+from plc.tagmap import TAGS, PackMLCommand, symbol
 from plc.tagmap import PackMLState as S
 
 from ..datalogger import build_batch
 from ..lake import LOCK_NAME, WriterLock, append_once, compact, open_or_create
+from ..manifest import Entry, manifest_rows, manifest_table
 from ..schemas import RAW_SAMPLES, TS, edge_table_path
 from .engine import VariabilityConfig, VariabilityEngine
 from .plc_port import LineState, to_variant
@@ -162,7 +165,7 @@ class _Recorder:
         self.us: list[int] = []
         self.values: list[Any] = []
         self.status: dict[int, int] = {}  # row -> status code, for the rare non-Good rows
-        self.seq = 0
+        self.seq = len(_TAG_NAMES)  # seq 1..n are the line's rows of the seeded subscriptions manifest
         index, last, current = _TAG_INDEX, self.last, self.current
         tags, stamps, values = self.tags, self.us, self.values
 
@@ -345,6 +348,22 @@ def _fingerprint(params: Sequence[Any], variability: VariabilityConfig | None, v
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def _seeded_manifest(line_ids: Sequence[str], session: str, start: datetime) -> pa.Table:
+    """The seeded session's subscriptions manifest: the tags it writes, in force from `start`."""
+    entries = [
+        Entry(line, t.path, f"nsu={TAGS.namespace_uri};s={symbol(TAGS.default_runtime, line, t.path)}", "subscribed")
+        for line in line_ids
+        for t in _SUBSCRIBED
+    ]
+    seqs: dict[str, int] = {}
+
+    def next_seq(line: str) -> int:
+        seqs[line] = seqs.get(line, 0) + 1
+        return seqs[line]
+
+    return manifest_table(manifest_rows(entries, start, session, next_seq))
+
+
 def _aware(ts: datetime, name: str) -> datetime:
     if ts.tzinfo is None:
         raise ValueError(f"{name} must be timezone-aware (e.g. 2026-11-24T05:00:00+00:00)")
@@ -394,6 +413,8 @@ def seed_history(
             if variability is not None
             else None
         )
+        manifest = open_or_create(edge_table_path(lake, "subscriptions"), "subscriptions", CHECKPOINT_EVERY)
+        append_once(manifest, _seeded_manifest(line_ids, session, start), app_id, 1)
         t0 = start.timestamp()
         recorders = {line: _Recorder(t0) for line in line_ids}
         models: dict[str, Line] = {}

@@ -15,7 +15,8 @@ from deltalake import DeltaTable
 
 from edge_collector.collector import Collector
 from edge_collector.lake import LOCK_NAME, WriterLock, WriterLocked
-from edge_collector.schemas import INJECTED_EVENTS, RAW_SAMPLES, edge_table_path
+from edge_collector.manifest import expected_tags
+from edge_collector.schemas import INJECTED_EVENTS, RAW_SAMPLES, SUBSCRIPTIONS, edge_table_path
 from edge_collector.variability.engine import VariabilityConfig
 from edge_collector.variability.history import SeedStats, seed_history, session_id_for
 from plc.plant_config import load_lines
@@ -97,6 +98,15 @@ def test_seeded_tables_have_the_edge_contract(seeded: tuple[Path, SeedStats]) ->
         ].min() > timedelta(0)
     events = read_table(lake, "injected_events")
     assert events.schema == as_polars_schema(INJECTED_EVENTS) and events.height == stats.events
+    # the seeded session's subscriptions manifest: the tags it wrote, in force from the start, seq 1..n per line
+    manifest = read_table(lake, "subscriptions")
+    assert manifest.schema == as_polars_schema(SUBSCRIPTIONS)
+    assert set(manifest["session_id"]) == {stats.session_id} and (manifest["since_ts"] == T0).all()
+    assert set(manifest["status"]) == {"subscribed"}
+    for line in ("L1", "L2"):
+        assert expected_tags(manifest, line, T0 + timedelta(seconds=1)) == set(raw["tag"].unique())
+        assert manifest.filter(pl.col("line_id") == line)["seq"].sort().to_list() == list(range(1, len(manifest) // 2 + 1))
+        assert raw.filter(pl.col("line_id") == line)["seq"].min() == len(manifest) // 2 + 1
     assert set(events["session_id"]) == {stats.session_id} and set(events["seed"]) == {3}
 
 

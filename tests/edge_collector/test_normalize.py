@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pytest
 from asyncua import ua
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge_collector.collector import Collector
-from edge_collector.dedupe import Deduper, Verdict
+from edge_collector.dedupe import Deduper, Verdict, value_key
 from edge_collector.normalize import NodeBinding, Normalizer
 from edge_collector.schemas import QUARANTINE_REASONS
 from tests.edge_collector.conftest import LAB_ENV, lab_config, read_table, running
@@ -50,7 +51,7 @@ def test_bad_input_is_quarantined_with_reasons() -> None:
     cases = {
         "non_finite": dv(math.nan, ua.VariantType.Double),
         "type_changed": dv("12", ua.VariantType.String),
-        "absurd_timestamp": dv(1.0, ua.VariantType.Double, ts=datetime(1601, 1, 1, tzinfo=UTC)),
+        "absurd_timestamp": dv(1.0, ua.VariantType.Double, ts=datetime(1990, 1, 1, tzinfo=UTC)),
         "unsupported_type": dv([1.0, 2.0], ua.VariantType.Double),
     }
     for reason, value in cases.items():
@@ -60,6 +61,42 @@ def test_bad_input_is_quarantined_with_reasons() -> None:
     assert ahead.row["reason"] == "absurd_timestamp"
     text = NodeBinding("L1", "Custom.Text", "x", None)
     assert n.normalize(text, dv("x" * 10_000_000, ua.VariantType.String), NOW).row["reason"] == "too_large"
+
+
+def test_a_missing_source_timestamp_is_replaced_by_the_server_one_else_the_received_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Defect 3: some servers send no source timestamp (absent, or the null DateTime 1601-01-01)."""
+    n = Normalizer("s1")
+    server = NOW - timedelta(seconds=2)
+    for missing in (None, datetime(1601, 1, 1, tzinfo=UTC)):
+        value = ua.DataValue(ua.Variant(1.5, ua.VariantType.Double), SourceTimestamp=missing, ServerTimestamp=server)
+        out = n.normalize(binding(), value, NOW)
+        assert out.table == "raw_samples" and out.row["source_ts"] == server == out.row["server_ts"]
+    bare = ua.DataValue(ua.Variant(2.5, ua.VariantType.Double), SourceTimestamp=None, ServerTimestamp=None)
+    out = n.normalize(binding(), bare, NOW)
+    assert out.table == "raw_samples" and out.row["source_ts"] == NOW and out.row["server_ts"] is None
+    assert n.substituted == 3
+    assert len([r for r in caplog.records if "sends no source timestamp" in r.getMessage()]) == 1  # once per node
+
+
+def test_a_different_value_at_the_same_stamp_is_new_data_and_a_replay_is_not() -> None:
+    """Defect 3: the dedupe key is (line, tag, source_ts, value)."""
+    d = Deduper({("L1", "A"): (NOW, [value_key(1.0)])})
+    assert d.check("L1", "A", NOW, value_key(1.0)) is Verdict.DUPLICATE  # the stored value, replayed
+    assert d.check("L1", "A", NOW, value_key(2.0)) is Verdict.NEW  # a second change in the same tick
+    assert d.check("L1", "A", NOW, value_key(2.0)) is Verdict.DUPLICATE  # ... and its replay
+    later = NOW + timedelta(seconds=1)
+    assert [d.check("L1", "A", later, value_key(v)) for v in (5.0, 6.0, 5.0, 6.0)] == [
+        Verdict.NEW,
+        Verdict.NEW,
+        Verdict.DUPLICATE,
+        Verdict.DUPLICATE,
+    ]
+    assert d.check("L1", "A", NOW, value_key(1.0)) is Verdict.DUPLICATE  # an older pair, inside the window
+    assert d.check("L1", "A", NOW, value_key(3.0)) is Verdict.OUT_OF_ORDER  # an older stamp with a new value
+    assert value_key(None, None, 0x80000000) != value_key(None, None, 0)
+    assert value_key(None, "a") == value_key(None, "a") != value_key(None, "b")
 
 
 def test_bad_status_is_stored_without_a_value() -> None:
@@ -110,7 +147,7 @@ def test_any_variant_is_stored_or_quarantined_never_raises(
 
 
 def test_replays_are_duplicates_and_late_samples_are_out_of_order() -> None:
-    d = Deduper({("L1", "A"): NOW})
+    d = Deduper({("L1", "A"): (NOW, [value_key(0.0)])})
     assert d.check("L1", "A", NOW) is Verdict.DUPLICATE  # the initial value of a new subscription
     t1, t2, t3 = (NOW + timedelta(seconds=i) for i in (1, 2, 3))
     assert [d.check("L1", "A", t) for t in (t1, t2, t3)] == [Verdict.NEW] * 3
@@ -124,7 +161,7 @@ async def test_bad_values_from_the_server_are_quarantined_and_collection_goes_on
     start_plc: Any, tmp_path: Path
 ) -> None:
     """F1 through the real collector: an extra node on the PLC sends NaN, +Inf, a value stamped in
-    1601 and one stamped two days ahead, then good values again. Each bad one becomes a quarantine row
+    1990 and one stamped two days ahead, then good values again. Each bad one becomes a quarantine row
     with its reason; the collector keeps running and stores the good values before and after."""
     async with start_plc() as plc:
         ns = await plc.server.register_namespace("urn:industrial-twin:f1")
@@ -143,7 +180,7 @@ async def test_bad_values_from_the_server_are_quarantined_and_collection_goes_on
         bad = [
             (math.nan, now),
             (math.inf, now + timedelta(milliseconds=1)),
-            (1.0, datetime(1601, 1, 1, tzinfo=UTC)),
+            (1.0, datetime(1990, 1, 1, tzinfo=UTC)),
             (2.0, now + timedelta(days=2)),
         ]
         async with running(Collector(config, environ=LAB_ENV)) as collector:

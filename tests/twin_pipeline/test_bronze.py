@@ -127,3 +127,40 @@ def test_cli_backfill_with_a_partition_range(edge_lake: Path, tmp_path: Path) ->
     # the two later shifts have no data: the lines are known, but nobody watched them
     assert gold.filter(pl.col("shift_id") != SHIFT)["provisional_reason"].unique().to_list() == ["data gap"]
     assert gold.filter(pl.col("shift_id") != SHIFT).height == 4
+
+
+def test_a_different_value_at_the_same_stamp_is_kept_and_ordered_by_server_time_then_seq() -> None:
+    """Defect 3 in the pipeline: bronze drops only replays (same value at the same stamp); changes stamped
+    in one tick keep the order of their server timestamps, then of the collector's sequence."""
+    from datetime import UTC, datetime, timedelta
+
+    from edge_collector.schemas import RAW_SAMPLES
+    from twin_pipeline.lib.transforms.bronze import typed
+    from twin_pipeline.lib.transforms.states import _changes
+
+    t = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
+    ms = timedelta(milliseconds=1)
+
+    def row(value: float, server: datetime, seq: int, received: datetime = t) -> dict[str, object]:
+        return {
+            "line_id": "L1",
+            "tag": "Status.StateCurrent",
+            "source_ts": t,
+            "server_ts": server,
+            "received_ts": received,
+            "value": value,
+            "value_text": None,
+            "status_code": 0,
+            "session_id": "s",
+            "seq": seq,
+            "day": "2026-11-24",
+        }
+
+    raw = pl.DataFrame(
+        [row(9.0, t + 2 * ms, 3), row(6.0, t + ms, 2), row(2.0, t + ms, 1), row(6.0, t + ms, 2, t + 5 * ms)],
+        schema=pl.from_arrow(RAW_SAMPLES.empty_table()).schema,
+    )
+    bronze = typed(raw, SHIFT)
+    assert sorted(bronze["value"].to_list()) == [2.0, 6.0, 9.0]  # the replay of 6.0 is gone, nothing else
+    # server time orders 2.0 / 6.0 (one server tick too) by seq, then 9.0 (later server time)
+    assert [v for _, v in _changes(bronze, "L1", "Status.StateCurrent")] == [2, 6, 9]

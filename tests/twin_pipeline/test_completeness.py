@@ -86,7 +86,7 @@ BEFORE = WINDOW.start - timedelta(hours=1)
 def test_a_line_with_only_the_core_packtags_is_complete() -> None:
     """Defect 1: the seven core PackTags, all subscribed and sending, are complete; the simulator's own
     tags (Sim.*, Admin.StateTime.*) are not expected of a line whose manifest does not have them."""
-    expected = expected_tags(manifest([("L9", t, "subscribed", BEFORE) for t in CORE]), ["L9"])
+    expected = expected_tags(manifest([("L9", t, "subscribed", BEFORE) for t in CORE]), ["L9"], WINDOW.end)
     data = samples([("L9", t, WINDOW.start + timedelta(minutes=1), 1.0) for t in CORE])
     assert missing_required(data, expected) == []
     assert missing_optional(data, expected) == []
@@ -96,7 +96,7 @@ def test_a_required_tag_the_server_lacks_blocks_and_says_what_to_do() -> None:
     rows = [("L9", t, "subscribed", BEFORE) for t in CORE if t != "Admin.MachDesignSpeed"]
     rows.append(("L9", "Admin.MachDesignSpeed", "missing", BEFORE))
     rows.append(("L9", "Sim.FeedRate", "missing", BEFORE))
-    expected = expected_tags(manifest(rows), ["L9"])
+    expected = expected_tags(manifest(rows), ["L9"], WINDOW.end)
     data = samples([("L9", t, WINDOW.start + timedelta(minutes=1), 1.0) for t in CORE if t != "Admin.MachDesignSpeed"])
     [req] = missing_required(data, expected)
     assert req.tag == "Admin.MachDesignSpeed"
@@ -106,7 +106,7 @@ def test_a_required_tag_the_server_lacks_blocks_and_says_what_to_do() -> None:
 
 
 def test_a_silent_optional_tag_is_a_warning_and_a_silent_counter_blocks() -> None:
-    expected = expected_tags(manifest([("L9", t, "subscribed", BEFORE) for t in CORE]), ["L9"])
+    expected = expected_tags(manifest([("L9", t, "subscribed", BEFORE) for t in CORE]), ["L9"], WINDOW.end)
     sent = [t for t in CORE if t not in ("Quality.LastPartDeviation", "Admin.ProdDefectiveCount")]
     data = samples([("L9", t, WINDOW.start + timedelta(minutes=1), 1.0) for t in sent])
     assert [m.tag for m in missing_required(data, expected)] == ["Admin.ProdDefectiveCount"]
@@ -122,12 +122,12 @@ def test_the_latest_manifest_before_the_shift_end_counts() -> None:
     second.append(("L9", "Admin.AccTimeSinceReset", "subscribed", BEFORE + timedelta(minutes=30)))
     later = [("L9", "Admin.Extra", "subscribed", WINDOW.end + timedelta(hours=1))]
     table = manifest(first + second + later).filter(pl.col("since_ts") < WINDOW.end)
-    exp = expected_tags(table, ["L9"])["L9"]
+    exp = expected_tags(table, ["L9"], WINDOW.end)["L9"]
     assert "Admin.AccTimeSinceReset" in exp.subscribed and "Admin.Extra" not in exp.subscribed
 
 
 def test_without_a_manifest_the_tag_map_is_expected_and_oee_tags_still_block() -> None:
-    exp = expected_tags(manifest([]), ["L1"])
+    exp = expected_tags(manifest([]), ["L1"], WINDOW.end)
     assert not exp["L1"].from_manifest and set(OEE_REQUIRED_TAGS) <= exp["L1"].subscribed
     assert {m.tag for m in missing_required(samples([]), exp)} == set(OEE_REQUIRED_TAGS)
 

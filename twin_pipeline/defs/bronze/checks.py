@@ -21,6 +21,7 @@ from twin_pipeline.lib.quality.completeness import (
 from twin_pipeline.lib.quality.data_quality import edge_keys, lines_not_caught_up, reconcile, schema_problems
 from twin_pipeline.lib.quality.silences import GAP_FACTOR, HEARTBEAT_TAG, MIN_GAP_S, SILENCE_TAGS, line_silences
 from twin_pipeline.lib.quality.value_ranges import out_of_range
+from twin_pipeline.lib.transforms.bronze import KEY
 from twin_pipeline.resources.lake import LakeResource
 
 
@@ -51,11 +52,14 @@ def bronze_schema(context: dg.AssetCheckExecutionContext, lake: LakeResource) ->
 
 
 @dg.asset_check(
-    asset=BRONZE, partitions_def=SHIFTS, blocking=True, description="No two rows share (line, tag, source_ts)."
+    asset=BRONZE,
+    partitions_def=SHIFTS,
+    blocking=True,
+    description="No two rows share (line, tag, source_ts, value): a replay.",
 )
 def bronze_no_duplicates(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
     rows = shift_rows(lake, Table.BRONZE_SAMPLES, context)
-    dupes = int(rows.select("shift_id", "line_id", "tag", "source_ts").is_duplicated().sum())
+    dupes = int(rows.select("shift_id", *KEY).is_duplicated().sum())
     return provisional_unless(
         "bronze_no_duplicates", context, lake, dupes == 0, {"duplicate_rows": dupes, "rows": rows.height}
     )
@@ -66,7 +70,7 @@ def bronze_no_duplicates(context: dg.AssetCheckExecutionContext, lake: LakeResou
     partitions_def=SHIFTS,
     blocking=True,
     additional_deps=[dg.AssetKey(["edge", "raw_samples"])],
-    description="Reconciliation: bronze holds exactly the distinct (line, tag, source_ts) keys the edge holds "
+    description="Reconciliation: bronze holds exactly the distinct (line, tag, source_ts, value) keys the edge holds "
     "for the shift (none lost, none invented; a late edge write makes it fail until re-run).",
 )
 def bronze_matches_edge(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
@@ -90,7 +94,7 @@ def _expected_and_samples(lake: LakeResource, shift_id: str) -> tuple[dict, pl.D
     window = CALENDAR.window(shift_id)
     samples = read_bronze(lake.path(), shift_id)
     lines = sorted(samples.filter(~pl.col("carried_in"))["line_id"].unique().to_list())
-    return expected_tags(read_manifest(lake.path(), window.end), lines), samples
+    return expected_tags(read_manifest(lake.path(), window.end), lines, window.end), samples
 
 
 @dg.asset_check(

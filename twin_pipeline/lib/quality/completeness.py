@@ -9,9 +9,11 @@ a warning. Lakes written before the manifest existed fall back to the tag map's 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import polars as pl
 
+from edge_collector.manifest import expected_tags as manifest_tags
 from plc.tagmap import TAGS
 from twin_pipeline.lib.transforms.counters import COUNT_TAGS, DESIGN_SPEED_TAG
 from twin_pipeline.lib.transforms.states import STATE_TAG
@@ -31,29 +33,23 @@ class Expected:
     from_manifest: bool
 
 
-def expected_tags(manifest: pl.DataFrame, line_ids: list[str]) -> dict[str, Expected]:
-    """Per line, its latest manifest: the rows of the session that subscribed last (manifest: the rows in
-    effect before the shift's end), each tag's latest row within it."""
+def expected_tags(manifest: pl.DataFrame, line_ids: list[str], at: datetime) -> dict[str, Expected]:
+    """Per line, its manifest in force at `at` (edge_collector.manifest's rule): what it subscribed, and
+    what the server did not have with the manifest's status and detail."""
     out: dict[str, Expected] = {}
     for line_id in line_ids:
-        mine = manifest.filter(pl.col("line_id") == line_id) if manifest.height else manifest
-        if not mine.height:
-            tags = frozenset(t.path for t in TAGS.subscribed_line_tags())
-            out[line_id] = Expected(tags, {}, from_manifest=False)
+        subscribed = manifest_tags(manifest, line_id, at)
+        if subscribed is None:
+            out[line_id] = Expected(frozenset(t.path for t in TAGS.subscribed_line_tags()), {}, from_manifest=False)
             continue
-        session = mine.sort("since_ts", "seq")["session_id"][-1]
-        latest = (
-            mine.filter(pl.col("session_id") == session)
-            .sort("since_ts", "seq")
-            .group_by("tag", maintain_order=True)
-            .last()
-        )
-        subscribed = frozenset(latest.filter(pl.col("status") == "subscribed")["tag"].to_list())
-        absent = {
-            r["tag"]: f"{r['status']}{': ' + r['detail'] if r['detail'] else ''}"
-            for r in latest.filter(pl.col("status") != "subscribed").iter_rows(named=True)
+        absent = manifest_tags(manifest, line_id, at, statuses=("missing", "rejected")) or frozenset()
+        rows = manifest.filter(
+            (pl.col("line_id") == line_id) & pl.col("tag").is_in(list(absent)) & (pl.col("since_ts") < at)
+        ).sort("since_ts", "seq")
+        why = {
+            r["tag"]: f"{r['status']}{': ' + r['detail'] if r['detail'] else ''}" for r in rows.iter_rows(named=True)
         }
-        out[line_id] = Expected(subscribed, absent, from_manifest=True)
+        out[line_id] = Expected(subscribed, why, from_manifest=True)
     return out
 
 

@@ -28,7 +28,7 @@ def schema_problems(frame_schema: pl.Schema) -> list[str]:
 
 
 def edge_keys(lake: Path, window: ShiftWindow) -> pl.DataFrame:
-    """The distinct (line, tag, source_ts) keys the edge holds for the window."""
+    """The distinct (line, tag, source_ts, value, value_text) keys the edge holds for the window."""
     return (
         scan_edge(edge_table_path(lake, "raw_samples"), "raw_samples", "source_ts", window.start, window.end)
         .select(KEY)
@@ -41,7 +41,11 @@ def reconcile(edge: pl.DataFrame, bronze: pl.DataFrame) -> tuple[int, int]:
     """(keys at the edge missing in bronze, keys in bronze the edge does not hold)."""
     b = bronze.select(KEY).unique() if bronze.height else pl.DataFrame(schema={k: BRONZE_SAMPLES[k] for k in KEY})
     e = edge.select(KEY) if edge.height else b.clear()
-    return e.join(b, on=KEY, how="anti").height, b.join(e, on=KEY, how="anti").height
+    # nulls_equal: the key holds value / value_text, one of which is null in every row
+    return (
+        e.join(b, on=KEY, how="anti", nulls_equal=True).height,
+        b.join(e, on=KEY, how="anti", nulls_equal=True).height,
+    )
 
 
 def lines_not_caught_up(

@@ -1,7 +1,9 @@
 """Bronze: a shift's slice of the edge samples, deduplicated and typed, plus the values it starts with.
 
-Duplicates by (line_id, tag, source_ts) can still reach the lake (two collectors on one line, a
-replay across a collector restart beyond its watermark window); the earliest received copy wins.
+Duplicates by (line_id, tag, source_ts, value) can still reach the lake (two collectors on one line, a
+replay across a collector restart beyond its watermark window); the earliest received copy wins. A
+different value at the same source timestamp is data (servers stamp two changes in one tick): rows are
+ordered by (source_ts, server_ts, seq), ORDER below, so such ties resolve the same way everywhere.
 
 Carried-in rows. A PLC publishes a tag only when it changes (the design speed once, at start; the
 state when it changes), so a shift's own samples do not say what the line was doing at its start.
@@ -22,7 +24,10 @@ import polars as pl
 from twin_pipeline.lib.calendar.shift_calendar import ShiftWindow
 from twin_pipeline.lib.contracts import BRONZE_SAMPLES
 
-KEY = ["line_id", "tag", "source_ts"]
+KEY = ["line_id", "tag", "source_ts", "value", "value_text"]
+#: The order of a tag's samples: source time, then server time and the collector's sequence for
+#: changes stamped in the same tick.
+ORDER = ["source_ts", "server_ts", "seq"]
 #: How far back a value is looked for in the edge table when the previous shift has no bronze, and
 #: how long a line may be silent before it stops being carried into new shifts.
 CARRY_LOOKBACK = timedelta(days=7)
@@ -60,21 +65,26 @@ def carry_in(before: pl.DataFrame, window: ShiftWindow) -> pl.DataFrame:
         .agg(pl.col("source_ts").max().alias("newest"))
         .filter(pl.col("newest") >= window.start - CARRY_LOOKBACK)["line_id"]
     )
-    # the newest row per (line, tag), by a hash aggregation, not a sort (bronze is unique on (line, tag, source_ts))
-    last = earlier.filter(
-        pl.col("line_id").is_in(alive.implode())
-        & (pl.col("source_ts") == pl.col("source_ts").max().over("line_id", "tag"))
-    ).unique(subset=["line_id", "tag"], keep="first")
+    # the newest row per (line, tag): the rows at the newest source_ts (a hash aggregation), then the last
+    # of those in ORDER (several only when a server stamped changes in one tick)
+    last = (
+        earlier.filter(
+            pl.col("line_id").is_in(alive.implode())
+            & (pl.col("source_ts") == pl.col("source_ts").max().over("line_id", "tag"))
+        )
+        .sort(ORDER)
+        .unique(subset=["line_id", "tag"], keep="last", maintain_order=True)
+    )
     return last.with_columns(pl.lit(window.shift_id).alias("shift_id"), pl.lit(True).alias("carried_in")).select(
         list(BRONZE_SAMPLES)
     )
 
 
 def bronze_samples(raw: pl.DataFrame, window: ShiftWindow, before: pl.DataFrame) -> tuple[pl.DataFrame, BronzeStats]:
-    """The shift's samples, one row per (line, tag, source_ts), with the carried-in rows, sorted."""
+    """The shift's samples, one row per (line, tag, source_ts, value), with the carried-in rows, sorted."""
     own = typed(raw, window.shift_id)
     carried = carry_in(before, window)
-    out = pl.concat([carried, own]).sort(["line_id", "tag", "source_ts"])
+    out = pl.concat([carried, own]).sort(["line_id", "tag", *ORDER])
     stats = BronzeStats(
         rows_in=raw.height,
         duplicates=raw.height - own.height,

@@ -111,10 +111,16 @@ def part_counts(samples: pl.DataFrame, window: ShiftWindow) -> pl.DataFrame:
     counters = samples.filter(
         pl.col("tag").is_in(list(COUNT_TAGS.values())) & pl.col("is_good") & pl.col("value").is_not_null()
     )
-    baseline = counters.filter(pl.col("carried_in")).filter(
-        pl.col("source_ts") == pl.col("source_ts").max().over("line_id", "tag")
+    baseline = (
+        counters.filter(pl.col("carried_in"))
+        .filter(pl.col("source_ts") == pl.col("source_ts").max().over("line_id", "tag"))
+        .sort("source_ts", "server_ts", "seq")
+        .unique(subset=["line_id", "tag"], keep="last", maintain_order=True)
     )
-    series = pl.concat([baseline, counters.filter(~pl.col("carried_in"))]).sort("line_id", "tag", "source_ts")
+    # bronze.ORDER: changes stamped in one tick follow server time, then the collector's sequence
+    series = pl.concat([baseline, counters.filter(~pl.col("carried_in"))]).sort(
+        "line_id", "tag", "source_ts", "server_ts", "seq"
+    )
     in_break = pl.lit(False)
     for b_start, b_end in window.breaks:
         in_break = in_break | ((pl.col("source_ts") >= b_start) & (pl.col("source_ts") < b_end))

@@ -27,7 +27,7 @@ REASON_TAG = "Admin.StopReason.ID"
 def _changes(samples: pl.DataFrame, line_id: str, tag: str) -> list[tuple[datetime, int]]:
     rows = samples.filter(
         (pl.col("line_id") == line_id) & (pl.col("tag") == tag) & pl.col("is_good") & pl.col("value").is_not_null()
-    ).sort("source_ts")
+    ).sort("source_ts", "server_ts", "seq")  # bronze.ORDER: ties (one tick) by server time, then sequence
     # a value outside Int32 (a corrupt sample) becomes -1: no state, no reason; never an overflow
     return list(
         zip(rows["source_ts"].to_list(), (int(v) if -(2**31) <= v < 2**31 else -1 for v in rows["value"].to_list()))
