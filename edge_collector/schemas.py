@@ -82,7 +82,9 @@ GAPS = pa.schema(
 SUBSCRIPTIONS = pa.schema(
     [
         pa.field("line_id", pa.string(), nullable=False),
-        pa.field("tag", pa.string(), nullable=False),  # tag path, e.g. Admin.ProdProcessedCount, or a custom node's name
+        pa.field(
+            "tag", pa.string(), nullable=False
+        ),  # tag path, e.g. Admin.ProdProcessedCount, or a custom node's name
         pa.field("node_id", pa.string(), nullable=False),  # the node id subscribed, as configured
         pa.field("since_ts", TS, nullable=False),  # collector clock (UTC) when this subscription took effect
         pa.field("status", pa.string(), nullable=False),  # subscribed | missing | rejected (see SUBSCRIPTION_STATUS)

@@ -13,6 +13,7 @@ import dagster as dg
 import polars as pl
 
 from twin_pipeline.lib.calendar.shift_calendar import SHIFT_ID_FORMAT, ShiftCalendar, load_calendar
+from twin_pipeline.lib.column_descriptions import describe
 from twin_pipeline.lib.contracts import TABLES, Table
 from twin_pipeline.lib.lake_io import replace_shifts
 
@@ -35,8 +36,13 @@ BRONZE = dg.AssetKey(Table.BRONZE_SAMPLES.asset_path)
 
 
 def column_schema(table: str) -> dg.TableSchema:
-    """The table's contract as Dagster column-schema metadata (shown on the asset page)."""
-    return dg.TableSchema(columns=[dg.TableColumn(name, str(dtype)) for name, dtype in TABLES[table].items()])
+    """The table's contract as Dagster column-schema metadata (shown on the asset page), each column
+    with its description and unit (`lib/column_descriptions.py`)."""
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(name, str(dtype), description=describe(table, name)) for name, dtype in TABLES[table].items()
+        ]
+    )
 
 
 def shift_asset(*, key: Sequence[str], group: str, deps: Sequence[Any], description: str) -> Callable[..., Any]:
