@@ -34,7 +34,7 @@ def test_every_column_has_a_description_with_its_unit(table: str) -> None:
 
 
 def test_a_missing_description_names_the_file_to_edit() -> None:
-    with pytest.raises(KeyError, match="column_descriptions.py"):
+    with pytest.raises(KeyError, match=r"column_descriptions\.py"):
         describe("gold/fact_oee_shift", "lsl_mm")
 
 
