@@ -14,6 +14,7 @@ import polars as pl
 
 from twin_pipeline.lib.calendar.shift_calendar import SHIFT_ID_FORMAT, ShiftCalendar, load_calendar
 from twin_pipeline.lib.column_descriptions import describe
+from twin_pipeline.lib.column_lineage import LINEAGE
 from twin_pipeline.lib.contracts import TABLES, Table
 from twin_pipeline.lib.lake_io import replace_shifts
 
@@ -45,6 +46,23 @@ def column_schema(table: str) -> dg.TableSchema:
     )
 
 
+def column_lineage(table: str) -> dg.TableColumnLineage:
+    """The table's column lineage (`lib/column_lineage.py`): each column's upstream columns, bronze's naming
+    the PackTags (as `value[<tag>]`) they come from."""
+    return dg.TableColumnLineage(
+        deps_by_column={
+            column: [dg.TableColumnDep(asset_key=dg.AssetKey(key.split("/")), column_name=name) for key, name in deps]
+            for column, deps in LINEAGE[table].items()
+        }
+    )
+
+
+def table_metadata(table: str) -> dict[str, Any]:
+    """The definition metadata of a lake table's asset: its column schema (with descriptions) and column
+    lineage, both shown in the UI before anything is materialized."""
+    return {"dagster/column_schema": column_schema(table), "dagster/column_lineage": column_lineage(table)}
+
+
 def shift_asset(*, key: Sequence[str], group: str, deps: Sequence[Any], description: str) -> Callable[..., Any]:
     """`@dg.asset` for a shift-partitioned polars/Delta asset; a range of shifts runs as one run."""
     return dg.asset(
@@ -56,7 +74,7 @@ def shift_asset(*, key: Sequence[str], group: str, deps: Sequence[Any], descript
         kinds={"polars", "deltalake"},
         owners=["team:data"],
         description=description,
-        metadata={"dagster/column_schema": column_schema("/".join(key)), "partitioned_by": "shift_id"},
+        metadata={**table_metadata("/".join(key)), "partitioned_by": "shift_id"},
     )
 
 
@@ -70,4 +88,9 @@ def publish(lake: Path, table: str, frame: pl.DataFrame, shift_ids: Sequence[str
         )
     target = lake / table
     version = replace_shifts(target, frame, shift_ids)
-    return {"dagster/row_count": frame.height, "delta_version": version, "path": dg.MetadataValue.path(str(target))}
+    return {
+        "dagster/row_count": frame.height,
+        "delta_version": version,
+        "path": dg.MetadataValue.path(str(target)),
+        "dagster/column_lineage": column_lineage(table),  # on the materialization too: where Dagster+ draws it
+    }
