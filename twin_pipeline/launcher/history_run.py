@@ -149,7 +149,7 @@ class HistoryRun:
         self._next_poll = time.monotonic() + every_s
         try:
             self.status = run_status(self.ui, self.run_id)
-        except OSError:  # the webserver is busy or restarting: ask again on the next poll
+        except (OSError, RuntimeError):  # the webserver is busy, restarting or answered an error: ask again later
             return None
         if self.status not in DONE:
             return None
@@ -160,8 +160,12 @@ class HistoryRun:
             self.dims_run_id = launch_run(self.ui, ASSET_JOB, assets=[t.asset_path for t in DIMENSIONS])
         except (OSError, RuntimeError) as exc:
             return f"history: gold ready, but the dimensions' run did not launch ({exc})"
-        return (
+        ready = (
             f"history: gold ready for {len(self.shifts)} shifts {time.monotonic() - self.ui_up:.1f} s after the UI "
-            f"came up (run {self.finished_s:.1f} s from launch); "
-            f"{self.shifts[-1]}: {last_shift_oee(self.lake, self.shifts[-1])} (Assets > gold > fact_oee_shift)"
+            f"came up (run {self.finished_s:.1f} s from launch)"
         )
+        try:
+            oee = last_shift_oee(self.lake, self.shifts[-1])
+            return f"{ready}; {self.shifts[-1]}: {oee} (Assets > gold > fact_oee_shift)"
+        except Exception as exc:  # noqa: BLE001 - a report line must never stop the twin: say what went wrong instead
+            return f"{ready}; its OEE could not be read from the lake ({exc})"
