@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.contract import (
-    GOLD, MEASURES_TABLE, PARAMETERS, measure_reference_problems, partition_problems, relationship_problems,
-    report_problems, table_differences,
+    GOLD, MEASURES_TABLE, PARAMETERS, description_problems, measure_reference_problems, partition_problems,
+    relationship_problems, report_problems, table_differences,
 )
 from twin_pipeline.lib.integrations.semantic_model import M_NAVIGATION, PROJECT_DIR, TmdlError, load, parse
 
@@ -86,6 +86,25 @@ def test_the_contract_follows_the_schemas_module(model) -> None:
 
     contract = {**GOLD, "fact_quality": pl.Schema({**GOLD["fact_quality"], "lsl_mm": pl.Float64})}
     assert table_differences(model, contract) == ["fact_quality.lsl_mm: in the contract, not in the model"]
+
+
+def test_every_gold_column_carries_its_contract_description(model) -> None:
+    """The TMDL `///` descriptions are the contract's (twin_pipeline/lib/column_descriptions.py), units included."""
+    assert description_problems(model) == []
+    assert model.tables["fact_oee_shift"].columns["oee"].description.endswith("[ratio, 1 = 100 %]")
+
+
+def test_a_stale_description_is_reported_and_the_sync_repairs_it(broken) -> None:
+    from twin_pipeline.lib.integrations.tmdl_descriptions import sync
+
+    copy = broken("IndustrialTwin.SemanticModel/definition/tables/dim_line.tmdl",
+                  "\t/// Latest quality tolerance of the line (Quality.ToleranceMm) [mm]\n", "\t/// tolerance\n")
+    definition = copy / "IndustrialTwin.SemanticModel" / "definition"
+    assert description_problems(load(definition)) == [
+        "dim_line.tolerance_mm: TMDL description 'tolerance', the contract says "
+        "'Latest quality tolerance of the line (Quality.ToleranceMm) [mm]'"]
+    assert sync(definition) == [definition / "tables" / "dim_line.tmdl"]
+    assert description_problems(load(definition)) == [] and sync(definition) == []
 
 
 def test_ratio_columns_are_hidden_and_never_summed(model) -> None:

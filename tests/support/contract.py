@@ -64,6 +64,21 @@ def table_differences(model: SemanticModel, contract: dict[str, pl.Schema] = GOL
     return found
 
 
+def description_problems(model: SemanticModel, descriptions: dict[str, dict[str, str]] | None = None) -> list[str]:
+    """Gold columns whose TMDL description is not the contract's (twin_pipeline/lib/column_descriptions.py)."""
+    from twin_pipeline.lib.integrations.tmdl_descriptions import gold_descriptions
+
+    found = []
+    for table, columns in sorted((descriptions or gold_descriptions()).items()):
+        have = model.tables[table].columns if table in model.tables else {}
+        found += [
+            f"{table}.{c}: TMDL description {have[c].description!r}, the contract says {text!r}"
+            for c, text in columns.items()
+            if c in have and have[c].description != text
+        ]
+    return found
+
+
 def relationship_problems(model: SemanticModel) -> list[str]:
     found = []
     for r in model.relationships:

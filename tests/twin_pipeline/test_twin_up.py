@@ -1,12 +1,13 @@
 """End to end: the real `twin up` (what `make run` runs) in a temporary TWIN_HOME: it seeds a day of
-history, starts the live line and `dagster dev`; a backfill of two seeded shifts launched through
-GraphQL succeeds with gold rows and passing gold checks; Ctrl-C stops it with every child process
+history, starts the live line and `dagster dev`, and materializes the two seeded shifts by itself (no user
+action): gold rows, passing gold checks, the banner's run link and OEE line; Ctrl-C stops it with every child process
 gone; and a second `twin up` continues without seeding again (no duplicate history)."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -19,15 +20,7 @@ import pytest
 
 from tests.conftest import free_port
 from tests.support.dagster_dev import DagsterDev, session_members
-from tests.twin_pipeline.test_graphql_backfill import (
-    ASSETS,
-    CHECK_EXECUTIONS,
-    CHECKS,
-    LAUNCH,
-    LOCATION,
-    _summary,
-    _wait_for_backfill,
-)
+from tests.twin_pipeline.test_graphql_backfill import CHECK_EXECUTIONS, CHECKS
 
 ROOT = Path(__file__).resolve().parents[2]
 TWIN = Path(sys.executable).parent / "twin"
@@ -106,7 +99,7 @@ def stop(proc: subprocess.Popen[bytes], sessions: set[int], sig: int = signal.SI
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_twin_up_seeds_runs_backfills_and_stops_cleanly(tmp_path: Path) -> None:
+def test_twin_up_seeds_materializes_history_and_stops_cleanly(tmp_path: Path) -> None:
     home, log = tmp_path / "twin", tmp_path / "twin-up.log"
     config = tmp_path / "collector.toml"  # local.toml with a free metrics port
     config.write_text((ROOT / "edge_collector" / "local.toml").read_text() + f"\n[metrics]\nport = {free_port()}\n")
@@ -129,31 +122,23 @@ def test_twin_up_seeds_runs_backfills_and_stops_cleanly(tmp_path: Path) -> None:
         dev = DagsterDev(
             ROOT / "workspace.yaml", dagster_home=home / "dagster", log_path=home / "logs" / "dagster.log", port=ui_port
         )
-        dev.wait_for_assets(ASSETS, location=LOCATION, timeout=120)
         from twin_pipeline.launcher.twin import seeded_shifts
 
-        shifts = seeded_shifts(history)[-2:]
+        shifts = seeded_shifts(history)
         assert len(shifts) == 2, history
-        launched = dev.graphql(
-            LAUNCH,
-            {
-                "params": {
-                    "assetSelection": [{"path": key.split("/")} for key in ASSETS],
-                    "partitionNames": shifts,
-                    "fromFailure": False,
-                    "title": "test_twin_up",
-                }
-            },
-        )["launchPartitionBackfill"]
-        assert launched["__typename"] == "LaunchBackfillSuccess", launched
-        dev.proc = twin  # the backfill wait watches this process
-        backfill = _wait_for_backfill(dev, launched["backfillId"], timeout=400)
-        assert backfill["status"] == "COMPLETED_SUCCESS", f"{_summary(backfill)}\n{dev.log_tail(6000)}"
-        backfill_s = time.monotonic() - t0 - ready_s
+        # nobody launches anything: twin up materializes the seeded shifts by itself, links the run and says when
+        # gold is there (with the last shift's OEE)
+        match = re.search(r"materializing bronze -> silver -> gold now, run (\S+)/runs/([0-9a-f-]+)", out)
+        assert match and match[1] == f"http://127.0.0.1:{ui_port}", out[-3000:]
+        run_id = match[2]
+        out = wait_for(log, "history: gold ready", twin, timeout=300)
+        ui_up_s = float(re.search(r"Dagster UI up after ([\d.]+) s", out)[1])
+        gold_s = float(re.search(r"history: gold ready for 2 shifts ([\d.]+) s after the UI came up", out)[1])
+        assert re.search(rf"history: gold ready for 2 shifts .*; {shifts[-1]}: OEE \d+\.\d % \(L1 ", out), out[-2000:]
 
         gold = pl.read_delta(str(home / "lake" / "gold" / "fact_oee_shift")).filter(pl.col("shift_id").is_in(shifts))
         assert gold.height == 4 and gold["oee"].null_count() == 0 and (gold["produced"] > 1000).all(), gold
-        run_ids = {run["runId"] for run in backfill["runs"]}
+        run_ids = {run_id}
         nodes = dev.graphql(CHECKS, {"keys": [{"path": ["gold", "fact_oee_shift"]}]})["assetNodes"]
         names = [c["name"] for c in nodes[0]["assetChecksOrError"]["checks"]]
         assert {"oee_invariants", "fault_downtime_matches_injections"} <= set(names)
@@ -170,7 +155,8 @@ def test_twin_up_seeds_runs_backfills_and_stops_cleanly(tmp_path: Path) -> None:
         if twin.poll() is None:
             stop_s = stop(twin, sessions or children_sessions(twin.pid))
     print(
-        f"\ntwin up: ready after {ready_s:.1f} s, backfill of {shifts} in {backfill_s:.1f} s, stopped in {stop_s:.1f} s"
+        f"\ntwin up: UI up {ui_up_s:.1f} s after start (banner after {ready_s:.1f} s), gold of the seeded shifts "
+        f"{shifts} ready {gold_s:.1f} s after the UI came up, stopped in {stop_s:.1f} s"
     )
     assert "twin: Dagster stopped (SIGINT)" in log.read_text()
 

@@ -13,6 +13,8 @@ import dagster as dg
 import polars as pl
 
 from twin_pipeline.lib.calendar.shift_calendar import SHIFT_ID_FORMAT, ShiftCalendar, load_calendar
+from twin_pipeline.lib.column_descriptions import DESCRIPTIONS
+from twin_pipeline.lib.column_lineage import LINEAGE
 from twin_pipeline.lib.contracts import TABLES, Table
 from twin_pipeline.lib.lake_io import replace_shifts
 
@@ -35,8 +37,32 @@ BRONZE = dg.AssetKey(Table.BRONZE_SAMPLES.asset_path)
 
 
 def column_schema(table: str) -> dg.TableSchema:
-    """The table's contract as Dagster column-schema metadata (shown on the asset page)."""
-    return dg.TableSchema(columns=[dg.TableColumn(name, str(dtype)) for name, dtype in TABLES[table].items()])
+    """The table's contract as Dagster column-schema metadata (shown on the asset page), each column
+    with its description and unit (`lib/column_descriptions.py`; a column without one still loads, and
+    tests/twin_pipeline/test_column_descriptions.py fails)."""
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(name, str(dtype), description=DESCRIPTIONS.get(table, {}).get(name))
+            for name, dtype in TABLES[table].items()
+        ]
+    )
+
+
+def column_lineage(table: str) -> dg.TableColumnLineage:
+    """The table's column lineage (`lib/column_lineage.py`): each column's upstream columns, bronze's naming
+    the PackTags (as `value[<tag>]`) they come from."""
+    return dg.TableColumnLineage(
+        deps_by_column={
+            column: [dg.TableColumnDep(asset_key=dg.AssetKey(key.split("/")), column_name=name) for key, name in deps]
+            for column, deps in LINEAGE.get(table, {}).items()  # a table without lineage: test_column_lineage.py fails
+        }
+    )
+
+
+def table_metadata(table: str) -> dict[str, Any]:
+    """The definition metadata of a lake table's asset: its column schema (with descriptions) and column
+    lineage, both shown in the UI before anything is materialized."""
+    return {"dagster/column_schema": column_schema(table), "dagster/column_lineage": column_lineage(table)}
 
 
 def shift_asset(*, key: Sequence[str], group: str, deps: Sequence[Any], description: str) -> Callable[..., Any]:
@@ -50,7 +76,7 @@ def shift_asset(*, key: Sequence[str], group: str, deps: Sequence[Any], descript
         kinds={"polars", "deltalake"},
         owners=["team:data"],
         description=description,
-        metadata={"dagster/column_schema": column_schema("/".join(key)), "partitioned_by": "shift_id"},
+        metadata={**table_metadata("/".join(key)), "partitioned_by": "shift_id"},
     )
 
 
@@ -64,4 +90,9 @@ def publish(lake: Path, table: str, frame: pl.DataFrame, shift_ids: Sequence[str
         )
     target = lake / table
     version = replace_shifts(target, frame, shift_ids)
-    return {"dagster/row_count": frame.height, "delta_version": version, "path": dg.MetadataValue.path(str(target))}
+    return {
+        "dagster/row_count": frame.height,
+        "delta_version": version,
+        "path": dg.MetadataValue.path(str(target)),
+        "dagster/column_lineage": column_lineage(table),  # on the materialization too: where Dagster+ draws it
+    }

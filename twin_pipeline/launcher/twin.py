@@ -9,7 +9,10 @@
    in real time; the time a previous `twin up` was down is recorded as a collector gap;
 3. Dagster: `dagster dev` (webserver + daemon: schedules, sensors, backfills) over `workspace.yaml`,
    `DAGSTER_HOME` = `TWIN_HOME/dagster` (its `dagster.yaml` from twin_pipeline/launcher/instance.py: pool limit,
-   crash-only run retries), log in `TWIN_HOME/logs/dagster.log`.
+   crash-only run retries), log in `TWIN_HOME/logs/dagster.log`;
+4. the seeded history's gold: as soon as the UI is up, one run of bronze -> silver -> gold over the seeded
+   shifts (twin_pipeline/launcher/history_run.py), unless gold already has them; the banner links it and
+   says when gold is ready, with the last shift's OEE.
 It stops Dagster first (runs in flight are interrupted, never half-written: every table write is one
 Delta commit), then the collector (it flushes), then the PLC, and checks that no child is left.
 
@@ -138,6 +141,7 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 def up(args: argparse.Namespace) -> int:
     from edge_collector.local_twin import LiveLine
     from twin_pipeline.launcher.dagster_dev import DagsterDev, DagsterDevError
+    from twin_pipeline.launcher.history_run import HistoryRun
     from twin_pipeline.launcher.instance import POOL, ensure_instance
 
     home = twin_home()
@@ -149,6 +153,8 @@ def up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM stops like Ctrl-C
     line: LiveLine | None = None
     dev: DagsterDev | None = None
+    history: HistoryRun | None = None
+    t0 = time.monotonic()
     code = 0
     try:
         _say(f"TWIN_HOME is {home}")
@@ -176,15 +182,22 @@ def up(args: argparse.Namespace) -> int:
                 port=args.ui_port,
             )
             dev.start_and_wait(timeout=180)
+            ui_up = time.monotonic()
+            _say(f"Dagster UI up after {ui_up - t0:.1f} s: {dev.url}")
             dev.wait_for_assets(["gold/fact_oee_shift"], timeout=180)
         shifts = seeded_shifts(state)
         ui = dev.url if dev else "(not started: --no-ui)"
-        past = (
-            f"{shifts[0]} .. {shifts[-1]} ({len(shifts)} seeded shifts, ready to backfill)" if shifts else "none seeded"
-        )
+        if dev is not None:
+            history = HistoryRun(dev, home / "lake", shifts, ui_up=ui_up)
+            try:
+                past = history.launch()
+            except (OSError, RuntimeError) as exc:  # the twin runs on; the user can still backfill by hand
+                past = f"{len(shifts)} seeded shifts; launching their run failed ({exc}): backfill them by hand"
+        else:
+            past = f"{len(shifts)} seeded shifts (no Dagster: --no-ui)" if shifts else "none seeded"
         print(
             f"""
-  Dagster UI     {ui}   lineage: Assets > Lineage; backfill: an asset > Materialize
+  Dagster UI     {ui}   lineage: Assets > Lineage; OEE: Assets > gold > fact_oee_shift
   past shifts    {past}
   live line      opc.tcp://127.0.0.1:{args.port} ({", ".join(lines)}, SignAndEncrypt)
   metrics        {line.metrics_url or "(off)"}
@@ -196,6 +209,8 @@ Ctrl-C stops everything; `make run` again continues where it stopped.
         )
         _say("running")
         while line.alive() and (dev is None or dev.proc is None or dev.proc.poll() is None):
+            if history is not None and (done := history.poll()):
+                _say(done)
             time.sleep(0.5)
         _say("a process ended by itself; stopping the others")
         code = 1

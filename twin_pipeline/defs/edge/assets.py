@@ -10,6 +10,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
+from edge_collector.column_descriptions import DESCRIPTIONS as COLUMN_DESCRIPTIONS
 from edge_collector.schemas import TABLES, edge_table_path
 from twin_pipeline.resources.lake import LakeResource
 
@@ -38,7 +39,10 @@ def _spec(table: str) -> dg.AssetSpec:
         tags={"layer": "edge"},
         metadata={
             "dagster/column_schema": dg.TableSchema(
-                columns=[dg.TableColumn(f.name, _column_type(f.type)) for f in schema]
+                columns=[
+                    dg.TableColumn(f.name, _column_type(f.type), description=COLUMN_DESCRIPTIONS[table][f.name])
+                    for f in schema
+                ]
             ),
             "partitioned_by": "day (UTC)",
             "writer": "edge-collector",

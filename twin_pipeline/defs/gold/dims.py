@@ -10,7 +10,7 @@ import dagster as dg
 import polars as pl
 from deltalake import DeltaTable
 
-from twin_pipeline.defs.partitions import CALENDAR, column_schema
+from twin_pipeline.defs.partitions import CALENDAR, table_metadata
 from twin_pipeline.lib.contracts import DIM_DATE, DIM_LINE, DIM_SHIFT, Table, table_path
 from twin_pipeline.resources.lake import LakeResource
 
@@ -57,7 +57,7 @@ def date_rows(first: date, last: date) -> pl.DataFrame:
 
 @dg.asset(
     key=Table.DIM_SHIFT.asset_path,
-    metadata={"dagster/column_schema": column_schema(Table.DIM_SHIFT)},
+    metadata=table_metadata(Table.DIM_SHIFT),
     group_name="gold",
     kinds={"polars", "deltalake"},
     owners=["team:data"],
@@ -79,7 +79,7 @@ def gold_dim_shift(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.
 
 @dg.asset(
     key=Table.DIM_DATE.asset_path,
-    metadata={"dagster/column_schema": column_schema(Table.DIM_DATE)},
+    metadata=table_metadata(Table.DIM_DATE),
     group_name="gold",
     kinds={"polars", "deltalake"},
     owners=["team:data"],
@@ -100,7 +100,7 @@ def gold_dim_date(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
 
 @dg.asset(
     key=Table.DIM_LINE.asset_path,
-    metadata={"dagster/column_schema": column_schema(Table.DIM_LINE)},
+    metadata=table_metadata(Table.DIM_LINE),
     deps=[dg.AssetKey(Table.BRONZE_SAMPLES.asset_path)],
     group_name="gold",
     kinds={"polars", "deltalake"},

@@ -14,7 +14,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from twin_pipeline.defs.partitions import BRONZE, CALENDAR, SHIFTS, column_schema, publish, shift_asset
+from twin_pipeline.defs.partitions import BRONZE, CALENDAR, SHIFTS, publish, shift_asset, table_metadata
 from twin_pipeline.lib.contracts import FACT_OEE_SHIFT, Table, table_path
 from twin_pipeline.lib.lake_io import read_bronze, read_shifts
 from twin_pipeline.lib.settings import oee_engine
@@ -96,7 +96,7 @@ def pipes_fact_oee_shift(engine: str) -> dg.AssetsDefinition:
         kinds={"pyspark", "deltalake", *(["databricks"] if engine == "databricks" else [])},
         owners=["team:data"],
         description=f"{DESCRIPTION} Computed by the Spark job on {engine}.",
-        metadata={"dagster/column_schema": column_schema(Table.OEE_SHIFT), "partitioned_by": "shift_id"},
+        metadata={**table_metadata(Table.OEE_SHIFT), "partitioned_by": "shift_id"},
         check_specs=[
             dg.AssetCheckSpec(
                 "oee_invariants",
