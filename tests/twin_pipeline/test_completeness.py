@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from edge_collector.schemas import TABLES
+from tests.support.node_opcua_line import CORE_TAGS
 from twin_pipeline.defs.partitions import CALENDAR
 from twin_pipeline.lib.contracts import BRONZE_SAMPLES
 from twin_pipeline.lib.quality.completeness import (
@@ -21,15 +22,7 @@ from twin_pipeline.lib.quality.silences import HEARTBEAT_TAG, line_silences
 
 SHIFT = "2026-11-24-0600"
 WINDOW = CALENDAR.window(SHIFT)
-CORE = [
-    "Status.StateCurrent",
-    "Status.CurMachSpeed",
-    "Admin.MachDesignSpeed",
-    "Admin.ProdProcessedCount",
-    "Admin.ProdDefectiveCount",
-    "Admin.StopReason.ID",
-    "Quality.LastPartDeviation",
-]
+CORE = list(CORE_TAGS)  # what a CODESYS program typically exposes
 
 
 def manifest(rows: list[tuple[str, str, str, datetime]]) -> pl.DataFrame:
