@@ -19,6 +19,7 @@ run), holds at most `max_rows` rows (oldest entries go first) and is dropped at 
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -45,13 +46,11 @@ class _Shifts:
 class _Span:
     version: int
     column: str
-    start: datetime
-    end: datetime
-    frame: pl.DataFrame
+    pieces: list[tuple[datetime, datetime, pl.DataFrame]]  # contiguous windows, in time order
 
     @property
     def rows(self) -> int:
-        return self.frame.height
+        return sum(f.height for _, _, f in self.pieces)
 
 
 @dataclass
@@ -88,19 +87,27 @@ class ReadCache:
             not isinstance(entry, _Span)
             or entry.version != version
             or entry.column != column
-            or not (entry.start <= start and end <= entry.end)
+            or not (entry.pieces[0][0] <= start and end <= entry.pieces[-1][1])
         ):
             self.misses += 1
             return None
         self.hits += 1
-        if (entry.start, entry.end) == (start, end):
-            return entry.frame
-        return entry.frame.filter((pl.col(column) >= start) & (pl.col(column) < end))
+        used = [(a, b, f) for a, b, f in entry.pieces if a < end and b > start]
+        if not used:
+            return entry.pieces[0][2].clear()
+        frame = pl.concat([f for _, _, f in used]) if len(used) > 1 else used[0][2]
+        if used[0][0] < start or used[-1][1] > end:  # only the pieces at the edges need a filter
+            frame = frame.filter((pl.col(column) >= start) & (pl.col(column) < end))
+        return frame
 
     def put_span(
-        self, path: Path, version: int, column: str, start: datetime, end: datetime, frame: pl.DataFrame
+        self, path: Path, version: int, column: str, pieces: Sequence[tuple[datetime, datetime, pl.DataFrame]]
     ) -> None:
-        self._put(("span", path), _Span(version, column, start, end, frame))
+        """Remember every row with `column` in each piece's [start, end); the pieces are contiguous, in order."""
+        ordered = sorted(pieces, key=lambda p: p[0])
+        if not ordered or any(a[1] != b[0] for a, b in itertools.pairwise(ordered)):
+            return  # a hole: a window across it could not be served whole
+        self._put(("span", path), _Span(version, column, list(ordered)))
 
     def _put(self, key: tuple[str, Path], entry: _Shifts | _Span) -> None:
         self._entries.pop(key, None)

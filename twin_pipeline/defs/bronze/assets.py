@@ -10,7 +10,7 @@ from edge_collector.schemas import edge_table_path
 from twin_pipeline.defs.partitions import BRONZE, CALENDAR, publish, shift_asset
 from twin_pipeline.lib.calendar.shift_calendar import previous_shift
 from twin_pipeline.lib.contracts import BRONZE_SAMPLES, Table, table_path
-from twin_pipeline.lib.lake_io import by_window, read_edge, read_shifts, scan_edge
+from twin_pipeline.lib.lake_io import by_window, read_edge_by_window, read_shifts, scan_edge
 from twin_pipeline.lib.transforms.bronze import CARRY_LOOKBACK, bronze_samples, typed
 from twin_pipeline.resources.lake import LakeResource
 
@@ -29,9 +29,7 @@ def bronze_samples_asset(context: dg.AssetExecutionContext, lake: LakeResource) 
     target = table_path(lake.path(), Table.BRONZE_SAMPLES)
     windows = [CALENDAR.window(shift_id) for shift_id in context.partition_keys]
     # the edge is read once for the whole range, then cut into shifts in memory
-    raw_by_shift = by_window(
-        read_edge(raw_path, "raw_samples", "source_ts", windows[0].start, windows[-1].end), "source_ts", windows
-    )
+    raw_by_shift = read_edge_by_window(raw_path, "raw_samples", "source_ts", windows)
     quarantined_by_shift = by_window(
         scan_edge(quarantine_path, "quarantine", "received_ts", windows[0].start, windows[-1].end)
         .select("received_ts")
