@@ -60,7 +60,7 @@ def fact_oee_rows(lake: Path, shift_ids: Sequence[str]) -> pl.DataFrame:
         counts = pool.submit(_by_shift, table_path(lake, Table.PART_COUNTS), ids, COUNT_COLUMNS)
         speed = pool.submit(bronze_by_shift, lake, ids, [DESIGN_SPEED_TAG], SPEED_COLUMNS)
         by_shift = intervals.result(), counts.result(), speed.result()
-    frames = [oee_rows(*(inputs[s] for inputs in by_shift), CALENDAR.window(s)) for s in ids]
+    frames = [oee_rows(by_shift[0][s], by_shift[1][s], by_shift[2][s], CALENDAR.window(s)) for s in ids]
     return pl.concat(frames) if frames else pl.DataFrame(schema=FACT_OEE_SHIFT)
 
 
