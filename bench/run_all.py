@@ -12,6 +12,7 @@ BENCHES = [
     ["collector_throughput.py"],
     ["collector_throughput.py", "--lines", "8"],
     ["gold_oee.py"],
+    ["backfill.py"],
     ["landing_upload.py"],
     ["spark_oee.py"],
     ["scaling.py"],

@@ -19,6 +19,7 @@ from deltalake.exceptions import TableNotFoundError
 
 from edge_collector.lake import last_checkpoint_version
 from edge_collector.schemas import TABLES, day_of, edge_table_path
+from twin_pipeline.lib import read_cache
 from twin_pipeline.lib.calendar.shift_calendar import ShiftWindow
 from twin_pipeline.lib.contracts import BRONZE_SAMPLES, Table, schema_of, table_path
 
@@ -41,9 +42,15 @@ def days_between(start: datetime, end: datetime) -> list[str]:
 
 
 def scan_edge(path: Path, table: str, time_column: str, start: datetime, end: datetime) -> pl.LazyFrame:
-    """Rows of an edge table with `time_column` in [start, end), pruned to the day partitions."""
+    """Rows of an edge table with `time_column` in [start, end), pruned to the day partitions (from the
+    run's read cache when a read of this run covers the window)."""
     if not (path / "_delta_log").exists():
         return pl.LazyFrame(schema=pl.DataFrame(TABLES[table].empty_table()).schema)
+    cache = read_cache.active()
+    if cache is not None:
+        hit = cache.span(path, DeltaTable(str(path)).version(), time_column, start, end)
+        if hit is not None:
+            return hit.lazy()
     return (
         pl.scan_delta(str(path))
         .filter(pl.col("day").is_in(days_between(start, end)))
@@ -51,14 +58,57 @@ def scan_edge(path: Path, table: str, time_column: str, start: datetime, end: da
     )
 
 
-def scan_shifts(path: Path, shift_ids: Sequence[str]) -> pl.LazyFrame:
+def read_edge(path: Path, table: str, time_column: str, start: datetime, end: datetime) -> pl.DataFrame:
+    """`scan_edge(...).collect()`, remembered for the run: later reads of a window inside it come from memory."""
+    cache = read_cache.active()
+    version = table_version(path) if cache is not None else None
+    frame = scan_edge(path, table, time_column, start, end).collect()
+    if cache is not None and version is not None:
+        cache.put_span(path, version, time_column, [(start, end, frame)])
+    return frame
+
+
+def read_edge_by_window(
+    path: Path, table: str, time_column: str, windows: Sequence[ShiftWindow]
+) -> dict[str, pl.DataFrame]:
+    """The edge rows of each window (sorted, contiguous shifts), read once for all of them and cut in
+    memory; remembered for the run per window, so that the checks' reads of a shift cost nothing."""
+    cache = read_cache.active()
+    version = table_version(path) if cache is not None else None
+    parts = by_window(
+        scan_edge(path, table, time_column, windows[0].start, windows[-1].end).collect(), time_column, windows
+    )
+    if cache is not None and version is not None:
+        cache.put_span(path, version, time_column, [(w.start, w.end, parts[w.shift_id]) for w in windows])
+    return parts
+
+
+def by_window(frame: pl.DataFrame, column: str, windows: Sequence[ShiftWindow]) -> dict[str, pl.DataFrame]:
+    """`frame`'s rows per shift, by `column` in [start, end) of each window (sorted, not overlapping): a
+    range read once, cut in memory in one pass (each row's window found by binary search, then one
+    partition), not one filter of the whole range per shift."""
+    if not windows:
+        return {}
+    if not frame.height:
+        return {w.shift_id: frame for w in windows}
+    bounds = pl.Series([w.start for w in windows] + [windows[-1].end], dtype=frame.schema[column])
+    index = bounds.search_sorted(frame[column], side="right").cast(pl.Int64) - 1
+    inside = (index >= 0) & (index < len(windows))
+    ends = pl.Series([w.end for w in windows], dtype=frame.schema[column])
+    inside = inside & (frame[column] < ends.gather(index.clip(0, len(windows) - 1)))
+    parts = frame.with_columns(index.alias("_window")).filter(inside).partition_by("_window", as_dict=True)
+    empty = frame.clear()
+    return {w.shift_id: parts[(i,)].drop("_window") if (i,) in parts else empty for i, w in enumerate(windows)}
+
+
+def scan_shifts(path: Path, shift_ids: Sequence[str], table: DeltaTable | None = None) -> pl.LazyFrame:
     """Rows of these shifts of an existing table partitioned by `shift_id`, columns in the table's order.
 
     The Delta log picks the shifts' Parquet files and only those are scanned: `pl.scan_delta` hands every
     file of the table, with every file's statistics, to the scan and prunes there, which costs more than
     the read itself for one shift. Tables that need a full Delta reader (deletion vectors, column
     mapping) go through `scan_delta`."""
-    table = DeltaTable(str(path))
+    table = table if table is not None else DeltaTable(str(path))
     ids = list(shift_ids)
     if table.protocol().min_reader_version > 1:
         return pl.scan_delta(table).filter(pl.col("shift_id").is_in(ids))
@@ -84,7 +134,9 @@ def replace_shifts(path: Path, frame: pl.DataFrame, shift_ids: Sequence[str]) ->
         raise ValueError(f"rows for shifts {sorted(unknown)} outside the replaced set {list(shift_ids)}")
     if not (path / "_delta_log").exists():
         frame.write_delta(str(path), mode="append", delta_write_options={"partition_by": ["shift_id"]})
-        return DeltaTable(str(path)).version()
+        version = DeltaTable(str(path)).version()
+        _remember(path, version, frame, shift_ids)
+        return version
     table = DeltaTable(str(path))  # opened once: the write below updates it to the version it commits
     predicate = " OR ".join(f"shift_id = '{s}'" for s in shift_ids)
     # schema_mode merge: a contract that gained a column (a new release) evolves the table in place;
@@ -95,6 +147,7 @@ def replace_shifts(path: Path, frame: pl.DataFrame, shift_ids: Sequence[str]) ->
         delta_write_options={"partition_by": ["shift_id"], "predicate": predicate, "schema_mode": "merge"},
     )
     version = table.version()
+    _remember(path, version, frame, shift_ids)
     if version - last_checkpoint_version(path) >= CHECKPOINT_EVERY:
         try:
             table.create_checkpoint()
@@ -107,6 +160,13 @@ def replace_shifts(path: Path, frame: pl.DataFrame, shift_ids: Sequence[str]) ->
                 exc,
             )
     return version
+
+
+def _remember(path: Path, version: int, frame: pl.DataFrame, shift_ids: Sequence[str]) -> None:
+    """What was just written is what this run's readers of these shifts will read back."""
+    cache = read_cache.active()
+    if cache is not None:
+        cache.put_shifts(path, version, frame, shift_ids)
 
 
 def table_version(path: Path) -> int | None:
@@ -142,15 +202,25 @@ def read_shifts(
 ) -> pl.DataFrame:
     """Rows of a shift-partitioned table for these shifts; only `columns` and the rows matching `where`
     when given, both pushed into the Parquet read. A missing lake table reads as an empty frame with its
-    contract schema."""
+    contract schema. While a run's read cache is active, shifts this run wrote or read whole at the
+    table's current version come from memory, and a whole read (no columns, no filter) is remembered."""
     if not (path / "_delta_log").exists():
         schema = schema_of(path)
         empty = pl.DataFrame(schema=schema) if schema is not None else pl.DataFrame()
         return empty.select(columns) if columns is not None and schema is not None else empty
-    scan = scan_shifts(path, shift_ids)
+    table = DeltaTable(str(path))
+    cache = read_cache.active()
+    cached = cache.shifts(path, table.version(), shift_ids) if cache is not None else None
+    if cached is not None:
+        rows = cached.filter(where) if where is not None else cached
+        return rows.select(columns) if columns is not None else rows
+    scan = scan_shifts(path, shift_ids, table)
     if where is not None:
         scan = scan.filter(where)
-    return (scan.select(columns) if columns is not None else scan).collect()
+    frame = (scan.select(columns) if columns is not None else scan).collect()
+    if cache is not None and columns is None and where is None:
+        cache.put_shifts(path, table.version(), frame, shift_ids)
+    return frame
 
 
 def read_bronze(
@@ -165,6 +235,18 @@ def read_bronze(
         empty = pl.DataFrame(schema=BRONZE_SAMPLES)
         return empty.select(columns) if columns is not None else empty
     return read_shifts(path, [shift_id], columns, pl.col("tag").is_in(list(tags)) if tags is not None else None)
+
+
+def bronze_by_shift(
+    lake: Path, shift_ids: Sequence[str], tags: Sequence[str] | None = None, columns: Sequence[str] | None = None
+) -> dict[str, pl.DataFrame]:
+    """`read_bronze` of every shift of a range in one read, cut into shifts in memory."""
+    path = table_path(lake, Table.BRONZE_SAMPLES)
+    wanted = None if columns is None else list(dict.fromkeys([*columns, "shift_id"]))
+    frame = read_shifts(path, shift_ids, wanted, pl.col("tag").is_in(list(tags)) if tags is not None else None)
+    by_shift = {k[0]: v for k, v in frame.partition_by("shift_id", as_dict=True).items()} if frame.height else {}
+    keep = list(columns) if columns is not None else frame.columns
+    return {s: by_shift.get(s, frame.clear()).select(keep) for s in shift_ids}
 
 
 def plc_gaps(lake: Path, window: ShiftWindow) -> list[tuple[str, datetime, datetime]]:

@@ -10,7 +10,7 @@ from edge_collector.schemas import edge_table_path
 from twin_pipeline.defs.partitions import BRONZE, CALENDAR, publish, shift_asset
 from twin_pipeline.lib.calendar.shift_calendar import previous_shift
 from twin_pipeline.lib.contracts import BRONZE_SAMPLES, Table, table_path
-from twin_pipeline.lib.lake_io import read_shifts, scan_edge
+from twin_pipeline.lib.lake_io import by_window, read_edge_by_window, read_shifts, scan_edge
 from twin_pipeline.lib.transforms.bronze import CARRY_LOOKBACK, bronze_samples, typed
 from twin_pipeline.resources.lake import LakeResource
 
@@ -27,10 +27,19 @@ def bronze_samples_asset(context: dg.AssetExecutionContext, lake: LakeResource) 
     raw_path = edge_table_path(lake.path(), "raw_samples")
     quarantine_path = edge_table_path(lake.path(), "quarantine")
     target = table_path(lake.path(), Table.BRONZE_SAMPLES)
+    windows = [CALENDAR.window(shift_id) for shift_id in context.partition_keys]
+    # the edge is read once for the whole range, then cut into shifts in memory
+    raw_by_shift = read_edge_by_window(raw_path, "raw_samples", "source_ts", windows)
+    quarantined_by_shift = by_window(
+        scan_edge(quarantine_path, "quarantine", "received_ts", windows[0].start, windows[-1].end)
+        .select("received_ts")
+        .collect(),
+        "received_ts",
+        windows,
+    )
     frames: list[pl.DataFrame] = []
-    duplicates = rows_in = not_good = quarantined = carried = 0
-    for shift_id in context.partition_keys:  # in time order: each shift carries the previous one's values in
-        window = CALENDAR.window(shift_id)
+    totals = {"rows_in": 0, "carried_in": 0, "duplicates_removed": 0, "not_good_status": 0, "quarantined_rows": 0}
+    for window in windows:  # in time order: each shift carries the previous one's values in
         previous_id = previous_shift(CALENDAR, window).shift_id
         if frames and frames[-1].height and frames[-1]["shift_id"][0] == previous_id:
             before = frames[-1]
@@ -43,22 +52,20 @@ def bronze_samples_asset(context: dg.AssetExecutionContext, lake: LakeResource) 
                     ).collect(),
                     previous_id,
                 )
-        raw = scan_edge(raw_path, "raw_samples", "source_ts", window.start, window.end).collect()
-        frame, stats = bronze_samples(raw, window, before)
+        frame, stats = bronze_samples(raw_by_shift[window.shift_id], window, before)
         frames.append(frame)
-        duplicates += stats.duplicates
-        rows_in += stats.rows_in
-        not_good += stats.not_good
-        carried += stats.carried_in
-        quarantined += (
-            scan_edge(quarantine_path, "quarantine", "received_ts", window.start, window.end)
-            .select(pl.len())
-            .collect()
-            .item()
-        )
+        own = {
+            "rows_in": stats.rows_in,
+            "carried_in": stats.carried_in,
+            "duplicates_removed": stats.duplicates,
+            "not_good_status": stats.not_good,
+            "quarantined_rows": quarantined_by_shift[window.shift_id].height,
+        }
+        context.add_asset_metadata({"dagster/row_count": frame.height, **own}, partition_key=window.shift_id)
+        totals = {k: totals[k] + v for k, v in own.items()}
         context.log.info(
             "shift %s: %d rows (%d carried in, %d duplicates removed)",
-            shift_id,
+            window.shift_id,
             frame.height,
             stats.carried_in,
             stats.duplicates,
@@ -67,11 +74,7 @@ def bronze_samples_asset(context: dg.AssetExecutionContext, lake: LakeResource) 
     return dg.MaterializeResult(
         metadata={
             **publish(lake.path(), Table.BRONZE_SAMPLES, out, context.partition_keys),
-            "rows_in": rows_in,
-            "carried_in": carried,
-            "duplicates_removed": duplicates,
-            "not_good_status": not_good,
-            "quarantined_rows": quarantined,
+            **totals,  # the run's sums; each shift's own figures are on its partition (they take precedence)
             "shifts": len(context.partition_keys),
         }
     )

@@ -11,7 +11,7 @@ from edge_collector.schemas import TABLES, edge_table_path
 from twin_pipeline.defs.check_results import provisional_unless, shift_ids, shift_rows
 from twin_pipeline.defs.partitions import BRONZE, CALENDAR, SHIFTS
 from twin_pipeline.lib.contracts import Table, table_path
-from twin_pipeline.lib.lake_io import plc_gaps, read_bronze, read_manifest
+from twin_pipeline.lib.lake_io import plc_gaps, read_bronze, read_manifest, read_shifts
 from twin_pipeline.lib.quality.completeness import (
     OEE_REQUIRED_TAGS,
     expected_tags,
@@ -201,18 +201,7 @@ def edge_caught_up(context: dg.AssetCheckExecutionContext, lake: LakeResource) -
     behind = []
     for shift_id in shift_ids(context):
         path = table_path(lake.path(), Table.BRONZE_SAMPLES)
-        lines = (
-            sorted(
-                pl.scan_delta(str(path))
-                .filter(pl.col("shift_id") == shift_id)
-                .select("line_id")
-                .unique()
-                .collect()["line_id"]
-                .to_list()
-            )
-            if (path / "_delta_log").exists()
-            else []
-        )
+        lines = sorted(read_shifts(path, [shift_id], ["line_id"])["line_id"].unique().to_list())
         behind += [f"{shift_id} {line}" for line in lines_not_caught_up(lake.path(), CALENDAR.window(shift_id), lines)]
     return dg.AssetCheckResult(
         passed=not behind,

@@ -4,14 +4,16 @@ in `oee.py` beside this module, per engine), downtime, quality and reliability.
 (No `from __future__ import annotations` here: Dagster inspects the context annotation at run time.)
 """
 
+from typing import Any
+
 import dagster as dg
 import polars as pl
 
 from edge_collector.schemas import edge_table_path
-from twin_pipeline.defs.partitions import CALENDAR, publish, shift_asset
-from twin_pipeline.lib.calendar.shift_calendar import previous_shift
+from twin_pipeline.defs.partitions import CALENDAR, publish, report_per_shift, shift_asset
+from twin_pipeline.lib.calendar.shift_calendar import ShiftWindow, previous_shift
 from twin_pipeline.lib.contracts import FACT_RELIABILITY, Table, table_path
-from twin_pipeline.lib.lake_io import read_shifts, scan_edge
+from twin_pipeline.lib.lake_io import read_edge, read_shifts
 from twin_pipeline.lib.transforms.downtime import stops
 from twin_pipeline.lib.transforms.reliability import failures, fit_weibull, injected
 from twin_pipeline.lib.transforms.spc import spc_frame
@@ -28,14 +30,16 @@ from twin_pipeline.resources.lake import LakeResource
 def gold_fact_downtime(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     intervals = read_shifts(table_path(lake.path(), Table.STATE_INTERVALS), list(context.partition_keys))
     out = stops(intervals)
-    return dg.MaterializeResult(
-        metadata={
-            **publish(lake.path(), Table.DOWNTIME, out, context.partition_keys),
-            "stops": out.height,
-            "microstops": int(out["is_microstop"].sum()),
-            "fault_stops": int((out["category"] == "fault").sum()),
-        }
+    report_per_shift(
+        context,
+        out,
+        lambda rows: {
+            "stops": rows.height,
+            "microstops": int(rows["is_microstop"].sum()),
+            "fault_stops": int((rows["category"] == "fault").sum()),
+        },
     )
+    return dg.MaterializeResult(metadata=publish(lake.path(), Table.DOWNTIME, out, context.partition_keys))
 
 
 @shift_asset(
@@ -48,12 +52,8 @@ def gold_fact_downtime(context: dg.AssetExecutionContext, lake: LakeResource) ->
 def gold_fact_quality(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     measurements = read_shifts(table_path(lake.path(), Table.PART_MEASUREMENTS), list(context.partition_keys))
     out = pl.concat([spc_frame(measurements, shift_id) for shift_id in context.partition_keys])
-    return dg.MaterializeResult(
-        metadata={
-            **publish(lake.path(), Table.QUALITY, out, context.partition_keys),
-            "out_of_tolerance": int(out["out_of_tolerance"].sum()),
-        }
-    )
+    report_per_shift(context, out, lambda rows: {"out_of_tolerance": int(rows["out_of_tolerance"].sum())})
+    return dg.MaterializeResult(metadata=publish(lake.path(), Table.QUALITY, out, context.partition_keys))
 
 
 #: Shifts (this one and those before it) whose failures the Weibull fit uses: a week of the default calendar.
@@ -76,19 +76,24 @@ RELIABILITY_LOOKBACK_SHIFTS = 21
 )
 def gold_fact_reliability(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     rows = []
-    for shift_id in context.partition_keys:
-        window = CALENDAR.window(shift_id)
-        history = [window]
-        for _ in range(RELIABILITY_LOOKBACK_SHIFTS - 1):
-            history.append(previous_shift(CALENDAR, history[-1]))
-        intervals = read_shifts(table_path(lake.path(), Table.STATE_INTERVALS), [w.shift_id for w in history])
-        events = scan_edge(
-            edge_table_path(lake.path(), "injected_events"),
-            "injected_events",
-            "event_ts",
-            history[-1].start,
-            window.end,
-        ).collect()
+    histories = {shift_id: fit_history(CALENDAR.window(shift_id)) for shift_id in context.partition_keys}
+    # every input read once for the whole range and its lookback, then cut per shift in memory
+    earliest = min(h[-1].start for h in histories.values())
+    all_ids = sorted({w.shift_id for h in histories.values() for w in h})
+    every = read_shifts(table_path(lake.path(), Table.STATE_INTERVALS), all_ids)
+    interval_parts = {k[0]: v for k, v in every.partition_by("shift_id", as_dict=True).items()} if every.height else {}
+    all_events = read_edge(
+        edge_table_path(lake.path(), "injected_events"),
+        "injected_events",
+        "event_ts",
+        earliest,
+        histories[context.partition_keys[-1]][0].end,
+    )
+    for shift_id, history in histories.items():
+        window = history[0]
+        parts = [interval_parts[w.shift_id] for w in reversed(history) if w.shift_id in interval_parts]
+        intervals = pl.concat(parts) if parts else every.clear()
+        events = all_events.filter((pl.col("event_ts") >= history[-1].start) & (pl.col("event_ts") < window.end))
         mine_all = intervals.filter(pl.col("shift_id") == shift_id)
         for line_id in sorted(mine_all["line_id"].unique().to_list()):
             lookback = intervals.filter(pl.col("line_id") == line_id)
@@ -125,15 +130,26 @@ def gold_fact_reliability(context: dg.AssetExecutionContext, lake: LakeResource)
                 }
             )
     out = pl.DataFrame(rows, schema=FACT_RELIABILITY)
-    return dg.MaterializeResult(
-        metadata={
-            **publish(lake.path(), Table.RELIABILITY, out, context.partition_keys),
-            "failures": int(out["failures"].sum()),
-            "injected_faults": int(out["injected_faults"].sum()),
-            **{
-                f"weibull_shape/{r['line_id']}": round(r["weibull_shape"], 3)
-                for r in out.iter_rows(named=True)
-                if r["weibull_shape"] is not None and r["shift_id"] == context.partition_keys[-1]
-            },
-        }
-    )
+    report_per_shift(context, out, reliability_metadata)
+    return dg.MaterializeResult(metadata=publish(lake.path(), Table.RELIABILITY, out, context.partition_keys))
+
+
+def fit_history(window: ShiftWindow) -> list[ShiftWindow]:
+    """The shift and the ones before it whose failures its Weibull fit uses, newest first."""
+    history = [window]
+    for _ in range(RELIABILITY_LOOKBACK_SHIFTS - 1):
+        history.append(previous_shift(CALENDAR, history[-1]))
+    return history
+
+
+def reliability_metadata(rows: pl.DataFrame) -> dict[str, Any]:
+    """A shift's failures, injected faults, and the Weibull shape fitted per line."""
+    return {
+        "failures": int(rows["failures"].sum()),
+        "injected_faults": int(rows["injected_faults"].sum()),
+        **{
+            f"weibull_shape/{r['line_id']}": round(r["weibull_shape"], 3)
+            for r in rows.iter_rows(named=True)
+            if r["weibull_shape"] is not None
+        },
+    }

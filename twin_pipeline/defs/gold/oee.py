@@ -14,9 +14,17 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from twin_pipeline.defs.partitions import BRONZE, CALENDAR, SHIFTS, publish, shift_asset, table_metadata
+from twin_pipeline.defs.partitions import (
+    BRONZE,
+    CALENDAR,
+    SHIFTS,
+    publish,
+    report_per_shift,
+    shift_asset,
+    table_metadata,
+)
 from twin_pipeline.lib.contracts import FACT_OEE_SHIFT, Table, table_path
-from twin_pipeline.lib.lake_io import read_bronze, read_shifts
+from twin_pipeline.lib.lake_io import bronze_by_shift, read_bronze, read_shifts
 from twin_pipeline.lib.settings import oee_engine
 from twin_pipeline.lib.transforms.counters import DESIGN_SPEED_TAG
 from twin_pipeline.lib.transforms.oee import COUNT_COLUMNS, INTERVAL_COLUMNS, SPEED_COLUMNS, oee_rows, roll_up
@@ -44,40 +52,63 @@ def read_oee_inputs(lake: Path, shift_id: str) -> tuple[pl.DataFrame, pl.DataFra
 
 
 def fact_oee_rows(lake: Path, shift_ids: Sequence[str]) -> pl.DataFrame:
-    """The `fact_oee_shift` rows of these shifts, computed and not written."""
-    frames = [oee_rows(*read_oee_inputs(lake, shift_id), CALENDAR.window(shift_id)) for shift_id in shift_ids]
+    """The `fact_oee_shift` rows of these shifts, computed and not written: each input table is read once
+    for all of them (concurrently), then cut into shifts in memory."""
+    ids = list(shift_ids)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        intervals = pool.submit(_by_shift, table_path(lake, Table.STATE_INTERVALS), ids, INTERVAL_COLUMNS)
+        counts = pool.submit(_by_shift, table_path(lake, Table.PART_COUNTS), ids, COUNT_COLUMNS)
+        speed = pool.submit(bronze_by_shift, lake, ids, [DESIGN_SPEED_TAG], SPEED_COLUMNS)
+        by_shift = intervals.result(), counts.result(), speed.result()
+    frames = [oee_rows(by_shift[0][s], by_shift[1][s], by_shift[2][s], CALENDAR.window(s)) for s in ids]
     return pl.concat(frames) if frames else pl.DataFrame(schema=FACT_OEE_SHIFT)
 
 
-@shift_asset(key=KEY.path, group="gold", deps=DEPS, description=DESCRIPTION)
-def gold_fact_oee_shift(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-    out = fact_oee_rows(lake.path(), context.partition_keys)
-    by_line = {line_id: roll_up(rows) for (line_id,), rows in out.group_by(["line_id"], maintain_order=True)}
+def _by_shift(path: Path, shift_ids: list[str], columns: Sequence[str]) -> dict[str, pl.DataFrame]:
+    frame = read_shifts(path, shift_ids, [*columns, "shift_id"])
+    by_shift = {k[0]: v for k, v in frame.partition_by("shift_id", as_dict=True).items()} if frame.height else {}
+    return {s: by_shift.get(s, frame.clear()).select(columns) for s in shift_ids}
+
+
+def oee_metadata(rows: pl.DataFrame) -> dict[str, Any]:
+    """What the asset page shows of some `fact_oee_shift` rows (a shift's): OEE, A, P, Q rolled up from sums,
+    OEE per line, and a table by line."""
+    by_line = {line_id: roll_up(mine) for (line_id,), mine in rows.group_by(["line_id"], maintain_order=True)}
     table = (
         "| line | availability | performance | quality | OEE | produced | provisional |\n"
         "|---|---|---|---|---|---|---|\n"
     )
     for line_id in sorted(by_line):
-        f, mine = by_line[line_id], out.filter(pl.col("line_id") == line_id)
+        f, mine = by_line[line_id], rows.filter(pl.col("line_id") == line_id)
         table += (
             f"| {line_id} | {_pct(f.availability)} | {_pct(f.performance)} | {_pct(f.quality)} | {_pct(f.oee)} "
             f"| {int(mine['produced'].sum())} | {int(mine['provisional'].sum())} of {mine.height} |\n"
         )
-    plant = roll_up(out)
+    plant = roll_up(rows)
     headline = {
         name: round(value, 4)
         for name in ("availability", "performance", "quality", "oee")
         if (value := getattr(plant, name)) is not None
     }
-    return dg.MaterializeResult(
-        metadata={
-            **publish(lake.path(), Table.OEE_SHIFT, out, context.partition_keys),
-            "provisional_rows": int(out["provisional"].sum()),
-            **headline,
-            **{f"oee/{line_id}": round(f.oee, 4) for line_id, f in sorted(by_line.items()) if f.oee is not None},
-            "by_line": dg.MetadataValue.md(table),
-        }
-    )
+    return {
+        "provisional_rows": int(rows["provisional"].sum()),
+        **headline,
+        **{f"oee/{line_id}": round(f.oee, 4) for line_id, f in sorted(by_line.items()) if f.oee is not None},
+        **{
+            f"{name}/{line_id}": round(value, 4)
+            for line_id, f in sorted(by_line.items())
+            for name in ("availability", "performance", "quality")
+            if (value := getattr(f, name)) is not None
+        },
+        "by_line": dg.MetadataValue.md(table),
+    }
+
+
+@shift_asset(key=KEY.path, group="gold", deps=DEPS, description=DESCRIPTION)
+def gold_fact_oee_shift(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    out = fact_oee_rows(lake.path(), context.partition_keys)
+    report_per_shift(context, out, oee_metadata)  # each shift's own OEE, A, P, Q on its partition
+    return dg.MaterializeResult(metadata=publish(lake.path(), Table.OEE_SHIFT, out, context.partition_keys))
 
 
 def _pct(value: float | None) -> str:

@@ -6,9 +6,9 @@
 import dagster as dg
 import polars as pl
 
-from twin_pipeline.defs.partitions import BRONZE, CALENDAR, publish, shift_asset
+from twin_pipeline.defs.partitions import BRONZE, CALENDAR, publish, report_per_shift, shift_asset
 from twin_pipeline.lib.contracts import Table
-from twin_pipeline.lib.lake_io import plc_gaps, read_bronze
+from twin_pipeline.lib.lake_io import bronze_by_shift, plc_gaps
 from twin_pipeline.lib.quality.silences import SILENCE_TAGS, line_silences
 from twin_pipeline.lib.transforms.counters import COUNT_TAGS, DESIGN_SPEED_TAG, part_counts
 from twin_pipeline.lib.transforms.spc import SPC_TAGS, part_measurements
@@ -30,18 +30,15 @@ def _lines(samples: pl.DataFrame) -> list[str]:
 )
 def silver_state_intervals(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     frames = []
-    for shift_id in context.partition_keys:
+    tags = list(dict.fromkeys([STATE_TAG, REASON_TAG, *SILENCE_TAGS]))
+    bronze = bronze_by_shift(lake.path(), context.partition_keys, tags)
+    for shift_id, samples in bronze.items():
         window = CALENDAR.window(shift_id)
-        samples = read_bronze(lake.path(), shift_id, list(dict.fromkeys([STATE_TAG, REASON_TAG, *SILENCE_TAGS])))
         silences = [(g.line_id, g.start, g.end) for g in line_silences(samples, window)]
         frames.append(state_intervals(samples, window, _lines(samples), plc_gaps(lake.path(), window) + silences))
     out = pl.concat(frames)
-    return dg.MaterializeResult(
-        metadata={
-            **publish(lake.path(), Table.STATE_INTERVALS, out, context.partition_keys),
-            "in_gap_intervals": int(out["in_gap"].sum()),
-        }
-    )
+    report_per_shift(context, out, lambda rows: {"in_gap_intervals": int(rows["in_gap"].sum())})
+    return dg.MaterializeResult(metadata=publish(lake.path(), Table.STATE_INTERVALS, out, context.partition_keys))
 
 
 @shift_asset(
@@ -52,21 +49,14 @@ def silver_state_intervals(context: dg.AssetExecutionContext, lake: LakeResource
     "UInt32 wraps and PLC restarts (counted, so checks can explain them).",
 )
 def silver_part_counts(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-    out = pl.concat(
-        [
-            part_counts(
-                read_bronze(lake.path(), shift_id, [*COUNT_TAGS.values(), DESIGN_SPEED_TAG]), CALENDAR.window(shift_id)
-            )
-            for shift_id in context.partition_keys
-        ]
+    bronze = bronze_by_shift(lake.path(), context.partition_keys, [*COUNT_TAGS.values(), DESIGN_SPEED_TAG])
+    out = pl.concat([part_counts(samples, CALENDAR.window(shift_id)) for shift_id, samples in bronze.items()])
+    report_per_shift(
+        context,
+        out,
+        lambda rows: {"produced": int(rows["produced"].sum()), "counter_resets": int(rows["produced_resets"].sum())},
     )
-    return dg.MaterializeResult(
-        metadata={
-            **publish(lake.path(), Table.PART_COUNTS, out, context.partition_keys),
-            "produced": int(out["produced"].sum()),
-            "counter_resets": int(out["produced_resets"].sum()),
-        }
-    )
+    return dg.MaterializeResult(metadata=publish(lake.path(), Table.PART_COUNTS, out, context.partition_keys))
 
 
 @shift_asset(
@@ -77,15 +67,7 @@ def silver_part_counts(context: dg.AssetExecutionContext, lake: LakeResource) ->
     "whether it was out of tolerance (the PLC rejects exactly those).",
 )
 def silver_part_measurements(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-    out = pl.concat(
-        [
-            part_measurements(read_bronze(lake.path(), shift_id, SPC_TAGS), shift_id)
-            for shift_id in context.partition_keys
-        ]
-    )
-    return dg.MaterializeResult(
-        metadata={
-            **publish(lake.path(), Table.PART_MEASUREMENTS, out, context.partition_keys),
-            "out_of_tolerance": int(out["out_of_tolerance"].sum()),
-        }
-    )
+    bronze = bronze_by_shift(lake.path(), context.partition_keys, SPC_TAGS)
+    out = pl.concat([part_measurements(samples, shift_id) for shift_id, samples in bronze.items()])
+    report_per_shift(context, out, lambda rows: {"out_of_tolerance": int(rows["out_of_tolerance"].sum())})
+    return dg.MaterializeResult(metadata=publish(lake.path(), Table.PART_MEASUREMENTS, out, context.partition_keys))
