@@ -71,6 +71,7 @@ def test_it_launches_one_run_over_the_seeded_range_then_the_dimensions(tmp_path:
     assert run["selector"]["jobName"] == "shift_oee" and "assetSelection" not in run["selector"]
     assert tags(run)["dagster/asset_partition_range_start"] == SHIFTS[0]
     assert tags(run)["dagster/asset_partition_range_end"] == SHIFTS[-1]
+    assert int(tags(run)["dagster/priority"]) > 0  # ahead of the sensors' runs in the queue
 
     assert history.poll(every_s=0) is None  # STARTED
     write_gold(tmp_path, SHIFTS)  # what the run wrote
