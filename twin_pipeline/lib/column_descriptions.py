@@ -81,6 +81,8 @@ SILVER_PART_COUNTS = {
     },
     "produced_in_breaks": "Of produced, the parts made during planned breaks [parts]",
     "defective_in_breaks": "Of defective, the rejects made during planned breaks [parts]",
+    "ideal_time_s": "Ideal time of the parts made in planned busy time: each counter increment times the cycle "
+    "time (60 / Admin.MachDesignSpeed) in force when it was counted, summed; null without a design speed [s]",
 }
 
 SILVER_PART_MEASUREMENTS = {
@@ -112,7 +114,8 @@ FACT_OEE_SHIFT = {
     "planned busy time [s]",
     "unknown_time_s": "Time inside planned busy time with no known state (before the first sample, a value "
     "that is no PackML state) [s]",
-    "ideal_cycle_time_s": "Ideal cycle time: 60 / design speed (Admin.MachDesignSpeed, parts/min) [s per part]",
+    "ideal_cycle_time_s": "Ideal cycle time, weighted by the parts made at each design speed (silver ideal_time_s "
+    "/ produced); without parts, 60 / the last design speed (Admin.MachDesignSpeed, parts/min) [s per part]",
     "produced": "Parts made inside planned busy time (silver part_counts: produced - produced_in_breaks) [parts]",
     "good": "Good parts inside planned busy time: produced - reject [parts]",
     "reject": "Rejected parts inside planned busy time (defective - defective_in_breaks) [parts]",

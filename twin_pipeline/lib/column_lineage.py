@@ -12,7 +12,8 @@ columns. The chain of `fact_oee_shift.oee`, for example:
     availability <- actual_production_time_s, planned_busy_time_s
     actual_production_time_s <- silver/state_intervals.duration_s, .time_element, .planned_break
     time_element <- state <- bronze/samples.value[Status.StateCurrent] <- edge/raw_samples.value, .tag
-    performance <- ideal_cycle_time_s (<- value[Admin.MachDesignSpeed]), produced, actual_production_time_s
+    performance <- ideal_cycle_time_s (<- part_counts.ideal_time_s <- value[Admin.MachDesignSpeed], ...),
+                   produced, actual_production_time_s
     produced <- silver/part_counts.produced, .produced_in_breaks <- value[Admin.ProdProcessedCount]
     quality <- good, produced; good <- produced, reject <- value[Admin.ProdDefectiveCount]
 
@@ -43,6 +44,8 @@ DEFECTIVE = "Admin.ProdDefectiveCount"
 DESIGN_SPEED = "Admin.MachDesignSpeed"
 DEVIATION = "Quality.LastPartDeviation"
 TOLERANCE = "Quality.ToleranceMm"
+HEARTBEAT = "Admin.AccTimeSinceReset"  # silences: the simulator's heartbeat, when a line has it
+SPEED = "Status.CurMachSpeed"  # silences: a line without heartbeat is judged while it runs at a speed > 0
 
 
 def tag_column(tag: str) -> str:
@@ -63,7 +66,7 @@ def _keys(table: str) -> dict[str, tuple[Dep, ...]]:
 
 
 #: Bronze tags whose values silver and gold read, each a pseudo-column of bronze.
-TAGS = (STATE, STOP_REASON, PRODUCED, DEFECTIVE, DESIGN_SPEED, DEVIATION, TOLERANCE)
+TAGS = (STATE, STOP_REASON, PRODUCED, DEFECTIVE, DESIGN_SPEED, DEVIATION, TOLERANCE, HEARTBEAT, SPEED)
 
 BRONZE_LINEAGE: dict[str, tuple[Dep, ...]] = {
     "shift_id": _on(RAW, "source_ts"),  # the shift whose window holds the sample (or that it is carried into)
@@ -84,7 +87,13 @@ STATE_INTERVALS_LINEAGE: dict[str, tuple[Dep, ...]] = {
     "end": (_tag(STATE), (BRONZE, "source_ts")),
     "duration_s": _on(STATES, "start", "end"),
     "stop_reason": (_tag(STOP_REASON), (BRONZE, "source_ts"), (STATES, "time_element")),
-    "in_gap": (("edge/gaps", "gap_start"), ("edge/gaps", "gap_end"), (BRONZE, "source_ts"), (STATES, "start")),
+    "in_gap": (
+        ("edge/gaps", "gap_start"),
+        ("edge/gaps", "gap_end"),
+        (BRONZE, "source_ts"),
+        *(_tag(t) for t in (HEARTBEAT, STATE, SPEED, PRODUCED)),
+        (STATES, "start"),
+    ),
     "planned_break": _on(STATES, "start", "end"),  # against the calendar's breaks
 }
 
@@ -96,6 +105,7 @@ PART_COUNTS_LINEAGE: dict[str, tuple[Dep, ...]] = {
         for suffix in ("", "_wraps", "_resets", "_glitches", "_in_breaks")
     },
     "good": _on(COUNTS, "produced", "defective"),
+    "ideal_time_s": (_tag(PRODUCED), _tag(DESIGN_SPEED), (BRONZE, "source_ts")),
 }
 
 PART_MEASUREMENTS_LINEAGE: dict[str, tuple[Dep, ...]] = {
@@ -120,7 +130,7 @@ FACT_OEE_SHIFT_LINEAGE: dict[str, tuple[Dep, ...]] = {
     "downtime_stop_s": _TIME_IN,
     "downtime_setup_s": _TIME_IN,
     "unknown_time_s": _TIME_IN,
-    "ideal_cycle_time_s": (_tag(DESIGN_SPEED),),
+    "ideal_cycle_time_s": (*_on(COUNTS, "ideal_time_s", "produced", "produced_in_breaks"), _tag(DESIGN_SPEED)),
     "produced": _on(COUNTS, "produced", "produced_in_breaks"),
     "reject": _on(COUNTS, "defective", "defective_in_breaks"),
     "good": _on(OEE, "produced", "reject"),
