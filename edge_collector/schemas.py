@@ -82,7 +82,9 @@ GAPS = pa.schema(
 SUBSCRIPTIONS = pa.schema(
     [
         pa.field("line_id", pa.string(), nullable=False),
-        pa.field("tag", pa.string(), nullable=False),  # tag path, e.g. Admin.ProdProcessedCount, or a custom node's name
+        pa.field(
+            "tag", pa.string(), nullable=False
+        ),  # tag path, e.g. Admin.ProdProcessedCount, or a custom node's name
         pa.field("node_id", pa.string(), nullable=False),  # the node id subscribed, as configured
         pa.field("since_ts", TS, nullable=False),  # collector clock (UTC) when this subscription took effect
         pa.field("status", pa.string(), nullable=False),  # subscribed | missing | rejected (see SUBSCRIPTION_STATUS)
@@ -108,7 +110,10 @@ QUARANTINE_REASONS = {
     "type_changed": "the tag's data type differs from the tag map or from its first value",
     "unsupported_type": "value type cannot be stored (array, structure, byte string, ...)",
     "too_large": "string value longer than the limit",
-    "absurd_timestamp": "source timestamp before 2000 or more than a day ahead of the collector's clock (a missing one is replaced by the server timestamp, see normalize.py)",
+    "absurd_timestamp": (
+        "source timestamp before 2000 or more than a day ahead of the collector's clock "
+        "(a missing one is replaced by the server timestamp, see normalize.py)"
+    ),
     "out_of_order": "source timestamp older than one already stored for that tag and not a replay",
     "unknown_node": "notification for a node the collector did not subscribe to",
 }

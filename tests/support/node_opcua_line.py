@@ -47,7 +47,7 @@ CORE_TAGS = (
     "Admin.StopReason.ID",
     "Quality.LastPartDeviation",
 )
-USER, PASSWORD = "collector", "line-secret-1"  # noqa: S105 - a throwaway test server's user
+USER, PASSWORD = "collector", "line-secret-1"
 EXECUTE, STOPPING, STOPPED, STARTING, ABORTING, ABORTED, CLEARING, RESETTING, IDLE = 6, 7, 2, 3, 8, 9, 1, 15, 4
 OPERATOR_STOP, FAULT = TAGS.stop_reasons["OperatorStop"], TAGS.stop_reasons["UnspecifiedFault"]
 
@@ -166,9 +166,7 @@ def scripted_shift(base: datetime, hours: float = 8.0, same_stamp: bool = False)
     stops.append((base + timedelta(seconds=t_fault), t - t_fault, FAULT))
     execute(t, end_s)
     state_s[state] = state_s.get(state, 0.0) + (end_s - since)
-    expected = Expected(
-        base, base + timedelta(seconds=end_s), processed, defective, state_s, stops, design, doubled
-    )
+    expected = Expected(base, base + timedelta(seconds=end_s), processed, defective, state_s, stops, design, doubled)
     return Timeline(base, steps), expected
 
 
@@ -217,7 +215,7 @@ class NodeOpcuaLine:
         self.ready = self.wait_for("ready", timeout)
 
     def _read(self, process: subprocess.Popen[str]) -> None:
-        assert process.stdout is not None  # noqa: S101 - opened with stdout=PIPE
+        assert process.stdout is not None
         for text in process.stdout:
             try:
                 self.events.put(json.loads(text))
@@ -237,7 +235,7 @@ class NodeOpcuaLine:
             raise TimeoutError(f"node-opcua line: no {event!r} within {timeout} s; see {self.workdir}/*.log") from None
 
     def _send(self, command: str) -> None:
-        assert self.process is not None and self.process.stdin is not None  # noqa: S101 - started
+        assert self.process is not None and self.process.stdin is not None
         self.process.stdin.write(command + "\n")
         self.process.stdin.flush()
 

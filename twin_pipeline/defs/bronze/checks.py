@@ -12,7 +12,6 @@ from twin_pipeline.defs.check_results import provisional_unless, shift_ids, shif
 from twin_pipeline.defs.partitions import BRONZE, CALENDAR, SHIFTS
 from twin_pipeline.lib.contracts import Table, table_path
 from twin_pipeline.lib.lake_io import plc_gaps, read_bronze
-from twin_pipeline.lib.transforms.bronze import KEY
 from twin_pipeline.lib.quality.data_quality import (
     GAP_FACTOR,
     HEARTBEAT_TAG,
@@ -25,6 +24,7 @@ from twin_pipeline.lib.quality.data_quality import (
     schema_problems,
 )
 from twin_pipeline.lib.quality.value_ranges import out_of_range
+from twin_pipeline.lib.transforms.bronze import KEY
 from twin_pipeline.resources.lake import LakeResource
 
 
@@ -55,7 +55,10 @@ def bronze_schema(context: dg.AssetCheckExecutionContext, lake: LakeResource) ->
 
 
 @dg.asset_check(
-    asset=BRONZE, partitions_def=SHIFTS, blocking=True, description="No two rows share (line, tag, source_ts, value): a replay."
+    asset=BRONZE,
+    partitions_def=SHIFTS,
+    blocking=True,
+    description="No two rows share (line, tag, source_ts, value): a replay.",
 )
 def bronze_no_duplicates(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
     rows = shift_rows(lake, Table.BRONZE_SAMPLES, context)
