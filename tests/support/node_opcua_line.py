@@ -91,7 +91,8 @@ class Expected:
 def scripted_shift(base: datetime, hours: float = 8.0, same_stamp: bool = False) -> tuple[Timeline, Expected]:
     """A shift of `hours` from `base`: execute at 110 of 120 parts/min with counts every 20 min, an operator
     stop (20 min), execute, a fault (aborted 15 min, then clearing, stopped, resetting, idle, starting),
-    execute to the end. With `same_stamp`, one count update is followed by a second, different value
+    execute to the end (the last count 1 s before it), then one deviation change 60 s after the end (so a
+    pipeline sees the line caught up past the shift). `Expected` covers [base, base + hours). With `same_stamp`, one count update is followed by a second, different value
     with the same source timestamp (a server stamping two changes in one tick): both are data."""
     end_s = hours * 3600
     steps: list[Step] = []
@@ -164,8 +165,10 @@ def scripted_shift(base: datetime, hours: float = 8.0, same_stamp: bool = False)
         t += dt
     go(t, EXECUTE, **{"Admin.StopReason.ID": 0, "Status.CurMachSpeed": rate})
     stops.append((base + timedelta(seconds=t_fault), t - t_fault, FAULT))
-    execute(t, end_s)
+    execute(t, end_s - 1)  # the last count inside the shift ([start, end) holds it)
     state_s[state] = state_s.get(state, 0.0) + (end_s - since)
+    # one change after the end (no count): the line has caught up past the shift, so the shift can be final
+    steps.append(Step(end_s + 60, {"Quality.LastPartDeviation": 0.123}))
     expected = Expected(base, base + timedelta(seconds=end_s), processed, defective, state_s, stops, design, doubled)
     return Timeline(base, steps), expected
 
