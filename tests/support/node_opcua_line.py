@@ -92,8 +92,9 @@ def scripted_shift(base: datetime, hours: float = 8.0, same_stamp: bool = False)
     """A shift of `hours` from `base`: execute at 110 of 120 parts/min with counts every 20 min, an operator
     stop (20 min), execute, a fault (aborted 15 min, then clearing, stopped, resetting, idle, starting),
     execute to the end (the last count 1 s before it), then one deviation change 60 s after the end (so a
-    pipeline sees the line caught up past the shift). `Expected` covers [base, base + hours). With `same_stamp`, one count update is followed by a second, different value
-    with the same source timestamp (a server stamping two changes in one tick): both are data."""
+    pipeline sees the line caught up past the shift). `Expected` covers [base, base + hours). With
+    `same_stamp`, one count update is followed by a second, different value with the same source
+    timestamp (a server stamping two changes in one tick): both are data."""
     end_s = hours * 3600
     steps: list[Step] = []
     state_s: dict[int, float] = {}
