@@ -35,7 +35,8 @@ def test_expected_tags_is_the_latest_manifest_before_the_moment() -> None:
         *_manifest("L2", t1, "s1", {"Z": "subscribed"}),
     ]
     frame = pl.DataFrame(rows, schema=pl.Schema(pl.from_arrow(SUBSCRIPTIONS.empty_table()).schema))
-    assert expected_tags(frame, "L1", t1) is None  # nothing took effect *before* t1
+    assert expected_tags(frame, "L1", t1, earliest_if_none=False) is None  # nothing took effect *before* t1
+    assert expected_tags(frame, "L1", t1 - timedelta(days=9)) == {"A", "B"}  # a PLC clock behind the collector's
     assert expected_tags(frame, "L1", t1 + timedelta(seconds=1)) == {"A", "B"}
     assert expected_tags(frame, "L1", t2 + timedelta(seconds=1)) == {"A"}
     assert expected_tags(frame.to_arrow(), "L1", t2 + timedelta(seconds=1), ("subscribed", "rejected")) == {"A", "B"}

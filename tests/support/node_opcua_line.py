@@ -26,7 +26,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -314,8 +314,3 @@ def node_opcua_line(
         yield server
     finally:
         server.stop()
-
-
-def utc(text: str) -> datetime:
-    """`2026-11-24T05:00` as an aware UTC datetime (a helper for timelines in tests)."""
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
