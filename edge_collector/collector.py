@@ -15,7 +15,6 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -683,7 +682,10 @@ class Collector:
                 row = n.row
                 line_id = binding.line_id
                 verdict = deduper.check(
-                    line_id, binding.tag, row["source_ts"], value_key(row["value"], row["value_text"], row["status_code"])
+                    line_id,
+                    binding.tag,
+                    row["source_ts"],
+                    value_key(row["value"], row["value_text"], row["status_code"]),
                 )
                 if verdict is Verdict.NEW:
                     if line_id in self._gaps and self._gaps[line_id].closed:

@@ -44,7 +44,9 @@ def value_key(value: float | None, text: str | None = None, status: int = 0) -> 
 
 
 class Deduper:
-    def __init__(self, watermarks: Mapping[Key, tuple[datetime, Iterable[int]]] | None = None, recent: int = 4096):
+    def __init__(
+        self, watermarks: Mapping[Key, tuple[datetime, Iterable[int]]] | None = None, recent: int = 4096
+    ) -> None:
         """`watermarks`: per (line, tag), the newest stored source timestamp and the value keys stored at it."""
         # per key: [watermark, recent stamps ascending, their value keys] (only stamps >= the mark are added)
         self._tracks: dict[Key, list] = {}

@@ -79,10 +79,16 @@ def expected_tags(
     line_id: str,
     at: datetime,
     statuses: tuple[str, ...] = ("subscribed",),
+    earliest_if_none: bool = True,
 ) -> frozenset[str] | None:
     """The tags of `line_id`'s latest manifest that took effect before `at` (since_ts < at), limited
     to rows whose status is in `statuses` (default: the tags the server accepted, i.e. the data to
-    expect). None when the line has no manifest before `at` (an older lake: fall back to the tag map).
+    expect). None when the line has no manifest at all (an older lake: fall back to the tag map).
+
+    `since_ts` is the collector's clock, `at` usually a shift end on the PLC's clock. When the PLC's
+    clock is behind the collector's (a replayed or test timeline, a PLC clock set in the past), no
+    manifest precedes the shift although its data was recorded under one: with `earliest_if_none`
+    the line's earliest manifest is used then (data is only received after a subscription is made).
 
     `manifest` is the `subscriptions` table (or any frame with its line_id, tag, since_ts, status and
     session_id columns); `at` must be timezone-aware."""
@@ -92,10 +98,13 @@ def expected_tags(
     assert isinstance(frame, pl.DataFrame)  # noqa: S101 - from_arrow of a Table is a DataFrame; for mypy
     if frame.is_empty():
         return None
-    before = frame.filter((pl.col("line_id") == line_id) & (pl.col("since_ts") < at))
+    line = frame.filter(pl.col("line_id") == line_id)
+    before = line.filter(pl.col("since_ts") < at)
     if before.is_empty():
-        return None
-    latest = before.sort("since_ts", "session_id").tail(1)
+        if not earliest_if_none or line.is_empty():
+            return None
+        before = line.filter(pl.col("since_ts") == pl.col("since_ts").min())
+    latest = before.sort("since_ts", "session_id").tail(1)  # the earliest_if_none case: one since_ts
     since, session = latest["since_ts"][0], latest["session_id"][0]
     rows = before.filter(
         (pl.col("since_ts") == since) & (pl.col("session_id") == session) & pl.col("status").is_in(list(statuses))

@@ -24,7 +24,9 @@ log = logging.getLogger("edge_collector")
 class ManifestRecorder:
     """Keeps the server's answer per configured node and writes a manifest on demand."""
 
-    def __init__(self, session_id: str, next_seq: Callable[[str], int], sink: Callable[[list[dict[str, Any]]], None]):
+    def __init__(
+        self, session_id: str, next_seq: Callable[[str], int], sink: Callable[[list[dict[str, Any]]], None]
+    ) -> None:
         self.session_id = session_id
         self.next_seq = next_seq
         self.sink = sink
@@ -37,7 +39,9 @@ class ManifestRecorder:
         """The configured nodes whose data is stored (not the collector's own clock)."""
         self.configured = [b for b in bindings if b.store]
 
-    def observe(self, requests: list[ua.MonitoredItemCreateRequest], results: list[ua.MonitoredItemCreateResult]) -> None:
+    def observe(
+        self, requests: list[ua.MonitoredItemCreateRequest], results: list[ua.MonitoredItemCreateResult]
+    ) -> None:
         """Hooked on every CreateMonitoredItems answer (see `asyncua_compat.observe_monitored_items`)."""
         for request, result in zip(requests, results):
             code = result.StatusCode.value if result.StatusCode is not None else 0

@@ -108,7 +108,10 @@ QUARANTINE_REASONS = {
     "type_changed": "the tag's data type differs from the tag map or from its first value",
     "unsupported_type": "value type cannot be stored (array, structure, byte string, ...)",
     "too_large": "string value longer than the limit",
-    "absurd_timestamp": "source timestamp before 2000 or more than a day ahead of the collector's clock (a missing one is replaced by the server timestamp, see normalize.py)",
+    "absurd_timestamp": (
+        "source timestamp before 2000 or more than a day ahead of the collector's clock "
+        "(a missing one is replaced by the server timestamp, see normalize.py)"
+    ),
     "out_of_order": "source timestamp older than one already stored for that tag and not a replay",
     "unknown_node": "notification for a node the collector did not subscribe to",
 }

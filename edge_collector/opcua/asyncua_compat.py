@@ -122,7 +122,7 @@ def observe_monitored_items(
         fn(list(params.ItemsToCreate), list(results))
         return results
 
-    session.create_monitored_items = create_monitored_items  # type: ignore[method-assign]  # instance hook, see above
+    session.create_monitored_items = create_monitored_items
 
 
 def add_state_listener(client: Client, callback: Callable[[UaClientState], None]) -> None:

@@ -78,7 +78,9 @@ def test_make_run_twin_collects_stops_cleanly_and_resumes(tmp_path: Path) -> Non
         assert "twin: stopped" in out and "stopped cleanly" in out
         assert port_closed(port)
     raw = rows(lake)
-    assert raw.select("line_id", "tag", "source_ts").is_duplicated().sum() == 0
+    # no replay stored twice; the restarted PLC's initial values may share the last stamp of the first run
+    # with another value (a counter reset to 0): that is data, not a replay (defect 3)
+    assert raw.select("line_id", "tag", "source_ts", "value", "value_text").is_duplicated().sum() == 0
     assert set(raw["line_id"]) == {"L1", "L2"}
     gaps = rows(lake, "gaps")
     assert "collector_down" in set(gaps["reason"])  # the restart left an explicit gap record

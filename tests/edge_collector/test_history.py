@@ -105,7 +105,9 @@ def test_seeded_tables_have_the_edge_contract(seeded: tuple[Path, SeedStats]) ->
     assert set(manifest["status"]) == {"subscribed"}
     for line in ("L1", "L2"):
         assert expected_tags(manifest, line, T0 + timedelta(seconds=1)) == set(raw["tag"].unique())
-        assert manifest.filter(pl.col("line_id") == line)["seq"].sort().to_list() == list(range(1, len(manifest) // 2 + 1))
+        assert manifest.filter(pl.col("line_id") == line)["seq"].sort().to_list() == list(
+            range(1, len(manifest) // 2 + 1)
+        )
         assert raw.filter(pl.col("line_id") == line)["seq"].min() == len(manifest) // 2 + 1
     assert set(events["session_id"]) == {stats.session_id} and set(events["seed"]) == {3}
 

@@ -35,14 +35,15 @@ def test_expected_tags_is_the_latest_manifest_before_the_moment() -> None:
         *_manifest("L2", t1, "s1", {"Z": "subscribed"}),
     ]
     frame = pl.DataFrame(rows, schema=pl.Schema(pl.from_arrow(SUBSCRIPTIONS.empty_table()).schema))
-    assert expected_tags(frame, "L1", t1) is None  # nothing took effect *before* t1
+    assert expected_tags(frame, "L1", t1, earliest_if_none=False) is None  # nothing took effect *before* t1
+    assert expected_tags(frame, "L1", t1 - timedelta(days=9)) == {"A", "B"}  # a PLC clock behind the collector's
     assert expected_tags(frame, "L1", t1 + timedelta(seconds=1)) == {"A", "B"}
     assert expected_tags(frame, "L1", t2 + timedelta(seconds=1)) == {"A"}
     assert expected_tags(frame.to_arrow(), "L1", t2 + timedelta(seconds=1), ("subscribed", "rejected")) == {"A", "B"}
     assert expected_tags(frame, "L2", t2 + timedelta(days=1)) == {"Z"}
     assert expected_tags(frame, "L3", t2) is None
     with pytest.raises(ValueError, match="timezone-aware"):
-        expected_tags(frame, "L1", datetime(2026, 1, 1))  # noqa: DTZ001 - the naive moment is the point
+        expected_tags(frame, "L1", datetime(2026, 1, 1))
 
 
 def test_status_codes_map_onto_manifest_statuses() -> None:
@@ -66,7 +67,11 @@ async def test_manifest_at_start_and_after_a_recreate_with_a_missing_node(
         config = lab_config(
             plc,
             tmp_path,
-            subscription={"lines": ["L1"], "tags": tags, "nodes": [{"line": "L1", "tag": "Custom.X", "node_id": missing}]},
+            subscription={
+                "lines": ["L1"],
+                "tags": tags,
+                "nodes": [{"line": "L1", "tag": "Custom.X", "node_id": missing}],
+            },
         )
         caplog.set_level(logging.ERROR, logger="edge_collector")
         async with running(Collector(config, environ=LAB_ENV)) as collector:
@@ -74,7 +79,9 @@ async def test_manifest_at_start_and_after_a_recreate_with_a_missing_node(
             await settle(1.0)
             await plc.stop()
             await asyncio.sleep(1.0)
-            restarted = PlcServer(plc.params, SimClock(start=T0 + timedelta(minutes=5), step_mode=True), plc.seed, plc.options)
+            restarted = PlcServer(
+                plc.params, SimClock(start=T0 + timedelta(minutes=5), step_mode=True), plc.seed, plc.options
+            )
             await restarted.start()
             try:
                 for _ in range(150):
@@ -94,7 +101,11 @@ async def test_manifest_at_start_and_after_a_recreate_with_a_missing_node(
         for since in per_since["since_ts"]:
             one = manifest.filter(pl.col("since_ts") == since)
             status = dict(zip(one["tag"], one["status"]))
-            assert status == {"Status.StateCurrent": "subscribed", "Admin.ProdProcessedCount": "subscribed", "Custom.X": "missing"}
+            assert status == {
+                "Status.StateCurrent": "subscribed",
+                "Admin.ProdProcessedCount": "subscribed",
+                "Custom.X": "missing",
+            }
             row = one.filter(pl.col("tag") == "Custom.X").row(0, named=True)
             assert "BadNodeIdUnknown" in row["detail"] and row["node_id"] == missing
             assert one.filter(pl.col("status") == "subscribed")["sampling_interval_ms"].is_not_null().all()

@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 
 from edge_collector.collector import Collector
+from edge_collector.config import load_config
 from edge_collector.manifest import expected_tags
 from plc.tagmap import TAGS
 from tests.conftest import T0
@@ -70,3 +71,9 @@ async def test_values_without_a_source_timestamp_are_kept_in_server_time_order(t
     served = counts.tail(5)
     assert (served["source_ts"] == served["server_ts"]).all() and served["seq"].is_sorted()
     assert read_table(config.lake(), "quarantine").height == 0
+
+
+def test_the_documented_codesys_line_config_subscribes_the_seven_core_tags_securely() -> None:
+    config = load_config(Path(__file__).resolve().parents[2] / "docs" / "operations" / "codesys_line.toml")
+    assert config.subscription.tags == list(CORE_TAGS)
+    assert (config.opcua.security_policy, config.opcua.security_mode) == ("Basic256Sha256", "SignAndEncrypt")

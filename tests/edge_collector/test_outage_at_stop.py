@@ -52,7 +52,9 @@ async def test_an_outage_open_at_stop_is_a_gap_continued_at_the_next_start(
         assert not any(r.exc_info for r in caplog.records if r.name.startswith("asyncua")), "a traceback was logged"
 
         # the server is back, the collector starts again: its gap continues where the last one ended
-        restarted = PlcServer(plc.params, SimClock(start=T0 + timedelta(minutes=5), step_mode=True), plc.seed, plc.options)
+        restarted = PlcServer(
+            plc.params, SimClock(start=T0 + timedelta(minutes=5), step_mode=True), plc.seed, plc.options
+        )
         await restarted.start()
         try:
             async with running(Collector(config, environ=LAB_ENV)):

@@ -26,7 +26,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ CORE_TAGS = (
     "Admin.StopReason.ID",
     "Quality.LastPartDeviation",
 )
-USER, PASSWORD = "collector", "line-secret-1"  # noqa: S105 - a throwaway test server's user
+USER, PASSWORD = "collector", "line-secret-1"
 EXECUTE, STOPPING, STOPPED, STARTING, ABORTING, ABORTED, CLEARING, RESETTING, IDLE = 6, 7, 2, 3, 8, 9, 1, 15, 4
 OPERATOR_STOP, FAULT = TAGS.stop_reasons["OperatorStop"], TAGS.stop_reasons["UnspecifiedFault"]
 
@@ -91,8 +91,10 @@ class Expected:
 def scripted_shift(base: datetime, hours: float = 8.0, same_stamp: bool = False) -> tuple[Timeline, Expected]:
     """A shift of `hours` from `base`: execute at 110 of 120 parts/min with counts every 20 min, an operator
     stop (20 min), execute, a fault (aborted 15 min, then clearing, stopped, resetting, idle, starting),
-    execute to the end. With `same_stamp`, one count update is followed by a second, different value
-    with the same source timestamp (a server stamping two changes in one tick): both are data."""
+    execute to the end (the last count 1 s before it), then one deviation change 60 s after the end (so a
+    pipeline sees the line caught up past the shift). `Expected` covers [base, base + hours). With
+    `same_stamp`, one count update is followed by a second, different value with the same source
+    timestamp (a server stamping two changes in one tick): both are data."""
     end_s = hours * 3600
     steps: list[Step] = []
     state_s: dict[int, float] = {}
@@ -164,11 +166,11 @@ def scripted_shift(base: datetime, hours: float = 8.0, same_stamp: bool = False)
         t += dt
     go(t, EXECUTE, **{"Admin.StopReason.ID": 0, "Status.CurMachSpeed": rate})
     stops.append((base + timedelta(seconds=t_fault), t - t_fault, FAULT))
-    execute(t, end_s)
+    execute(t, end_s - 1)  # the last count inside the shift ([start, end) holds it)
     state_s[state] = state_s.get(state, 0.0) + (end_s - since)
-    expected = Expected(
-        base, base + timedelta(seconds=end_s), processed, defective, state_s, stops, design, doubled
-    )
+    # one change after the end (no count): the line has caught up past the shift, so the shift can be final
+    steps.append(Step(end_s + 60, {"Quality.LastPartDeviation": 0.123}))
+    expected = Expected(base, base + timedelta(seconds=end_s), processed, defective, state_s, stops, design, doubled)
     return Timeline(base, steps), expected
 
 
@@ -217,7 +219,7 @@ class NodeOpcuaLine:
         self.ready = self.wait_for("ready", timeout)
 
     def _read(self, process: subprocess.Popen[str]) -> None:
-        assert process.stdout is not None  # noqa: S101 - opened with stdout=PIPE
+        assert process.stdout is not None
         for text in process.stdout:
             try:
                 self.events.put(json.loads(text))
@@ -237,7 +239,7 @@ class NodeOpcuaLine:
             raise TimeoutError(f"node-opcua line: no {event!r} within {timeout} s; see {self.workdir}/*.log") from None
 
     def _send(self, command: str) -> None:
-        assert self.process is not None and self.process.stdin is not None  # noqa: S101 - started
+        assert self.process is not None and self.process.stdin is not None
         self.process.stdin.write(command + "\n")
         self.process.stdin.flush()
 
@@ -312,8 +314,3 @@ def node_opcua_line(
         yield server
     finally:
         server.stop()
-
-
-def utc(text: str) -> datetime:
-    """`2026-11-24T05:00` as an aware UTC datetime (a helper for timelines in tests)."""
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)

@@ -263,10 +263,11 @@ def plc_gaps(lake: Path, window: ShiftWindow) -> list[tuple[str, datetime, datet
     return out
 
 
-def read_manifest(lake: Path, before: datetime) -> pl.DataFrame:
-    """The subscriptions manifest rows (edge `subscriptions`) that took effect before `before`; an empty
-    frame of the edge contract when the collector never wrote one (lakes from before the manifest)."""
+def read_manifest(lake: Path) -> pl.DataFrame:
+    """The subscriptions manifest (edge `subscriptions`), every row: which one is in force for a shift is
+    `edge_collector.manifest.expected_tags`' rule (its `since_ts` is the collector's clock, a shift's end
+    the PLC's); an empty frame of the edge contract when the collector never wrote one."""
     path = edge_table_path(lake, "subscriptions")
     if not (path / "_delta_log").exists():
         return pl.DataFrame(TABLES["subscriptions"].empty_table())
-    return pl.scan_delta(str(path)).filter(pl.col("since_ts") < before).collect()
+    return pl.read_delta(str(path))

@@ -94,7 +94,7 @@ def _expected_and_samples(lake: LakeResource, shift_id: str) -> tuple[dict, pl.D
     window = CALENDAR.window(shift_id)
     samples = read_bronze(lake.path(), shift_id)
     lines = sorted(samples.filter(~pl.col("carried_in"))["line_id"].unique().to_list())
-    return expected_tags(read_manifest(lake.path(), window.end), lines, window.end), samples
+    return expected_tags(read_manifest(lake.path()), lines, window.end), samples
 
 
 @dg.asset_check(

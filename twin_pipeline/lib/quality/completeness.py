@@ -34,8 +34,9 @@ class Expected:
 
 
 def expected_tags(manifest: pl.DataFrame, line_ids: list[str], at: datetime) -> dict[str, Expected]:
-    """Per line, its manifest in force at `at` (edge_collector.manifest's rule): what it subscribed, and
-    what the server did not have with the manifest's status and detail."""
+    """Per line, its manifest in force at `at` (edge_collector.manifest's rule, the earliest one when none
+    took effect before: `since_ts` is the collector's clock, `at` the PLC's): what it subscribed, and what
+    the server did not have with the manifest's status and detail (the latest said)."""
     out: dict[str, Expected] = {}
     for line_id in line_ids:
         subscribed = manifest_tags(manifest, line_id, at)
@@ -43,9 +44,9 @@ def expected_tags(manifest: pl.DataFrame, line_ids: list[str], at: datetime) -> 
             out[line_id] = Expected(frozenset(t.path for t in TAGS.subscribed_line_tags()), {}, from_manifest=False)
             continue
         absent = manifest_tags(manifest, line_id, at, statuses=("missing", "rejected")) or frozenset()
-        rows = manifest.filter(
-            (pl.col("line_id") == line_id) & pl.col("tag").is_in(list(absent)) & (pl.col("since_ts") < at)
-        ).sort("since_ts", "seq")
+        rows = manifest.filter((pl.col("line_id") == line_id) & pl.col("tag").is_in(list(absent))).sort(
+            "since_ts", "seq"
+        )
         why = {
             r["tag"]: f"{r['status']}{': ' + r['detail'] if r['detail'] else ''}" for r in rows.iter_rows(named=True)
         }
