@@ -1,5 +1,6 @@
 """The variability engine: injects statistical "reality" (breakdowns, repairs, quality drift, feed
-rate changes, starvation, blocking, micro-stops, reduced speed, start-up rejects) into the PLC through its `Sim.*` and `Command.*` tags, and writes the ground truth of
+rate changes, starvation, blocking, micro-stops, reduced speed, start-up rejects) into the PLC
+through its `Sim.*` and `Command.*` tags, and writes the ground truth of
 every injection to `injected_events`.
 
 Time. The engine lives in the PLC's simulated time and never sleeps on the wall clock: whoever
@@ -117,7 +118,11 @@ SIGNALS = (
     "fault_code",
     "quality_error",
     "feed_rate",
-    *(f"{kind}_{part}" for kind in ("starvation", "blocking", "micro_stop", "reduced_speed") for part in ("interval", "duration")),
+    *(
+        f"{kind}_{part}"
+        for kind in ("starvation", "blocking", "micro_stop", "reduced_speed")
+        for part in ("interval", "duration")
+    ),
     "reduced_speed_limit",
     "startup_rejects",
 )
@@ -246,7 +251,9 @@ class ReducedSpeedConfig(EpisodeConfig):
     def _limit(self) -> ReducedSpeedConfig:
         if self.enabled:
             if self.speed_limit is None:
-                raise ValueError('speed_limit is required (parts/min, e.g. { kind = "uniform", low = 60.0, high = 80.0 })')
+                raise ValueError(
+                    'speed_limit is required (parts/min, e.g. { kind = "uniform", low = 60.0, high = 80.0 })'
+                )
             lo, hi = self.speed_limit.support()
             if lo <= 0 or hi > FEED_RATE_MAX:
                 raise ValueError(
