@@ -47,6 +47,11 @@ def test_asset_graph_snapshot() -> None:
     expected["silver/part_measurements"] = ("silver", polars_delta, ["bronze/samples"])
     expected["gold/fact_quality"] = ("gold", polars_delta, ["silver/part_measurements"])
     expected["gold/fact_reliability"] = ("gold", polars_delta, ["edge/injected_events", "silver/state_intervals"])
+    expected["gold/fact_losses"] = (
+        "gold",
+        polars_delta,
+        ["bronze/samples", "gold/fact_oee_shift", "silver/state_intervals"],
+    )
     expected["gold/dim_line"] = ("gold", polars_delta, ["bronze/samples"])
     expected["gold/dim_shift"] = ("gold", polars_delta, [])
     expected["gold/dim_date"] = ("gold", polars_delta, [])
