@@ -77,10 +77,11 @@ def _episodes(events: pl.DataFrame, line_id: str, kind: str, end: datetime) -> l
 def _timeline(events: pl.DataFrame, line_id: str, kinds: dict[str, float | None]) -> list[tuple[datetime, float]]:
     """(time, value) of a setting from its injected rows; `kinds` maps a kind to a fixed value (None: the row's)."""
     rows = events.filter((pl.col("line_id") == line_id) & pl.col("kind").is_in(list(kinds))).sort("event_ts", "seq")
-    return [
-        (r["event_ts"], r["value"] if kinds[r["kind"]] is None else kinds[r["kind"]])
-        for r in rows.iter_rows(named=True)
-    ]
+    out: list[tuple[datetime, float]] = []
+    for r in rows.iter_rows(named=True):
+        fixed = kinds[r["kind"]]
+        out.append((r["event_ts"], float(r["value"]) if fixed is None else fixed))
+    return out
 
 
 def _at(timeline: list[tuple[datetime, float]], t: datetime) -> float | None:
@@ -225,8 +226,10 @@ def _expected_quality(events: pl.DataFrame, parts: pl.DataFrame) -> tuple[float 
         return None, 0.0  # parts before the first injected error: the error then is unknown
     residual = joined["deviation_mm"] - joined["error_mm"]
     n = joined.height
-    sd = float(residual.std() or 0.0)
-    return float(joined["error_mm"].mean() or 0.0), QUALITY_Z * sd / math.sqrt(n) + 1e-9
+    sd = residual.cast(pl.Float64).std()
+    mean = joined["error_mm"].cast(pl.Float64).mean()
+    sd = float(sd) if isinstance(sd, float) else 0.0
+    return float(mean) if isinstance(mean, float) else 0.0, QUALITY_Z * sd / math.sqrt(n) + 1e-9
 
 
 def summary(found: list[Comparison]) -> dict[str, Any]:
