@@ -4,6 +4,7 @@ line's OBSERVED PackTags show each one at the instant its injected_events row sa
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 from typing import Any
 
@@ -125,3 +126,30 @@ async def test_each_injection_shows_in_the_line_at_its_instant(start_plc: Any) -
 def test_loss_config_errors_say_what_to_fix(section: str, raw: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         VariabilityConfig.model_validate({"default": {section: raw}})
+
+
+async def test_stopping_episodes_never_overlap_and_a_fault_waits_for_the_one_running() -> None:
+    """One cause per stop: a fault due during a blocking episode is injected after its end, and the
+    three stopping kinds never run at once (reduced speed may overlap them)."""
+    from tests.edge_collector.test_variability import run_fake
+
+    faults = {
+        "time_to_failure": {"kind": "constant", "value": 500.0},
+        "repair_time": {"kind": "constant", "value": 60.0},
+    }
+    block = {"interval": {"kind": "constant", "value": 400.0}, "duration": {"kind": "constant", "value": 300.0}}
+    cfg = VariabilityConfig.model_validate({"default": {"faults": faults, "blocking": block}})
+    rows, _ = await run_fake(cfg, ["L1"], 2, hours=0.5, tick_s=1.0)
+    assert of(rows, "L1", "blocking_start")[0]["event_ts"] == T0 + timedelta(seconds=400)
+    # due at 500 s, inside the block 400..700 s: injected once it ended (and the engine polled the state)
+    assert of(rows, "L1", "fault_start")[0]["event_ts"] == T0 + timedelta(seconds=701)
+
+    rows, _ = await run_fake(CONFIG, ["L1"], 2, hours=2, tick_s=1.0)
+    spans = []
+    for kind in ("starvation", "blocking", "micro_stop"):
+        spans += [
+            (s["event_ts"], e["event_ts"])
+            for s, e in zip(of(rows, "L1", f"{kind}_start"), of(rows, "L1", f"{kind}_end"), strict=False)
+        ]
+    spans.sort()
+    assert len(spans) > 10 and all(a[1] <= b[0] for a, b in itertools.pairwise(spans))
