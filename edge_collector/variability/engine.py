@@ -507,6 +507,8 @@ class VariabilityEngine:
                     signal_rng(self.seed, line, "reduced_speed_limit") if kind == "reduced_speed" else None,
                 )
                 ep.due = now + timedelta(seconds=ecfg.interval.sample(ep.rng_interval))
+                # an episode a previous session left running (the collector stopped mid-way) ends now; no row
+                await self.port.write(line, path, 0.0 if kind == "reduced_speed" else False)
                 st.episodes.append(ep)
             if cfg.startup_rejects is not None and cfg.startup_rejects.enabled:
                 st.startup, st.rng_startup = cfg.startup_rejects, signal_rng(self.seed, line, "startup_rejects")
