@@ -107,6 +107,7 @@ from plc.tagmap import PackMLState as S
 from plc.tagmap import StopReason
 
 from .distributions import BaseDistribution, Categorical, Distribution
+from .losses import EPISODES, FEED_RATE_MAX, Episode, EpisodeConfig, ReducedSpeedConfig, StartupRejectsConfig
 from .plc_port import LineState, PlcPort
 
 log = logging.getLogger(__name__)
@@ -133,9 +134,8 @@ FAULTABLE_STATES = frozenset(
 )
 #: Recovery: the command that moves a line from this state towards Execute.
 RECOVERY_COMMANDS = {int(S.Aborted): int(Cmd.Clear), int(S.Stopped): int(Cmd.Reset), int(S.Idle): int(Cmd.Start)}
-FEED_RATE_MAX = 1e6  # Sim.FeedRate range accepted by the PLC (plc.line_model.validate_input)
+
 QUALITY_ERROR_MAX = 1e3
-STARTUP_REJECTS_MAX = 1_000_000
 
 
 class _Model(BaseModel):
@@ -217,67 +217,6 @@ class FeedRateConfig(PeriodicConfig):
                     f"feed_rate: a {self.distribution.kind} distribution draws {lo}..{hi}; the PLC accepts "
                     f"0..{FEED_RATE_MAX:g} parts/min (use uniform, triangular or constant)"
                 )
-        return self
-
-
-class EpisodeConfig(_Model):
-    """Episodes (starvation, blocking, micro-stops, reduced speed): one starts `interval` simulated seconds
-    after the previous one ended, provided the line is in Execute then (else that draw is skipped and the
-    next interval drawn), and lasts `duration` seconds."""
-
-    enabled: bool = True
-    interval: Distribution | None = None
-    duration: Distribution | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> EpisodeConfig:
-        if not self.enabled:
-            return self
-        for name in ("interval", "duration"):
-            dist: BaseDistribution | None = getattr(self, name)
-            if dist is None:
-                raise ValueError(f"{name} is required (a distribution of seconds), or enabled = false")
-            if dist.support()[0] < 0:
-                raise ValueError(f"{name}: a {dist.kind} distribution can draw negative seconds")
-        return self
-
-
-class ReducedSpeedConfig(EpisodeConfig):
-    """Running below design speed: Sim.SpeedLimit (parts/min, drawn per episode) while it lasts."""
-
-    speed_limit: Distribution | None = None
-
-    @model_validator(mode="after")
-    def _limit(self) -> ReducedSpeedConfig:
-        if self.enabled:
-            if self.speed_limit is None:
-                raise ValueError(
-                    'speed_limit is required (parts/min, e.g. { kind = "uniform", low = 60.0, high = 80.0 })'
-                )
-            lo, hi = self.speed_limit.support()
-            if lo <= 0 or hi > FEED_RATE_MAX:
-                raise ValueError(
-                    f"speed_limit: draws of {lo}..{hi} parts/min; a limit must be in (0, {FEED_RATE_MAX:g}] "
-                    "(use uniform, triangular or constant)"
-                )
-        return self
-
-
-class StartupRejectsConfig(_Model):
-    """Start-up rejects: before each Start of a recovery the engine writes Sim.StartupRejects = round(draw)
-    (parts rejected after the restart, whatever they measure)."""
-
-    enabled: bool = True
-    count: Distribution | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> StartupRejectsConfig:
-        if self.enabled:
-            if self.count is None:
-                raise ValueError('count is required (parts, e.g. { kind = "uniform", low = 2.0, high = 8.0 })')
-            lo, hi = self.count.support()
-            if lo < 0 or hi > STARTUP_REJECTS_MAX:
-                raise ValueError(f"count: draws of {lo}..{hi}; the PLC accepts 0..{STARTUP_REJECTS_MAX} parts")
         return self
 
 
@@ -370,42 +309,14 @@ class _Periodic:
 
 
 @dataclass
-class _Episode:
-    """One kind of episode on one line: a Sim tag set for a drawn duration, again and again."""
-
-    line: str
-    kind: str  # injected_events kinds: <kind>_start, <kind>_end
-    path: str
-    cfg: EpisodeConfig
-    rng_interval: np.random.Generator
-    rng_duration: np.random.Generator
-    due: datetime
-    stops_line: bool  # starvation, blocking and micro-stops exclude each other (and defer faults)
-    rng_value: np.random.Generator | None = None
-    active: bool = False
-    started: datetime | None = None
-    duration: float = 0.0
-    value: float = 0.0
-
-
-#: Episode kinds: (config field, injected kind, Sim tag, whether it stops production).
-EPISODES = (
-    ("starvation", "starvation", "Sim.InfeedEmpty", True),
-    ("blocking", "blocking", "Sim.OutfeedBlocked", True),
-    ("micro_stops", "micro_stop", "Sim.MicroStop", True),
-    ("reduced_speed", "reduced_speed", "Sim.SpeedLimit", False),
-)
-
-
-@dataclass
 class _Line:
     faults: _Faults | None = None
     periodic: list[_Periodic] = field(default_factory=list)
-    episodes: list[_Episode] = field(default_factory=list)
+    episodes: list[Episode] = field(default_factory=list)
     startup: StartupRejectsConfig | None = None
     rng_startup: np.random.Generator | None = None
 
-    def stopping_episode(self) -> _Episode | None:
+    def stopping_episode(self) -> Episode | None:
         """The episode holding the line stopped now, if any."""
         return next((e for e in self.episodes if e.active and e.stops_line), None)
 
@@ -495,7 +406,7 @@ class VariabilityEngine:
                 if ecfg is None or not ecfg.enabled:
                     continue
                 assert ecfg.interval is not None  # noqa: S101 - an invariant, stated for the type checker
-                ep = _Episode(
+                ep = Episode(
                     line,
                     kind,
                     path,
@@ -523,7 +434,7 @@ class VariabilityEngine:
         now = _utc(now)
         while True:
             best: tuple[datetime, int] | None = None
-            action: _Faults | _Periodic | _Episode | None = None
+            action: _Faults | _Periodic | Episode | None = None
             for order, proc in enumerate(self._processes()):
                 if proc.due <= now and (best is None or (proc.due, order) < best):
                     best, action = (proc.due, order), proc
@@ -531,7 +442,7 @@ class VariabilityEngine:
                 return
             if isinstance(action, _Periodic):
                 await self._periodic(action, now)
-            elif isinstance(action, _Episode):
+            elif isinstance(action, Episode):
                 await self._episode(action, now)
             else:
                 await self._faults(action, now)
@@ -540,8 +451,8 @@ class VariabilityEngine:
         """Earliest time an action (or a state poll) is due; None before start or with nothing configured."""
         return min((p.due for p in self._processes()), default=None)
 
-    def _processes(self) -> list[_Faults | _Periodic | _Episode]:
-        procs: list[_Faults | _Periodic | _Episode] = []
+    def _processes(self) -> list[_Faults | _Periodic | Episode]:
+        procs: list[_Faults | _Periodic | Episode] = []
         for line in self.lines:
             st = self._state.get(line)
             if st is None:
@@ -568,7 +479,7 @@ class VariabilityEngine:
         p.due = p.due + timedelta(seconds=p.cfg.interval_s)
 
     # ------------------------------------------------------------------ episodes
-    async def _episode(self, e: _Episode, now: datetime) -> None:
+    async def _episode(self, e: Episode, now: datetime) -> None:
         """Start an episode (only in Execute, one stopping episode at a time) or end the running one."""
         assert e.cfg.interval is not None and e.cfg.duration is not None  # noqa: S101 - an invariant, stated for the type checker
         if not e.active:

@@ -67,7 +67,7 @@ async def test_each_injection_shows_in_the_line_at_its_instant(start_plc: Any) -
         rows: list[dict[str, Any]] = []
         engine = VariabilityEngine(CONFIG, ["L1"], 3, AsyncuaPlcPort(client), rows.append, "live")
         await engine.start(T0)
-        await drive(plc, engine, lambda: ts(plc.clock.now()) >= T0 + timedelta(hours=6), seed=4)
+        await drive(plc, engine, lambda: ts(plc.clock.now()) >= T0 + timedelta(hours=3), seed=4)
         await rec.drain(client)
 
     kinds = {r["kind"] for r in rows}
