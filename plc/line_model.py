@@ -96,6 +96,10 @@ def validate_input(path: str, value: Any) -> str | None:
         return "Sim.FeedRate must be a finite rate in 0..1e6 parts/min"
     if path == "Sim.QualityErrorMm" and not (math.isfinite(value) and abs(value) <= 1e3):
         return "Sim.QualityErrorMm must be finite and within +-1000 mm"
+    if path == "Sim.SpeedLimit" and not (math.isfinite(value) and 0 <= value <= 1e6):
+        return "Sim.SpeedLimit must be a finite rate in 0..1e6 parts/min (0 = no limit)"
+    if path == "Sim.StartupRejects" and not 0 <= value <= 1_000_000:
+        return "Sim.StartupRejects must be 0..1000000 parts"
     if path == "Sim.FaultCode" and not 0 <= value <= 999:
         return "Sim.FaultCode must be 0..999 (0 raises UnspecifiedFault 999)"
     if path == "Command.CntrlCmd" and value not in Cmd._value2member_map_:
@@ -132,6 +136,11 @@ class Line:
         self.feed_ppm = params.initial_feed_rate_ppm
         self.quality_error_mm = 0.0
         self.blocked = False
+        self.infeed_empty = False  # Sim.InfeedEmpty: upstream starved, whatever the feed rate
+        self.micro_stop = False  # Sim.MicroStop: jammed in Execute, speed 0
+        self.speed_limit_ppm = 0.0  # Sim.SpeedLimit: 0 = none
+        self.startup_rejects = 0  # Sim.StartupRejects: taken at the next Starting -> Execute
+        self.startup_left = 0  # start-up rejects still to make
         # material flow: progress of the part in the machine, as of progress_t
         self.progress = 0.0
         self.progress_t = t0
@@ -197,6 +206,17 @@ class Line:
         elif path == "Sim.OutfeedBlocked":
             self.blocked = bool(value)
             self._update_flow()
+        elif path == "Sim.InfeedEmpty":
+            self.infeed_empty = bool(value)
+            self._update_flow()
+        elif path == "Sim.MicroStop":
+            self.micro_stop = bool(value)
+            self._update_flow()
+        elif path == "Sim.SpeedLimit":
+            self.speed_limit_ppm = float(value)
+            self._update_flow()
+        elif path == "Sim.StartupRejects":
+            self.startup_rejects = int(value)
         else:
             raise KeyError(f"{path} is not an input of the line model")
 
@@ -237,6 +257,9 @@ class Line:
             self.stop_reason = int(reason)
             self.emit("Admin.StopReason.ID", self.stop_reason, t)
         self.deadline = t + self.p.acting_duration(state) if state in STATE_COMPLETE else INF
+        if old == S.Starting and state == S.Execute and self.startup_rejects > 0:
+            self.startup_left, self.startup_rejects = self.startup_rejects, 0
+            self.emit("Sim.StartupRejects", 0, t)
         if state == S.Idle and self._autostart:
             self._autostart = False
             self._command(Cmd.Start)
@@ -250,15 +273,17 @@ class Line:
             self.suspend_cause = int(Reason.Blocked)
             self._enter(S.Suspending, Reason.Blocked)
             return
-        if self.state == S.Suspended and self.suspend_cause is not None and not self.blocked and self.feed_ppm > 0:
+        feed = 0.0 if self.infeed_empty else self.feed_ppm
+        if self.state == S.Suspended and self.suspend_cause is not None and not self.blocked and feed > 0:
             self._enter(S.Unsuspending)
             return
         self._sync_progress()
         executing = self.state == S.Execute
-        rate_ppm = min(self.feed_ppm, self.p.design_speed_ppm) if executing else 0.0
+        limit = self.speed_limit_ppm if self.speed_limit_ppm > 0 else INF
+        rate_ppm = min(feed, self.p.design_speed_ppm, limit) if executing and not self.micro_stop else 0.0
         self.rate_pps = rate_ppm / 60.0
         self.next_part = self.progress_t + (1.0 - self.progress) / self.rate_pps if self.rate_pps > 0 else INF
-        if executing and self.feed_ppm <= 0:
+        if executing and feed <= 0:
             if self.starve_at == INF:
                 self.starve_at = t + self.p.starve_timeout_s
         else:
@@ -286,7 +311,10 @@ class Line:
         self.emit("Quality.LastPartDeviation", deviation, t)
         self.processed = (self.processed + 1) % UINT32
         self.emit("Admin.ProdProcessedCount", self.processed, t)
-        if abs(deviation) > self.p.tolerance_mm:
+        startup = self.startup_left > 0  # scrapped by the start-up rule, whatever it measures
+        if startup:
+            self.startup_left -= 1
+        if startup or abs(deviation) > self.p.tolerance_mm:
             self.defective = (self.defective + 1) % UINT32
             self.emit("Admin.ProdDefectiveCount", self.defective, t)
         self.batch_count += 1

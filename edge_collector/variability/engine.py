@@ -1,5 +1,6 @@
 """The variability engine: injects statistical "reality" (breakdowns, repairs, quality drift, feed
-rate changes) into the PLC through its `Sim.*` and `Command.*` tags, and writes the ground truth of
+rate changes, starvation, blocking, micro-stops, reduced speed, start-up rejects) into the PLC
+through its `Sim.*` and `Command.*` tags, and writes the ground truth of
 every injection to `injected_events`.
 
 Time. The engine lives in the PLC's simulated time and never sleeps on the wall clock: whoever
@@ -23,7 +24,8 @@ If an operator clears the fault before the repair time is over, the fault ends t
 `cleared_by = "external"`) and the engine finishes the restart. The Reset/Start commands of a
 recovery are part of its fault_end, not injections of their own.
 
-Rows. One row per injection (`fault_start`, `fault_end`, `feed_rate`, `quality_shift`), stamped
+Rows. One row per injection (`fault_start`, `fault_end`, `feed_rate`, `quality_shift`, the episodes'
+`<kind>_start`/`<kind>_end`, `startup_rejects`), stamped
 with the simulated time the write was made. `params` is the distribution's `describe()` plus
 `unit` and a `context` object (scheduled time, the other draws of the cycle, ...), so the ground
 truth is complete: drawn TTF (fault_start.value), fault code (fault_code), drawn repair time
@@ -55,8 +57,34 @@ section of the same name, whole):
     interval_s = 600.0
     distribution = { kind = "uniform", low = 95.0, high = 115.0 }
 
+    [variability.default.starvation]             # Sim.InfeedEmpty: the line starves
+    interval = { kind = "exponential", mtbf = 5400.0 }   # seconds from one episode's end to the next
+    duration = { kind = "lognormal", median = 90.0, sigma = 0.6 }
+
+    [variability.default.blocking]               # Sim.OutfeedBlocked: the line is blocked
+    interval = { kind = "exponential", mtbf = 7200.0 }
+    duration = { kind = "lognormal", median = 60.0, sigma = 0.6 }
+
+    [variability.default.micro_stops]            # Sim.MicroStop: seconds at speed 0, still in Execute
+    interval = { kind = "exponential", mtbf = 300.0 }
+    duration = { kind = "lognormal", median = 4.0, sigma = 0.5 }
+
+    [variability.default.reduced_speed]          # Sim.SpeedLimit: below design speed for a while
+    interval = { kind = "exponential", mtbf = 7200.0 }
+    duration = { kind = "lognormal", median = 900.0, sigma = 0.5 }
+    speed_limit = { kind = "uniform", low = 60.0, high = 80.0 }          # parts/min
+
+    [variability.default.startup_rejects]        # Sim.StartupRejects before each Start of a recovery
+    count = { kind = "uniform", low = 2.0, high = 8.0 }                  # parts, rounded
+
     [variability.lines.L2.faults]
     enabled = false
+
+Episodes (starvation, blocking, micro-stops, reduced speed) write `<kind>_start` (value: the drawn
+duration in s, for reduced speed the limit in parts/min) and `<kind>_end` (value: how long it lasted).
+An episode starts only while the line is in Execute (else that draw is skipped), the three that stop
+production never overlap, and a fault due during one waits for its end, so every stop has one cause.
+Start-up rejects write one `startup_rejects` row (value: parts) per recovery Start.
 """
 
 from __future__ import annotations
@@ -79,12 +107,26 @@ from plc.tagmap import PackMLState as S
 from plc.tagmap import StopReason
 
 from .distributions import BaseDistribution, Categorical, Distribution
+from .losses import EPISODES, FEED_RATE_MAX, Episode, EpisodeConfig, ReducedSpeedConfig, StartupRejectsConfig
 from .plc_port import LineState, PlcPort
 
 log = logging.getLogger(__name__)
 
 #: Signals with their own random stream; their names key the SeedSequence spawn.
-SIGNALS = ("time_to_failure", "repair_time", "fault_code", "quality_error", "feed_rate")
+SIGNALS = (
+    "time_to_failure",
+    "repair_time",
+    "fault_code",
+    "quality_error",
+    "feed_rate",
+    *(
+        f"{kind}_{part}"
+        for kind in ("starvation", "blocking", "micro_stop", "reduced_speed")
+        for part in ("interval", "duration")
+    ),
+    "reduced_speed_limit",
+    "startup_rejects",
+)
 
 #: States a breakdown can hit: the line is producing or paused while producing.
 FAULTABLE_STATES = frozenset(
@@ -92,7 +134,7 @@ FAULTABLE_STATES = frozenset(
 )
 #: Recovery: the command that moves a line from this state towards Execute.
 RECOVERY_COMMANDS = {int(S.Aborted): int(Cmd.Clear), int(S.Stopped): int(Cmd.Reset), int(S.Idle): int(Cmd.Start)}
-FEED_RATE_MAX = 1e6  # Sim.FeedRate range accepted by the PLC (plc.line_model.validate_input)
+
 QUALITY_ERROR_MAX = 1e3
 
 
@@ -184,6 +226,11 @@ class LineVariability(_Model):
     faults: FaultsConfig | None = None
     quality_error: QualityErrorConfig | None = None
     feed_rate: FeedRateConfig | None = None
+    starvation: EpisodeConfig | None = None
+    blocking: EpisodeConfig | None = None
+    micro_stops: EpisodeConfig | None = None
+    reduced_speed: ReducedSpeedConfig | None = None
+    startup_rejects: StartupRejectsConfig | None = None
 
 
 class VariabilityConfig(_Model):
@@ -265,6 +312,13 @@ class _Periodic:
 class _Line:
     faults: _Faults | None = None
     periodic: list[_Periodic] = field(default_factory=list)
+    episodes: list[Episode] = field(default_factory=list)
+    startup: StartupRejectsConfig | None = None
+    rng_startup: np.random.Generator | None = None
+
+    def stopping_episode(self) -> Episode | None:
+        """The episode holding the line stopped now, if any."""
+        return next((e for e in self.episodes if e.active and e.stops_line), None)
 
 
 class VariabilityEngine:
@@ -347,18 +401,40 @@ class VariabilityEngine:
                         now,
                     )
                 )
+            for name, kind, path, stops in EPISODES:
+                ecfg: EpisodeConfig | None = getattr(cfg, name)
+                if ecfg is None or not ecfg.enabled:
+                    continue
+                assert ecfg.interval is not None  # noqa: S101 - an invariant, stated for the type checker
+                ep = Episode(
+                    line,
+                    kind,
+                    path,
+                    ecfg,
+                    signal_rng(self.seed, line, f"{kind}_interval"),
+                    signal_rng(self.seed, line, f"{kind}_duration"),
+                    now,
+                    stops,
+                    signal_rng(self.seed, line, "reduced_speed_limit") if kind == "reduced_speed" else None,
+                )
+                ep.due = now + timedelta(seconds=ecfg.interval.sample(ep.rng_interval))
+                # an episode a previous session left running (the collector stopped mid-way) ends now; no row
+                await self.port.write(line, path, 0.0 if kind == "reduced_speed" else False)
+                st.episodes.append(ep)
+            if cfg.startup_rejects is not None and cfg.startup_rejects.enabled:
+                st.startup, st.rng_startup = cfg.startup_rejects, signal_rng(self.seed, line, "startup_rejects")
             self._state[line] = st
         await self.on_clock(now)
 
     async def on_clock(self, now: datetime) -> None:
         """Perform every action due at or before `now`, earliest first (ties: line order, then faults,
-        quality, feed rate). Safe to call again after an exception: nothing done is redone."""
+        quality, feed rate, episodes). Safe to call again after an exception: nothing done is redone."""
         if self.started_at is None:
             raise RuntimeError("call VariabilityEngine.start(now) before on_clock()")
         now = _utc(now)
         while True:
             best: tuple[datetime, int] | None = None
-            action: _Faults | _Periodic | None = None
+            action: _Faults | _Periodic | Episode | None = None
             for order, proc in enumerate(self._processes()):
                 if proc.due <= now and (best is None or (proc.due, order) < best):
                     best, action = (proc.due, order), proc
@@ -366,6 +442,8 @@ class VariabilityEngine:
                 return
             if isinstance(action, _Periodic):
                 await self._periodic(action, now)
+            elif isinstance(action, Episode):
+                await self._episode(action, now)
             else:
                 await self._faults(action, now)
 
@@ -373,8 +451,8 @@ class VariabilityEngine:
         """Earliest time an action (or a state poll) is due; None before start or with nothing configured."""
         return min((p.due for p in self._processes()), default=None)
 
-    def _processes(self) -> list[_Faults | _Periodic]:
-        procs: list[_Faults | _Periodic] = []
+    def _processes(self) -> list[_Faults | _Periodic | Episode]:
+        procs: list[_Faults | _Periodic | Episode] = []
         for line in self.lines:
             st = self._state.get(line)
             if st is None:
@@ -382,6 +460,7 @@ class VariabilityEngine:
             if st.faults is not None:
                 procs.append(st.faults)
             procs.extend(st.periodic)
+            procs.extend(st.episodes)
         return procs
 
     # ------------------------------------------------------------------ periodic signals
@@ -398,6 +477,51 @@ class VariabilityEngine:
         self._emit(p.line, p.kind, p.cfg.distribution, value, now, None, p.unit, context)
         p.pending = None
         p.due = p.due + timedelta(seconds=p.cfg.interval_s)
+
+    # ------------------------------------------------------------------ episodes
+    async def _episode(self, e: Episode, now: datetime) -> None:
+        """Start an episode (only in Execute, one stopping episode at a time) or end the running one."""
+        assert e.cfg.interval is not None and e.cfg.duration is not None  # noqa: S101 - an invariant, stated for the type checker
+        if not e.active:
+            scheduled = e.due
+            busy = e.stops_line and self._state[e.line].stopping_episode() is not None
+            st = await self.port.state(e.line)
+            if st.state != S.Execute or busy:
+                e.due = now + timedelta(seconds=e.cfg.interval.sample(e.rng_interval))
+                return
+            e.duration = e.cfg.duration.sample(e.rng_duration)
+            context: dict[str, Any] = {"due_ts": _iso(scheduled), "duration_s": e.duration, "tag": e.path}
+            if e.rng_value is not None:
+                cfg = e.cfg
+                assert isinstance(cfg, ReducedSpeedConfig) and cfg.speed_limit is not None  # noqa: S101 - an invariant, stated for the type checker
+                e.value = cfg.speed_limit.sample(e.rng_value)
+                await self.port.write(e.line, e.path, e.value)
+                self._emit(e.line, f"{e.kind}_start", cfg.speed_limit, e.value, now, None, "parts/min", context)
+            else:
+                await self.port.write(e.line, e.path, True)
+                self._emit(e.line, f"{e.kind}_start", e.cfg.duration, e.duration, now, None, "s", context)
+            e.active, e.started = True, now
+            e.due = now + timedelta(seconds=e.duration)
+            return
+        await self.port.write(e.line, e.path, 0.0 if e.rng_value is not None else False)
+        assert e.started is not None  # noqa: S101 - an invariant, stated for the type checker
+        lasted = (now - e.started).total_seconds()
+        context = {"start_ts": _iso(e.started), "drawn_duration_s": e.duration, "tag": e.path}
+        self._emit(e.line, f"{e.kind}_end", e.cfg.duration, lasted, now, None, "s", context)
+        e.active = False
+        e.due = now + timedelta(seconds=e.cfg.interval.sample(e.rng_interval))
+
+    async def _startup_rejects(self, line: str, now: datetime) -> None:
+        """Before the Start of a recovery: the parts the restart will scrap."""
+        st = self._state[line]
+        if st.startup is None or st.rng_startup is None:
+            return
+        assert st.startup.count is not None  # noqa: S101 - an invariant, stated for the type checker
+        n = max(0, round(st.startup.count.sample(st.rng_startup)))
+        if n == 0:
+            return
+        await self.port.write(line, "Sim.StartupRejects", n)
+        self._emit(line, "startup_rejects", st.startup.count, n, now, None, "parts", {"tag": "Sim.StartupRejects"})
 
     # ------------------------------------------------------------------ faults
     async def _faults(self, f: _Faults, now: datetime) -> None:
@@ -428,6 +552,10 @@ class VariabilityEngine:
         f.scheduled = f.due
 
     async def _inject(self, f: _Faults, now: datetime) -> None:
+        holding = self._state[f.line].stopping_episode()
+        if holding is not None:  # one cause per stop: the fault waits for the episode's end
+            f.due = holding.due + self._poll
+            return
         st = await self.port.state(f.line)
         if st.state not in FAULTABLE_STATES:
             self.abandoned_faults += 1
@@ -479,6 +607,8 @@ class VariabilityEngine:
             return
         cmd = RECOVERY_COMMANDS.get(st.state)
         if cmd is not None and f.commanded != (st.state, since):
+            if cmd == Cmd.Start:
+                await self._startup_rejects(f.line, now)
             await self.port.command(f.line, cmd)
             f.commanded = (st.state, since)
         f.due = now + self._poll

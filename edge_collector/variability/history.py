@@ -21,7 +21,9 @@ produce it:
   and one seeding is one session, and `seq` is strictly increasing per session and line;
 - with a variability config, the real variability engine (`engine.py`) drives the lines
   through an in-memory `PlcPort`, and its `injected_events` rows (the ground truth) are written too.
-  Its writes to subscribed inputs (`Sim.FeedRate`, ...) are samples, as the server publishes them.
+  Its writes to subscribed inputs (`Sim.FeedRate`, ...) are samples, as the server publishes them;
+  every injection works here as live (starvation, blocking, micro-stops, reduced speed and start-up
+  rejects are inputs of the same line model), so the seeded shifts show the six big losses.
 
 Writes: one Delta append per `batch_s` of simulated time (default one hour), of every line at once,
 with the datalogger's own helpers (`open_or_create`, `append_once` from `lake/`, `build_batch` from
@@ -547,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
         "--variability",
         type=Path,
         metavar="TOML",
-        help="collector config whose [variability] drives faults, quality and feed rate "
+        help="collector config whose [variability] drives faults, quality, feed rate and the other big losses "
         "(e.g. edge_collector/local.toml); default: none",
     )
     parser.add_argument("--lines-config", type=Path, help="line profiles file (default plc/lines.toml)")

@@ -52,7 +52,7 @@ def broken(tmp_path: Path):
 # --- the model against the gold contract ---------------------------------------------------------
 
 def test_every_gold_table_and_column_is_in_the_model_with_its_type(model) -> None:
-    assert set(GOLD) == {"fact_oee_shift", "fact_downtime", "fact_quality", "fact_reliability", "dim_shift",
+    assert set(GOLD) == {"fact_oee_shift", "fact_downtime", "fact_quality", "fact_reliability", "fact_losses", "dim_shift",
                          "dim_date", "dim_line"}
     assert table_differences(model) == []
     assert set(model.tables) == set(GOLD) | {MEASURES_TABLE}
@@ -122,7 +122,7 @@ def test_ratio_columns_are_hidden_and_never_summed(model) -> None:
 
 def test_the_star_relationships_are_many_to_one_single_direction(model) -> None:
     assert relationship_problems(model) == []
-    assert len(model.relationships) == 9
+    assert len(model.relationships) == 11
 
 
 def test_a_relationship_to_a_missing_column_is_reported(broken) -> None:

@@ -35,7 +35,7 @@ GOLD: dict[str, pl.Schema] = {key.split("/", 1)[1]: schema for key, schema in TA
 #: The star: every fact to the shift and line dimensions, the shift dimension to the dates.
 RELATIONSHIPS = {
     (fact, key, dim, key)
-    for fact in ("fact_oee_shift", "fact_downtime", "fact_quality", "fact_reliability")
+    for fact in ("fact_oee_shift", "fact_downtime", "fact_quality", "fact_reliability", "fact_losses")
     for key, dim in (("shift_id", "dim_shift"), ("line_id", "dim_line"))
 } | {("dim_shift", "local_date", "dim_date", "date")}
 PARAMETERS = ("SourceKind", "DatabricksHost", "DatabricksHttpPath", "DatabricksCatalog", "DatabricksSchema", "AdlsRoot")

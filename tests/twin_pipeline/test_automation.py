@@ -40,6 +40,7 @@ def test_the_shift_job_holds_exactly_the_shift_partitioned_assets() -> None:
     assert keys == [
         "bronze/samples",
         "gold/fact_downtime",
+        "gold/fact_losses",
         "gold/fact_oee_shift",
         "gold/fact_quality",
         "gold/fact_reliability",

@@ -47,6 +47,11 @@ def test_asset_graph_snapshot() -> None:
     expected["silver/part_measurements"] = ("silver", polars_delta, ["bronze/samples"])
     expected["gold/fact_quality"] = ("gold", polars_delta, ["silver/part_measurements"])
     expected["gold/fact_reliability"] = ("gold", polars_delta, ["edge/injected_events", "silver/state_intervals"])
+    expected["gold/fact_losses"] = (
+        "gold",
+        polars_delta,
+        ["bronze/samples", "gold/fact_oee_shift", "silver/state_intervals"],
+    )
     expected["gold/dim_line"] = ("gold", polars_delta, ["bronze/samples"])
     expected["gold/dim_shift"] = ("gold", polars_delta, [])
     expected["gold/dim_date"] = ("gold", polars_delta, [])
@@ -103,6 +108,8 @@ def test_asset_check_snapshot() -> None:
         ("gold/fact_oee_shift", "oee_invariants"): False,
         ("gold/fact_oee_shift", "performance_at_most_1"): False,
         ("gold/fact_oee_shift", "fault_downtime_matches_injections"): False,
+        ("gold/fact_losses", "losses_add_up"): False,
+        ("gold/fact_losses", "injections_reconcile"): False,
     }
 
 

@@ -18,7 +18,16 @@ import requests
 from twin_pipeline.defs.resources import resources_for
 
 KEY = dg.AssetKey(["semantic_model", "IndustrialTwin"])
-GOLD = ["dim_date", "dim_line", "dim_shift", "fact_downtime", "fact_oee_shift", "fact_quality", "fact_reliability"]
+GOLD = [
+    "dim_date",
+    "dim_line",
+    "dim_shift",
+    "fact_downtime",
+    "fact_losses",
+    "fact_oee_shift",
+    "fact_quality",
+    "fact_reliability",
+]
 WORKSPACE, DATASET, TENANT, CLIENT, SECRET = "ws-0001", "ds-0002", "tenant-0003", "client-0004", "s3cret&x=1"
 SETTINGS = {
     "POWERBI_WORKSPACE_ID": WORKSPACE,

@@ -203,6 +203,40 @@ DIM_LINE = pl.Schema(
 )
 
 
+FACT_LOSSES = pl.Schema(
+    {
+        "shift_id": pl.String,
+        "line_id": pl.String,
+        "loss": pl.String,
+        "oee_factor": pl.String,
+        "time_element": pl.String,
+        "cause": pl.String,
+        "seconds": pl.Float64,
+        "count": pl.Int64,
+        "parts": pl.Float64,
+    }
+)
+
+#: What each `fact_losses` column means, with its unit (long format: one row per line, shift, loss and cause).
+FACT_LOSSES_DESCRIPTIONS: dict[str, str] = {
+    "shift_id": "Production shift, YYYY-MM-DD-HHMM of its local start (the partition key).",
+    "line_id": "Line id as in the PLC address space.",
+    "loss": "One of the six big losses (breakdowns, setup_adjustment, small_stops, reduced_speed, "
+    "startup_rejects, production_rejects), or unknown (state not known: a data gap).",
+    "oee_factor": "The OEE factor the loss lowers: availability, performance or quality.",
+    "time_element": "ISO 22400-2 time element the seconds belong to: ADET (unit delay time), AUST (unit setup "
+    "time) or APT (inside actual production time); null for unknown time.",
+    "cause": "Stop reason category for breakdowns and setup (fault, starved, blocked, operator, batch, none); "
+    "'speed 0 in Execute' for small stops; null otherwise.",
+    "seconds": "Planned busy time lost, s; for reject losses parts x ideal cycle time, s. May be negative for "
+    "reduced_speed when performance exceeds 1.",
+    "count": "Events: stops for breakdowns, restarts for setup, zero-speed runs that resumed for small stops, "
+    "restarts with start-up rejects; null where the loss has no events.",
+    "parts": "Parts lost: rejected parts for the reject losses, seconds / ideal cycle time otherwise; null "
+    "without a design speed.",
+}
+
+
 class Table(StrEnum):
     """Every lake table by its key "layer/table": its asset key path and its folder under the lake root."""
 
@@ -217,6 +251,7 @@ class Table(StrEnum):
     DIM_SHIFT = "gold/dim_shift"
     DIM_DATE = "gold/dim_date"
     DIM_LINE = "gold/dim_line"
+    LOSSES = "gold/fact_losses"
 
     @property
     def asset_path(self) -> list[str]:
@@ -237,6 +272,7 @@ TABLES: dict[str, pl.Schema] = {
     Table.DIM_SHIFT: DIM_SHIFT,
     Table.DIM_DATE: DIM_DATE,
     Table.DIM_LINE: DIM_LINE,
+    Table.LOSSES: FACT_LOSSES,
 }
 
 
