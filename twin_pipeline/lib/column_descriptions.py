@@ -211,6 +211,23 @@ DIM_LINE = {
     "ideal_cycle_time_s": "Ideal cycle time: 60 / design speed [s per part]",
 }
 
+FACT_LOSSES = {
+    **COMMON,
+    "loss": "One of the six big losses (breakdowns, setup_adjustment, small_stops, reduced_speed, "
+    "startup_rejects, production_rejects), or unknown (state not known: a data gap) [text]",
+    "oee_factor": "The OEE factor the loss lowers: availability, performance or quality [text]",
+    "time_element": "ISO 22400-2 time element the seconds belong to: ADET (unit delay time), AUST (unit setup "
+    "time) or APT (inside actual production time); null for unknown time [text]",
+    "cause": "Stop reason category for breakdowns and setup (fault, starved, blocked, operator, batch, none); "
+    "'speed 0 in Execute' for small stops; null otherwise [text]",
+    "seconds": "Planned busy time lost; for the reject losses parts x ideal cycle time. May be negative for "
+    "reduced_speed when performance exceeds 1 [s]",
+    "count": "Events: stops for breakdowns, restarts for setup, zero-speed runs that resumed for small stops, "
+    "restarts with start-up rejects; null where the loss has no events [count]",
+    "parts": "Parts lost: rejected parts for the reject losses, seconds / ideal cycle time otherwise; null "
+    "without a design speed [parts]",
+}
+
 #: Every lake table's column descriptions, by the table's key (`contracts.TABLES` has the same keys).
 DESCRIPTIONS: dict[str, dict[str, str]] = {
     Table.BRONZE_SAMPLES: BRONZE_SAMPLES,
@@ -224,6 +241,7 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
     Table.DIM_SHIFT: DIM_SHIFT,
     Table.DIM_DATE: DIM_DATE,
     Table.DIM_LINE: DIM_LINE,
+    Table.LOSSES: FACT_LOSSES,
 }
 
 

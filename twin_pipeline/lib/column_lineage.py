@@ -171,6 +171,21 @@ FACT_QUALITY_LINEAGE: dict[str, tuple[Dep, ...]] = {
     "out_of_tolerance": _on(MEASUREMENTS, "out_of_tolerance"),
 }
 
+_LOSS = "gold/fact_losses"
+_ELEMENTS = ((STATES, "duration_s"), (STATES, "time_element"), (STATES, "state"), (STATES, "planned_break"))
+FACT_LOSSES_LINEAGE: dict[str, tuple[Dep, ...]] = {
+    **_keys(OEE),
+    "loss": (*_ELEMENTS, _tag(SPEED), _tag(STATE)),
+    "oee_factor": _on(_LOSS, "loss"),
+    "time_element": _on(_LOSS, "loss"),
+    "cause": ((STATES, "stop_reason"), _tag(SPEED)),
+    "seconds": _ELEMENTS
+    + _on(OEE, "planned_busy_time_s", "actual_production_time_s", "ideal_cycle_time_s", "produced", "reject")
+    + (_tag(SPEED), _tag(PRODUCED), _tag(DEFECTIVE)),
+    "count": ((STATES, "state"), (STATES, "start"), _tag(SPEED), _tag(DEFECTIVE)),
+    "parts": _on(_LOSS, "seconds") + _on(OEE, "ideal_cycle_time_s", "reject") + (_tag(DEFECTIVE),),
+}
+
 _FAULTS = ((STATES, "time_element"), (STATES, "start"), (STATES, "end"), (STATES, "in_gap"))
 _REL = "gold/fact_reliability"
 _INJECTED = "edge/injected_events"
@@ -237,6 +252,7 @@ LINEAGE: dict[str, dict[str, tuple[Dep, ...]]] = {
     Table.DIM_SHIFT: DIM_SHIFT_LINEAGE,
     Table.DIM_DATE: DIM_DATE_LINEAGE,
     Table.DIM_LINE: DIM_LINE_LINEAGE,
+    Table.LOSSES: FACT_LOSSES_LINEAGE,
 }
 
 

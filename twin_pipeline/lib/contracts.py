@@ -217,25 +217,6 @@ FACT_LOSSES = pl.Schema(
     }
 )
 
-#: What each `fact_losses` column means, with its unit (long format: one row per line, shift, loss and cause).
-FACT_LOSSES_DESCRIPTIONS: dict[str, str] = {
-    "shift_id": "Production shift, YYYY-MM-DD-HHMM of its local start (the partition key).",
-    "line_id": "Line id as in the PLC address space.",
-    "loss": "One of the six big losses (breakdowns, setup_adjustment, small_stops, reduced_speed, "
-    "startup_rejects, production_rejects), or unknown (state not known: a data gap).",
-    "oee_factor": "The OEE factor the loss lowers: availability, performance or quality.",
-    "time_element": "ISO 22400-2 time element the seconds belong to: ADET (unit delay time), AUST (unit setup "
-    "time) or APT (inside actual production time); null for unknown time.",
-    "cause": "Stop reason category for breakdowns and setup (fault, starved, blocked, operator, batch, none); "
-    "'speed 0 in Execute' for small stops; null otherwise.",
-    "seconds": "Planned busy time lost, s; for reject losses parts x ideal cycle time, s. May be negative for "
-    "reduced_speed when performance exceeds 1.",
-    "count": "Events: stops for breakdowns, restarts for setup, zero-speed runs that resumed for small stops, "
-    "restarts with start-up rejects; null where the loss has no events.",
-    "parts": "Parts lost: rejected parts for the reject losses, seconds / ideal cycle time otherwise; null "
-    "without a design speed.",
-}
-
 
 class Table(StrEnum):
     """Every lake table by its key "layer/table": its asset key path and its folder under the lake root."""
