@@ -12,7 +12,6 @@ Two signals, per line:
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -46,20 +45,29 @@ class Silence:
     signal: str  # "heartbeat" or "activity"
 
 
-def _silences(
-    line_id: str, periods: list[tuple[datetime, datetime]], times: list[datetime], signal: str
-) -> list[Silence]:
-    """Steps between consecutive `times` (bounded by each period's ends) longer than the limit, which is
-    `GAP_FACTOR` times the median inner step of the line, and at least `MIN_GAP_S`."""
-    steps: list[tuple[datetime, datetime, float, bool]] = []
+def _silences(line_id: str, periods: list[tuple[datetime, datetime]], times: pl.Series, signal: str) -> list[Silence]:
+    """Steps between consecutive `times` (sorted; bounded by each period's ends) longer than the limit,
+    which is `GAP_FACTOR` times the median inner step of the line, and at least `MIN_GAP_S`. Vectorised:
+    a heartbeat shift has hundreds of thousands of samples."""
+    steps = []
     for start, end in periods:
-        inside = [t for t in times if start < t < end]
-        bounds = [start, *inside, end]
-        pairs = list(itertools.pairwise(bounds))
-        steps += [(a, b, b.timestamp() - a.timestamp(), 0 < i < len(pairs) - 1) for i, (a, b) in enumerate(pairs)]
-    inner = sorted(s for _, _, s, is_inner in steps if is_inner) or [0.0]
-    limit = max(MIN_GAP_S, GAP_FACTOR * inner[len(inner) // 2])
-    return [Silence(line_id, a, b, s, signal) for a, b, s, _ in steps if s > limit]
+        lo, hi = times.search_sorted(start, side="right"), times.search_sorted(end, side="left")
+        bounds = pl.concat([pl.Series([start]).cast(times.dtype), times[lo:hi], pl.Series([end]).cast(times.dtype)])
+        n = len(bounds) - 1
+        steps.append(
+            pl.DataFrame({"start": bounds[:-1], "end": bounds[1:]}).with_columns(
+                ((pl.int_range(n) > 0) & (pl.int_range(n) < n - 1)).alias("inner")
+            )
+        )
+    if not steps:
+        return []
+    frame = pl.concat(steps).with_columns(
+        ((pl.col("end") - pl.col("start")).dt.total_microseconds() / 1e6).alias("seconds")
+    )
+    median = frame.filter(pl.col("inner"))["seconds"].median()
+    limit = max(MIN_GAP_S, GAP_FACTOR * float(median if isinstance(median, int | float) else 0.0))
+    silent = frame.filter(pl.col("seconds") > limit)
+    return [Silence(line_id, a, b, sec, signal) for a, b, sec in silent.select("start", "end", "seconds").iter_rows()]
 
 
 def _running_periods(samples: pl.DataFrame, window: ShiftWindow) -> list[tuple[datetime, datetime]]:
@@ -104,9 +112,9 @@ def line_silences(samples: pl.DataFrame, window: ShiftWindow) -> list[Silence]:
         mine = samples.filter(pl.col("line_id") == line_id)
         own = inside.filter(pl.col("line_id") == line_id)
         if mine.filter(pl.col("tag") == HEARTBEAT_TAG).height:
-            beats = own.filter(pl.col("tag") == HEARTBEAT_TAG).sort("source_ts")["source_ts"].to_list()
+            beats = own.filter(pl.col("tag") == HEARTBEAT_TAG)["source_ts"].sort()
             out += _silences(line_id, [(window.start, window.end)], beats, "heartbeat")
         else:
-            changes = own.filter(pl.col("tag").is_in(ACTIVITY_TAGS)).sort("source_ts")["source_ts"].to_list()
+            changes = own.filter(pl.col("tag").is_in(ACTIVITY_TAGS))["source_ts"].sort()
             out += _silences(line_id, _running_periods(mine, window), changes, "activity")
     return out
