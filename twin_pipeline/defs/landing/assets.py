@@ -55,6 +55,16 @@ def landing_raw_samples(
             "uploaded" if result.uploaded else "already there, identical",
             result.attempts,
         )
+        context.add_asset_metadata(  # the shift's own figures on its partition (a range is one run)
+            {
+                "dagster/row_count": frame.height,
+                "bytes": result.size,
+                "objects_uploaded": int(result.uploaded),
+                "objects_unchanged": int(not result.uploaded),
+                "blobs": dg.MetadataValue.md(f"- `{result.blob} sha256={result.sha256[:16]}...`"),
+            },
+            partition_key=shift_id,
+        )
         rows, size, uploaded = rows + frame.height, size + result.size, uploaded + int(result.uploaded)
         blobs.append(f"{result.blob} sha256={result.sha256[:16]}...")
     seconds = time.monotonic() - started
