@@ -12,9 +12,9 @@ import polars as pl
 
 from edge_collector.schemas import edge_table_path
 from twin_pipeline.defs.check_results import provisional_unless, shift_ids, shift_rows
-from twin_pipeline.defs.partitions import BRONZE, CALENDAR, SHIFTS, publish, shift_asset
+from twin_pipeline.defs.partitions import BRONZE, CALENDAR, SHIFTS, publish, report_per_shift, shift_asset
 from twin_pipeline.lib.contracts import FACT_LOSSES, Table, table_path
-from twin_pipeline.lib.lake_io import read_bronze, read_shifts, scan_edge
+from twin_pipeline.lib.lake_io import bronze_by_shift, read_shifts, scan_edge
 from twin_pipeline.lib.settings import oee_engine
 from twin_pipeline.lib.transforms.losses import LOSS_TAGS, loss_rows, loss_totals_problems
 from twin_pipeline.lib.transforms.reconcile import comparisons, summary
@@ -38,19 +38,23 @@ def gold_fact_losses(context: dg.AssetExecutionContext, lake: LakeResource) -> d
     root = lake.path()
     oee = read_shifts(table_path(root, Table.OEE_SHIFT), list(context.partition_keys))
     intervals = read_shifts(table_path(root, Table.STATE_INTERVALS), list(context.partition_keys))
+    bronze = bronze_by_shift(root, context.partition_keys, LOSS_TAGS)
     frames = [
-        loss_rows(oee, intervals.filter(pl.col("shift_id") == s), read_bronze(root, s, LOSS_TAGS), CALENDAR.window(s))
-        for s in context.partition_keys
+        loss_rows(oee, intervals.filter(pl.col("shift_id") == s), samples, CALENDAR.window(s))
+        for s, samples in bronze.items()
     ]
     out = pl.concat(frames) if frames else pl.DataFrame(schema=FACT_LOSSES)
-    by_loss = out.group_by("loss").agg(pl.col("seconds").sum()).sort("loss")
-    return dg.MaterializeResult(
-        metadata={
-            **publish(root, Table.LOSSES, out, context.partition_keys),
-            **{f"seconds/{r['loss']}": round(r["seconds"], 1) for r in by_loss.iter_rows(named=True)},
-            "small_stops": int(out.filter(pl.col("loss") == "small_stops")["count"].sum()),
-        }
-    )
+    report_per_shift(context, out, _loss_metadata)
+    return dg.MaterializeResult(metadata=publish(root, Table.LOSSES, out, context.partition_keys))
+
+
+def _loss_metadata(rows: pl.DataFrame) -> dict[str, float | int]:
+    """A shift's seconds per loss and its small-stop count (plotted per partition in the UI)."""
+    by_loss = rows.group_by("loss").agg(pl.col("seconds").sum()).sort("loss")
+    return {
+        **{f"seconds/{r['loss']}": round(r["seconds"], 1) for r in by_loss.iter_rows(named=True)},
+        "small_stops": int(rows.filter(pl.col("loss") == "small_stops")["count"].sum()),
+    }
 
 
 @dg.asset_check(
