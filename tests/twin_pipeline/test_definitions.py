@@ -199,21 +199,29 @@ def _append(lake: Path, table: str) -> None:
     write_deltalake(str(edge_table_path(lake, table)), empty, mode="append", partition_by=["day"])
 
 
+def _evaluate(lake: LakeResource, cursor: str | None = None) -> dg.SensorResult | dg.SkipReason:
+    """The sensor as the daemon runs it: its resources opened for the evaluation (the lake resource has a
+    per-run read cache to set up and tear down)."""
+    with dg.build_sensor_context(cursor=cursor, resources={"lake": lake}) as context:
+        return edge_delta_versions(context)
+
+
 def test_sensor_emits_one_materialization_per_new_delta_version(tmp_path: Path) -> None:
     lake = LakeResource(root=str(tmp_path / "lake"))
-    result = edge_delta_versions(dg.build_sensor_context(resources={"lake": lake}))
+    result = _evaluate(lake)
     assert isinstance(result, dg.SkipReason)
     _append(tmp_path / "lake", "raw_samples")
-    result = edge_delta_versions(dg.build_sensor_context(resources={"lake": lake}))
+    result = _evaluate(lake)
     assert isinstance(result, dg.SensorResult)
     assert [e.asset_key.to_user_string() for e in result.asset_events] == ["edge/raw_samples"]
     assert result.asset_events[0].metadata["delta_version"].value == 0
     cursor = result.cursor
-    again = edge_delta_versions(dg.build_sensor_context(cursor=cursor, resources={"lake": lake}))
+    again = _evaluate(lake, cursor)
     assert isinstance(again, dg.SkipReason)
     _append(tmp_path / "lake", "raw_samples")
     _append(tmp_path / "lake", "gaps")
-    result = edge_delta_versions(dg.build_sensor_context(cursor=cursor, resources={"lake": lake}))
+    result = _evaluate(lake, cursor)
+    assert isinstance(result, dg.SensorResult)
     versions = {e.asset_key.path[-1]: e.metadata["delta_version"].value for e in result.asset_events}
     assert versions == {"raw_samples": 1, "gaps": 0}
 
