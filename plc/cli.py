@@ -143,6 +143,7 @@ def _is_loopback(host: str) -> bool:
 
 
 async def _status_loop(plc: PlcServer, every: float) -> None:
+    warned = False
     while every > 0:
         await asyncio.sleep(every)
         now = datetime.fromtimestamp(plc.clock.now(), UTC).isoformat(timespec="seconds")
@@ -151,12 +152,25 @@ async def _status_loop(plc: PlcServer, every: float) -> None:
             for p, line in zip(plc.params, plc.lines)
         ]
         log.info(
-            "sim time %s (%gx) | %s | %d value changes published",
+            "sim time %s (%.0fx achieved of %gx) | %s | %d value changes published",
             now,
+            plc.pacer.achieved_speed(),
             plc.clock.current_speed(),
             " | ".join(parts),
             plc.notifications_written,
         )
+        saturated = plc.pacer.saturated()
+        if saturated and not warned:
+            log.warning(
+                "--speed %g is more than this machine serves now: the plant runs at %.0fx (the measured maximum), "
+                "slower, never ahead; %.0f s of simulated time held back so far",
+                plc.clock.speed,
+                plc.pacer.achieved_speed(),
+                plc.clock.held_back_s,
+            )
+        elif warned and not saturated:
+            log.info("the plant runs at the requested speed again (%.0fx)", plc.pacer.achieved_speed())
+        warned = saturated
 
 
 async def _serve(args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.monitored_item_service import MonitoredItemValues
 
 from .line_model import Line, LineParams, validate_input
+from .pacing import Pacer
 from .security import PkiLayout, TrustListValidator, UserDirectory, ensure_certificate
 from .sim_clock import SimClock
 from .tagmap import TAGS, Tag, symbol
@@ -77,6 +78,10 @@ class ServerOptions:
     pki_dir: Path = Path(".twin/pki/plc")
     users: dict[str, str] = field(default_factory=dict)
     scan_interval_s: float = 0.02
+    #: At most this many wall seconds of simulated time per scan (plc/pacing.py): an overloaded simulator slows down.
+    max_scan_wall_s: float = 0.1
+    #: Share of the event loop the scans may take; the rest serves the OPC UA clients.
+    busy_fraction: float = 0.5
     max_message_size: int = 16 * 1024 * 1024
     max_chunk_count: int = 256
 
@@ -134,6 +139,7 @@ class PlcServer:
         self.validator: TrustListValidator | None = None
         self.ns = 0
         self.notifications_written = 0
+        self.pacer = Pacer(clock, options.scan_interval_s, options.max_scan_wall_s, options.busy_fraction)
 
     # ---------------------------------------------------------------- set-up
     async def start(self) -> None:
@@ -378,7 +384,7 @@ class PlcServer:
     async def scan(self) -> float:
         """One PLC cycle up to the clock's now: apply inputs in arrival order, advance, publish."""
         async with self._lock:
-            target = self.clock.now()
+            target = self.pacer.target()
             inputs, self._inputs = self._inputs, []
             for t_in, index, path, value in inputs:
                 line = self.lines[index]
@@ -387,6 +393,7 @@ class PlcServer:
             for line in self.lines:
                 line.advance(target)
             await self._flush(target)
+            self.pacer.done(target)
             return target
 
     async def _flush(self, now: float) -> None:
@@ -413,7 +420,7 @@ class PlcServer:
             self._plant["Clock.Now"],
             ua.DataValue(ua.Variant(_ts(now), ua.VariantType.DateTime), SourceTimestamp=src, ServerTimestamp=wall),
         )
-        speed = self.clock.current_speed()
+        speed = self.pacer.achieved_speed()
         await write(
             self._plant["Clock.Speed"],
             ua.DataValue(ua.Variant(speed, ua.VariantType.Double), SourceTimestamp=src, ServerTimestamp=wall),
@@ -434,7 +441,6 @@ class PlcServer:
         return [ua.Variant(_ts(t), ua.VariantType.DateTime)]
 
     async def _run(self) -> None:
-        interval = self.options.scan_interval_s
         loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
@@ -442,7 +448,10 @@ class PlcServer:
                 await self.scan()
             except Exception:  # a bug in one cycle must not stop the PLC; it is logged loudly
                 log.exception("PLC scan failed; continuing with the next cycle")
-            await asyncio.sleep(max(0.0, interval - (loop.time() - started)))
+            rest = self.pacer.rest_s(loop.time() - started)
+            resting = loop.time()
+            await asyncio.sleep(rest)
+            self.pacer.woke(loop.time() - resting - rest)
 
     def run_in_background(self) -> None:
         """Start the scan loop (not used in step mode: there time moves only on `step`)."""
