@@ -4,7 +4,8 @@ achieved speed measured.
 At `--speed 3600` one unbounded scan advanced the lines by however much simulated time had passed,
 the work grew with it, the event loop never got back to the OPC UA server (the collector's session
 timed out 3 s in and never came back) and SIGTERM waited behind the scans. Bounded, a scan advances
-at most `speed x max_scan_wall_s` simulated seconds and the rest is held back (plc/sim_clock.py),
+at most `speed x max_scan_wall_s` simulated seconds, and no more than the simulated time it has been
+measured to get through in `max_scan_work_s` of work; the rest is held back (plc/sim_clock.py),
 the loop rests at least as long as the scan worked (`busy_fraction`), a loop that wakes up late
 (the server's own work, or a busy machine) lowers the share of the requested speed it runs at
 (multiplicative decrease, slow recovery), and the speed the plant really runs at is measured,
@@ -25,6 +26,8 @@ SATURATED_BELOW = 0.9
 LATE_S = 0.05
 #: The share of the requested speed: times this on a late wake-up, plus RECOVER on a timely one.
 BACK_OFF, RECOVER, MIN_SHARE = 0.7, 0.005, 0.01
+#: Simulated seconds a scan gets through per second of work, before it is measured (2 lines do about 2,000).
+INITIAL_THROUGHPUT = 1000.0
 
 
 class Pacer:
@@ -36,6 +39,7 @@ class Pacer:
         scan_interval_s: float,
         max_scan_wall_s: float = 0.1,
         busy_fraction: float = 0.5,
+        max_scan_work_s: float = 0.05,
         monotonic: Callable[[], float] = time.monotonic,
         window_s: float = 5.0,
     ) -> None:
@@ -50,16 +54,21 @@ class Pacer:
         self._samples: deque[tuple[float, float]] = deque()
         self.last_target: float | None = None
         self._last_wall: float | None = None
+        self._began: float | None = None
+        self.max_scan_work_s = max_scan_work_s
+        #: Simulated seconds per second of scan work (moving average): what a scan can get through.
+        self.throughput = INITIAL_THROUGHPUT
         #: The share of the requested speed the loop can serve now (1: all of it).
         self.share = 1.0
 
     def target(self) -> float:
         """Simulated time the next scan advances to: the clock's now, or a bounded step past the last scan
         (the excess held back, so an overloaded simulator slows down instead of taking ever larger steps)."""
+        self._began = self._monotonic()
         now = self.clock.now()
         if self.last_target is not None and self._last_wall is not None:
-            wall = min(self._monotonic() - self._last_wall, self.max_scan_wall_s)
-            budget = self.clock.current_speed() * self.share * wall
+            wall = min(self._began - self._last_wall, self.max_scan_wall_s)
+            budget = min(self.clock.current_speed() * self.share * wall, self.throughput * self.max_scan_work_s)
             excess = now - self.last_target - budget
             if excess > 0:
                 self.clock.hold_back(excess)
@@ -68,8 +77,12 @@ class Pacer:
 
     def done(self, target: float) -> None:
         """Record a finished scan (wall time, simulated time) for the achieved speed."""
-        self.last_target = target
         wall = self._last_wall = self._monotonic()
+        if self.last_target is not None and self._began is not None:
+            advanced, worked = target - self.last_target, wall - self._began
+            if advanced > 0 and worked > 0.002:  # too short a scan says nothing about the throughput
+                self.throughput = 0.8 * self.throughput + 0.2 * advanced / worked
+        self.last_target = target
         self._samples.append((wall, target))
         while len(self._samples) > 2 and wall - self._samples[1][0] >= self._window_s:
             self._samples.popleft()

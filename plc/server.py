@@ -194,6 +194,7 @@ class PlcServer:
         for i, params in enumerate(self.params):
             self.lines.append(Line(params, self.seed, t0, self._emitter(i)))
         await self._flush(t0)
+        self.pacer.done(t0)  # the first scan is bounded too, however long the server took to start
         await srv.start()
         log.info(
             "PLC simulator listening on %s (%s), lines %s",
