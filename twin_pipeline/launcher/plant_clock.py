@@ -44,10 +44,9 @@ class PlantClock:
 
     def describe(self) -> str:
         """One line for the banner."""
-        if self.start is None:
-            return f"{self.wall_start:%Y-%m-%d %H:%M} UTC, real time (the wall clock)"
         at = self.catches_up_at
-        assert at is not None  # start is set
+        if self.start is None or at is None:
+            return f"{self.wall_start:%Y-%m-%d %H:%M} UTC, real time (the wall clock)"
         minutes = (at - self.wall_start).total_seconds() / 60
         return (
             f"from {self.start:%Y-%m-%d %H:%M} UTC at {self.speed:g}x; reaches the wall clock at {at:%H:%M} UTC "
