@@ -120,7 +120,7 @@ class LiveLine:
                 str(self.seed),
                 "--pki",
                 str(plc_pki.root),
-                *(["--start", self.start_at.isoformat()] if self.start_at is not None else []),
+                *(["--start", self.start_at.isoformat(), "--wait-for-subscriber"] if self.start_at is not None else []),
             ],
             env,
         )

@@ -87,6 +87,11 @@ class Pacer:
         while len(self._samples) > 2 and wall - self._samples[1][0] >= self._window_s:
             self._samples.popleft()
 
+    def forget(self) -> None:
+        """Measure the achieved speed afresh (after the clock waited for a subscriber)."""
+        self._samples.clear()
+        self._last_wall = self._monotonic()
+
     def rest_s(self, worked_s: float) -> float:
         """Sleep after a scan that took `worked_s`: the rest of the interval, and at least the busy share."""
         return max(self.interval - worked_s, worked_s * self.rest_ratio)

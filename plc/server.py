@@ -82,6 +82,9 @@ class ServerOptions:
     max_scan_wall_s: float = 0.1
     #: Share of the event loop the scans may take; the rest serves the OPC UA clients.
     busy_fraction: float = 0.5
+    #: An accelerated clock stands still until a client monitors a value (`--wait-for-subscriber`): at 600x the
+    #: collector's 15 s start-up would otherwise be 2.5 plant hours nobody recorded.
+    wait_for_subscriber: bool = False
     max_message_size: int = 16 * 1024 * 1024
     max_chunk_count: int = 256
 
@@ -140,6 +143,8 @@ class PlcServer:
         self.ns = 0
         self.notifications_written = 0
         self.pacer = Pacer(clock, options.scan_interval_s, options.max_scan_wall_s, options.busy_fraction)
+        self.waiting_for_subscriber = options.wait_for_subscriber and not clock.step_mode
+        self._built_at = clock.start  # the initial values' stamp (start())
 
     # ---------------------------------------------------------------- set-up
     async def start(self) -> None:
@@ -187,9 +192,12 @@ class PlcServer:
                     "certificate is in %s may connect anonymously",
                     pki.trusted,
                 )
+        self._built_at = self.clock.start if self.waiting_for_subscriber else self.clock.now()
         await self._build_address_space()
         self._guard_writes()
         self._strict_republish()
+        if self.waiting_for_subscriber:  # no plant time passes while the server starts either
+            self.clock.hold_back(self.clock.now() - self.clock.start, short=False)
         t0 = self.clock.now()
         for i, params in enumerate(self.params):
             self.lines.append(Line(params, self.seed, t0, self._emitter(i)))
@@ -227,7 +235,7 @@ class PlcServer:
             nodeid = ua.NodeId(node_str, ns)
             initial = tag.default_value()
             if tag.type == "DateTime" and initial is None:
-                initial = _ts(self.clock.now())
+                initial = _ts(self._built_at)
             var = await parent.add_variable(
                 nodeid,
                 ua.QualifiedName(tag.path.rpartition(".")[2], ns),
@@ -239,7 +247,7 @@ class PlcServer:
                 ua.DataValue(
                     ua.Variant(initial, tag.variant_type),
                     StatusCode=ua.StatusCode(ua.StatusCodes.UncertainInitialValue),
-                    SourceTimestamp=self._stamp(nodeid, self.clock.now()),
+                    SourceTimestamp=self._stamp(nodeid, self._built_at),
                     ServerTimestamp=datetime.now(UTC),
                 ),
             )
@@ -385,6 +393,8 @@ class PlcServer:
     async def scan(self) -> float:
         """One PLC cycle up to the clock's now: apply inputs in arrival order, advance, publish."""
         async with self._lock:
+            if self.waiting_for_subscriber:
+                self._wait_for_subscriber()
             target = self.pacer.target()
             inputs, self._inputs = self._inputs, []
             for t_in, index, path, value in inputs:
@@ -396,6 +406,17 @@ class PlcServer:
             await self._flush(target)
             self.pacer.done(target)
             return target
+
+    def _wait_for_subscriber(self) -> None:
+        """Hold the clock at the last scan until some client monitors a value (asyncua keeps no public list
+        of a subscription's monitored items: `_monitored_datachange` is read, never changed)."""
+        service = self.server.iserver.subscription_service
+        if any(sub.monitored_item_srv._monitored_datachange for sub in service.subscriptions.values()):
+            self.waiting_for_subscriber = False
+            self.pacer.forget()
+            log.info("a client monitors values: the plant clock runs from %s", _ts(self.clock.now()).isoformat())
+        elif self.pacer.last_target is not None:
+            self.clock.hold_back(self.clock.now() - self.pacer.last_target, short=False)
 
     async def _flush(self, now: float) -> None:
         pending = self._pending_emits

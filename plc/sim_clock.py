@@ -73,14 +73,16 @@ class SimClock:
             return 1.0
         return self.speed
 
-    def hold_back(self, seconds: float) -> None:
+    def hold_back(self, seconds: float, short: bool = True) -> None:
         """Simulated time falls `seconds` behind the wall-clock mapping: the simulator could not serve its
-        speed. Only an accelerated clock is held back (at 1x the plant stays on the wall clock); a
-        catch-up is re-planned from the new simulated time, so it still ends exactly at the wall clock."""
+        speed (`short`), or is told to wait. Only an accelerated clock is held back (at 1x the plant stays
+        on the wall clock); a catch-up is re-planned from the new simulated time, so it still ends exactly
+        at the wall clock."""
         if self.step_mode or seconds <= 0 or self.current_speed() <= 1.0:
             return
         self._origin_sim -= seconds
-        self.held_back_s += seconds
+        if short:
+            self.held_back_s += seconds
         if self._catch_up_wall is not None:
             w = self._wall()
             self._catch_up_wall = w + max(w - self.now(), 0.0) / (self.speed - 1.0)
