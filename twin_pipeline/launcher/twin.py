@@ -6,7 +6,8 @@
    tables, session `seed-...`), once: `TWIN_HOME/history.json` records it, an interrupted seeding
    resumes, and a lake that already has live data is not seeded again (no duplicate history);
 2. the live line: the PLC simulator and the edge collector (`edge_collector/local_twin.py`), from now,
-   in real time; the time a previous `twin up` was down is recorded as a collector gap;
+   in real time (with `--speed K` > 1: from `--behind` hours ago, at K until the plant clock reaches
+   the wall clock, see plant_clock.py); the time a previous `twin up` was down is recorded as a collector gap;
 3. Dagster: `dagster dev` (webserver + daemon: schedules, sensors, backfills) over `workspace.yaml`,
    `DAGSTER_HOME` = `TWIN_HOME/dagster` (its `dagster.yaml` from twin_pipeline/launcher/instance.py: pool limit,
    crash-only run retries), log in `TWIN_HOME/logs/dagster.log`.
