@@ -143,7 +143,9 @@ class PlcServer:
         self.ns = 0
         self.notifications_written = 0
         self.pacer = Pacer(clock, options.scan_interval_s, options.max_scan_wall_s, options.busy_fraction)
-        self.waiting_for_subscriber = options.wait_for_subscriber and not clock.step_mode
+        self.waiting_for_subscriber = options.wait_for_subscriber and not clock.step_mode and clock.speed > 1
+        if self.waiting_for_subscriber:
+            clock.pause()  # no plant time passes while the server starts and the collector subscribes
         self._built_at = clock.start  # the initial values' stamp (start())
 
     # ---------------------------------------------------------------- set-up
@@ -192,12 +194,10 @@ class PlcServer:
                     "certificate is in %s may connect anonymously",
                     pki.trusted,
                 )
-        self._built_at = self.clock.start if self.waiting_for_subscriber else self.clock.now()
+        self._built_at = self.clock.now()
         await self._build_address_space()
         self._guard_writes()
         self._strict_republish()
-        if self.waiting_for_subscriber:  # no plant time passes while the server starts either
-            self.clock.hold_back(self.clock.now() - self.clock.start, short=False)
         t0 = self.clock.now()
         for i, params in enumerate(self.params):
             self.lines.append(Line(params, self.seed, t0, self._emitter(i)))
@@ -408,15 +408,14 @@ class PlcServer:
             return target
 
     def _wait_for_subscriber(self) -> None:
-        """Hold the clock at the last scan until some client monitors a value (asyncua keeps no public list
+        """Keep the clock paused until some client monitors a value (asyncua keeps no public list
         of a subscription's monitored items: `_monitored_datachange` is read, never changed)."""
         service = self.server.iserver.subscription_service
         if any(sub.monitored_item_srv._monitored_datachange for sub in service.subscriptions.values()):
             self.waiting_for_subscriber = False
+            self.clock.resume()
             self.pacer.forget()
             log.info("a client monitors values: the plant clock runs from %s", _ts(self.clock.now()).isoformat())
-        elif self.pacer.last_target is not None:
-            self.clock.hold_back(self.clock.now() - self.pacer.last_target, short=False)
 
     async def _flush(self, now: float) -> None:
         pending = self._pending_emits

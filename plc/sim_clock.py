@@ -39,6 +39,7 @@ class SimClock:
         self._start = self._origin_sim
         self._origin_wall = w0
         self.held_back_s = 0.0
+        self._paused: float | None = None
         lag = w0 - self._origin_sim
         if lag > 0 and not step_mode:
             if self.speed <= 1.0:
@@ -60,6 +61,8 @@ class SimClock:
         """Current simulated time, epoch seconds."""
         if self.step_mode:
             return self._stepped
+        if self._paused is not None:
+            return self._paused
         w = self._wall()
         if self._catch_up_wall is not None and w >= self._catch_up_wall:
             return w
@@ -67,25 +70,42 @@ class SimClock:
 
     def current_speed(self) -> float:
         """Simulated seconds per wall second right now."""
-        if self.step_mode:
+        if self.step_mode or self._paused is not None:
             return 0.0
         if self._catch_up_wall is not None and self._wall() >= self._catch_up_wall:
             return 1.0
         return self.speed
 
-    def hold_back(self, seconds: float, short: bool = True) -> None:
+    def hold_back(self, seconds: float) -> None:
         """Simulated time falls `seconds` behind the wall-clock mapping: the simulator could not serve its
-        speed (`short`), or is told to wait. Only an accelerated clock is held back (at 1x the plant stays
-        on the wall clock); a catch-up is re-planned from the new simulated time, so it still ends exactly
-        at the wall clock."""
+        speed. Only an accelerated clock is held back (at 1x the plant stays on the wall clock); a
+        catch-up is re-planned from the new simulated time, so it still ends exactly at the wall clock."""
         if self.step_mode or seconds <= 0 or self.current_speed() <= 1.0:
             return
         self._origin_sim -= seconds
-        if short:
-            self.held_back_s += seconds
+        self.held_back_s += seconds
         if self._catch_up_wall is not None:
             w = self._wall()
             self._catch_up_wall = w + max(w - self.now(), 0.0) / (self.speed - 1.0)
+
+    def pause(self) -> None:
+        """Stop simulated time where it is (plc-sim --wait-for-subscriber, until a client monitors a value)."""
+        if not self.step_mode and self._paused is None:
+            self._paused = self.now()
+
+    def resume(self) -> None:
+        """Run on from where `pause` stopped, at `speed`; a clock behind the wall clock catches up again."""
+        if self._paused is None:
+            return
+        w, t = self._wall(), self._paused
+        self._paused = None
+        self._origin_sim, self._origin_wall = t, w
+        lag = w - t
+        self._catch_up_wall = w + lag / (self.speed - 1.0) if lag > 0 and self.speed > 1.0 else None
+
+    @property
+    def paused(self) -> bool:
+        return self._paused is not None
 
     def caught_up(self) -> bool:
         return self._catch_up_wall is not None and self._wall() >= self._catch_up_wall

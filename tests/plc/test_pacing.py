@@ -73,3 +73,16 @@ async def test_at_a_speed_it_cannot_serve_the_server_answers_reads_and_stops_pro
         assert plc.pacer.saturated() and plc.clock.held_back_s > 0
         t0 = time.monotonic()
     assert time.monotonic() - t0 < 5.0
+
+
+def test_a_paused_clock_stands_still_and_resumes_into_its_catch_up() -> None:
+    wall = FakeWall()
+    clock = SimClock(start=datetime.fromtimestamp(wall.t - 3600, UTC), speed=60, wall=wall)
+    clock.pause()
+    wall.t += 30  # the server starting, the collector subscribing: no plant time passes
+    assert clock.now() == wall.t - 30 - 3600 and clock.current_speed() == 0.0
+    clock.resume()
+    wall.t += 10
+    assert clock.now() == wall.t - 10 - 3630 + 600  # from where it stood, at 60x
+    wall.t += 3630 / 59 + 1  # the catch-up, re-planned from the new lag
+    assert clock.caught_up() and clock.now() == wall.t
