@@ -146,7 +146,6 @@ class PlcServer:
         self.waiting_for_subscriber = options.wait_for_subscriber and not clock.step_mode and clock.speed > 1
         if self.waiting_for_subscriber:
             clock.pause()  # no plant time passes while the server starts and the collector subscribes
-        self._built_at = clock.start  # the initial values' stamp (start())
 
     # ---------------------------------------------------------------- set-up
     async def start(self) -> None:
@@ -194,7 +193,6 @@ class PlcServer:
                     "certificate is in %s may connect anonymously",
                     pki.trusted,
                 )
-        self._built_at = self.clock.now()
         await self._build_address_space()
         self._guard_writes()
         self._strict_republish()
@@ -235,7 +233,7 @@ class PlcServer:
             nodeid = ua.NodeId(node_str, ns)
             initial = tag.default_value()
             if tag.type == "DateTime" and initial is None:
-                initial = _ts(self._built_at)
+                initial = _ts(self.clock.now())
             var = await parent.add_variable(
                 nodeid,
                 ua.QualifiedName(tag.path.rpartition(".")[2], ns),
@@ -247,7 +245,7 @@ class PlcServer:
                 ua.DataValue(
                     ua.Variant(initial, tag.variant_type),
                     StatusCode=ua.StatusCode(ua.StatusCodes.UncertainInitialValue),
-                    SourceTimestamp=self._stamp(nodeid, self._built_at),
+                    SourceTimestamp=self._stamp(nodeid, self.clock.now()),
                     ServerTimestamp=datetime.now(UTC),
                 ),
             )
