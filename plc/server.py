@@ -13,6 +13,7 @@ import asyncio
 import copy
 import logging
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -113,6 +114,8 @@ def _ts(t: float) -> datetime:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: --wait-for-subscriber: the clock starts once a client's monitored items stopped growing for this long.
+SUBSCRIBED_SETTLE_S = 0.5
 
 
 class PlcServer:
@@ -144,8 +147,9 @@ class PlcServer:
         self.notifications_written = 0
         self.pacer = Pacer(clock, options.scan_interval_s, options.max_scan_wall_s, options.busy_fraction)
         self.waiting_for_subscriber = options.wait_for_subscriber and not clock.step_mode and clock.speed > 1
+        self._monitored = (0, 0.0)  # (monitored items, since when): --wait-for-subscriber
         if self.waiting_for_subscriber:
-            clock.pause()  # no plant time passes while the server starts and the collector subscribes
+            clock.pause(at=clock.start)  # no plant time passes while the server starts and the collector subscribes
 
     # ---------------------------------------------------------------- set-up
     async def start(self) -> None:
@@ -406,10 +410,14 @@ class PlcServer:
             return target
 
     def _wait_for_subscriber(self) -> None:
-        """Keep the clock paused until some client monitors a value (asyncua keeps no public list
-        of a subscription's monitored items: `_monitored_datachange` is read, never changed)."""
+        """Keep the clock paused until a client monitors values and added none for SUBSCRIBED_SETTLE_S (asyncua
+        keeps no public list of a subscription's monitored items: `_monitored_datachange` is read, never changed)."""
         service = self.server.iserver.subscription_service
-        if any(sub.monitored_item_srv._monitored_datachange for sub in service.subscriptions.values()):
+        count = sum(len(sub.monitored_item_srv._monitored_datachange) for sub in service.subscriptions.values())
+        now = time.monotonic()
+        if count != self._monitored[0]:  # a client is still adding items: wait until the count settles
+            self._monitored = (count, now)
+        elif count and now - self._monitored[1] >= SUBSCRIBED_SETTLE_S:
             self.waiting_for_subscriber = False
             self.clock.resume()
             self.pacer.forget()

@@ -88,10 +88,10 @@ class SimClock:
             w = self._wall()
             self._catch_up_wall = w + max(w - self.now(), 0.0) / (self.speed - 1.0)
 
-    def pause(self) -> None:
-        """Stop simulated time where it is (plc-sim --wait-for-subscriber, until a client monitors a value)."""
+    def pause(self, at: float | None = None) -> None:
+        """Stop simulated time where it is, or at `at` (plc-sim --wait-for-subscriber: at the clock's start)."""
         if not self.step_mode and self._paused is None:
-            self._paused = self.now()
+            self._paused = self.now() if at is None else at
 
     def resume(self) -> None:
         """Run on from where `pause` stopped, at `speed`; a clock behind the wall clock catches up again."""
