@@ -49,7 +49,7 @@ class PlantClock:
             return f"{self.wall_start:%Y-%m-%d %H:%M} UTC, real time (the wall clock)"
         minutes = (at - self.wall_start).total_seconds() / 60
         return (
-            f"from {self.start:%Y-%m-%d %H:%M} UTC at {self.speed:g}x; reaches the wall clock at {at:%H:%M} UTC "
+            f"from {self.start:%Y-%m-%d %H:%M} UTC at {self.speed:g}x; reaches the wall clock at about {at:%H:%M} UTC "
             f"(in {minutes:.1f} min), then real time: samples never lie ahead of the wall clock"
         )
 
