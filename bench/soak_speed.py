@@ -4,7 +4,9 @@ The live line runs as `twin up --no-ui` runs it (plc-sim and edge-collector as c
 SignAndEncrypt, variability on), its plant clock placed by twin_pipeline/launcher/plant_clock.py:
 `--hours` of plant time behind the wall clock, aligned to a shift start, so that the run never
 passes the wall clock. After `--hours / --speed` wall hours it is stopped, bronze -> silver -> gold
-OEE is materialized for every shift the run covered completely, and it reports:
+OEE is materialized for every shift the run covered completely (it runs on until the collector
+recorded the whole span when the machine serves less than `--speed`, at most twice as long), and it
+reports:
 
 - shifts with gold for every line (must be all of them), and whether any is provisional;
 - quarantined rows by reason (must be none: no `absurd_timestamp`);
@@ -35,6 +37,7 @@ import dagster as dg
 import polars as pl
 from common import free_port
 
+from edge_collector.collector import read_watermarks
 from edge_collector.local_twin import LiveLine
 from edge_collector.schemas import edge_table_path
 from twin_pipeline.launcher import plant_clock
@@ -96,12 +99,17 @@ def main(argv: list[str] | None = None) -> int:
     line.start()
     t0 = time.monotonic()
     ended_by_itself = False
-    try:
-        while time.monotonic() - t0 < wall_s + 15:
+    goal = clock.start + span
+    try:  # until the collector recorded the whole span (a busy machine runs slower), at most twice the planned time
+        while time.monotonic() - t0 < 2 * wall_s + 60:
             if not line.alive():
                 ended_by_itself = True
                 break
             time.sleep(1.0)
+            if time.monotonic() - t0 > wall_s and int(time.monotonic() - t0) % 15 == 0:
+                _, per_line = read_watermarks(lake)
+                if per_line and min(last for last, _ in per_line.values()) > goal + timedelta(minutes=1):
+                    break
     finally:
         stop_t = time.monotonic()
         codes = line.stop()
