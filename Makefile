@@ -63,6 +63,9 @@ test: venv lint node_modules/.package-lock.json ## Lint, then run the whole test
 bench: venv ## Run the benchmarks under bench/
 	.venv/bin/python bench/run_all.py $(ARGS)
 
+soak-speed: venv ## Soak of an accelerated live line: 60x over two plant days (48 wall min), gold per shift (bench/soak_speed.py)
+	.venv/bin/python bench/soak_speed.py $(ARGS)
+
 codesys: venv ## Regenerate the Structured Text derived from plc/tagmap.toml
 	.venv/bin/plc-sim export-codesys
 

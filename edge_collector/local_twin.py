@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 from plc.security import PkiLayout, ensure_certificate, trust_certificate
@@ -67,8 +68,11 @@ class LiveLine:
         speed: float = 1.0,
         seed: int = 1,
         config_path: Path | None = None,
+        start: datetime | None = None,
     ) -> None:
         self.home, self.lines, self.port, self.speed, self.seed = home, lines, port, speed, seed
+        #: The plant clock's origin (plc-sim --start): a past instant runs at `speed` until it reaches now.
+        self.start_at = start
         self.config_path = config_path or Path(__file__).with_name("local.toml")
         self.config = load_config(self.config_path)
         self.plc: subprocess.Popen[bytes] | None = None
@@ -116,6 +120,7 @@ class LiveLine:
                 str(self.seed),
                 "--pki",
                 str(plc_pki.root),
+                *(["--start", self.start_at.isoformat(), "--wait-for-subscriber"] if self.start_at is not None else []),
             ],
             env,
         )

@@ -83,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
         "runs at --speed until it catches up with now, then at 1x",
     )
     serve.add_argument(
+        "--wait-for-subscriber",
+        action="store_true",
+        help="with --speed > 1: the clock stands still until a client monitors a value, so no accelerated "
+        "plant time passes unrecorded while the collector starts",
+    )
+    serve.add_argument(
         "--step", action="store_true", help="step mode: time moves only through the Simulation.Step method"
     )
     serve.add_argument("--insecure", action="store_true", help="LAB ONLY: security None and anonymous access")
@@ -143,6 +149,7 @@ def _is_loopback(host: str) -> bool:
 
 
 async def _status_loop(plc: PlcServer, every: float) -> None:
+    warned = False
     while every > 0:
         await asyncio.sleep(every)
         now = datetime.fromtimestamp(plc.clock.now(), UTC).isoformat(timespec="seconds")
@@ -151,12 +158,28 @@ async def _status_loop(plc: PlcServer, every: float) -> None:
             for p, line in zip(plc.params, plc.lines)
         ]
         log.info(
-            "sim time %s (%gx) | %s | %d value changes published",
+            "sim time %s (%.0fx achieved of %gx) | %s | %d value changes published",
             now,
+            plc.pacer.achieved_speed(),
             plc.clock.current_speed(),
             " | ".join(parts),
             plc.notifications_written,
         )
+        if plc.waiting_for_subscriber:
+            log.info("the plant clock stands at %s until a client monitors a value (--wait-for-subscriber)", now)
+            continue
+        saturated = plc.pacer.saturated()
+        if saturated and not warned:
+            log.warning(
+                "--speed %g is more than this machine serves now: the plant runs at %.0fx (the measured maximum), "
+                "slower, never ahead; %.0f s of simulated time held back so far",
+                plc.clock.speed,
+                plc.pacer.achieved_speed(),
+                plc.clock.held_back_s,
+            )
+        elif warned and not saturated:
+            log.info("the plant runs at the requested speed again (%.0fx)", plc.pacer.achieved_speed())
+        warned = saturated
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -180,6 +203,7 @@ async def _serve(args: argparse.Namespace) -> int:
         pki_dir=args.pki or _twin_home() / "pki" / "plc",
         users=users,
         scan_interval_s=args.scan_ms / 1000.0,
+        wait_for_subscriber=args.wait_for_subscriber,
     )
     plc = PlcServer(lines, clock, args.seed, options)
     stop = asyncio.Event()

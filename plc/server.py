@@ -13,6 +13,7 @@ import asyncio
 import copy
 import logging
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,7 @@ from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.monitored_item_service import MonitoredItemValues
 
 from .line_model import Line, LineParams, validate_input
+from .pacing import Pacer
 from .security import PkiLayout, TrustListValidator, UserDirectory, ensure_certificate
 from .sim_clock import SimClock
 from .tagmap import TAGS, Tag, symbol
@@ -77,6 +79,13 @@ class ServerOptions:
     pki_dir: Path = Path(".twin/pki/plc")
     users: dict[str, str] = field(default_factory=dict)
     scan_interval_s: float = 0.02
+    #: At most this many wall seconds of simulated time per scan (plc/pacing.py): an overloaded simulator slows down.
+    max_scan_wall_s: float = 0.1
+    #: Share of the event loop the scans may take; the rest serves the OPC UA clients.
+    busy_fraction: float = 0.5
+    #: An accelerated clock stands still until a client monitors a value (`--wait-for-subscriber`): at 600x the
+    #: collector's 15 s start-up would otherwise be 2.5 plant hours nobody recorded.
+    wait_for_subscriber: bool = False
     max_message_size: int = 16 * 1024 * 1024
     max_chunk_count: int = 256
 
@@ -105,6 +114,8 @@ def _ts(t: float) -> datetime:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: --wait-for-subscriber: the clock starts once a client's monitored items stopped growing for this long.
+SUBSCRIBED_SETTLE_S = 0.5
 
 
 class PlcServer:
@@ -134,6 +145,11 @@ class PlcServer:
         self.validator: TrustListValidator | None = None
         self.ns = 0
         self.notifications_written = 0
+        self.pacer = Pacer(clock, options.scan_interval_s, options.max_scan_wall_s, options.busy_fraction)
+        self.waiting_for_subscriber = options.wait_for_subscriber and not clock.step_mode and clock.speed > 1
+        self._monitored = (0, 0.0)  # (monitored items, since when): --wait-for-subscriber
+        if self.waiting_for_subscriber:
+            clock.pause(at=clock.start)  # no plant time passes while the server starts and the collector subscribes
 
     # ---------------------------------------------------------------- set-up
     async def start(self) -> None:
@@ -188,6 +204,7 @@ class PlcServer:
         for i, params in enumerate(self.params):
             self.lines.append(Line(params, self.seed, t0, self._emitter(i)))
         await self._flush(t0)
+        self.pacer.done(t0)  # the first scan is bounded too, however long the server took to start
         await srv.start()
         log.info(
             "PLC simulator listening on %s (%s), lines %s",
@@ -378,7 +395,9 @@ class PlcServer:
     async def scan(self) -> float:
         """One PLC cycle up to the clock's now: apply inputs in arrival order, advance, publish."""
         async with self._lock:
-            target = self.clock.now()
+            if self.waiting_for_subscriber:
+                self._wait_for_subscriber()
+            target = self.pacer.target()
             inputs, self._inputs = self._inputs, []
             for t_in, index, path, value in inputs:
                 line = self.lines[index]
@@ -387,7 +406,22 @@ class PlcServer:
             for line in self.lines:
                 line.advance(target)
             await self._flush(target)
+            self.pacer.done(target)
             return target
+
+    def _wait_for_subscriber(self) -> None:
+        """Keep the clock paused until a client monitors values and added none for SUBSCRIBED_SETTLE_S (asyncua
+        keeps no public list of a subscription's monitored items: `_monitored_datachange` is read, never changed)."""
+        service = self.server.iserver.subscription_service
+        count = sum(len(sub.monitored_item_srv._monitored_datachange) for sub in service.subscriptions.values())
+        now = time.monotonic()
+        if count != self._monitored[0]:  # a client is still adding items: wait until the count settles
+            self._monitored = (count, now)
+        elif count and now - self._monitored[1] >= SUBSCRIBED_SETTLE_S:
+            self.waiting_for_subscriber = False
+            self.clock.resume()
+            self.pacer.forget()
+            log.info("a client monitors values: the plant clock runs from %s", _ts(self.clock.now()).isoformat())
 
     async def _flush(self, now: float) -> None:
         pending = self._pending_emits
@@ -413,7 +447,7 @@ class PlcServer:
             self._plant["Clock.Now"],
             ua.DataValue(ua.Variant(_ts(now), ua.VariantType.DateTime), SourceTimestamp=src, ServerTimestamp=wall),
         )
-        speed = self.clock.current_speed()
+        speed = self.pacer.achieved_speed()
         await write(
             self._plant["Clock.Speed"],
             ua.DataValue(ua.Variant(speed, ua.VariantType.Double), SourceTimestamp=src, ServerTimestamp=wall),
@@ -434,7 +468,6 @@ class PlcServer:
         return [ua.Variant(_ts(t), ua.VariantType.DateTime)]
 
     async def _run(self) -> None:
-        interval = self.options.scan_interval_s
         loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
@@ -442,7 +475,10 @@ class PlcServer:
                 await self.scan()
             except Exception:  # a bug in one cycle must not stop the PLC; it is logged loudly
                 log.exception("PLC scan failed; continuing with the next cycle")
-            await asyncio.sleep(max(0.0, interval - (loop.time() - started)))
+            rest = self.pacer.rest_s(loop.time() - started)
+            resting = loop.time()
+            await asyncio.sleep(rest)
+            self.pacer.woke(loop.time() - resting - rest)
 
     def run_in_background(self) -> None:
         """Start the scan loop (not used in step mode: there time moves only on `step`)."""

@@ -5,6 +5,11 @@ Three ways to run time:
 - catch-up: with a start in the past, run at `speed` until simulated time reaches the wall clock,
   then continue at 1x, so a twin started "three days ago" ends up live;
 - step mode: time moves only when `step()` is called, so tests are fast and deterministic.
+
+A speed the machine cannot serve degrades visibly instead of breaking the server: the scan loop
+(plc/server.py) advances at most a bounded slice of simulated time per scan and calls `hold_back`
+with the rest, so the plant slows down (it never jumps, and a catch-up still ends at the wall clock);
+the server measures and reports the speed it achieves.
 """
 
 from __future__ import annotations
@@ -31,7 +36,10 @@ class SimClock:
         self.speed = float(speed)
         w0 = wall()
         self._origin_sim = w0 if start is None else start.timestamp()
+        self._start = self._origin_sim
         self._origin_wall = w0
+        self.held_back_s = 0.0
+        self._paused: float | None = None
         lag = w0 - self._origin_sim
         if lag > 0 and not step_mode:
             if self.speed <= 1.0:
@@ -47,12 +55,14 @@ class SimClock:
 
     @property
     def start(self) -> float:
-        return self._origin_sim
+        return self._start
 
     def now(self) -> float:
         """Current simulated time, epoch seconds."""
         if self.step_mode:
             return self._stepped
+        if self._paused is not None:
+            return self._paused
         w = self._wall()
         if self._catch_up_wall is not None and w >= self._catch_up_wall:
             return w
@@ -60,11 +70,42 @@ class SimClock:
 
     def current_speed(self) -> float:
         """Simulated seconds per wall second right now."""
-        if self.step_mode:
+        if self.step_mode or self._paused is not None:
             return 0.0
         if self._catch_up_wall is not None and self._wall() >= self._catch_up_wall:
             return 1.0
         return self.speed
+
+    def hold_back(self, seconds: float) -> None:
+        """Simulated time falls `seconds` behind the wall-clock mapping: the simulator could not serve its
+        speed. Only an accelerated clock is held back (at 1x the plant stays on the wall clock); a
+        catch-up is re-planned from the new simulated time, so it still ends exactly at the wall clock."""
+        if self.step_mode or seconds <= 0 or self.current_speed() <= 1.0:
+            return
+        self._origin_sim -= seconds
+        self.held_back_s += seconds
+        if self._catch_up_wall is not None:
+            w = self._wall()
+            self._catch_up_wall = w + max(w - self.now(), 0.0) / (self.speed - 1.0)
+
+    def pause(self, at: float | None = None) -> None:
+        """Stop simulated time where it is, or at `at` (plc-sim --wait-for-subscriber: at the clock's start)."""
+        if not self.step_mode and self._paused is None:
+            self._paused = self.now() if at is None else at
+
+    def resume(self) -> None:
+        """Run on from where `pause` stopped, at `speed`; a clock behind the wall clock catches up again."""
+        if self._paused is None:
+            return
+        w, t = self._wall(), self._paused
+        self._paused = None
+        self._origin_sim, self._origin_wall = t, w
+        lag = w - t
+        self._catch_up_wall = w + lag / (self.speed - 1.0) if lag > 0 and self.speed > 1.0 else None
+
+    @property
+    def paused(self) -> bool:
+        return self._paused is not None
 
     def caught_up(self) -> bool:
         return self._catch_up_wall is not None and self._wall() >= self._catch_up_wall

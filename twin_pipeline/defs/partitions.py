@@ -12,6 +12,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
+from twin_pipeline.lib.calendar.first_shift import first_shift_start
 from twin_pipeline.lib.calendar.shift_calendar import SHIFT_ID_FORMAT, ShiftCalendar, load_calendar
 from twin_pipeline.lib.column_descriptions import DESCRIPTIONS
 from twin_pipeline.lib.column_lineage import LINEAGE
@@ -19,20 +20,28 @@ from twin_pipeline.lib.contracts import TABLES, Table
 from twin_pipeline.lib.lake_io import replace_shifts
 
 
-def shift_partitions(calendar: ShiftCalendar, end: datetime | None = None) -> dg.TimeWindowPartitionsDefinition:
-    """Dagster time-window partitions whose keys are the shift ids and whose windows are the shifts
-    (up to the last completed shift, or up to `end`)."""
+def shift_partitions(
+    calendar: ShiftCalendar, end: datetime | None = None, start: datetime | None = None
+) -> dg.TimeWindowPartitionsDefinition:
+    """Dagster time-window partitions whose keys are the shift ids and whose windows are the shifts, from
+    `start` (aware; default the calendar's start) up to the last completed shift, or up to `end`."""
+    first = (
+        start.astimezone(calendar.tz).replace(tzinfo=None)
+        if start is not None
+        else datetime.combine(calendar.start, calendar.shifts[0].start)
+    )
     return dg.TimeWindowPartitionsDefinition(
         cron_schedule=calendar.cron(),
         fmt=SHIFT_ID_FORMAT,
         timezone=calendar.timezone,
-        start=datetime.combine(calendar.start, calendar.shifts[0].start),
+        start=first,
         end=end,
     )
 
 
 CALENDAR = load_calendar()
-SHIFTS = shift_partitions(CALENDAR)
+#: From the first shift with data (TWIN_FIRST_SHIFT, or what `twin up` seeded): lib/calendar/first_shift.py.
+SHIFTS = shift_partitions(CALENDAR, start=first_shift_start(CALENDAR))
 BRONZE = dg.AssetKey(Table.BRONZE_SAMPLES.asset_path)
 
 

@@ -6,7 +6,8 @@
    tables, session `seed-...`), once: `TWIN_HOME/history.json` records it, an interrupted seeding
    resumes, and a lake that already has live data is not seeded again (no duplicate history);
 2. the live line: the PLC simulator and the edge collector (`edge_collector/local_twin.py`), from now,
-   in real time; the time a previous `twin up` was down is recorded as a collector gap;
+   in real time (with `--speed K` > 1: from `--behind` hours ago, at K until the plant clock reaches
+   the wall clock, see plant_clock.py); the time a previous `twin up` was down is recorded as a collector gap;
 3. Dagster: `dagster dev` (webserver + daemon: schedules, sensors, backfills) over `workspace.yaml`,
    `DAGSTER_HOME` = `TWIN_HOME/dagster` (its `dagster.yaml` from twin_pipeline/launcher/instance.py: pool limit,
    crash-only run retries), log in `TWIN_HOME/logs/dagster.log`;
@@ -32,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from twin_pipeline.launcher import plant_clock
 from twin_pipeline.lib.calendar.shift_calendar import load_calendar
 
 UTC = UTC
@@ -158,12 +160,22 @@ def up(args: argparse.Namespace) -> int:
     code = 0
     try:
         _say(f"TWIN_HOME is {home}")
-        state = seed_once(home, lines, args.days, datetime.now(UTC), collector_config)
+        clock = plant_clock.plan(
+            args.speed, timedelta(hours=args.behind), datetime.now(UTC), plant_clock.newest_plant_time(home)
+        )
+        state = seed_once(home, lines, args.days, clock.start or clock.wall_start, collector_config)
         if state.get("skipped"):
             _say(f"history: not seeded ({state['skipped']})")
-        _say("starting the PLC simulator and the edge collector")
+        clock = clock.started(datetime.now(UTC))
+        _say(f"starting the PLC simulator and the edge collector; plant clock {clock.describe()}")
         line = LiveLine(
-            home, lines=",".join(lines), port=args.port, speed=args.speed, seed=args.seed, config_path=collector_config
+            home,
+            lines=",".join(lines),
+            port=args.port,
+            speed=clock.speed,
+            seed=args.seed,
+            config_path=collector_config,
+            start=clock.start,
         )
         line.start()
         if not args.no_ui:
@@ -200,6 +212,7 @@ def up(args: argparse.Namespace) -> int:
   Dagster UI     {ui}   lineage: Assets > Lineage; OEE: Assets > gold > fact_oee_shift
   past shifts    {past}
   live line      opc.tcp://127.0.0.1:{args.port} ({", ".join(lines)}, SignAndEncrypt)
+  plant clock    {clock.describe()}
   metrics        {line.metrics_url or "(off)"}
   lake           {home / "lake"}
   Dagster home   {home / "dagster"} (log: {home / "logs" / "dagster.log"})
@@ -291,7 +304,15 @@ def main(argv: list[str] | None = None) -> int:
         "--speed",
         type=float,
         default=1.0,
-        help="simulated seconds per wall second of the live line (default 1: real time)",
+        help="simulated seconds per wall second of the live line until its plant clock, started --behind hours "
+        "in the past, reaches the wall clock; then real time (default 1: real time from now)",
+    )
+    run.add_argument(
+        "--behind",
+        type=float,
+        default=plant_clock.DEFAULT_BEHIND_HOURS,
+        help="with --speed > 1: hours the plant clock starts behind the wall clock, never before the lake's newest "
+        f"data; the seeded history ends there (default {plant_clock.DEFAULT_BEHIND_HOURS:g})",
     )
     run.add_argument("--seed", type=int, default=1, help="seed of the live line models (default 1)")
     run.add_argument("--ui-port", type=int, default=3000, help="Dagster UI port on 127.0.0.1 (default 3000)")

@@ -66,7 +66,10 @@ RELIABILITY_LOOKBACK_SHIFTS = 21
     deps=[
         dg.AssetDep(
             dg.AssetKey(Table.STATE_INTERVALS.asset_path),
-            partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-(RELIABILITY_LOOKBACK_SHIFTS - 1)),
+            # the first shifts have fewer before them since the partitions begin at the first shift with data
+            partition_mapping=dg.TimeWindowPartitionMapping(
+                start_offset=-(RELIABILITY_LOOKBACK_SHIFTS - 1), allow_nonexistent_upstream_partitions=True
+            ),
         ),
         dg.AssetKey(["edge", "injected_events"]),
     ],
