@@ -77,6 +77,8 @@ def twin(edge_lake: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             "AZURE_STORAGE_KEY": KEY,
             "TWIN_LANDING_CONTAINER": CONTAINER,
             "TWIN_OEE_ENGINE": "polars",
+            # partitions begin at the first shift with data; O2b backfills an empty shift before it too
+            "TWIN_FIRST_SHIFT": EMPTY_SHIFT,
             # the run-retry daemon looks for failed runs every 5 s by default
             "DAGSTER_EVENT_LOG_CONSUMER_DAEMON_INTERVAL_SECONDS": "1",
         }
@@ -398,7 +400,7 @@ def test_o2b_a_daemon_killed_mid_backfill_completes_it_without_duplicate_runs_or
         f"O2b: daemon killed with {len(at_kill)} run(s) submitted {at_kill}; backfill {backfill['status']} "
         f"{took:.1f} s after launch: {_summary(backfill)}"
     )
-    assert backfill["status"] == "COMPLETED_SUCCESS", _summary(backfill)
+    assert backfill["status"] == "COMPLETED_SUCCESS", f"{_summary(backfill)}; {_failures(s.instance(), runs())}"
     final = runs()
     spans = sorted(
         (
@@ -417,3 +419,15 @@ def test_o2b_a_daemon_killed_mid_backfill_completes_it_without_duplicate_runs_or
     after = _shift_content(twin.lake, DATA_SHIFT)
     for table in ("bronze/samples", "silver/state_intervals", "silver/part_counts"):
         assert after[table] == clean[table], table
+
+
+def _failures(instance: dg.DagsterInstance, runs: list) -> str:
+    """The step errors of the failed runs, for the assertion message."""
+    out = []
+    for run in runs:
+        for record in instance.all_logs(run.run_id):
+            event = record.dagster_event
+            if event is not None and event.is_step_failure:
+                error = getattr(event.event_specific_data, "error", None)
+                out.append(f"{run.run_id[:8]} {record.step_key}: {error.to_string() if error else record.message}")
+    return "\n".join(out) or "no step failed"

@@ -268,12 +268,14 @@ def test_fact_quality_counts_exactly_the_plc_rejects(lake: Path, full_shift: tup
 def test_every_table_written_has_its_contract_schema(lake: Path) -> None:
     from twin_pipeline.defs.gold.assets import gold_fact_downtime, gold_fact_quality, gold_fact_reliability
     from twin_pipeline.defs.gold.dims import gold_dim_date, gold_dim_line, gold_dim_shift
+    from twin_pipeline.defs.gold.losses import gold_fact_losses
     from twin_pipeline.defs.silver.assets import silver_part_measurements
     from twin_pipeline.lib.contracts import TABLES
 
     resources = {"lake": LakeResource(root=str(lake))}
+    gold = [gold_fact_downtime, gold_fact_quality, gold_fact_reliability, gold_fact_losses]
     assert dg.materialize(
-        [*ASSETS, silver_part_measurements, gold_fact_downtime, gold_fact_quality, gold_fact_reliability],
+        [*ASSETS, silver_part_measurements, *gold],
         partition_key=SHIFT,
         resources=resources,
     ).success
