@@ -62,9 +62,16 @@ def start_plc(tmp_path: Path) -> Callable[..., object]:
         users: dict[str, str] | None = None,
         seed: int = 7,
         start: datetime | None = T0,
+        wait_for_subscriber: bool = False,
     ) -> AsyncIterator[PlcServer]:
         clock = SimClock(start=start, speed=speed, step_mode=step)
-        options = ServerOptions(port=free_port(), insecure=insecure, pki_dir=tmp_path / "pki-server", users=users or {})
+        options = ServerOptions(
+            port=free_port(),
+            insecure=insecure,
+            pki_dir=tmp_path / "pki-server",
+            users=users or {},
+            wait_for_subscriber=wait_for_subscriber,
+        )
         plc = PlcServer(lines or load_lines(["L1", "L2"]), clock, seed, options)
         # asyncua's 1 s ServerStatus.CurrentTime loop makes every stop wait up to 1 s for its sleep; no
         # test reads CurrentTime (the client's liveness probe reads ServerState), so the tests go without it

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -186,8 +186,20 @@ async def test_step_method_and_plc_clock(start_plc: Any) -> None:
             await sim.call_method(ua.NodeId("Simulation.Step", sim_ns), ua.Variant(-1.0, ua.VariantType.Double))
 
 
+def hour_ago() -> datetime:
+    return datetime.now(UTC) - timedelta(hours=1)
+
+
 async def test_accelerated_time_yields_correct_simulated_durations(start_plc: Any) -> None:
-    async with start_plc(step=False, speed=200.0, start=None) as plc, insecure_client(plc) as client:
+    # the clock waits for the subscription (as `twin up` runs it), an hour behind the wall clock (a clock at
+    # the wall clock runs in real time: it is never ahead of it): at 200x Resetting lasts 20 ms of wall time,
+    # less than a subscription takes to set up on a busy machine
+    async with (
+        start_plc(
+            step=False, speed=200.0, start=datetime.now(UTC) - timedelta(hours=1), wait_for_subscriber=True
+        ) as plc,
+        insecure_client(plc) as client,
+    ):
         ns = await ns_index(client)
         changes: list[tuple[int, Any]] = []
 
@@ -197,6 +209,8 @@ async def test_accelerated_time_yields_correct_simulated_durations(start_plc: An
 
         sub = await client.create_subscription(10, Handler())
         await sub.subscribe_data_change(node(client, ns, "L1", "Status.StateCurrent"))
+        while plc.waiting_for_subscriber:
+            await asyncio.sleep(0.01)
         wall0 = asyncio.get_running_loop().time()
         sim0 = plc.clock.now()
         await asyncio.sleep(1.5)

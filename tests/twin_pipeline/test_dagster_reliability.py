@@ -23,7 +23,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from dagster import AssetKey
+from dagster import AssetKey, DagsterInstance
 
 from edge_collector.lake import MAINTENANCE_LOCK_NAME, WriterLock
 from tests.support.azurite import KEY, Azurite, azurite
@@ -421,7 +421,7 @@ def test_o2b_a_daemon_killed_mid_backfill_completes_it_without_duplicate_runs_or
         assert after[table] == clean[table], table
 
 
-def _failures(instance: dg.DagsterInstance, runs: list) -> str:
+def _failures(instance: DagsterInstance, runs: list) -> str:
     """The step errors of the failed runs, for the assertion message."""
     out = []
     for run in runs:
