@@ -4,6 +4,8 @@ edge, completeness, gaps, value ranges and freshness.
 (No `from __future__ import annotations` here: Dagster inspects the context annotation at run time.)
 """
 
+from collections.abc import Callable
+
 import dagster as dg
 import polars as pl
 
@@ -14,6 +16,8 @@ from twin_pipeline.lib.contracts import Table, table_path
 from twin_pipeline.lib.lake_io import plc_gaps, read_bronze, read_manifest, read_shifts
 from twin_pipeline.lib.quality.completeness import (
     OEE_REQUIRED_TAGS,
+    Expected,
+    MissingTag,
     expected_tags,
     missing_optional,
     missing_required,
@@ -90,11 +94,20 @@ def bronze_matches_edge(context: dg.AssetCheckExecutionContext, lake: LakeResour
     )
 
 
-def _expected_and_samples(lake: LakeResource, shift_id: str) -> tuple[dict, pl.DataFrame]:
-    window = CALENDAR.window(shift_id)
-    samples = read_bronze(lake.path(), shift_id)
-    lines = sorted(samples.filter(~pl.col("carried_in"))["line_id"].unique().to_list())
-    return expected_tags(read_manifest(lake.path()), lines, window.end), samples
+def _missing_tags(
+    context: dg.AssetCheckExecutionContext,
+    lake: LakeResource,
+    rule: Callable[[pl.DataFrame, dict[str, Expected]], list[MissingTag]],
+) -> list[str]:
+    """`rule` over each shift of the check: its bronze against each line's manifest in force at the shift
+    end (the manifest is read once for the range)."""
+    manifest, missing = read_manifest(lake.path()), []
+    for shift_id in shift_ids(context):
+        samples = read_bronze(lake.path(), shift_id)
+        lines = sorted(samples.filter(~pl.col("carried_in"))["line_id"].unique().to_list())
+        expected = expected_tags(manifest, lines, CALENDAR.window(shift_id).end)
+        missing += [f"{shift_id} {m}" for m in rule(samples, expected)]
+    return missing
 
 
 @dg.asset_check(
@@ -107,10 +120,7 @@ def _expected_and_samples(lake: LakeResource, shift_id: str) -> tuple[dict, pl.D
     "manifest; a missing one says whether the server lacks it, it is not subscribed, or it sent nothing.",
 )
 def bronze_complete(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
-    missing = []
-    for shift_id in shift_ids(context):
-        expected, samples = _expected_and_samples(lake, shift_id)
-        missing += [f"{shift_id} {m}" for m in missing_required(samples, expected)]
+    missing = _missing_tags(context, lake, missing_required)
     return provisional_unless(
         "bronze_complete",
         context,
@@ -129,10 +139,7 @@ def bronze_complete(context: dg.AssetCheckExecutionContext, lake: LakeResource) 
     "listed.",
 )
 def bronze_optional_tags(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
-    missing = []
-    for shift_id in shift_ids(context):
-        expected, samples = _expected_and_samples(lake, shift_id)
-        missing += [f"{shift_id} {m}" for m in missing_optional(samples, expected)]
+    missing = _missing_tags(context, lake, missing_optional)
     return dg.AssetCheckResult(
         passed=not missing,
         severity=dg.AssetCheckSeverity.WARN,
