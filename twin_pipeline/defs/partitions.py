@@ -12,6 +12,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
+from twin_pipeline.lib.by_shift import split_by_shift
 from twin_pipeline.lib.calendar.first_shift import first_shift_start
 from twin_pipeline.lib.calendar.shift_calendar import SHIFT_ID_FORMAT, ShiftCalendar, load_calendar
 from twin_pipeline.lib.column_descriptions import DESCRIPTIONS
@@ -116,9 +117,5 @@ def report_per_shift(
     materialization of its own partition. A single-run backfill of a range materializes every shift from
     one step; without this, every shift would report the range's figures (issue 14, defect 4), and the
     asset's plots would be flat. Per-partition metadata overrides the run-level metadata of the same key."""
-    by_shift = (
-        {key[0]: rows for key, rows in frame.partition_by("shift_id", as_dict=True).items()} if frame.height else {}
-    )
-    for shift_id in context.partition_keys:
-        rows = by_shift.get(shift_id, frame.clear())
+    for shift_id, rows in split_by_shift(frame, context.partition_keys).items():
         context.add_asset_metadata({"dagster/row_count": rows.height, **metadata(rows)}, partition_key=shift_id)

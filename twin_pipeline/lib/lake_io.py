@@ -20,6 +20,7 @@ from deltalake.exceptions import TableNotFoundError
 from edge_collector.lake import last_checkpoint_version
 from edge_collector.schemas import TABLES, day_of, edge_table_path
 from twin_pipeline.lib import read_cache
+from twin_pipeline.lib.by_shift import split_by_shift
 from twin_pipeline.lib.calendar.shift_calendar import ShiftWindow
 from twin_pipeline.lib.contracts import BRONZE_SAMPLES, Table, schema_of, table_path
 
@@ -244,9 +245,8 @@ def bronze_by_shift(
     path = table_path(lake, Table.BRONZE_SAMPLES)
     wanted = None if columns is None else list(dict.fromkeys([*columns, "shift_id"]))
     frame = read_shifts(path, shift_ids, wanted, pl.col("tag").is_in(list(tags)) if tags is not None else None)
-    by_shift = {k[0]: v for k, v in frame.partition_by("shift_id", as_dict=True).items()} if frame.height else {}
     keep = list(columns) if columns is not None else frame.columns
-    return {s: by_shift.get(s, frame.clear()).select(keep) for s in shift_ids}
+    return {s: rows.select(keep) for s, rows in split_by_shift(frame, shift_ids).items()}
 
 
 def plc_gaps(lake: Path, window: ShiftWindow) -> list[tuple[str, datetime, datetime]]:

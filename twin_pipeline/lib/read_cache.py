@@ -28,6 +28,8 @@ from pathlib import Path
 
 import polars as pl
 
+from twin_pipeline.lib.by_shift import split_by_shift
+
 #: Rows the cache of one run may hold (about 80 bytes a bronze row: some 2 GB at most).
 MAX_ROWS = 25_000_000
 
@@ -76,8 +78,7 @@ class ReadCache:
         """Remember `frame` as every row of `shift_ids` (every column) at `version`."""
         entry = self._entries.get(("shifts", path))
         frames = dict(entry.frames) if isinstance(entry, _Shifts) and entry.version == version else {}
-        by_shift = {k[0]: v for k, v in frame.partition_by("shift_id", as_dict=True).items()} if frame.height else {}
-        frames.update({s: by_shift.get(s, frame.clear()) for s in shift_ids})
+        frames.update(split_by_shift(frame, list(shift_ids)))
         self._put(("shifts", path), _Shifts(version, frames))
 
     def span(self, path: Path, version: int, column: str, start: datetime, end: datetime) -> pl.DataFrame | None:

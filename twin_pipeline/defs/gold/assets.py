@@ -11,6 +11,7 @@ import polars as pl
 
 from edge_collector.schemas import edge_table_path
 from twin_pipeline.defs.partitions import CALENDAR, publish, report_per_shift, shift_asset
+from twin_pipeline.lib.by_shift import split_by_shift
 from twin_pipeline.lib.calendar.shift_calendar import ShiftWindow, previous_shift
 from twin_pipeline.lib.contracts import FACT_RELIABILITY, Table, table_path
 from twin_pipeline.lib.lake_io import read_edge, read_shifts
@@ -84,7 +85,7 @@ def gold_fact_reliability(context: dg.AssetExecutionContext, lake: LakeResource)
     earliest = min(h[-1].start for h in histories.values())
     all_ids = sorted({w.shift_id for h in histories.values() for w in h})
     every = read_shifts(table_path(lake.path(), Table.STATE_INTERVALS), all_ids)
-    interval_parts = {k[0]: v for k, v in every.partition_by("shift_id", as_dict=True).items()} if every.height else {}
+    interval_parts = split_by_shift(every)
     all_events = read_edge(
         edge_table_path(lake.path(), "injected_events"),
         "injected_events",

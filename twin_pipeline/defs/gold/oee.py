@@ -23,6 +23,7 @@ from twin_pipeline.defs.partitions import (
     shift_asset,
     table_metadata,
 )
+from twin_pipeline.lib.by_shift import split_by_shift
 from twin_pipeline.lib.contracts import FACT_OEE_SHIFT, Table, table_path
 from twin_pipeline.lib.lake_io import bronze_by_shift, read_bronze, read_shifts
 from twin_pipeline.lib.settings import oee_engine
@@ -66,8 +67,7 @@ def fact_oee_rows(lake: Path, shift_ids: Sequence[str]) -> pl.DataFrame:
 
 def _by_shift(path: Path, shift_ids: list[str], columns: Sequence[str]) -> dict[str, pl.DataFrame]:
     frame = read_shifts(path, shift_ids, [*columns, "shift_id"])
-    by_shift = {k[0]: v for k, v in frame.partition_by("shift_id", as_dict=True).items()} if frame.height else {}
-    return {s: by_shift.get(s, frame.clear()).select(columns) for s in shift_ids}
+    return {s: rows.select(columns) for s, rows in split_by_shift(frame, shift_ids).items()}
 
 
 def oee_metadata(rows: pl.DataFrame) -> dict[str, Any]:

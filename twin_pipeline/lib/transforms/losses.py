@@ -103,32 +103,33 @@ def small_stops(
 def startup_rejects(samples: pl.DataFrame, window: ShiftWindow, line_id: str) -> tuple[int, int]:
     """Rejects after each restart (Starting -> Execute) until its first good part, made inside the shift's
     planned busy time, and the number of restarts that had some. A part is a processed-count increment;
-    it is a reject when the defective count rose at the same instant (the PLC writes both in one scan)."""
+    it is a reject when the defective count rose at the same instant (the PLC writes both in one scan).
+    A part stamped at a restart's instant belongs to no run. Vectorised: a shift has some 80,000 parts."""
     states = _series(samples, line_id, STATE_TAG)
     restarts = [
         ts for (_, prev), (ts, cur) in itertools.pairwise(states) if int(prev) == STARTING and int(cur) == EXECUTE
     ]
     if not restarts:
         return 0, 0
-    made = [ts for ts, _ in _series(samples, line_id, COUNT_TAGS["produced"])]
-    rejected = {ts for ts, _ in _series(samples, line_id, COUNT_TAGS["defective"])}
-    total, with_rejects, k = 0, 0, 0
-    for n, restart in enumerate(restarts):
-        until = restarts[n + 1] if n + 1 < len(restarts) else None
-        while k < len(made) and made[k] <= restart:
-            k += 1
-        count = 0
-        while k < len(made) and (until is None or made[k] < until) and made[k] in rejected:
-            if window.start <= made[k] < window.end and not _in_break(window, made[k]):
-                count += 1
-            k += 1
-        total += count
-        with_rejects += count > 0
-    return total, with_rejects
-
-
-def _in_break(window: ShiftWindow, ts: datetime) -> bool:
-    return any(b_start <= ts < b_end for b_start, b_end in window.breaks)
+    good = samples.filter((pl.col("line_id") == line_id) & pl.col("is_good") & pl.col("value").is_not_null())
+    rejected = good.filter(pl.col("tag") == COUNT_TAGS["defective"])["source_ts"]
+    at = pl.Series("restarts", restarts, dtype=samples.schema["source_ts"])
+    ts = pl.col("source_ts")
+    in_break = pl.any_horizontal([(ts >= a) & (ts < b) for a, b in window.breaks]) if window.breaks else pl.lit(False)
+    made = good.filter((pl.col("tag") == COUNT_TAGS["produced"]) & ~ts.is_in(at.implode())).select("source_ts")
+    made = made.sort("source_ts")
+    runs = (
+        made.with_columns(
+            (at.search_sorted(made["source_ts"], side="left").cast(pl.Int64) - 1).alias("run"),  # last restart before
+            ts.is_in(rejected.implode()).alias("reject"),
+        )
+        .filter(pl.col("run") >= 0)
+        .with_columns(pl.col("reject").cum_min().over("run").alias("leading"))  # rejects before its first good
+        .filter(pl.col("leading") & (ts >= window.start) & (ts < window.end) & ~in_break)
+        .group_by("run")
+        .len()
+    )
+    return int(runs["len"].sum()), runs.height
 
 
 def _row(

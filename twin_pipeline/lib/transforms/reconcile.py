@@ -20,6 +20,7 @@ lookback (a real PLC, or a disabled section, has nothing to compare with):
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 from dataclasses import dataclass
@@ -85,12 +86,9 @@ def _timeline(events: pl.DataFrame, line_id: str, kinds: dict[str, float | None]
 
 
 def _at(timeline: list[tuple[datetime, float]], t: datetime) -> float | None:
-    value = None
-    for ts, v in timeline:
-        if ts > t:
-            break
-        value = v
-    return value
+    """The value in force at `t` (the last change at or before it), by binary search: called per cut."""
+    i = bisect.bisect_right(timeline, t, key=lambda change: change[0])
+    return timeline[i - 1][1] if i else None
 
 
 def _expected_performance_loss(
@@ -110,7 +108,8 @@ def _expected_performance_loss(
     changes = sorted({ts for ts, _ in (*feed, *limit, *halted)})
     loss = 0.0
     for a, b in execute:
-        cuts = [a, *(t for t in changes if a < t < b), b]
+        inside = changes[bisect.bisect_right(changes, a) : bisect.bisect_left(changes, b)]  # a < t < b
+        cuts = [a, *inside, b]
         for s, e in itertools.pairwise(cuts):
             f = _at(feed, s) or 0.0
             lim = _at(limit, s) or 0.0
