@@ -12,20 +12,35 @@ from collections.abc import Sequence
 import polars as pl
 
 
+#: More runs than this per distinct key, and the frame is gathered instead of sliced (many tiny chunks
+#: cost more in every later operation than one copy now).
+MAX_RUNS_PER_KEY = 64
+
+
+def split_runs(frame: pl.DataFrame, keys: pl.Series) -> dict[object, pl.DataFrame]:
+    """`frame`'s rows per value of `keys` (a series as long as `frame`), in their order. Rows of one value
+    usually come in a few contiguous runs (shifts computed in order; edge files written in time order):
+    those runs are sliced, without copying, and a value's slices concatenated as chunks. Otherwise rows
+    are gathered per value (`partition_by`), which copies them all."""
+    if not frame.height:
+        return {}
+    runs = keys.rle().struct.unnest()
+    distinct = runs["value"].n_unique()
+    if runs.height > MAX_RUNS_PER_KEY * distinct:
+        parts = frame.with_columns(keys.alias("_key")).partition_by("_key", as_dict=True, include_key=False)
+        return {k[0]: v for k, v in parts.items()}
+    slices: dict[object, list[pl.DataFrame]] = {}
+    offset = 0
+    for value, length in zip(runs["value"].to_list(), runs["len"].to_list(), strict=True):
+        slices.setdefault(value, []).append(frame.slice(offset, length))
+        offset += length
+    return {k: v[0] if len(v) == 1 else pl.concat(v, rechunk=False) for k, v in slices.items()}
+
+
 def split_by_shift(frame: pl.DataFrame, shift_ids: Sequence[str] | None = None) -> dict[str, pl.DataFrame]:
-    """`frame`'s rows per `shift_id` (each of `shift_ids` present, empty when it has no rows). A frame whose
-    shifts are contiguous runs (what the assets write: shifts computed in order and concatenated) is cut
-    into zero-copy slices; otherwise rows are gathered per shift (`partition_by`), which copies them all."""
-    parts: dict[str, pl.DataFrame] = {}
-    if frame.height:
-        runs = frame["shift_id"].rle().struct.unnest()
-        if runs["value"].n_unique() == runs.height:  # each shift one contiguous run
-            offset = 0
-            for value, length in zip(runs["value"].to_list(), runs["len"].to_list(), strict=True):
-                parts[value] = frame.slice(offset, length)
-                offset += length
-        else:
-            parts = {k[0]: v for k, v in frame.partition_by("shift_id", as_dict=True).items()}
+    """`frame`'s rows per `shift_id` (each of `shift_ids` present, empty when it has no rows), by
+    `split_runs`."""
+    parts = {str(k): v for k, v in split_runs(frame, frame["shift_id"]).items()} if frame.height else {}
     if shift_ids is None:
         return parts
     return {s: parts.get(s, frame.clear()) for s in shift_ids}

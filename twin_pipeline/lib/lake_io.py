@@ -20,7 +20,7 @@ from deltalake.exceptions import TableNotFoundError
 from edge_collector.lake import last_checkpoint_version
 from edge_collector.schemas import TABLES, day_of, edge_table_path
 from twin_pipeline.lib import read_cache
-from twin_pipeline.lib.by_shift import split_by_shift
+from twin_pipeline.lib.by_shift import split_by_shift, split_runs
 from twin_pipeline.lib.calendar.shift_calendar import ShiftWindow
 from twin_pipeline.lib.contracts import BRONZE_SAMPLES, Table, schema_of, table_path
 
@@ -86,8 +86,8 @@ def read_edge_by_window(
 
 def by_window(frame: pl.DataFrame, column: str, windows: Sequence[ShiftWindow]) -> dict[str, pl.DataFrame]:
     """`frame`'s rows per shift, by `column` in [start, end) of each window (sorted, not overlapping): a
-    range read once, cut in memory in one pass (each row's window found by binary search, then one
-    partition), not one filter of the whole range per shift."""
+    range read once, cut in memory in one pass (each row's window found by binary search, then sliced by
+    `split_runs`), not one filter of the whole range per shift."""
     if not windows:
         return {}
     if not frame.height:
@@ -97,9 +97,10 @@ def by_window(frame: pl.DataFrame, column: str, windows: Sequence[ShiftWindow]) 
     inside = (index >= 0) & (index < len(windows))
     ends = pl.Series([w.end for w in windows], dtype=frame.schema[column])
     inside = inside & (frame[column] < ends.gather(index.clip(0, len(windows) - 1)))
-    parts = frame.with_columns(index.alias("_window")).filter(inside).partition_by("_window", as_dict=True)
+    keys = pl.select(pl.when(pl.lit(inside)).then(pl.lit(index)).otherwise(-1)).to_series()  # -1: in none
+    parts = split_runs(frame, keys)
     empty = frame.clear()
-    return {w.shift_id: parts[(i,)].drop("_window") if (i,) in parts else empty for i, w in enumerate(windows)}
+    return {w.shift_id: parts.get(i, empty) for i, w in enumerate(windows)}
 
 
 def scan_shifts(path: Path, shift_ids: Sequence[str], table: DeltaTable | None = None) -> pl.LazyFrame:
@@ -249,12 +250,16 @@ def bronze_by_shift(
     return {s: rows.select(keep) for s, rows in split_by_shift(frame, shift_ids).items()}
 
 
-def plc_gaps(lake: Path, window: ShiftWindow) -> list[tuple[str, datetime, datetime]]:
-    """Collector outages overlapping the window, in PLC time: (line, start, end)."""
+def read_gaps(lake: Path) -> pl.DataFrame:
+    """The collector's outages (edge `gaps`) with a PLC time, read once for a run's shifts (`plc_gaps`)."""
     path = edge_table_path(lake, "gaps")
     if not (path / "_delta_log").exists():
-        return []
-    gaps = pl.read_delta(str(path)).filter(pl.col("source_ts_before").is_not_null())
+        return pl.DataFrame(TABLES["gaps"].empty_table())
+    return pl.read_delta(str(path)).filter(pl.col("source_ts_before").is_not_null())
+
+
+def plc_gaps(gaps: pl.DataFrame, window: ShiftWindow) -> list[tuple[str, datetime, datetime]]:
+    """The outages of `gaps` (`read_gaps`) overlapping the window, in PLC time: (line, start, end)."""
     out = []
     for row in gaps.iter_rows(named=True):
         start, end = row["source_ts_before"], row["source_ts_after"] or window.end

@@ -13,7 +13,7 @@ from edge_collector.schemas import TABLES, edge_table_path
 from twin_pipeline.defs.check_results import provisional_unless, shift_ids, shift_rows
 from twin_pipeline.defs.partitions import BRONZE, CALENDAR, SHIFTS
 from twin_pipeline.lib.contracts import Table, table_path
-from twin_pipeline.lib.lake_io import plc_gaps, read_bronze, read_manifest, read_shifts, scan_edge
+from twin_pipeline.lib.lake_io import plc_gaps, read_bronze, read_gaps, read_manifest, read_shifts, scan_edge
 from twin_pipeline.lib.quality.completeness import (
     OEE_REQUIRED_TAGS,
     Expected,
@@ -175,12 +175,12 @@ def bronze_optional_tags(context: dg.AssetCheckExecutionContext, lake: LakeResou
     "without one, of its own changes (state, speed, part counter) while it runs.",
 )
 def bronze_no_gaps(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
-    found = []
+    found, gaps = [], read_gaps(lake.path())
     for shift_id in shift_ids(context):
         window = CALENDAR.window(shift_id)
         found += [
             f"{shift_id} {line}: outage {start:%H:%M:%S}-{end:%H:%M:%S} UTC"
-            for line, start, end in plc_gaps(lake.path(), window)
+            for line, start, end in plc_gaps(gaps, window)
         ]
         samples = read_bronze(lake.path(), shift_id, list(SILENCE_TAGS))  # the same read as silver's gap flag
         found += [

@@ -8,7 +8,7 @@ import polars as pl
 
 from twin_pipeline.defs.partitions import BRONZE, CALENDAR, publish, report_per_shift, shift_asset
 from twin_pipeline.lib.contracts import Table
-from twin_pipeline.lib.lake_io import bronze_by_shift, plc_gaps
+from twin_pipeline.lib.lake_io import bronze_by_shift, plc_gaps, read_gaps
 from twin_pipeline.lib.quality.silences import SILENCE_TAGS, line_silences
 from twin_pipeline.lib.transforms.counters import COUNT_TAGS, DESIGN_SPEED_TAG, part_counts
 from twin_pipeline.lib.transforms.spc import SPC_TAGS, part_measurements
@@ -31,11 +31,11 @@ def _lines(samples: pl.DataFrame) -> list[str]:
 def silver_state_intervals(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     frames = []
     tags = list(dict.fromkeys([STATE_TAG, REASON_TAG, *SILENCE_TAGS]))
-    bronze = bronze_by_shift(lake.path(), context.partition_keys, tags)
+    bronze, gaps = bronze_by_shift(lake.path(), context.partition_keys, tags), read_gaps(lake.path())
     for shift_id, samples in bronze.items():
         window = CALENDAR.window(shift_id)
         silences = [(g.line_id, g.start, g.end) for g in line_silences(samples, window)]
-        frames.append(state_intervals(samples, window, _lines(samples), plc_gaps(lake.path(), window) + silences))
+        frames.append(state_intervals(samples, window, _lines(samples), plc_gaps(gaps, window) + silences))
     out = pl.concat(frames)
     report_per_shift(context, out, lambda rows: {"in_gap_intervals": int(rows["in_gap"].sum())})
     return dg.MaterializeResult(metadata=publish(lake.path(), Table.STATE_INTERVALS, out, context.partition_keys))

@@ -14,6 +14,7 @@ import polars as pl
 
 from twin_pipeline.lib.calendar.shift_calendar import ShiftWindow
 from twin_pipeline.lib.contracts import SILVER_PART_COUNTS
+from twin_pipeline.lib.transforms.bronze import sort_samples
 
 UINT32 = 1 << 32
 
@@ -118,9 +119,7 @@ def part_counts(samples: pl.DataFrame, window: ShiftWindow) -> pl.DataFrame:
         .unique(subset=["line_id", "tag"], keep="last", maintain_order=True)
     )
     # bronze.ORDER: changes stamped in one tick follow server time, then the collector's sequence
-    series = pl.concat([baseline, counters.filter(~pl.col("carried_in"))]).sort(
-        "line_id", "tag", "source_ts", "server_ts", "seq"
-    )
+    series = sort_samples(pl.concat([baseline, counters.filter(~pl.col("carried_in"))]))
     in_break = pl.lit(False)
     for b_start, b_end in window.breaks:
         in_break = in_break | ((pl.col("source_ts") >= b_start) & (pl.col("source_ts") < b_end))

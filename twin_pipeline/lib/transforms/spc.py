@@ -7,8 +7,6 @@ None when there are fewer than two parts or no spread.
 
 from __future__ import annotations
 
-import math
-
 import polars as pl
 
 from twin_pipeline.lib.contracts import FACT_QUALITY, SILVER_PART_MEASUREMENTS
@@ -17,15 +15,17 @@ from twin_pipeline.lib.contracts import FACT_QUALITY, SILVER_PART_MEASUREMENTS
 SPC_TAGS = ("Quality.LastPartDeviation", "Quality.ToleranceMm")
 
 
-def spc(shift_id: str, line_id: str, deviations: list[float], tolerance: float | None) -> dict[str, object]:
-    n = len(deviations)
-    mean = sum(deviations) / n if n else None
-    sigma = math.sqrt(sum((d - mean) ** 2 for d in deviations) / (n - 1)) if n >= 2 and mean is not None else None
+def spc(shift_id: str, line_id: str, deviations: pl.Series, tolerance: float | None) -> dict[str, object]:
+    n, mean, sigma = (
+        deviations.to_frame("d")
+        .select(pl.len(), pl.col("d").mean().alias("mean"), pl.col("d").std(ddof=1).alias("sigma"))
+        .row(0)
+    )
     cp = cpk = None
     if sigma and tolerance is not None and mean is not None:
         cp = 2 * tolerance / (6 * sigma)
         cpk = (tolerance - abs(mean)) / (3 * sigma)
-    out = sum(abs(d) > tolerance for d in deviations) if tolerance is not None else None
+    out = int((deviations.abs() > tolerance).sum()) if tolerance is not None else None
     return {
         "shift_id": shift_id,
         "line_id": line_id,
@@ -44,14 +44,20 @@ def part_measurements(samples: pl.DataFrame, shift_id: str) -> pl.DataFrame:
     the tolerance in effect when it was measured (an as-of join; the first may be carried in)."""
     if not samples.height:
         return pl.DataFrame(schema=SILVER_PART_MEASUREMENTS)
-    good = samples.filter(pl.col("is_good") & pl.col("value").is_not_null()).sort("source_ts")
-    parts = good.filter((pl.col("tag") == "Quality.LastPartDeviation") & ~pl.col("carried_in")).select(
-        "line_id", pl.col("source_ts").alias("measured_ts"), pl.col("value").alias("deviation_mm")
+    good = samples.filter(pl.col("is_good") & pl.col("value").is_not_null())
+    parts = (
+        good.filter((pl.col("tag") == "Quality.LastPartDeviation") & ~pl.col("carried_in"))
+        .select("line_id", pl.col("source_ts").alias("measured_ts"), pl.col("value").alias("deviation_mm"))
+        .sort("measured_ts")
     )
-    tolerance = good.filter(pl.col("tag") == "Quality.ToleranceMm").select(
-        "line_id", pl.col("source_ts").alias("measured_ts"), pl.col("value").alias("tolerance_mm")
+    tolerance = (
+        good.filter(pl.col("tag") == "Quality.ToleranceMm")
+        .select("line_id", pl.col("source_ts").alias("measured_ts"), pl.col("value").alias("tolerance_mm"))
+        .sort("measured_ts")
     )
-    joined = parts.join_asof(tolerance, on="measured_ts", by="line_id", strategy="backward")
+    joined = parts.join_asof(
+        tolerance, on="measured_ts", by="line_id", strategy="backward", check_sortedness=False
+    )  # both sorted by measured_ts above
     return (
         joined.with_columns(
             pl.lit(shift_id).alias("shift_id"),
@@ -69,7 +75,7 @@ def spc_frame(measurements: pl.DataFrame, shift_id: str) -> pl.DataFrame:
     for line_id in sorted(mine_all["line_id"].unique().to_list()) if mine_all.height else []:
         mine = mine_all.filter(pl.col("line_id") == line_id).sort("measured_ts")
         tolerance = mine["tolerance_mm"].drop_nulls()
-        row = spc(shift_id, line_id, mine["deviation_mm"].to_list(), float(tolerance[-1]) if tolerance.len() else None)
+        row = spc(shift_id, line_id, mine["deviation_mm"], float(tolerance[-1]) if tolerance.len() else None)
         if tolerance.len():  # against the tolerance in effect at each part, should it have changed in the shift
             row["out_of_tolerance"] = int(mine["out_of_tolerance"].sum())
         rows.append(row)
