@@ -42,6 +42,7 @@ from twin_pipeline.resources.lake import LakeResource
 LINES = ["L1", "L2"]
 COLLECTOR_CONFIG = ROOT / "edge_collector" / "local.toml"
 LAST_STEPS: dict[str, float] = {}
+LAST_EVENTS: dict[str, int] = {}
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
@@ -113,6 +114,10 @@ def backfill(
         raise RuntimeError("the backfill run failed")
     LAST_STEPS.clear()  # the last run's steps, printed once at the end
     LAST_STEPS.update(step_seconds(instance, result.run_id))
+    LAST_EVENTS.clear()  # what the run wrote to the event log (each one a storage write)
+    for record in instance.all_logs(result.run_id):
+        kind = record.dagster_event_type.value if record.dagster_event_type else "LOG"
+        LAST_EVENTS[kind] = LAST_EVENTS.get(kind, 0) + 1
     return run_seconds(instance, result.run_id), wall, cpu
 
 
@@ -157,6 +162,8 @@ def run(lake: Path, days: int, reps: int, profile: Path | None) -> None:
     print(f"{'backfill: dagster.materialize wall time':<48}{wall_s:>8.2f} s  (CPU {cpu_s:.2f} s, every thread)")
     steps = ", ".join(f"{k} {v:.2f}" for k, v in sorted(LAST_STEPS.items(), key=lambda kv: -kv[1]))
     print(f"steps of the last run (s): {steps}")
+    events = ", ".join(f"{k} {v}" for k, v in sorted(LAST_EVENTS.items(), key=lambda kv: -kv[1]))
+    print(f"event log records of the last run: {sum(LAST_EVENTS.values())} ({events})")
     print(
         f"ratio run / scan floor: {run_s / floor_s:.1f}x (CPU: {cpu_s / floor_cpu:.1f}x); "
         f"target: run <= 5 s ({'met' if run_s <= 5 else 'NOT met'}); load average {os.getloadavg()[0]:.1f} "

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 
 import polars as pl
 
-
 #: More runs than this per distinct key, and the frame is gathered instead of sliced (many tiny chunks
 #: cost more in every later operation than one copy now).
 MAX_RUNS_PER_KEY = 64
