@@ -75,9 +75,19 @@ def table_metadata(table: str) -> dict[str, Any]:
     return {"dagster/column_schema": column_schema(table), "dagster/column_lineage": column_lineage(table)}
 
 
-def shift_asset(*, key: Sequence[str], group: str, deps: Sequence[Any], description: str) -> Callable[..., Any]:
-    """`@dg.asset` for a shift-partitioned polars/Delta asset; a range of shifts runs as one run."""
+#: The op tags of the steps OEE waits for (bronze, its blocking checks, the silver tables `fact_oee_shift` reads,
+#: `fact_oee_shift`): a run executes ready steps by priority, so the seeded history's OEE shows in the UI
+#: before the WARN checks and the other gold tables of the same run are done.
+OEE_FIRST = {"dagster/priority": "10"}
+
+
+def shift_asset(
+    *, key: Sequence[str], group: str, deps: Sequence[Any], description: str, oee_first: bool = False
+) -> Callable[..., Any]:
+    """`@dg.asset` for a shift-partitioned polars/Delta asset; a range of shifts runs as one run. `oee_first`:
+    a step OEE waits for (`OEE_FIRST`)."""
     return dg.asset(
+        op_tags=OEE_FIRST if oee_first else None,
         key=list(key),
         deps=list(deps),
         partitions_def=SHIFTS,

@@ -18,6 +18,7 @@ from twin_pipeline.resources.lake import LakeResource
 @shift_asset(
     key=BRONZE.path,
     group="bronze",
+    oee_first=True,
     deps=[dg.AssetKey(["edge", "raw_samples"]), dg.AssetKey(["edge", "quarantine"])],
     description="The shift's samples from the edge, one row per (line, tag, source_ts), with shift_id and "
     "is_good, plus each tag's last value before the shift (carried_in); re-running a shift replaces "

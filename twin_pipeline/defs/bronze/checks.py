@@ -11,7 +11,7 @@ import polars as pl
 
 from edge_collector.schemas import TABLES, edge_table_path
 from twin_pipeline.defs.check_results import provisional_unless, shift_ids, shift_rows
-from twin_pipeline.defs.partitions import BRONZE, CALENDAR, SHIFTS
+from twin_pipeline.defs.partitions import BRONZE, CALENDAR, OEE_FIRST, SHIFTS
 from twin_pipeline.lib.contracts import Table, table_path
 from twin_pipeline.lib.lake_io import plc_gaps, read_bronze, read_gaps, read_manifest, read_shifts, scan_edge
 from twin_pipeline.lib.quality.completeness import (
@@ -39,6 +39,7 @@ from twin_pipeline.resources.lake import LakeResource
     asset=BRONZE,
     partitions_def=SHIFTS,
     blocking=True,
+    op_tags=OEE_FIRST,
     description="Bronze has exactly the bronze contract's columns and types, and the edge table it was "
     "read from the edge contract's (edge_collector/schemas.py).",
 )
@@ -65,6 +66,7 @@ def bronze_schema(context: dg.AssetCheckExecutionContext, lake: LakeResource) ->
     asset=BRONZE,
     partitions_def=SHIFTS,
     blocking=True,
+    op_tags=OEE_FIRST,
     description="No two rows share (line, tag, source_ts, value): a replay.",
 )
 def bronze_no_duplicates(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
@@ -81,6 +83,7 @@ def bronze_no_duplicates(context: dg.AssetCheckExecutionContext, lake: LakeResou
     asset=BRONZE,
     partitions_def=SHIFTS,
     blocking=True,
+    op_tags=OEE_FIRST,
     additional_deps=[dg.AssetKey(["edge", "raw_samples"])],
     description="Reconciliation: bronze holds exactly the distinct (line, tag, source_ts, value) keys the edge holds "
     "for the shift (none lost, none invented; a late edge write makes it fail until re-run).",
@@ -133,6 +136,7 @@ def _missing_tags(
     asset=BRONZE,
     partitions_def=SHIFTS,
     blocking=True,
+    op_tags=OEE_FIRST,
     additional_deps=[dg.AssetKey(["edge", "subscriptions"])],
     description=f"Completeness of what OEE needs: every line has a value of {', '.join(OEE_REQUIRED_TAGS)} known "
     "in the shift (sent in it or carried over). The expected tags come from the collector's subscriptions "

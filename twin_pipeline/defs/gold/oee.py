@@ -17,6 +17,7 @@ import polars as pl
 from twin_pipeline.defs.partitions import (
     BRONZE,
     CALENDAR,
+    OEE_FIRST,
     SHIFTS,
     publish,
     report_per_shift,
@@ -104,7 +105,7 @@ def oee_metadata(rows: pl.DataFrame) -> dict[str, Any]:
     }
 
 
-@shift_asset(key=KEY.path, group="gold", deps=DEPS, description=DESCRIPTION)
+@shift_asset(key=KEY.path, group="gold", deps=DEPS, description=DESCRIPTION, oee_first=True)
 def gold_fact_oee_shift(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     out = fact_oee_rows(lake.path(), context.partition_keys)
     report_per_shift(context, out, oee_metadata)  # each shift's own OEE, A, P, Q on its partition
@@ -124,6 +125,7 @@ def pipes_fact_oee_shift(engine: str) -> dg.AssetsDefinition:
         partitions_def=SHIFTS,
         backfill_policy=dg.BackfillPolicy.single_run(),
         group_name="gold",
+        op_tags=OEE_FIRST,
         kinds={"pyspark", "deltalake", *(["databricks"] if engine == "databricks" else [])},
         owners=["team:data"],
         description=f"{DESCRIPTION} Computed by the Spark job on {engine}.",

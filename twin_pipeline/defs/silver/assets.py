@@ -23,6 +23,7 @@ def _lines(samples: pl.DataFrame) -> list[str]:
 @shift_asset(
     key=Table.STATE_INTERVALS.asset_path,
     group="silver",
+    oee_first=True,
     deps=[BRONZE],
     description="PackML state intervals per line, clipped to the shift, with time element, stop reason and "
     "gap flag (a collector outage, or a silent heartbeat or running line; the state at the shift start is "
@@ -44,6 +45,7 @@ def silver_state_intervals(context: dg.AssetExecutionContext, lake: LakeResource
 @shift_asset(
     key=Table.PART_COUNTS.asset_path,
     group="silver",
+    oee_first=True,
     deps=[BRONZE],
     description="Produced and defective parts per line and shift, from PLC counter increments that survive "
     "UInt32 wraps and PLC restarts (counted, so checks can explain them).",

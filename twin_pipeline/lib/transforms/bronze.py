@@ -45,7 +45,7 @@ def typed(raw: pl.DataFrame, shift_id: str, carried_in: bool = False) -> pl.Data
     """Edge rows deduplicated (earliest received copy wins) and typed to the bronze contract. Duplicates
     are rare, so they are looked for by hash first; only then are the rows sorted by arrival."""
     deduped = raw
-    if raw.height and raw.select(pl.struct(KEY).is_duplicated().any()).item():
+    if raw.height and raw.select(pl.struct(KEY).hash().n_unique()).item() < raw.height:  # a hash per key
         deduped = raw.sort(["received_ts", "seq"]).unique(subset=KEY, keep="first")
     return deduped.with_columns(
         pl.lit(shift_id).alias("shift_id"),
@@ -82,18 +82,26 @@ def carry_in(before: pl.DataFrame, window: ShiftWindow) -> pl.DataFrame:
 
 def sort_samples(frame: pl.DataFrame) -> pl.DataFrame:
     """`frame` sorted by (line_id, tag, *ORDER). Why not `sort` on those columns: comparing two strings per
-    row dominated the bronze step. (line_id, tag) is ranked once (dense, in string order) and packed with
-    source_ts into one integer, which sorts twice as fast; a frame whose span would overflow the packing
-    sorts the plain way."""
+    row dominated the bronze step. Each string column is cast to an Enum of its sorted values (its code
+    then sorts as the string does), the pair's code is packed with source_ts into one integer, which sorts
+    several times faster; a frame whose span would overflow the packing sorts the plain way."""
     if frame.height < 2:
         return frame
+    lines = frame["line_id"].unique().sort().drop_nulls()
+    tags = frame["tag"].unique().sort().drop_nulls()
     ts = pl.col("source_ts").dt.epoch("us")
-    span = frame.select((ts.max() - ts.min() + 1).alias("span"), pl.struct("line_id", "tag").n_unique().alias("n"))
-    if span["span"][0] is None or span["span"][0] * span["n"][0] >= 1 << 62:
+    span = frame.select((ts.max() - ts.min() + 1).alias("span"))["span"][0]
+    if (
+        span is None
+        or frame["line_id"].null_count()
+        or frame["tag"].null_count()
+        or span * lines.len() * tags.len() >= 1 << 62
+    ):
         return frame.sort(["line_id", "tag", *ORDER])
-    pair = pl.struct("line_id", "tag").rank("dense").cast(pl.Int64) - 1
-    packed = pair * span["span"][0] + (ts - ts.min())
-    return frame.sort(packed, pl.col("server_ts"), pl.col("seq"))
+    pair = pl.col("line_id").cast(pl.Enum(lines)).to_physical().cast(pl.Int64) * tags.len() + pl.col("tag").cast(
+        pl.Enum(tags)
+    ).to_physical().cast(pl.Int64)
+    return frame.sort(pair * span + (ts - ts.min()), pl.col("server_ts"), pl.col("seq"))
 
 
 def bronze_samples(raw: pl.DataFrame, window: ShiftWindow, before: pl.DataFrame) -> tuple[pl.DataFrame, BronzeStats]:

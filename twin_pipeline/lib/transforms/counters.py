@@ -17,6 +17,9 @@ from twin_pipeline.lib.contracts import SILVER_PART_COUNTS
 from twin_pipeline.lib.transforms.bronze import sort_samples
 
 UINT32 = 1 << 32
+#: What a pair of consecutive counter samples is (`part_counts`): the first of its series, a step forward,
+#: an implausible jump (a glitch, not counted), a wrap at 2^32, a restart from 0.
+FIRST, STEP, GLITCH, WRAP, RESET = 0, 1, 2, 3, 4
 
 
 @dataclass(frozen=True)
@@ -123,30 +126,37 @@ def part_counts(samples: pl.DataFrame, window: ShiftWindow) -> pl.DataFrame:
     in_break = pl.lit(False)
     for b_start, b_end in window.breaks:
         in_break = in_break | ((pl.col("source_ts") >= b_start) & (pl.col("source_ts") < b_end))
-    cur, prev = pl.col("value").cast(pl.Int64), pl.col("value").cast(pl.Int64).shift(1).over("line_id", "tag")
+    # `series` is sorted by (line, tag): a pair is two adjacent rows of one (line, tag), found by comparing
+    # each row with the one before (a window `over("line_id", "tag")` hashes every row's strings instead)
+    first = ((pl.col("line_id") != pl.col("line_id").shift(1)) | (pl.col("tag") != pl.col("tag").shift(1))).fill_null(
+        True
+    )
+    cur = pl.col("value").cast(pl.Int64)
+    prev = pl.when(first).then(None).otherwise(cur.shift(1))
     dt = (
-        (pl.col("source_ts") - pl.col("source_ts").shift(1).over("line_id", "tag")).dt.total_microseconds() / 1e6
+        pl.when(first).then(None).otherwise(pl.col("source_ts") - pl.col("source_ts").shift(1)).dt.total_microseconds()
+        / 1e6
     ).clip(lower_bound=0.0)
     plausible = pl.col("max_rate") * dt * 2 + 10
     kind = (
         pl.when(prev.is_null())
-        .then(pl.lit("first"))
+        .then(FIRST)
         .when(cur >= prev)
-        .then(pl.when(cur - prev > plausible).then(pl.lit("glitch")).otherwise(pl.lit("step")))
+        .then(pl.when(cur - prev > plausible).then(GLITCH).otherwise(STEP))
         .when(cur + UINT32 - prev <= plausible)
-        .then(pl.lit("wrap"))
-        .otherwise(pl.lit("reset"))
+        .then(WRAP)
+        .otherwise(RESET)
     )
     pairs = (
-        series.join(rate, on="line_id", how="left")
+        series.join(rate, on="line_id", how="left", maintain_order="left")
         .with_columns(pl.col("max_rate").fill_null(1000.0 / 60.0))
         .with_columns(kind.alias("kind"), (~pl.col("carried_in") & in_break).alias("in_break"))
         .with_columns(
-            pl.when(pl.col("kind") == "step")
+            pl.when(pl.col("kind") == STEP)
             .then(cur - prev)
-            .when(pl.col("kind") == "wrap")
+            .when(pl.col("kind") == WRAP)
             .then(cur + UINT32 - prev)
-            .when(pl.col("kind") == "reset")
+            .when(pl.col("kind") == RESET)
             .then(cur)
             .otherwise(0)
             .alias("increment")
@@ -156,7 +166,10 @@ def part_counts(samples: pl.DataFrame, window: ShiftWindow) -> pl.DataFrame:
     totals = pairs.group_by("line_id", "tag").agg(
         pl.col("increment").sum().alias("total"),
         pl.col("increment").filter(pl.col("in_break")).sum().alias("in_breaks"),
-        *[(pl.col("kind") == k).sum().alias(f"{k}s") for k in ("wrap", "reset", "glitch")],
+        *[
+            (pl.col("kind") == k).sum().alias(f"{name}s")
+            for name, k in (("wrap", WRAP), ("reset", RESET), ("glitch", GLITCH))
+        ],
     )
     out = lines
     for name, tag in COUNT_TAGS.items():
