@@ -7,7 +7,8 @@ writes run in a worker thread. Connection losses and collector downtime become g
 The variability engine runs beside it, driven by the PLC clock's notifications.
 
 Opening the session (security, pinning, credentials, connect backoff) is `session.py`, the gap
-bookkeeping `gap_records.py`, the server identity watch `opcua/server_identity.py`.
+bookkeeping `gap_records.py`, silent subscriptions `silence.py`, the server identity watch
+`opcua/server_identity.py`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, StatusC
 
 from plc.tagmap import TAGS, symbol
 
+from . import silence
 from .config import CollectorConfig
 from .datalogger import Datalogger
 from .dedupe import Deduper, Verdict, read_watermarks, value_key
@@ -100,6 +102,7 @@ class Collector:
         self.session = SessionOpener(config, environ, self._wire_client)
         self.identity = IdentityWatch(config.opcua.endpoint)
         self.gaps = GapBook(self.session_id, self.normalizer.next_seq, self.datalogger.add)
+        self.silence: silence.SilenceWatch | None = None
         self.too_large_messages = 0
         self.oversized_nodes = 0
         self._too_large_handled = 0
@@ -270,6 +273,7 @@ class Collector:
             log.warning("connection to %s lost (%s)", self.config.opcua.endpoint, state.value)
             for line_id in self.config.subscription.lines:
                 self.gaps.open(line_id, now, "disconnected")
+            self.gaps.relabel("disconnected", (silence.REASON,))  # the lost link explains the silence
 
     # ------------------------------------------------------------------ subscription
     def _bind_nodes(self, ns: int) -> list[ua.NodeId]:
@@ -354,6 +358,7 @@ class Collector:
                 )
                 for line_id in self.config.subscription.lines:
                     self.gaps.open(line_id, now, "subscription_stale")
+                self.gaps.relabel("subscription_stale", (silence.REASON,))  # a silence that lasted: now lost
             try:
                 await recreate()
                 self.manifest.write(datetime.now(UTC))  # a new subscription: its manifest
@@ -548,6 +553,8 @@ class Collector:
             self._on_state(self.client.state)
             sub = await self._subscribe(self.client)
             self._tasks.append(asyncio.create_task(self._consume(sub), name="collector-consume"))
+            self.silence = silence.SilenceWatch(sub, self.gaps, self.config.subscription.lines, self.connected)
+            self._tasks.append(asyncio.create_task(self.silence.run(), name="collector-silence"))
             if self.engine_factory is not None:
                 self.engine = self.engine_factory(self.client, self._emit_event, self.session_id)
                 self._tasks.append(asyncio.create_task(self._drive_engine(), name="collector-engine"))
