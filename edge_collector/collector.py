@@ -7,8 +7,8 @@ writes run in a worker thread. Connection losses and collector downtime become g
 The variability engine runs beside it, driven by the PLC clock's notifications.
 
 Opening the session (security, pinning, credentials, connect backoff) is `session.py`, the gap
-bookkeeping `gap_records.py`, silent subscriptions `silence.py`, the server identity watch
-`opcua/server_identity.py`.
+bookkeeping `gap_records.py`, silent subscriptions `silence.py`, oversized messages (S7)
+`oversized_nodes.py`, the server identity watch `opcua/server_identity.py`.
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ from .gap_records import GapBook, last_gap_ends
 from .manifest_writer import ManifestRecorder
 from .normalize import NodeBinding, Normalizer
 from .opcua import asyncua_compat as compat
-from .opcua.message_limits import TooLargeObserver, is_too_large
+from .opcua.message_limits import TooLargeObserver
 from .opcua.server_identity import IdentityWatch
+from .oversized_nodes import OversizedNodes
 from .session import KEEPALIVE_COUNT, POLICIES, SessionOpener
 
 log = logging.getLogger("edge_collector")
@@ -103,13 +104,7 @@ class Collector:
         self.identity = IdentityWatch(config.opcua.endpoint)
         self.gaps = GapBook(self.session_id, self.normalizer.next_seq, self.datalogger.add)
         self.silence: silence.SilenceWatch | None = None
-        self.too_large_messages = 0
-        self.oversized_nodes = 0
-        self._too_large_handled = 0
-        self._scanning_sizes = False
-        self._force_recreate = False
-        self._sub: Any = None
-        self._items: dict[int, Any] = {}
+        self.oversized = OversizedNodes(config.opcua, self.bindings, self._quarantine_oversized)
         self.sim_now: datetime | None = None
         self._clock_changed = asyncio.Event()
         self._connected_once = False
@@ -134,6 +129,14 @@ class Collector:
     @property
     def gaps_written(self) -> int:
         return self.gaps.written
+
+    @property
+    def too_large_messages(self) -> int:
+        return self.oversized.too_large_messages
+
+    @property
+    def oversized_nodes(self) -> int:
+        return self.oversized.oversized_nodes
 
     @property
     def cert_days_left(self) -> float | None:
@@ -162,8 +165,8 @@ class Collector:
     # ------------------------------------------------------------------ the client's hooks
     def _wire_client(self, client: Client) -> None:
         """The collector's hooks on a new client (before its security is set, on every attempt)."""
-        client.uaclient.observer = TooLargeObserver(self._on_too_large)
-        self._guard_subscription_restore(client)
+        client.uaclient.observer = TooLargeObserver(self.oversized.on_too_large)
+        self.oversized.guard_restore(client)
 
         async def finalize_and_record(finalize: compat.FinalizeReconnect, reused: bool) -> None:
             # A new session means the server had forgotten ours and whatever it still held for us (R4);
@@ -175,86 +178,11 @@ class Collector:
         compat.wrap_finalize_reconnect(client, finalize_and_record)
         compat.observe_monitored_items(client, self.manifest.observe)
 
-    # ------------------------------------------------------------------ oversized messages (S7)
-    def _on_too_large(self, request_type: str, exc: BaseException) -> None:
-        if self._scanning_sizes:
-            return  # provoked by the size scan, which names the node itself
-        self.too_large_messages += 1
-        log.error(
-            "the server sent a message larger than opcua.max_message_size (%d bytes, at most %d chunks) in "
-            "answer to %s: %s; the connection is dropped and re-established, and the node with the oversized "
-            "value is looked for and no longer monitored. If values that large are expected, raise "
-            "opcua.max_message_size",
-            self.config.opcua.max_message_size,
-            self.config.opcua.max_chunk_count,
-            request_type,
-            exc.__class__.__name__,
-            extra={"status": exc.__class__.__name__},
+    def _quarantine_oversized(self, binding: NodeBinding | None, nodeid: ua.NodeId, detail: str) -> None:
+        row = self.normalizer.quarantine(
+            binding, None, datetime.now(UTC), "too_large", detail, node_id=nodeid.to_string()
         )
-
-    def _guard_subscription_restore(self, client: Client) -> None:
-        """After a too-large message, find the oversized node before asyncua restores the subscription
-        on the next reconnect (Client._recreate_subscriptions), so the restore does not ask for it again."""
-
-        async def restore_guarded(restore: compat.AsyncStep) -> None:
-            if self.too_large_messages > self._too_large_handled:
-                seen = self.too_large_messages
-                await self._stop_monitoring_oversized(client)
-                self._too_large_handled = seen
-                self._force_recreate = True  # the unacknowledged message is likely the oversized one
-            try:
-                await restore()
-            finally:
-                self._force_recreate = False
-
-        compat.wrap_restore_subscriptions(client, restore_guarded)
-
-    async def _stop_monitoring_oversized(self, client: Client) -> None:
-        """Read each monitored node on its own: a read answered by a too-large message names the node
-        whose value exceeds the limit. That node is no longer monitored (a new subscription is made
-        without it), gets a quarantine row with the reason, and an ERROR says what to do. Raises
-        ConnectionError when it found one, since that answer cost the connection."""
-        self._scanning_sizes = True
-        try:
-            for handle, item in list(self._items.items()):
-                try:
-                    await client.get_node(item.node.nodeid).read_data_value(raise_on_bad_status=False)
-                except ua.UaStatusCodeError as exc:
-                    if is_too_large(exc):
-                        self._forget_oversized(handle, item.node.nodeid)
-                        raise ConnectionError("an oversized value cost the connection; reconnecting") from exc
-                    log.debug("size scan: %s not readable (%s)", item.node.nodeid, exc)  # not the oversized one
-                except TimeoutError:
-                    log.debug("size scan: reading %s timed out", item.node.nodeid)
-        finally:
-            self._scanning_sizes = False
-
-    def _forget_oversized(self, handle: int, nodeid: ua.NodeId) -> None:
-        self._items.pop(handle, None)
-        if self._sub is not None:
-            compat.forget_monitored_item(self._sub, handle)
-        self.oversized_nodes += 1
-        binding = self.bindings.pop(nodeid, None)
-        limit = self.config.opcua.max_message_size
-        detail = (
-            f"value larger than opcua.max_message_size ({limit} bytes): no longer monitored; raise the limit "
-            f"if such values are expected, or fix the server's value"
-        )
-        self._emit(
-            "quarantine",
-            self.normalizer.quarantine(
-                binding, None, datetime.now(UTC), "too_large", detail, node_id=nodeid.to_string()
-            ).row,
-        )
-        log.error(
-            "node %s (%s) has a value larger than opcua.max_message_size (%d bytes); it is no longer monitored "
-            "until the collector restarts; the other nodes keep flowing. Raise opcua.max_message_size if such "
-            "values are expected, or fix the value on the server",
-            nodeid.to_string(),
-            binding.tag if binding else "?",
-            limit,
-            extra={"node_id": nodeid.to_string()},
-        )
+        self._emit("quarantine", row.row)
 
     def _on_state(self, state: UaClientState) -> None:
         now = datetime.now(UTC)
@@ -330,10 +258,10 @@ class Collector:
             # unacknowledged, not only those after the last sequence number asyncua recorded (it
             # records a number before the notifications are safely handed over, so a message in
             # flight when the transport broke would be skipped). Replays are dropped by the deduper.
-            if self._force_recreate:
+            if self.oversized.force_recreate:
                 # After a too-large message, asking for it again would cost the connection again, in
                 # a loop: recreate the subscription instead (the gap is recorded as session_lost).
-                self._force_recreate = False
+                self.oversized.force_recreate = False
                 return False
             if available and sub.last_sequence_number is not None:
                 sub.last_sequence_number = min(sub.last_sequence_number, min(available) - 1)
@@ -370,7 +298,6 @@ class Collector:
                 raise
 
         compat.wrap_recreate(sub, recreate_or_keep)
-        self._sub = sub
         results = await sub.subscribe_data_change(
             [client.get_node(n) for n in nodeids],
             queuesize=cfg.queue_size,
@@ -384,7 +311,7 @@ class Collector:
                 if binding.expected == ua.VariantType.Double:
                     await sub.deadband_monitor(client.get_node(nodeid), cfg.deadband_abs)
         self.manifest.write(datetime.now(UTC))
-        self._items = compat.monitored_items(sub)  # the nodes the size scan reads after a too-large message
+        self.oversized.watch(sub)  # the nodes the size scan reads after a too-large message
         log.info(
             "subscribed %d nodes (publishing interval revised to %s ms)",
             len(self.bindings),

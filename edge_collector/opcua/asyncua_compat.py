@@ -3,7 +3,7 @@
 asyncua's public API has no hook for what the collector must do when a connection is lost and
 re-established, when a subscription goes stale or when a message is too large (RELIABILITY.md
 R1-R5, S3, S7), so the collector reaches into asyncua's internals. Each such access is a small
-named function below; `collector.py` and `message_limits.py` call these, never the private names.
+named function below; the collector's modules call these, never the private names.
 
 This module was written against asyncua 2.1 (`ASYNCUA_SERIES`), the minor version pyproject.toml
 pins. A private name can vanish or change meaning in any release, and the failure would be silent
