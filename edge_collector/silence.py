@@ -36,7 +36,7 @@ log = logging.getLogger("edge_collector")
 
 REASON = "subscription_silent"
 SILENT_KEEPALIVES = 2.0  # keep-alive periods without a publish response: one missed keep-alive is not enough
-MIN_SILENT_S = 1.0  # as asyncua's own stale bound: a 20 ms publishing interval must not make 0.8 s silent
+MIN_SILENT_S = 2.0  # a 20 ms publishing interval (the lab tests) must not make a 1 s stall of a busy loop silent
 CONFIRM_S = 0.1  # a loop that was busy gets this long to take in publish responses already received
 
 
