@@ -434,6 +434,7 @@ class Collector:
             "quarantined_rows": self.quarantined,
             "reconnects": self.reconnects,
             "gaps": self.gaps_written,
+            "subscription_silences": self.silence.silences if self.silence is not None else 0,
             "injections": getattr(self.engine, "injections", 0) if self.engine else 0,
             "buffer_depth": stats.buffer_rows,
             "commit_latency_p50_seconds": pick(0.5),

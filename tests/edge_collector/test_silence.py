@@ -102,6 +102,7 @@ async def test_a_silent_subscription_is_a_gap_until_data_or_a_keepalive_arrives(
             await step_until(plc, collector, 10)
             processed = plc.line("L1").processed
             assert collector.silence.silences == 2
+            assert collector.metrics_snapshot()["subscription_silences"] == 2  # on /metrics
 
     assert processed > processed_before  # the pause did hide changes
     gaps = read_table(config.lake(), "gaps").sort("gap_start", "line_id")
