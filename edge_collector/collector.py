@@ -3,7 +3,8 @@
 One asyncio loop: asyncua's client (auto-reconnect, session reactivation, republish) delivers
 data changes into a bounded queue (overflow counted, never silent); a consumer task normalizes
 each change, drops replays by (line, tag, source_ts, value), and hands rows to the datalogger, whose
-writes run in a worker thread. Connection losses and collector downtime become gap records.
+writes run in a worker thread. Connection losses, stale or silent subscriptions and collector
+downtime become gap records.
 The variability engine runs beside it, driven by the PLC clock's notifications.
 
 Opening the session (security, pinning, credentials, connect backoff) is `session.py`, the gap
