@@ -101,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def _run(config_path: Path | None, endpoint: str | None = None) -> int:
-    from .collector import Collector, SecurityRefused, tune_gc
+    from .collector import Collector, tune_gc
+    from .session import SecurityRefused
     from .variability.engine_setup import engine_factory_for
 
     config = load_config(config_path)

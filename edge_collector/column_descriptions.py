@@ -58,7 +58,10 @@ GAPS = {
     "line_id": _LINE,
     "gap_start": f"Last moment data was known to flow (collector receive time) {UTC}",
     "gap_end": f"First moment data flowed again (or the collector stop) {UTC}",
-    "reason": "Why nothing arrived: disconnected, session_lost, collector_down, ... [code]",
+    "reason": (
+        "Why nothing arrived: disconnected, session_lost, subscription_stale, subscription_silent (no data and "
+        "no keep-alive with the connection up), collector_down [code]"
+    ),
     "source_ts_before": f"Last PLC source timestamp of the line before the gap {UTC}",
     "source_ts_after": f"First PLC source timestamp of the line after the gap {UTC}",
     **_SESSION,

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from plc.security import PkiLayout, ensure_certificate, trust_certificate
 
-from .collector import app_uri
 from .config import load_config
+from .session import app_uri
 
 
 def _start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:

@@ -21,6 +21,10 @@ METRICS: dict[str, tuple[str, str]] = {
     "quarantined_rows": ("counter", "Rows written to the quarantine table"),
     "reconnects": ("counter", "Reconnects to the OPC UA server"),
     "gaps": ("counter", "Gap records written"),
+    "subscription_silences": (
+        "counter",
+        "Times the subscription delivered neither data nor keep-alive for 2 keep-alive periods with the connection up",
+    ),
     "injections": ("counter", "Variability injections written to the PLC"),
     "buffer_depth": ("gauge", "Rows waiting in memory for the next Delta commit"),
     "commit_latency_p50_seconds": ("gauge", "Median sample-to-commit latency over recent commits"),

@@ -70,7 +70,7 @@ GAPS = pa.schema(
         pa.field("line_id", pa.string(), nullable=False),
         pa.field("gap_start", TS, nullable=False),  # last moment data was known to flow (received time)
         pa.field("gap_end", TS, nullable=False),  # first moment it flowed again
-        pa.field("reason", pa.string(), nullable=False),  # disconnected, session_lost, collector_down, ...
+        pa.field("reason", pa.string(), nullable=False),  # see column_descriptions.GAPS
         pa.field("source_ts_before", TS),  # last PLC source timestamp of the line before the gap
         pa.field("source_ts_after", TS),  # first PLC source timestamp of the line after it
         pa.field("session_id", pa.string(), nullable=False),

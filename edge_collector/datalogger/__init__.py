@@ -1,7 +1,8 @@
 """The collector's durable Delta datalogger (see `writer.py` for why it is shaped as it is).
 
 Stages: `rows.py` (rows -> Arrow, quarantine rows), `spool.py` (durable batches on local disk),
-`writer.py` (the Datalogger: buffer, spool, exactly-once commit, maintenance), `preflight.py`
+`writer.py` (the Datalogger: buffer, flush, spool), `commits.py` (exactly-once Delta commits,
+checkpoints, compaction), `preflight.py`
 (refuses a filesystem without atomic commits), `reports.py` (counters and reports). Delta helpers
 shared with the pipeline are `edge_collector.lake`; the two lock errors a datalogger's caller may
 meet are re-exported here.

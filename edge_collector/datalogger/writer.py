@@ -22,92 +22,46 @@ Why it is shaped like this (RELIABILITY.md D1-D6, R5):
 - Delta errors never stop the collector: the batch stays spooled, an ERROR says what to do, and the
   commit is retried with capped backoff.
 
-Rows -> Arrow and quarantine rows are `rows.py`, the spool files `spool.py`, the counters and
-reports `reports.py`, the filesystem probe `preflight.py`; the Delta appends, fsyncs and locks are
-`edge_collector/lake/`, shared with the history seeder and the pipeline.
+This module buffers, builds, spools and hands over; the Delta commits, checkpoints and compaction
+are `commits.py`. Rows -> Arrow and quarantine rows are `rows.py`, the spool files `spool.py`, the
+counters and reports `reports.py`, the filesystem probe `preflight.py`; the Delta appends, fsyncs and
+locks are `edge_collector/lake/`, shared with the history seeder and the pipeline.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import os
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from deltalake import DeltaTable
-from deltalake.exceptions import SchemaMismatchError
 
-from ..crash_point import crash_point
 from ..lake import (
     LOCK_NAME,
     MAINTENANCE_LOCK_NAME,
     WriterLock,
-    WriterLocked,
-    append_once,
-    fsync_commit,
     fsync_dir,
-    fsync_file,
     last_checkpoint_version,
     open_or_create,
 )
 from ..schemas import TABLES, edge_table_path
 from . import preflight
+from .commits import Batch, DeltaCommitter, TableState, advice
 from .reports import Acknowledged, DataloggerHooks, DataloggerStats, RecoveryReport
 from .rows import Rejected, build_batch, last_resort_row, quarantine_row
-from .spool import SpoolFile, read_spool, scan_spool, write_spool
+from .spool import scan_spool, write_spool
 
 log = logging.getLogger("edge_collector.datalogger")
 
-MAX_BACKOFF_S = 30.0
-FIRST_BACKOFF_S = 0.5
 DROP_LOG_EVERY_S = 10.0
 
 
-def _advice(table_path: Path, exc: BaseException) -> str:
-    text = str(exc)
-    if isinstance(exc, SchemaMismatchError) or "schema" in text.lower():
-        return (
-            f"the table at {table_path} does not have the edge schema of edge_collector/schemas.py: move it "
-            "aside (the datalogger recreates it) or migrate it"
-        )
-    if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "No space" in text:
-        return f"free disk space on the filesystem of {table_path}"
-    return f"check free disk space and permissions of {table_path}"
-
-
 _Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]
-
-
-@dataclass
-class _Batch:
-    """Built and versioned, not yet durable in the spool."""
-
-    version: int
-    data: pa.Table
-
-
-@dataclass
-class _TableState:
-    path: Path
-    spool_dir: Path
-    dt: DeltaTable | None = None
-    next_version: int = 1
-    committed: int = 0  # every batch version <= this is in Delta
-    unspooled: deque[_Batch] = field(default_factory=deque)
-    pending: deque[SpoolFile] = field(default_factory=deque)
-    retry_at: float = 0.0
-    backoff: float = FIRST_BACKOFF_S
-    checkpoint_version: int = 0
-    commits_since_compaction: int = 0
-    last_spool_error: float = 0.0
 
 
 class Datalogger:
@@ -168,14 +122,21 @@ class Datalogger:
         self._wake = threading.Event()
         self._last_drop_log = float("-inf")
         # writer thread only
-        self._t: dict[str, _TableState] = {}
+        self._t: dict[str, TableState] = {}
         self._targets: list[tuple[dict[str, int], list[_Waiter]]] = []
-        self._next_compaction = 0.0
         self._close_deadline = float("inf")
         self._warned_columns: set[tuple[str, str]] = set()
         self._thread: threading.Thread | None = None
         self._locks = [WriterLock(self.lake / "edge" / LOCK_NAME), WriterLock(self.spool / LOCK_NAME)]
-        self._maintenance_lock = WriterLock(self.lake / "edge" / MAINTENANCE_LOCK_NAME)
+        self._commits = DeltaCommitter(
+            self.stats,
+            self.hooks,
+            WriterLock(self.lake / "edge" / MAINTENANCE_LOCK_NAME),
+            max_batch_rows=max_batch_rows,
+            checkpoint_every_commits=checkpoint_every_commits,
+            compact_every_commits=compact_every_commits,
+            compact_every_s=compact_every_s,
+        )
 
     # ------------------------------------------------------------------ event-loop side
     def add(self, table: str, row: Mapping[str, Any]) -> None:
@@ -239,7 +200,7 @@ class Datalogger:
             for lock in self._locks:
                 lock.release()
             raise
-        self._next_compaction = time.monotonic() + self.compact_every_s
+        self._commits.next_compaction = time.monotonic() + self.compact_every_s
         self._thread = threading.Thread(target=self._run, name="datalogger-writer", daemon=True)
         with self._lock:
             self._state = "running"
@@ -306,13 +267,13 @@ class Datalogger:
             spool_dir = self.spool / table
             spool_dir.mkdir(parents=True, exist_ok=True)
             fsync_dir(self.spool)
-            st = _TableState(path, spool_dir)
+            st = TableState(path, spool_dir)
             self._t[table] = st
             try:  # without the table's transaction version, new batch versions could collide: refuse
                 st.dt = open_or_create(path, table, self.checkpoint_every_commits)
             except Exception as exc:
                 raise RuntimeError(
-                    f"cannot open or create the edge table {path}: {exc!r}; {_advice(path, exc)}"
+                    f"cannot open or create the edge table {path}: {exc!r}; {advice(path, exc)}"
                 ) from exc
             st.committed = st.dt.transaction_version(self.app_id) or 0
             st.checkpoint_version = last_checkpoint_version(path)
@@ -329,7 +290,7 @@ class Datalogger:
             rows_before, skipped_before = self.stats.rows_committed, self.stats.batches_skipped
             self.stats.spool_files_pending += len(files)
             if files:
-                self._commit_pending(table, st)
+                self._commits.commit_pending(table, st)
             report.replayed_rows[table] = self.stats.rows_committed - rows_before
             report.skipped_batches[table] = self.stats.batches_skipped - skipped_before
             report.replayed_batches[table] = len(files) - len(st.pending) - report.skipped_batches[table]
@@ -389,9 +350,9 @@ class Datalogger:
             self._targets.append(({t: s.next_version - 1 for t, s in self._t.items()}, waiters))
         for table, st in self._t.items():
             if st.pending and time.monotonic() >= st.retry_at:
-                self._commit_pending(table, st)
+                self._commits.commit_pending(table, st)
         if not stopping:
-            self._maintain(now)
+            self._commits.maintain(self._t, now)
         self._resolve_targets()
 
     def _build_and_queue(self, taken: dict[str, list[Mapping[str, Any]]]) -> None:
@@ -472,7 +433,7 @@ class Datalogger:
 
     def _queue(self, table: str, data: pa.Table) -> None:
         st = self._t[table]
-        st.unspooled.append(_Batch(st.next_version, data))
+        st.unspooled.append(Batch(st.next_version, data))
         st.next_version += 1
 
     def _spool_all(self) -> None:
@@ -512,168 +473,6 @@ class Datalogger:
                         log.exception("on_acknowledged callback failed")
         # rows diverted to quarantine were counted once as added; their quarantine rows replace them
         # (build_batch never adds rows), so _buffered stays exact.
-
-    def _commit_pending(self, table: str, st: _TableState) -> None:
-        """Commit spooled batches in order, coalescing a backlog into commits of <= max_batch_rows rows."""
-        while st.pending:
-            group = [st.pending[0]]
-            rows = group[0].rows
-            for f in list(st.pending)[1:]:
-                if f.app_id != group[0].app_id or rows + f.rows > self.max_batch_rows:
-                    break
-                group.append(f)
-                rows += f.rows
-            try:
-                self._commit_group(table, st, group)
-            except Exception as exc:  # noqa: BLE001 - keep the spool, say what to do, retry with backoff
-                self._commit_failed(table, st, group, exc)
-                return
-            for f in group:
-                st.pending.popleft()
-                try:
-                    f.path.unlink()
-                except FileNotFoundError:
-                    pass
-            self.stats.spool_files_pending -= len(group)
-            st.committed = max(st.committed, group[-1].version)
-            st.backoff = FIRST_BACKOFF_S
-            st.retry_at = 0.0
-
-    def _commit_group(self, table: str, st: _TableState, group: list[SpoolFile]) -> None:
-        if st.dt is None:
-            st.dt = open_or_create(st.path, table, self.checkpoint_every_commits)
-        app_id = group[0].app_id
-        current = st.dt.transaction_version(app_id) or 0
-        todo = [f for f in group if f.version > current]
-        if len(todo) < len(group):
-            self._skipped(table, [f for f in group if f.version <= current], current)
-        if not todo:
-            return
-        data = pa.concat_tables([read_spool(f.path) for f in todo]) if len(todo) > 1 else read_spool(todo[0].path)
-        version = todo[-1].version
-        if self.hooks.before_commit is not None:
-            self.hooks.before_commit(table, version)
-        crash_point("commit-begin")
-        started = time.perf_counter()
-        written = append_once(st.dt, data, app_id, version)
-        crash_point("commit-written")
-        if written:
-            fsync_commit(st.path, st.dt.version())
-        latency = time.perf_counter() - started
-        crash_point("commit-durable")
-        if self.hooks.after_commit is not None:
-            self.hooks.after_commit(table, version)
-        if not written:
-            self._skipped(table, todo, st.dt.transaction_version(app_id) or version)
-            return
-        s = self.stats
-        s.commits += 1
-        s.rows_committed += data.num_rows
-        s.last_commit_latency_s = latency
-        s.commit_latencies.append(latency)
-        s.last_version[table] = st.dt.version()
-        st.commits_since_compaction += 1
-        if st.commits_since_compaction >= self.compact_every_commits:
-            self._compact(table, st)  # each append costs more as the snapshot's file count grows
-        self._maybe_checkpoint(table, st)
-
-    def _skipped(self, table: str, files: list[SpoolFile], current: int) -> None:
-        """Batches already in Delta (their commit landed before a crash or an error): never written twice."""
-        self.stats.batches_skipped += len(files)
-        self.stats.rows_committed += sum(f.rows for f in files if not f.replayed)  # committed by this run
-        log.info(
-            "%s: %d spooled batches (<= version %d of %s) are already committed; not writing them again",
-            table,
-            len(files),
-            current,
-            files[0].app_id,
-        )
-
-    def _commit_failed(self, table: str, st: _TableState, group: list[SpoolFile], exc: Exception) -> None:
-        self.stats.errors += 1
-        delay = st.backoff
-        st.backoff = min(st.backoff * 2, MAX_BACKOFF_S)
-        st.retry_at = time.monotonic() + delay
-        log.error(
-            "commit of %s batches %d..%d (%d rows) failed: %r; they stay in the spool (%s) and are retried in "
-            "%.1f s: %s",
-            table,
-            group[0].version,
-            group[-1].version,
-            sum(f.rows for f in group),
-            exc,
-            st.spool_dir,
-            delay,
-            _advice(st.path, exc),
-            extra={"table": table},
-        )
-        try:  # the commit may have landed anyway ("error despite success"): reload before the retry compares
-            st.dt = open_or_create(st.path, table, self.checkpoint_every_commits)
-        except Exception as reopen:  # noqa: BLE001 - any failure to reopen is logged; the next commit retries it
-            st.dt = None
-            log.error("cannot reopen %s: %r", st.path, reopen)
-
-    def _maybe_checkpoint(self, table: str, st: _TableState) -> None:
-        if st.dt is None or st.dt.version() - st.checkpoint_version < self.checkpoint_every_commits:
-            return
-        try:
-            st.dt.create_checkpoint()
-            version = st.dt.version()
-            log_dir = st.path / "_delta_log"
-            for file in [*log_dir.glob(f"{version:020d}.checkpoint*.parquet"), log_dir / "_last_checkpoint"]:
-                fsync_file(file)
-            fsync_dir(log_dir)
-            st.checkpoint_version = version
-            self.stats.checkpoints += 1
-        except Exception as exc:  # noqa: BLE001 - a missing checkpoint only slows readers down
-            self.stats.errors += 1
-            st.checkpoint_version = st.dt.version()  # do not retry on every commit
-            log.error("checkpoint of %s failed: %r; readers replay more JSON commits until the next one", st.path, exc)
-
-    def _maintain(self, now: float) -> None:
-        """Compaction and log clean-up on their cadence, between commits (ingest keeps buffering meanwhile)."""
-        if now < self._next_compaction:
-            return
-        self._next_compaction = now + self.compact_every_s
-        for table, st in self._t.items():
-            if st.dt is not None and st.commits_since_compaction:
-                self._compact(table, st)
-                self._maybe_checkpoint(table, st)
-
-    def _compact(self, table: str, st: _TableState) -> None:
-        """Bin-pack small files: readers open fewer files and appends stay fast (their cost grows with
-        the number of files in the snapshot). Failures never stop ingest."""
-        assert st.dt is not None  # noqa: S101 - an invariant, stated for the type checker
-        try:  # never beside another compaction (see compact()); skipped now, tried again later
-            self._maintenance_lock.acquire("compaction")
-        except WriterLocked:
-            log.info("compaction of %s skipped: another process is compacting it", table)
-            return
-        st.commits_since_compaction = 0
-        try:
-            st.dt.update_incremental()  # compact what is live now, not what our snapshot remembers
-            before = st.dt.version()
-            metrics = st.dt.optimize.compact()
-            if st.dt.version() != before:
-                fsync_commit(st.path, st.dt.version())
-                self.stats.compactions += 1
-                self.stats.last_version[table] = st.dt.version()
-                log.info(
-                    "compacted %s: %s files into %s",
-                    table,
-                    metrics.get("numFilesRemoved"),
-                    metrics.get("numFilesAdded"),
-                )
-            st.dt.cleanup_metadata()  # drop JSON commits older than LOG_RETENTION behind a checkpoint
-        except Exception as exc:  # noqa: BLE001 - maintenance failures never stop ingest
-            self.stats.errors += 1
-            log.error("compaction of %s failed: %r; ingest continues, it is retried later", st.path, exc)
-            try:
-                st.dt = open_or_create(st.path, table, self.checkpoint_every_commits)
-            except Exception:  # noqa: BLE001 - the table stays closed; the next commit reopens it
-                st.dt = None
-        finally:
-            self._maintenance_lock.release()
 
     def _resolve_targets(self) -> None:
         if not self._targets:

@@ -3,7 +3,7 @@
 asyncua's public API has no hook for what the collector must do when a connection is lost and
 re-established, when a subscription goes stale or when a message is too large (RELIABILITY.md
 R1-R5, S3, S7), so the collector reaches into asyncua's internals. Each such access is a small
-named function below; `collector.py` and `message_limits.py` call these, never the private names.
+named function below; the collector's modules call these, never the private names.
 
 This module was written against asyncua 2.1 (`ASYNCUA_SERIES`), the minor version pyproject.toml
 pins. A private name can vanish or change meaning in any release, and the failure would be silent
@@ -11,6 +11,9 @@ pins. A private name can vanish or change meaning in any release, and the failur
 `check_asyncua_compat()` runs when the collector starts: it fails with the missing names and the
 pinned version if any attribute or method relied on here no longer exists. To move to a newer
 asyncua, re-read each function against that version's source, then move the pin and the series.
+
+One public but undocumented attribute is read (`Subscription.last_publish_at`): what is relied on
+there is that asyncua stamps it on every publish response, keep-alives included.
 
 Two public methods are replaced on the instance too (`Client.send_hello`, `Subscription.recreate`):
 what is relied on there is that asyncua's reconnect calls them, which no public contract promises,
@@ -195,6 +198,16 @@ def restore_subscription(sub: Subscription, subscription_id: int, items: dict[in
     session._subscription_callbacks[subscription_id] = sub.publish_callback
 
 
+def last_publish_at(sub: Subscription) -> float | None:
+    """When the subscription's last publish response arrived, data or keep-alive (`time.monotonic()`),
+    or None before the first. The only trace of a keep-alive's receipt: asyncua 2.1 stamps
+    `Subscription.last_publish_at` in `publish_callback` before it drops an empty (keep-alive) message,
+    for its stale-subscription watchdog; no callback or event says a keep-alive arrived. The collector
+    needs it to tell a silent subscription (issue 14) from a quiet line. `recreate()` and `restore()`
+    reset it too (a new start, not a receipt)."""
+    return sub.last_publish_at
+
+
 def event_queue(sub: Subscription) -> asyncio.Queue[Any]:
     """The subscription's notification queue (`Subscription._event_queue`): `next_event()` takes one
     event per await; the collector drains everything queued at once, its hot path."""
@@ -286,6 +299,7 @@ REQUIREMENTS: tuple[Requirement, ...] = (
     Requirement("Subscription", "recreate", "wrap_recreate"),
     Requirement("Subscription", "_monitored_items", "monitored_items, forget_monitored_item, restore_subscription"),
     Requirement("Subscription", "_event_queue", "event_queue"),
+    Requirement("Subscription", "last_publish_at", "last_publish_at"),
 )
 
 

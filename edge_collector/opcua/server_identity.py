@@ -12,7 +12,9 @@ The answer is unauthenticated: it explains a refusal, it never grants trust.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 from pathlib import Path
 
 from asyncua import Client, ua
@@ -21,6 +23,8 @@ from cryptography.hazmat.primitives import serialization
 from plc.security import load_certificate
 
 from .message_limits import enforce_receive_limits
+
+log = logging.getLogger("edge_collector")
 
 #: A GetEndpoints answer is a few certificates long; the probe accepts no more than this (S7).
 PROBE_MAX_MESSAGE = 1024 * 1024
@@ -65,3 +69,64 @@ def _first_der(chain: bytes) -> bytes:
         return chain[: 2 + size]
     n = size & 0x7F
     return chain[: 2 + n + int.from_bytes(chain[2 : 2 + n], "big")]
+
+
+class IdentityWatch:
+    """While not connected, compare the certificate the endpoint presents with the pin, so that a
+    refused reconnect to a different server raises an alert instead of a quiet retry."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.mismatches = 0
+        self.active = False
+        self._seen: bytes | None = None
+
+    async def run(
+        self,
+        pinned: Path,
+        policy_uri: str,
+        mode: ua.MessageSecurityMode,
+        timeout: float,
+        interval: float,
+        connected: asyncio.Event,
+    ) -> None:
+        pin = pinned_der(pinned)
+        while True:
+            if connected.is_set():
+                self.note(None)  # a session over the pinned channel proves the identity
+            else:
+                try:
+                    presented = await presented_certificate(self.endpoint, policy_uri, mode, timeout)
+                except Exception:  # a failed probe says nothing; asyncua keeps retrying
+                    log.debug("server identity probe failed", exc_info=True)
+                    presented = None
+                if presented is not None:
+                    self.note(None if presented == pin else presented, pinned)
+            await asyncio.sleep(interval)
+
+    def note(self, mismatch: bytes | None, pinned: Path | None = None) -> None:
+        if mismatch is None:
+            if self.active:
+                log.warning("the server at %s presents the pinned certificate again", self.endpoint)
+            self.active = False
+            self._seen = None
+            return
+        assert pinned is not None  # noqa: S101 - an invariant, stated for the type checker
+        self.active = True
+        if mismatch == self._seen:
+            return
+        self._seen = mismatch
+        self.mismatches += 1
+        log.error(
+            "Server certificate mismatch: %s presents a certificate with SHA-256 fingerprint %s, not the pinned "
+            "opcua.server_certificate %s (%s); the collector does not connect to it and writes nothing "
+            "(possible man-in-the-middle). If the PLC's certificate was replaced on purpose, compare this "
+            "fingerprint with the one shown on the PLC itself, then pin the new certificate "
+            "(opcua.server_certificate) and restart the collector; otherwise find out what answers on "
+            "this endpoint",
+            self.endpoint,
+            fingerprint(mismatch),
+            pinned,
+            fingerprint(pinned_der(pinned)),
+            extra={"alert": "server_certificate_mismatch"},
+        )

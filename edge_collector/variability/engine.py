@@ -85,30 +85,41 @@ duration in s, for reduced speed the limit in parts/min) and `<kind>_end` (value
 An episode starts only while the line is in Execute (else that draw is skipped), the three that stop
 production never overlap, and a fault due during one waits for its end, so every stop has one cause.
 Start-up rejects write one `startup_rejects` row (value: parts) per recovery Start.
+
+This module holds the config and the scheduler (`VariabilityEngine`: which action is due, and the
+ground-truth rows); the injectors are `faults.py` (breakdowns), `periodic.py` (quality error, feed
+rate) and `losses.py` (episodes, start-up rejects), sharing `injection.py`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from enum import Enum
-from typing import Any, Literal
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field
 
-from plc.tagmap import PackMLCommand as Cmd
-from plc.tagmap import PackMLState as S
-from plc.tagmap import StopReason
-
-from .distributions import BaseDistribution, Categorical, Distribution
-from .losses import EPISODES, FEED_RATE_MAX, Episode, EpisodeConfig, ReducedSpeedConfig, StartupRejectsConfig
-from .plc_port import LineState, PlcPort
+from . import faults, periodic
+from .distributions import BaseDistribution
+from .faults import FaultCycle, FaultsConfig
+from .injection import Injection, Section, utc
+from .losses import (
+    EPISODES,
+    Episode,
+    EpisodeConfig,
+    ReducedSpeedConfig,
+    StartupRejectsConfig,
+    inject_startup_rejects,
+    step_episode,
+)
+from .periodic import FeedRateConfig, PeriodicSignal, QualityErrorConfig
+from .plc_port import PlcPort
 
 log = logging.getLogger(__name__)
 
@@ -128,99 +139,8 @@ SIGNALS = (
     "startup_rejects",
 )
 
-#: States a breakdown can hit: the line is producing or paused while producing.
-FAULTABLE_STATES = frozenset(
-    int(s) for s in (S.Execute, S.Starting, S.Holding, S.Held, S.Unholding, S.Suspending, S.Suspended, S.Unsuspending)
-)
-#: Recovery: the command that moves a line from this state towards Execute.
-RECOVERY_COMMANDS = {int(S.Aborted): int(Cmd.Clear), int(S.Stopped): int(Cmd.Reset), int(S.Idle): int(Cmd.Start)}
 
-QUALITY_ERROR_MAX = 1e3
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class FaultsConfig(_Model):
-    """Breakdowns: time to failure, repair time and fault code distributions (seconds, code 1..999)."""
-
-    enabled: bool = True
-    time_to_failure: Distribution | None = None
-    repair_time: Distribution | None = None
-    fault_code: Categorical | None = Field(None, description="None: every fault is UnspecifiedFault (999)")
-
-    @model_validator(mode="after")
-    def _check(self) -> FaultsConfig:
-        if not self.enabled:
-            return self
-        missing = [n for n in ("time_to_failure", "repair_time") if getattr(self, n) is None]
-        if missing:
-            raise ValueError(f"faults needs {' and '.join(missing)} (seconds), or enabled = false")
-        for name in ("time_to_failure", "repair_time"):
-            dist: BaseDistribution = getattr(self, name)
-            if dist.support()[0] < 0:
-                raise ValueError(
-                    f"faults.{name}: a {dist.kind} distribution can draw negative durations; use one of "
-                    "non-negative seconds (weibull, exponential, lognormal, gamma, uniform/triangular >= 0)"
-                )
-        if self.fault_code is not None:
-            bad = sorted(c for c in self.fault_code.weights if not 1 <= c <= 999)
-            if bad:
-                raise ValueError(
-                    f"faults.fault_code: codes must be 1..999 (equipment faults in the tag map's "
-                    f"stop_reasons), got {bad}"
-                )
-        return self
-
-
-class PeriodicConfig(_Model):
-    """A value re-drawn every `interval_s` simulated seconds and written to one Sim tag."""
-
-    enabled: bool = True
-    interval_s: float = Field(600.0, gt=0, description="simulated seconds between draws")
-    distribution: Distribution | None = None
-
-    @model_validator(mode="after")
-    def _need_distribution(self) -> PeriodicConfig:
-        if self.enabled and self.distribution is None:
-            raise ValueError(
-                'distribution is required (e.g. { kind = "uniform", low = 90.0, high = 110.0 }), or enabled = false'
-            )
-        return self
-
-
-class QualityErrorConfig(PeriodicConfig):
-    """Systematic quality error in mm, written to Sim.QualityErrorMm."""
-
-    mode: Literal["per_interval"] = "per_interval"
-
-    @model_validator(mode="after")
-    def _range(self) -> QualityErrorConfig:
-        if self.enabled and self.distribution is not None:
-            lo, hi = self.distribution.support()
-            # Unbounded tails (normal) are accepted; a bounded range outside the PLC's is a unit mistake.
-            if (-math.inf < lo < -QUALITY_ERROR_MAX) or (QUALITY_ERROR_MAX < hi < math.inf):
-                raise ValueError(f"quality_error: draws of {lo}..{hi} mm exceed the PLC's +-{QUALITY_ERROR_MAX:g} mm")
-        return self
-
-
-class FeedRateConfig(PeriodicConfig):
-    """Infeed rate in parts/min, written to Sim.FeedRate (0 starves the line)."""
-
-    @model_validator(mode="after")
-    def _range(self) -> FeedRateConfig:
-        if self.enabled and self.distribution is not None:
-            lo, hi = self.distribution.support()
-            if lo < 0 or hi > FEED_RATE_MAX:
-                raise ValueError(
-                    f"feed_rate: a {self.distribution.kind} distribution draws {lo}..{hi}; the PLC accepts "
-                    f"0..{FEED_RATE_MAX:g} parts/min (use uniform, triangular or constant)"
-                )
-        return self
-
-
-class LineVariability(_Model):
+class LineVariability(Section):
     """What is injected into one line; a missing or disabled section injects nothing."""
 
     faults: FaultsConfig | None = None
@@ -233,7 +153,7 @@ class LineVariability(_Model):
     startup_rejects: StartupRejectsConfig | None = None
 
 
-class VariabilityConfig(_Model):
+class VariabilityConfig(Section):
     """`[variability]` of the collector config, without `enabled` and `seed` (the caller takes those)."""
 
     default: LineVariability = Field(default_factory=LineVariability)
@@ -259,59 +179,12 @@ def signal_rng(seed: int, line: str, signal: str) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))
 
 
-def _utc(ts: datetime) -> datetime:
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-
-
-def _iso(ts: datetime | None) -> str | None:
-    return ts.isoformat() if ts is not None else None
-
-
-class _Phase(Enum):
-    WAIT_EXECUTE = "wait_execute"  # polling until the line (re-)enters Execute
-    ARMED = "armed"  # TTF drawn; due = uptime start + TTF
-    FAULTED = "faulted"  # fault written; due = fault time + repair time
-    RECOVERING = "recovering"  # Clear / Reset / Start, polling the state
-
-
-@dataclass
-class _Faults:
-    line: str
-    cfg: FaultsConfig
-    rng_ttf: np.random.Generator
-    rng_repair: np.random.Generator
-    rng_code: np.random.Generator
-    due: datetime
-    phase: _Phase = _Phase.WAIT_EXECUTE
-    used_since: datetime | None = None  # Execute visit a TTF was already counted from
-    uptime_start: datetime | None = None
-    ttf: float = 0.0
-    code: int = 0
-    repair: float = 0.0
-    scheduled: datetime | None = None  # when the current fault was due
-    fault_ts: datetime | None = None
-    repair_due: datetime | None = None
-    cleared: bool = False
-    commanded: tuple[int, datetime | None] | None = None  # (state, since) a command was sent in
-
-
-@dataclass
-class _Periodic:
-    line: str
-    signal: str
-    kind: str
-    path: str
-    unit: str
-    cfg: PeriodicConfig
-    rng: np.random.Generator
-    due: datetime
-    pending: float | None = None  # drawn for `due`, kept until written (a failed write retries the same value)
-
-
 @dataclass
 class _Line:
-    faults: _Faults | None = None
-    periodic: list[_Periodic] = field(default_factory=list)
+    """What is injected into one line, with its state."""
+
+    faults: FaultCycle | None = None
+    periodic: list[PeriodicSignal] = field(default_factory=list)
     episodes: list[Episode] = field(default_factory=list)
     startup: StartupRejectsConfig | None = None
     rng_startup: np.random.Generator | None = None
@@ -350,24 +223,30 @@ class VariabilityEngine:
         self.sink = sink
         self.session_id = session_id
         self.injections = 0
-        self.abandoned_faults = 0
         self.started_at: datetime | None = None
         self._seq: dict[str, int] = {line: 0 for line in lines}
         self._state: dict[str, _Line] = {}
         self._poll = timedelta(seconds=config.state_poll_s)
+        self._ctx: Injection | None = None
+
+    @property
+    def abandoned_faults(self) -> int:
+        """Faults due while the line could not fail (no injection, no row; see faults.py)."""
+        return self._ctx.abandoned_faults if self._ctx is not None else 0
 
     # ------------------------------------------------------------------ driving
     async def start(self, now: datetime) -> None:
         """First draws and initial writes at simulated time `now` (then everything due at `now`)."""
         if self.started_at is not None:
             raise RuntimeError("VariabilityEngine.start() was already called; drive it with on_clock()")
-        now = _utc(now)
+        now = utc(now)
         self.started_at = now
+        self._ctx = Injection(self.port, self._emit, self._poll, now)
         for line in self.lines:
             cfg = self.config.for_line(line)
             st = _Line()
             if cfg.faults is not None and cfg.faults.enabled:
-                st.faults = _Faults(
+                st.faults = FaultCycle(
                     line,
                     cfg.faults,
                     signal_rng(self.seed, line, "time_to_failure"),
@@ -377,7 +256,7 @@ class VariabilityEngine:
                 )
             if cfg.quality_error is not None and cfg.quality_error.enabled:
                 st.periodic.append(
-                    _Periodic(
+                    PeriodicSignal(
                         line,
                         "quality_error",
                         "quality_shift",
@@ -390,7 +269,7 @@ class VariabilityEngine:
                 )
             if cfg.feed_rate is not None and cfg.feed_rate.enabled:
                 st.periodic.append(
-                    _Periodic(
+                    PeriodicSignal(
                         line,
                         "feed_rate",
                         "feed_rate",
@@ -429,30 +308,33 @@ class VariabilityEngine:
     async def on_clock(self, now: datetime) -> None:
         """Perform every action due at or before `now`, earliest first (ties: line order, then faults,
         quality, feed rate, episodes). Safe to call again after an exception: nothing done is redone."""
-        if self.started_at is None:
+        ctx = self._ctx
+        if self.started_at is None or ctx is None:
             raise RuntimeError("call VariabilityEngine.start(now) before on_clock()")
-        now = _utc(now)
+        now = utc(now)
         while True:
             best: tuple[datetime, int] | None = None
-            action: _Faults | _Periodic | Episode | None = None
+            action: FaultCycle | PeriodicSignal | Episode | None = None
             for order, proc in enumerate(self._processes()):
                 if proc.due <= now and (best is None or (proc.due, order) < best):
                     best, action = (proc.due, order), proc
             if action is None:
                 return
-            if isinstance(action, _Periodic):
-                await self._periodic(action, now)
+            st = self._state[action.line]
+            if isinstance(action, PeriodicSignal):
+                await periodic.inject(action, now, ctx)
             elif isinstance(action, Episode):
-                await self._episode(action, now)
+                await step_episode(action, now, ctx, st.stopping_episode())
             else:
-                await self._faults(action, now)
+                startup = partial(inject_startup_rejects, action.line, st.startup, st.rng_startup, ctx=ctx)
+                await faults.step(action, now, ctx, st.stopping_episode(), startup)
 
     def next_due(self) -> datetime | None:
         """Earliest time an action (or a state poll) is due; None before start or with nothing configured."""
         return min((p.due for p in self._processes()), default=None)
 
-    def _processes(self) -> list[_Faults | _Periodic | Episode]:
-        procs: list[_Faults | _Periodic | Episode] = []
+    def _processes(self) -> list[FaultCycle | PeriodicSignal | Episode]:
+        procs: list[FaultCycle | PeriodicSignal | Episode] = []
         for line in self.lines:
             st = self._state.get(line)
             if st is None:
@@ -462,168 +344,6 @@ class VariabilityEngine:
             procs.extend(st.periodic)
             procs.extend(st.episodes)
         return procs
-
-    # ------------------------------------------------------------------ periodic signals
-    async def _periodic(self, p: _Periodic, now: datetime) -> None:
-        assert p.cfg.distribution is not None and self.started_at is not None  # noqa: S101 - an invariant, stated for the type checker
-        hours = (p.due - self.started_at).total_seconds() / 3600.0
-        if p.pending is None:
-            p.pending = p.cfg.distribution.sample(p.rng, hours=hours)
-        value = p.pending
-        await self.port.write(p.line, p.path, value)
-        context: dict[str, Any] = {"due_ts": _iso(p.due), "interval_s": p.cfg.interval_s}
-        if p.cfg.distribution.uses_hours:
-            context["hours_since_start"] = hours
-        self._emit(p.line, p.kind, p.cfg.distribution, value, now, None, p.unit, context)
-        p.pending = None
-        p.due = p.due + timedelta(seconds=p.cfg.interval_s)
-
-    # ------------------------------------------------------------------ episodes
-    async def _episode(self, e: Episode, now: datetime) -> None:
-        """Start an episode (only in Execute, one stopping episode at a time) or end the running one."""
-        assert e.cfg.interval is not None and e.cfg.duration is not None  # noqa: S101 - an invariant, stated for the type checker
-        if not e.active:
-            scheduled = e.due
-            busy = e.stops_line and self._state[e.line].stopping_episode() is not None
-            st = await self.port.state(e.line)
-            if st.state != S.Execute or busy:
-                e.due = now + timedelta(seconds=e.cfg.interval.sample(e.rng_interval))
-                return
-            e.duration = e.cfg.duration.sample(e.rng_duration)
-            context: dict[str, Any] = {"due_ts": _iso(scheduled), "duration_s": e.duration, "tag": e.path}
-            if e.rng_value is not None:
-                cfg = e.cfg
-                assert isinstance(cfg, ReducedSpeedConfig) and cfg.speed_limit is not None  # noqa: S101 - an invariant, stated for the type checker
-                e.value = cfg.speed_limit.sample(e.rng_value)
-                await self.port.write(e.line, e.path, e.value)
-                self._emit(e.line, f"{e.kind}_start", cfg.speed_limit, e.value, now, None, "parts/min", context)
-            else:
-                await self.port.write(e.line, e.path, True)
-                self._emit(e.line, f"{e.kind}_start", e.cfg.duration, e.duration, now, None, "s", context)
-            e.active, e.started = True, now
-            e.due = now + timedelta(seconds=e.duration)
-            return
-        await self.port.write(e.line, e.path, 0.0 if e.rng_value is not None else False)
-        assert e.started is not None  # noqa: S101 - an invariant, stated for the type checker
-        lasted = (now - e.started).total_seconds()
-        context = {"start_ts": _iso(e.started), "drawn_duration_s": e.duration, "tag": e.path}
-        self._emit(e.line, f"{e.kind}_end", e.cfg.duration, lasted, now, None, "s", context)
-        e.active = False
-        e.due = now + timedelta(seconds=e.cfg.interval.sample(e.rng_interval))
-
-    async def _startup_rejects(self, line: str, now: datetime) -> None:
-        """Before the Start of a recovery: the parts the restart will scrap."""
-        st = self._state[line]
-        if st.startup is None or st.rng_startup is None:
-            return
-        assert st.startup.count is not None  # noqa: S101 - an invariant, stated for the type checker
-        n = max(0, round(st.startup.count.sample(st.rng_startup)))
-        if n == 0:
-            return
-        await self.port.write(line, "Sim.StartupRejects", n)
-        self._emit(line, "startup_rejects", st.startup.count, n, now, None, "parts", {"tag": "Sim.StartupRejects"})
-
-    # ------------------------------------------------------------------ faults
-    async def _faults(self, f: _Faults, now: datetime) -> None:
-        if f.phase is _Phase.WAIT_EXECUTE:
-            self._arm_or_wait(f, await self.port.state(f.line), now)
-        elif f.phase is _Phase.ARMED:
-            await self._inject(f, now)
-        else:
-            f.phase = _Phase.RECOVERING
-            await self._recover(f, now)
-
-    def _arm_or_wait(self, f: _Faults, st: LineState, now: datetime) -> None:
-        since = _utc(st.since) if st.since is not None else now
-        if st.state != S.Execute or (f.used_since is not None and since <= f.used_since):
-            f.due = now + self._poll
-            return
-        assert self.started_at is not None  # noqa: S101 - an invariant, stated for the type checker
-        f.used_since = since
-        f.uptime_start = since if f.fault_ts is not None else max(since, self.started_at)
-        assert f.cfg.time_to_failure is not None and f.cfg.repair_time is not None  # noqa: S101 - an invariant, stated for the type checker
-        f.ttf = f.cfg.time_to_failure.sample(f.rng_ttf)
-        f.code = (
-            f.cfg.fault_code.sample(f.rng_code) if f.cfg.fault_code is not None else int(StopReason.UnspecifiedFault)
-        )
-        f.repair = f.cfg.repair_time.sample(f.rng_repair)
-        f.phase = _Phase.ARMED
-        f.due = f.uptime_start + timedelta(seconds=f.ttf)
-        f.scheduled = f.due
-
-    async def _inject(self, f: _Faults, now: datetime) -> None:
-        holding = self._state[f.line].stopping_episode()
-        if holding is not None:  # one cause per stop: the fault waits for the episode's end
-            f.due = holding.due + self._poll
-            return
-        st = await self.port.state(f.line)
-        if st.state not in FAULTABLE_STATES:
-            self.abandoned_faults += 1
-            log.info(
-                "fault of %s due at %s abandoned: the line is in state %s; a new time to failure starts at "
-                "its next Execute",
-                f.line,
-                f.scheduled,
-                st.state,
-                extra={"line_id": f.line},
-            )
-            f.phase, f.due = _Phase.WAIT_EXECUTE, now + self._poll
-            return
-        await self.port.write(f.line, "Sim.FaultCode", f.code)
-        await self.port.write(f.line, "Sim.FaultRequest", True)
-        assert f.cfg.time_to_failure is not None  # noqa: S101 - an invariant, stated for the type checker
-        context: dict[str, Any] = {
-            "uptime_start_ts": _iso(f.uptime_start),
-            "due_ts": _iso(f.scheduled),
-            "state_before": st.state,
-            "fault_code_distribution": f.cfg.fault_code.describe() if f.cfg.fault_code is not None else None,
-        }
-        self._emit(f.line, "fault_start", f.cfg.time_to_failure, f.ttf, now, f.code, "s", context)
-        f.fault_ts = now
-        f.repair_due = now + timedelta(seconds=f.repair)
-        f.phase, f.due = _Phase.FAULTED, f.repair_due
-        f.cleared, f.commanded = False, None
-
-    async def _recover(self, f: _Faults, now: datetime) -> None:
-        st = await self.port.state(f.line)
-        since = _utc(st.since) if st.since is not None else None
-        if not f.cleared:
-            if st.state == S.Aborted:
-                await self.port.command(f.line, Cmd.Clear)
-                f.commanded = (st.state, since)
-                self._fault_end(f, now, "engine")
-                f.due = now + self._poll
-                return
-            left_abort = st.state != S.Aborting and since is not None and f.fault_ts is not None and since > f.fault_ts
-            if not left_abort:  # the fault is not applied yet, or the line is still aborting
-                f.due = now + self._poll
-                return
-            # An operator cleared it first: the fault ends now (the row says which state was seen since
-            # when), and the engine finishes the restart.
-            self._fault_end(f, now, "external", {"seen_state": st.state, "seen_state_since_ts": _iso(since)})
-        if st.state == S.Execute:
-            f.phase = _Phase.WAIT_EXECUTE
-            self._arm_or_wait(f, st, now)
-            return
-        cmd = RECOVERY_COMMANDS.get(st.state)
-        if cmd is not None and f.commanded != (st.state, since):
-            if cmd == Cmd.Start:
-                await self._startup_rejects(f.line, now)
-            await self.port.command(f.line, cmd)
-            f.commanded = (st.state, since)
-        f.due = now + self._poll
-
-    def _fault_end(self, f: _Faults, now: datetime, cleared_by: str, extra: dict[str, Any] | None = None) -> None:
-        assert f.cfg.repair_time is not None  # noqa: S101 - an invariant, stated for the type checker
-        context = {
-            "fault_start_ts": _iso(f.fault_ts),
-            "repair_due_ts": _iso(f.repair_due),
-            "time_to_failure_s": f.ttf,
-            "cleared_by": cleared_by,
-            **(extra or {}),
-        }
-        self._emit(f.line, "fault_end", f.cfg.repair_time, f.repair, now, f.code, "s", context)
-        f.cleared = True
 
     # ------------------------------------------------------------------ ground truth
     def _emit(

@@ -1,26 +1,27 @@
 """The variability engine's sections for the big losses beside breakdowns: episodes (starvation,
 blocking, micro-stops, reduced speed: a Sim tag set for a drawn duration, again and again) and start-up
-rejects, with the state the engine keeps per episode. `engine.py` documents the TOML and drives them."""
+rejects, with the state the engine keeps per episode and their injectors. `engine.py` documents the
+TOML and schedules them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import model_validator
+
+from plc.tagmap import PackMLState as S
 
 from .distributions import BaseDistribution, Distribution
+from .injection import Injection, Section, iso
 
 FEED_RATE_MAX = 1e6  # the PLC's limit for rates (plc.line_model.validate_input)
 STARTUP_REJECTS_MAX = 1_000_000
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class EpisodeConfig(_Model):
+class EpisodeConfig(Section):
     """Episodes (starvation, blocking, micro-stops, reduced speed): one starts `interval` simulated seconds
     after the previous one ended, provided the line is in Execute then (else that draw is skipped and the
     next interval drawn), and lasts `duration` seconds."""
@@ -63,7 +64,7 @@ class ReducedSpeedConfig(EpisodeConfig):
         return self
 
 
-class StartupRejectsConfig(_Model):
+class StartupRejectsConfig(Section):
     """Start-up rejects: before each Start of a recovery the engine writes Sim.StartupRejects = round(draw)
     (parts rejected after the restart, whatever they measure)."""
 
@@ -107,3 +108,51 @@ EPISODES = (
     ("micro_stops", "micro_stop", "Sim.MicroStop", True),
     ("reduced_speed", "reduced_speed", "Sim.SpeedLimit", False),
 )
+
+
+async def step_episode(e: Episode, now: datetime, ctx: Injection, stopping: Episode | None) -> None:
+    """Start an episode (only in Execute, one stopping episode at a time: `stopping` is the line's
+    episode holding it stopped now, if any) or end the running one."""
+    assert e.cfg.interval is not None and e.cfg.duration is not None  # noqa: S101 - an invariant, stated for the type checker
+    if not e.active:
+        scheduled = e.due
+        busy = e.stops_line and stopping is not None
+        st = await ctx.port.state(e.line)
+        if st.state != S.Execute or busy:
+            e.due = now + timedelta(seconds=e.cfg.interval.sample(e.rng_interval))
+            return
+        e.duration = e.cfg.duration.sample(e.rng_duration)
+        context: dict[str, Any] = {"due_ts": iso(scheduled), "duration_s": e.duration, "tag": e.path}
+        if e.rng_value is not None:
+            cfg = e.cfg
+            assert isinstance(cfg, ReducedSpeedConfig) and cfg.speed_limit is not None  # noqa: S101 - an invariant, stated for the type checker
+            e.value = cfg.speed_limit.sample(e.rng_value)
+            await ctx.port.write(e.line, e.path, e.value)
+            ctx.emit(e.line, f"{e.kind}_start", cfg.speed_limit, e.value, now, None, "parts/min", context)
+        else:
+            await ctx.port.write(e.line, e.path, True)
+            ctx.emit(e.line, f"{e.kind}_start", e.cfg.duration, e.duration, now, None, "s", context)
+        e.active, e.started = True, now
+        e.due = now + timedelta(seconds=e.duration)
+        return
+    await ctx.port.write(e.line, e.path, 0.0 if e.rng_value is not None else False)
+    assert e.started is not None  # noqa: S101 - an invariant, stated for the type checker
+    lasted = (now - e.started).total_seconds()
+    context = {"start_ts": iso(e.started), "drawn_duration_s": e.duration, "tag": e.path}
+    ctx.emit(e.line, f"{e.kind}_end", e.cfg.duration, lasted, now, None, "s", context)
+    e.active = False
+    e.due = now + timedelta(seconds=e.cfg.interval.sample(e.rng_interval))
+
+
+async def inject_startup_rejects(
+    line: str, cfg: StartupRejectsConfig | None, rng: np.random.Generator | None, now: datetime, ctx: Injection
+) -> None:
+    """Before the Start of a recovery: the parts the restart will scrap."""
+    if cfg is None or rng is None:
+        return
+    assert cfg.count is not None  # noqa: S101 - an invariant, stated for the type checker
+    n = max(0, round(cfg.count.sample(rng)))
+    if n == 0:
+        return
+    await ctx.port.write(line, "Sim.StartupRejects", n)
+    ctx.emit(line, "startup_rejects", cfg.count, n, now, None, "parts", {"tag": "Sim.StartupRejects"})

@@ -22,9 +22,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 import plc.server
-from edge_collector.collector import Collector, app_uri
+from edge_collector.collector import Collector
 from edge_collector.config import CollectorConfig
 from edge_collector.opcua.certificates import CERT_WARN_DAYS, CertificateInvalid
+from edge_collector.session import app_uri
 from plc.security import PkiLayout, trust_certificate
 from tests.conftest import free_port
 from tests.edge_collector.conftest import clock_seen, lab_config, read_table, running

@@ -94,7 +94,7 @@ async def test_secure_collector_with_user_and_pinned_server(
         raw_cfg["metrics"]["port"] = free_port()
         config = CollectorConfig.model_validate(raw_cfg)
         # the collector's certificate is trusted by the PLC before it connects
-        from edge_collector.collector import app_uri
+        from edge_collector.session import app_uri
         from plc.security import ensure_certificate
 
         cert, _ = ensure_certificate(PkiLayout(tmp_path / "pki-collector"), app_uri("test-edge"), "edge", server=False)

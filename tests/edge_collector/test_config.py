@@ -83,7 +83,7 @@ def test_a_private_key_readable_by_others_stops_the_collector_at_start(tmp_path:
     """S6 (RELIABILITY.md): A private key readable by others stops the collector at start."""
     import os
 
-    from edge_collector.collector import app_uri
+    from edge_collector.session import app_uri
     from plc.security import PkiLayout, ensure_certificate
 
     pki = PkiLayout(tmp_path / "pki")

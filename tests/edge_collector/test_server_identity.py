@@ -16,9 +16,10 @@ from typing import Any
 import polars as pl
 import pytest
 
-from edge_collector.collector import Collector, app_uri
+from edge_collector.collector import Collector
 from edge_collector.config import CollectorConfig
 from edge_collector.opcua.server_identity import fingerprint, pinned_der
+from edge_collector.session import app_uri
 from plc.security import PkiLayout, ensure_certificate, trust_certificate
 from plc.server import PlcServer, ServerOptions
 from plc.sim_clock import SimClock
