@@ -89,3 +89,33 @@ def test_the_pruned_shift_read_returns_what_a_full_delta_scan_returns(tmp_path: 
     full = pl.scan_delta(str(path)).filter(pl.col("shift_id").is_in(SHIFTS) & where).select("line_id", "duration_s")
     assert read_shifts(path, SHIFTS, ["line_id", "duration_s"], where).equals(full.collect())
     print(f"pruned read equals scan_delta for {len(cases)} shift sets (schema, rows, order)")
+
+
+def test_replace_writes_polars_files_in_one_delta_commit_and_falls_back_when_the_schema_grows(tmp_path: Path) -> None:
+    """The fast path (`lib/delta_files.py`): replacing two shifts of three commits one version whose adds are
+    the polars-written files (one per shift, with their row counts), the third shift's file untouched; a shift
+    replaced by no rows is gone; a frame with a new column (a contract that grew) takes delta-rs' writer,
+    which evolves the table, and the older shifts read the new column as null."""
+    path = tmp_path / "fact"
+    replace_shifts(path, pl.concat([rows(s, 0) for s in SHIFTS]), SHIFTS)  # a new table: delta-rs creates it
+    kept = {a for a in DeltaTable(str(path)).file_uris() if SHIFTS[2] in a}
+    version = replace_shifts(path, pl.concat([rows(SHIFTS[0], 1, n=7), rows(SHIFTS[1], 1)]), SHIFTS[:2])
+    table = DeltaTable(str(path))
+    assert version == table.version() == 1
+    assert "predicate" not in table.history(1)[0]["operationParameters"]  # not delta-rs' predicate overwrite
+    adds = pl.DataFrame(table.get_add_actions(flatten=True)).to_dict(as_series=False)
+    counts = dict(zip(adds["partition.shift_id"], adds["num_records"], strict=True))
+    assert counts == {SHIFTS[0]: 7, SHIFTS[1]: 5, SHIFTS[2]: 5}
+    assert {a for a in table.file_uris() if SHIFTS[2] in a} == kept
+    expected = pl.concat([rows(SHIFTS[0], 1, n=7), rows(SHIFTS[1], 1), rows(SHIFTS[2], 0)])
+    assert read_shifts(path, SHIFTS).sort("shift_id", "start").equals(expected.sort("shift_id", "start"))
+
+    replace_shifts(path, rows(SHIFTS[1], 2).clear(), [SHIFTS[1]])  # the shift had no rows this time
+    assert set(pl.read_delta(str(path))["shift_id"].unique().to_list()) == {SHIFTS[0], SHIFTS[2]}
+
+    grown = rows(SHIFTS[2], 3).with_columns(pl.lit(1.5).alias("new_column"))
+    replace_shifts(path, grown, [SHIFTS[2]])
+    after = pl.read_delta(str(path))
+    assert "predicate" in DeltaTable(str(path)).history(1)[0]["operationParameters"]  # delta-rs' writer
+    assert after.filter(pl.col("shift_id") == SHIFTS[2])["new_column"].to_list() == [1.5] * 5
+    assert after.filter(pl.col("shift_id") == SHIFTS[0])["new_column"].null_count() == 7
