@@ -93,15 +93,17 @@ def test_the_pruned_shift_read_returns_what_a_full_delta_scan_returns(tmp_path: 
 
 def test_replace_writes_polars_files_in_one_delta_commit_and_falls_back_when_the_schema_grows(tmp_path: Path) -> None:
     """The fast path (`lib/delta_files.py`): replacing two shifts of three commits one version whose adds are
-    the polars-written files (one per shift, with their row counts), the third shift's file untouched; a shift
-    replaced by no rows is gone; a frame with a new column (a contract that grew) takes delta-rs' writer,
-    which evolves the table, and the older shifts read the new column as null."""
+        the polars-written files (one per shift, with their row counts), the third shift's file untouched; a shift
+        replaced by no rows is gone; a frame with a new column (a contract that grew) takes delta-rs' writer,
+        which evolves the table, and the older shifts read the new column as null. A new table is created empty
+    and written the same way."""
     path = tmp_path / "fact"
-    replace_shifts(path, pl.concat([rows(s, 0) for s in SHIFTS]), SHIFTS)  # a new table: delta-rs creates it
+    first = replace_shifts(path, pl.concat([rows(s, 0) for s in SHIFTS]), SHIFTS)  # created empty, then written
+    assert first == 1 and "predicate" not in DeltaTable(str(path)).history(1)[0]["operationParameters"]
     kept = {a for a in DeltaTable(str(path)).file_uris() if SHIFTS[2] in a}
     version = replace_shifts(path, pl.concat([rows(SHIFTS[0], 1, n=7), rows(SHIFTS[1], 1)]), SHIFTS[:2])
     table = DeltaTable(str(path))
-    assert version == table.version() == 1
+    assert version == table.version() == 2
     assert "predicate" not in table.history(1)[0]["operationParameters"]  # not delta-rs' predicate overwrite
     adds = pl.DataFrame(table.get_add_actions(flatten=True)).to_dict(as_series=False)
     counts = dict(zip(adds["partition.shift_id"], adds["num_records"], strict=True))

@@ -136,11 +136,8 @@ def replace_shifts(path: Path, frame: pl.DataFrame, shift_ids: Sequence[str]) ->
     unknown = set(frame["shift_id"].unique().to_list()) - set(shift_ids)
     if unknown:
         raise ValueError(f"rows for shifts {sorted(unknown)} outside the replaced set {list(shift_ids)}")
-    if not (path / "_delta_log").exists():
-        frame.write_delta(str(path), mode="append", delta_write_options={"partition_by": ["shift_id"]})
-        version = DeltaTable(str(path)).version()
-        _remember(path, version, frame, shift_ids)
-        return version
+    if not (path / "_delta_log").exists():  # created empty (version 0), then written like any other
+        DeltaTable.create(str(path), frame.clear().to_arrow().schema, partition_by=["shift_id"], mode="ignore")
     table = DeltaTable(str(path))  # opened once: the write below updates it to the version it commits
     if plain_table(table, frame):
         version = overwrite_shifts(path, table, frame, shift_ids)  # polars writes the files: half the CPU
