@@ -221,9 +221,9 @@ def read_shifts(
     cache = read_cache.active()
     version = table_version(path) if cache is not None else None
     cached = cache.shifts(path, version, shift_ids) if cache is not None and version is not None else None
-    if cached is not None:
-        rows = cached.filter(where) if where is not None else cached
-        return rows.select(columns) if columns is not None else rows
+    if cached is not None:  # lazy: the filter gathers only the columns asked for
+        rows = cached.lazy().filter(where) if where is not None else cached.lazy()
+        return (rows.select(columns) if columns is not None else rows).collect()
     table = DeltaTable(str(path))
     scan = scan_shifts(path, shift_ids, table)
     if where is not None:

@@ -68,7 +68,10 @@ def _known(samples: pl.DataFrame) -> set[tuple[str, str]]:
     """(line, tag) pairs with a Good or Uncertain value known by the shift's end (carried-in values count:
     an unchanged value is not sent again; a writable input stays UncertainInitialValue until written)."""
     not_bad = (pl.col("status_code") // (1 << 30)) != 2
-    return set(samples.filter(not_bad).select("line_id", "tag").unique().iter_rows()) if samples.height else set()
+    if not samples.height:
+        return set()
+    # lazy: only the two key columns of the kept rows are gathered, not every column of the shift
+    return set(samples.lazy().filter(not_bad).select("line_id", "tag").unique().collect().iter_rows())
 
 
 def missing_required(samples: pl.DataFrame, expected: dict[str, Expected]) -> list[MissingTag]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import polars as pl
 
 from plc.tagmap import TAGS, Tag
+from twin_pipeline.lib.by_shift import split_runs
 
 #: A measured deviation beyond this is a gauge fault, not a part (the tolerances are tenths of a mm).
 MAX_ABS_MM = 100.0
@@ -48,8 +49,11 @@ def out_of_range(samples: pl.DataFrame) -> pl.DataFrame:
     """Good-status samples whose value breaks its tag's rule: line_id, tag, source_ts, value."""
     if not samples.height:
         return samples.select("line_id", "tag", "source_ts", "value")
-    frames = []
-    for tag, rule in RULES.items():
-        rows = samples.filter((pl.col("tag") == tag) & pl.col("is_good") & pl.col("value").is_not_null())
-        frames.append(rows.filter(~rule).select("line_id", "tag", "source_ts", "value"))
+    frames = [samples.select("line_id", "tag", "source_ts", "value").clear()]
+    # bronze is sorted by tag within each line and shift: a tag's rows are a few slices, cut without copying
+    for tag, rows in split_runs(samples, samples["tag"]).items():
+        rule = RULES.get(str(tag))
+        if rule is not None:
+            bad = rows.filter(pl.col("is_good") & pl.col("value").is_not_null() & ~rule)
+            frames.append(bad.select("line_id", "tag", "source_ts", "value"))
     return pl.concat(frames).sort("line_id", "tag", "source_ts")
