@@ -64,14 +64,16 @@ def bronze_samples_asset(context: dg.AssetExecutionContext, lake: LakeResource) 
         }
         context.add_asset_metadata({"dagster/row_count": frame.height, **own}, partition_key=window.shift_id)
         totals = {k: totals[k] + v for k, v in own.items()}
-        context.log.info(
-            "shift %s: %d rows (%d carried in, %d duplicates removed)",
-            window.shift_id,
-            frame.height,
-            stats.carried_in,
-            stats.duplicates,
-        )
     out = pl.concat(frames) if frames else pl.DataFrame(schema=BRONZE_SAMPLES)
+    # one line for the run (each shift's figures are on its partition: a log line per shift is an event-log
+    # write per shift)
+    context.log.info(
+        "%d shift(s): %d rows (%d carried in, %d duplicates removed)",
+        len(windows),
+        out.height,
+        totals["carried_in"],
+        totals["duplicates_removed"],
+    )
     return dg.MaterializeResult(
         metadata={
             **publish(lake.path(), Table.BRONZE_SAMPLES, out, context.partition_keys),
