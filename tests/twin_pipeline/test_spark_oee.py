@@ -123,6 +123,13 @@ def test_the_spark_job_through_pipes_writes_the_same_gold_as_polars(silver_lake:
     meta = metadata(result)
     assert meta["dagster/row_count"] == 2 and meta["engine"].startswith("pyspark 4.")
     assert meta["oee/L1"] == pytest.approx(by_polars.filter(pl.col("line_id") == "L1")["oee"][0], abs=1e-4)
+    # each shift's own figures on its partition (a range run reports one Pipes materialization)
+    [shift] = [m for m in result.asset_materializations_for_node("gold__fact_oee_shift") if m.partition == SHIFT]
+    own = {k: v.value for k, v in shift.metadata.items()}
+    for line_id in ("L1", "L2"):
+        row = by_polars.filter(pl.col("line_id") == line_id)
+        assert own[f"availability/{line_id}"] == pytest.approx(row["availability"][0], abs=1e-4)
+        assert own[f"quality/{line_id}"] == pytest.approx(row["quality"][0], abs=1e-4)
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {"oee_invariants": True, "performance_at_most_1": True}
     again = dg.materialize([pipes_fact_oee_shift("spark")], partition_key=SHIFT, resources=resources)

@@ -251,6 +251,28 @@ def roll_up(gold: DataFrame, by: Sequence[str] = ()) -> list[dict[str, Any]]:
     return out
 
 
+def shift_metadata(gold: DataFrame) -> dict[str, dict[str, Any]]:
+    """Each shift's own figures (what the polars path's `oee_metadata` puts on each partition): rows,
+    provisional rows, A, P, Q and OEE for the plant and per line. Pipes reports one materialization for a
+    range, so the asset puts these on each shift's partition itself."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in roll_up(gold, ["shift_id"]):
+        out[r["shift_id"]] = {
+            "dagster/row_count": r["rows"],
+            "provisional_rows": r["provisional_rows"],
+            **{k: round(r[k], 4) for k in ("availability", "performance", "quality", "oee") if r[k] is not None},
+        }
+    for r in roll_up(gold, ["shift_id", "line_id"]):
+        out[r["shift_id"]].update(
+            {
+                f"{k}/{r['line_id']}": round(r[k], 4)
+                for k in ("availability", "performance", "quality", "oee")
+                if r[k] is not None
+            }
+        )
+    return out
+
+
 # ---------------------------------------------------------------- table I/O
 
 
@@ -481,6 +503,7 @@ def main(argv: Sequence[str] = ()) -> None:
                 "path": {"raw_value": f"{extras['lake']}/gold/fact_oee_shift", "type": "path"},
                 "provisional_rows": int(gold.where(F.col("provisional")).count()),
                 "engine": {"raw_value": f"pyspark {spark.version}", "type": "text"},
+                "per_shift": {"raw_value": shift_metadata(gold), "type": "json"},
                 **{
                     k: round(v, 4)
                     for k, v in (plant[0] if plant else {}).items()

@@ -149,7 +149,14 @@ def pipes_fact_oee_shift(engine: str) -> dg.AssetsDefinition:
         ],
     )
     def gold_fact_oee_shift(context: dg.AssetExecutionContext, oee_job: dg.ResourceParam[Any]):  # noqa: ANN202 - Dagster reads a return annotation as the outputs' type; this asset also returns its checks' results
-        return oee_job.run(context, list(context.partition_keys)).get_results()
+        results = oee_job.run(context, list(context.partition_keys)).get_results()
+        for result in results:  # each shift's own figures on its partition, as the polars path reports them
+            per_shift = (result.metadata or {}).get("per_shift") if isinstance(result, dg.MaterializeResult) else None
+            if isinstance(per_shift, dg.JsonMetadataValue) and isinstance(per_shift.data, dict):
+                for shift_id, figures in per_shift.data.items():
+                    if shift_id in context.partition_keys:
+                        context.add_asset_metadata(figures, partition_key=shift_id)
+        return results
 
     return gold_fact_oee_shift
 
