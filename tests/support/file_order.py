@@ -14,10 +14,10 @@ import pytest
 
 #: Wall seconds of a file in `make test` (two workers on two cores), rounded: only the order matters.
 FILE_SECONDS = {
-    "tests/twin_pipeline/test_spark_oee.py": 200,
-    "tests/twin_pipeline/test_dagster_reliability.py": 190,
-    "tests/twin_pipeline/test_twin_up.py": 120,
-    "tests/twin_pipeline/test_graphql_backfill.py": 100,
+    "tests/twin_pipeline/test_dagster_reliability.py": 175,
+    "tests/twin_pipeline/test_spark_oee.py": 165,
+    "tests/twin_pipeline/test_twin_up.py": 130,
+    "tests/twin_pipeline/test_graphql_backfill.py": 90,
     "tests/edge_collector/test_cli_run.py": 75,
     "tests/edge_collector/test_soak.py": 70,
     "tests/edge_collector/test_half_open.py": 65,
