@@ -4,7 +4,7 @@
 xdist's own order, most tests first, put the long one- and two-test files last: one worker ran
 `twin up` or the soak alone while the other had nothing left). Longest first is the classic greedy
 schedule: what is left at the end is short. A file not listed here counts as short; list one that
-takes more than about 30 s (the `--durations` of `make test` show it). A plain `pytest` run (no
+takes more than about 20 s (the `--durations` of `make test` show it). A plain `pytest` run (no
 workers) keeps the collection order.
 """
 
@@ -12,18 +12,26 @@ from __future__ import annotations
 
 import pytest
 
-#: Wall seconds of a file in `make test` (two workers on two cores), rounded: only the order matters.
+#: Seconds of a file's tests in `make test` (two workers on two busy cores, 2026-12-07), rounded: only the
+#: order matters.
 FILE_SECONDS = {
-    "tests/twin_pipeline/test_dagster_reliability.py": 175,
-    "tests/twin_pipeline/test_spark_oee.py": 165,
-    "tests/twin_pipeline/test_twin_up.py": 130,
-    "tests/twin_pipeline/test_graphql_backfill.py": 90,
-    "tests/edge_collector/test_cli_run.py": 75,
+    "tests/twin_pipeline/test_dagster_reliability.py": 280,
+    "tests/twin_pipeline/test_spark_oee.py": 240,
+    "tests/twin_pipeline/test_graphql_backfill.py": 145,
+    "tests/twin_pipeline/test_twin_up.py": 135,
+    "tests/edge_collector/test_cli_run.py": 85,
     "tests/edge_collector/test_soak.py": 70,
-    "tests/edge_collector/test_half_open.py": 65,
-    "tests/edge_collector/test_datalogger.py": 50,
-    "tests/twin_pipeline/test_oee.py": 50,
-    "tests/twin_pipeline/test_bronze.py": 40,
+    "tests/edge_collector/test_half_open.py": 62,
+    "tests/edge_collector/test_datalogger.py": 60,
+    "tests/edge_collector/test_collector.py": 43,
+    "tests/plc/test_cli.py": 38,
+    "tests/twin_pipeline/test_oee.py": 37,
+    "tests/twin_pipeline/test_definitions.py": 30,
+    "tests/edge_collector/test_datalogger_chaos.py": 29,
+    "tests/edge_collector/test_rogue_server.py": 29,
+    "tests/edge_collector/test_decoder_fuzz.py": 27,
+    "tests/twin_pipeline/test_bronze.py": 24,
+    "tests/edge_collector/test_node_opcua.py": 24,
 }
 
 
