@@ -9,7 +9,8 @@ export TWIN_HOME
 # Pass extra arguments with ARGS=..., e.g. make test ARGS="-k packml".
 ARGS ?=
 # make test runs the suite in this many pytest-xdist workers, a test file per worker at a time (module
-# fixtures stay whole); TEST_WORKERS=0 runs it in one process.
+# fixtures stay whole), the longest files first (tests/support/file_order.py); TEST_WORKERS=0 runs it in
+# one process.
 TEST_WORKERS ?= 2
 
 .PHONY: run test lint fmt bench venv venv-run lock codesys help
@@ -58,7 +59,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 	@npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 
 test: venv lint node_modules/.package-lock.json ## Lint, then run the whole test suite (slow and chaos tests included)
-	.venv/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15 $(ARGS)
+	.venv/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15 $(ARGS)
 
 bench: venv ## Run the benchmarks under bench/
 	.venv/bin/python bench/run_all.py $(ARGS)

@@ -20,6 +20,8 @@ from plc.security import PkiLayout, ensure_certificate, trust_certificate
 from plc.server import ADDRESS_SPACE_CACHE_ENV, PlcServer, ServerOptions
 from plc.sim_clock import SimClock
 
+pytest_plugins = ["tests.support.file_order"]
+
 T0 = datetime(2026, 11, 24, 5, 0, tzinfo=UTC)  # 06:00 in Berlin: a shift start
 CLIENT_URI = "urn:industrial-twin:test-client"
 

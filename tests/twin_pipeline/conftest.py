@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,7 @@ from plc.server import PlcServer, ServerOptions
 from plc.sim_clock import SimClock
 from tests.conftest import T0, free_port
 from tests.edge_collector.conftest import LAB_ENV, clock_seen, lab_config, running
+from tests.support.built_once import built_once
 
 
 async def produce_edge(tmp: Path, minutes: float, step_s: float = 10.0) -> Path:
@@ -32,8 +34,8 @@ async def produce_edge(tmp: Path, minutes: float, step_s: float = 10.0) -> Path:
 
 @pytest.fixture(scope="session")
 def edge_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """40 simulated minutes of the early shift of 2026-11-24 (06:00 Berlin = 05:00 UTC)."""
-    return asyncio.run(produce_edge(tmp_path_factory.mktemp("edge"), minutes=40))
+    """40 simulated minutes of the early shift of 2026-11-24 (06:00 Berlin = 05:00 UTC). Read-only: copy it."""
+    return Path(built_once(tmp_path_factory, "edge", lambda tmp: str(asyncio.run(produce_edge(tmp, minutes=40)))))
 
 
 async def engine_caught_up(collector: Collector, now: datetime, limit: float = 60.0) -> None:
@@ -116,16 +118,30 @@ async def produce_full_shift(
     return config.lake(), truth
 
 
+def _shift_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, **kwargs: Any
+) -> tuple[Path, dict[str, dict[str, float]]]:
+    """produce_full_shift(**kwargs) once per test run (tests/support/built_once.py): the lake (read-only:
+    copy it) and the PLC's figures."""
+
+    def build(tmp: Path) -> tuple[str, dict[str, dict[str, float]]]:
+        lake, truth = asyncio.run(produce_full_shift(tmp, **kwargs))
+        return str(lake), truth
+
+    lake, truth = built_once(tmp_path_factory, name, build)
+    return Path(lake), truth
+
+
 @pytest.fixture(scope="session")
 def full_shift(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, dict[str, float]]]:
-    return asyncio.run(produce_full_shift(tmp_path_factory.mktemp("shift")))
+    return _shift_once(tmp_path_factory, "shift")
 
 
 @pytest.fixture(scope="session")
 def dst_night(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, dict[str, float]]]:
     """The night shift of 2026-03-28 22:00 (Berlin), which lasts 7 h: clocks go forward at 02:00."""
     start = datetime(2026, 3, 28, 21, 0, tzinfo=UTC)
-    return asyncio.run(produce_full_shift(tmp_path_factory.mktemp("dst"), start=start, hours=7, fault_minute=None))
+    return _shift_once(tmp_path_factory, "dst", start=start, hours=7, fault_minute=None)
 
 
 @pytest.fixture(scope="session")
@@ -146,6 +162,4 @@ def engine_shift(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[s
             },
         },
     }
-    return asyncio.run(
-        produce_full_shift(tmp_path_factory.mktemp("engine"), fault_minute=None, variability=variability)
-    )
+    return _shift_once(tmp_path_factory, "engine", fault_minute=None, variability=variability)

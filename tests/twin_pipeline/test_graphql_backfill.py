@@ -3,7 +3,8 @@
 simulator and collector, then read gold from the lake and the asset checks from GraphQL.
 
 Where the time goes (2 cores): `dagster dev` answers in about 20 s; the backfill daemon evaluates
-backfills every 30 s (hard-coded, `DEFAULT_DAEMON_INTERVAL_SECONDS`). The code location's default
+backfills every 30 s (hard-coded, `DEFAULT_DAEMON_INTERVAL_SECONDS`), here every 2 s
+(tests/support/fast_backfill_loop/sitecustomize.py). The code location's default
 executor is in-process (with Dagster's multiprocess default every step and check starts its own
 Python process, about 8 s each here). Every shift asset maps shifts one to one and has a single-run
 backfill policy, so the named shifts are exactly the shifts materialized.
@@ -111,7 +112,7 @@ def _wait_for_backfill(dev: DagsterDev, backfill_id: str, timeout: float = 240.0
             return backfill
         if dev.proc.poll() is not None:
             pytest.fail(f"dagster dev exited ({dev.proc.returncode}) during the backfill; log tail:\n{dev.log_tail()}")
-        time.sleep(2.0)
+        time.sleep(0.5)
     pytest.fail(
         f"backfill {backfill_id} not done within {timeout:.0f} s: {_summary(backfill)}\nlog tail:\n{dev.log_tail(6000)}"
     )
