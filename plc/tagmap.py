@@ -11,20 +11,24 @@ from dataclasses import dataclass
 from enum import IntEnum
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from asyncua import ua
+if TYPE_CHECKING:
+    from asyncua import ua
 
 TAGMAP_FILE = "tagmap.toml"
 
 # OPC UA built-in types the tag map may use, with their IEC 61131-3 counterparts.
-_TYPES: dict[str, tuple[ua.VariantType, str]] = {
-    "Boolean": (ua.VariantType.Boolean, "BOOL"),
-    "Int32": (ua.VariantType.Int32, "DINT"),
-    "UInt32": (ua.VariantType.UInt32, "UDINT"),
-    "Double": (ua.VariantType.Double, "LREAL"),
-    "String": (ua.VariantType.String, "STRING"),
-    "DateTime": (ua.VariantType.DateTime, "DATE_AND_TIME"),
+#: Tag type -> (its OPC UA VariantType's name, its IEC 61131-3 type). asyncua is imported where a variant type
+#: is asked for (the PLC, the collector), not here: the tag map is also the pipeline's contract, and importing
+#: asyncua cost every Dagster process (webserver, daemon, each run worker) about 1 s.
+_TYPES: dict[str, tuple[str, str]] = {
+    "Boolean": ("Boolean", "BOOL"),
+    "Int32": ("Int32", "DINT"),
+    "UInt32": ("UInt32", "UDINT"),
+    "Double": ("Double", "LREAL"),
+    "String": ("String", "STRING"),
+    "DateTime": ("DateTime", "DATE_AND_TIME"),
 }
 
 
@@ -46,7 +50,9 @@ class Tag:
 
     @property
     def variant_type(self) -> ua.VariantType:
-        return _TYPES[self.type][0]
+        from asyncua import ua  # a lazy import: see _TYPES
+
+        return ua.VariantType[_TYPES[self.type][0]]
 
     @property
     def iec_type(self) -> str:

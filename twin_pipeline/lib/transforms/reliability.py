@@ -18,7 +18,6 @@ from datetime import datetime
 
 import numpy as np
 import polars as pl
-from scipy import optimize
 
 #: Fewer observed failures than this give no fit (shape and scale null).
 MIN_FAILURES_FOR_FIT = 3
@@ -111,6 +110,8 @@ def _weibull_mle(uncensored: list[float], censored: list[float]) -> tuple[float,
         high *= 10.0
     while score(low) > 0 and low > 1e-12:
         low /= 10.0
+    from scipy import optimize  # lazy: importing scipy.optimize cost every Dagster process about 1 s
+
     shape = float(optimize.brentq(score, low, high, xtol=1e-12, rtol=1e-12))
     scale = top * float(np.exp(shape * log_x).sum() / len(uncensored)) ** (1.0 / shape)
     return shape, scale
