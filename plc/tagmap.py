@@ -32,6 +32,19 @@ _TYPES: dict[str, tuple[str, str]] = {
 }
 
 
+#: Tag type -> asyncua's VariantType, filled on the first variant type asked for (see _TYPES): the PLC asks
+#: for a tag's variant type at every value it publishes, so the lookup stays one dict access.
+_VARIANTS: dict[str, ua.VariantType] = {}
+
+
+def _variant_type(tag_type: str) -> ua.VariantType:
+    if not _VARIANTS:
+        from asyncua import ua
+
+        _VARIANTS.update({name: ua.VariantType[variant] for name, (variant, _) in _TYPES.items()})
+    return _VARIANTS[tag_type]
+
+
 class TagMapError(ValueError):
     """The tag map file is malformed; the message names the entry and what to fix."""
 
@@ -50,9 +63,7 @@ class Tag:
 
     @property
     def variant_type(self) -> ua.VariantType:
-        from asyncua import ua  # a lazy import: see _TYPES
-
-        return ua.VariantType[_TYPES[self.type][0]]
+        return _VARIANTS.get(self.type) or _variant_type(self.type)
 
     @property
     def iec_type(self) -> str:
