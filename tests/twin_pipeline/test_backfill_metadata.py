@@ -114,3 +114,14 @@ def test_every_shift_asset_reports_each_shifts_own_rows(
         assert meta["rows_in"] == own.height, shift_id  # no duplicates in seeded history
         reliability = pl.read_delta(str(lake / "gold" / "fact_reliability")).filter(pl.col("shift_id") == shift_id)
         assert _meta(instance, "gold/fact_reliability", shift_id)["failures"] == reliability["failures"].sum()
+
+
+def test_the_steps_oee_waits_for_run_before_the_rest(backfilled: tuple[Path, list[str], dg.DagsterInstance]) -> None:
+    """`dagster/priority` on bronze, the two silver tables OEE reads and `fact_oee_shift`: the run starts
+    `fact_oee_shift` before the part measurements, downtime, quality and reliability, which were ready
+    earlier (so the seeded history's OEE shows while the rest of its run goes on)."""
+    _, _, instance = backfilled
+    [record] = instance.get_run_records()
+    started = [e.step_key for e in instance.all_logs(record.dagster_run.run_id, of_type=dg.DagsterEventType.STEP_START)]
+    later = ["silver__part_measurements", "gold__fact_downtime", "gold__fact_quality", "gold__fact_reliability"]
+    assert all(started.index(step) > started.index("gold__fact_oee_shift") for step in later), started
