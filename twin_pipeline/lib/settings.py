@@ -13,6 +13,7 @@ when `DATABRICKS_HOST` is set. Settings and secrets come only from the environme
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 PROFILES = ("local", "azure")
 #: The environment of the azure profile: (variable, required, what it is).
@@ -83,3 +84,45 @@ def oee_engine() -> str:
 #: The Dagster concurrency pool of every step that writes local Delta tables (one writer at a time);
 #: `twin up` writes its limit into the instance (launcher/instance.py).
 DELTA_POOL = "delta_local"
+
+
+#: The edge id of the one collector a local twin runs (`[collector] id` in edge_collector/local.toml).
+DEFAULT_EDGE_ID = "edge-local"
+
+
+def twin_home() -> Path:
+    return Path(os.environ.get("TWIN_HOME", ".twin")).resolve()
+
+
+def lake_root() -> str:
+    """Where bronze, silver and gold live: `TWIN_LAKE`, a local folder or an object-store URI
+    (`abfss://<container>@<account>.dfs.core.windows.net/<prefix>`, `az://<container>/<prefix>`);
+    default `$TWIN_HOME/lake`."""
+    value = os.environ.get("TWIN_LAKE", "").strip()
+    if not value:
+        return str(twin_home() / "lake")
+    if "://" in value and not value.startswith("file://"):
+        return value.rstrip("/")
+    return str(Path(value.removeprefix("file://")).expanduser().resolve())
+
+
+def edges() -> dict[str, Path]:
+    """The edge lakes this deployment reads or lands, by edge id: `TWIN_EDGES`, comma-separated
+    `<edge id>=<folder>` (each folder a collector's lake root, its tables under `edge/<table>`);
+    default one edge, `edge-local` at `$TWIN_HOME/lake`."""
+    value = os.environ.get("TWIN_EDGES", "").strip()
+    if not value:
+        return {DEFAULT_EDGE_ID: twin_home() / "lake"}
+    found: dict[str, Path] = {}
+    for item in value.split(","):
+        edge_id, sep, folder = item.strip().partition("=")
+        edge_id = edge_id.strip()
+        if not sep or not edge_id or not folder.strip() or "/" in edge_id:
+            raise ValueError(
+                f"TWIN_EDGES item {item.strip()!r} is not <edge id>=<folder>; e.g. "
+                "TWIN_EDGES=edge-a=/data/edge-a,edge-b=/data/edge-b (each folder a collector's lake root)"
+            )
+        if edge_id in found:
+            raise ValueError(f"TWIN_EDGES names edge {edge_id!r} twice; give each collector its own id")
+        found[edge_id] = Path(folder.strip()).expanduser().resolve()
+    return found
