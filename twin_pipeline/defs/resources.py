@@ -4,12 +4,19 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import dagster as dg
 
 from twin_pipeline.lib.integrations.powerbi import powerbi_settings
-from twin_pipeline.lib.settings import AZURE_SETTINGS, DATABRICKS_SETTINGS, oee_engine, profile, require
+from twin_pipeline.lib.settings import (
+    AZURE_SETTINGS,
+    DATABRICKS_SETTINGS,
+    edges,
+    lake_root,
+    oee_engine,
+    profile,
+    require,
+)
 from twin_pipeline.resources.lake import LakeResource
 from twin_pipeline.resources.landing import LandingResource
 from twin_pipeline.resources.oee_engines import COMPUTE, DatabricksOeeJob, LocalSparkOeeJob
@@ -18,8 +25,7 @@ from twin_pipeline.resources.powerbi import powerbi_workspace
 
 def resources_for(name: str) -> dict[str, object]:
     """The resources of a profile, bound once for the whole code location."""
-    home = Path(os.environ.get("TWIN_HOME", ".twin")).resolve()
-    lake = LakeResource(root=str(home / "lake"))
+    lake = LakeResource(root=lake_root(), edges={edge_id: str(folder) for edge_id, folder in edges().items()})
     engine = oee_engine()
     if name == "local":
         return {"lake": lake, **_local_spark(engine, lake)}

@@ -67,8 +67,10 @@ def belongs(table: str, window: ShiftWindow) -> pl.Expr:
         return (pl.col(time) >= start) & (pl.col(time) < end)
     if table == "gaps":
         after = pl.col("source_ts_after")
-        return pl.col("source_ts_before").is_not_null() & (pl.col("source_ts_before") < end) & (
-            after.is_null() | (after > start)
+        return (
+            pl.col("source_ts_before").is_not_null()
+            & (pl.col("source_ts_before") < end)
+            & (after.is_null() | (after > start))
         )
     if table == "subscriptions":
         return pl.col("since_ts") < end
