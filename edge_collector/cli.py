@@ -3,6 +3,7 @@
 edge-collector run [--config F]
 edge-collector check-config F
 edge-collector example-config
+edge-collector prune [--config F] [--retention-days N] [--dry-run]
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ max_buffer_rows = 2000000
 compact_every_s = 600
 compact_every_commits = 200
 checkpoint_every_commits = 50
+retention_days = 0             # > 0: prune UTC days older than this many days, once landed (0 keeps all)
+prune_every_s = 3600
 
 [metrics]
 host = "127.0.0.1"
@@ -97,7 +100,43 @@ def build_parser() -> argparse.ArgumentParser:
         help="print an example config with the defaults",
         description="Print an example TOML config with every default.",
     )
+    prune = sub.add_parser(
+        "prune",
+        help="delete old UTC days of the edge tables that landing receipts wholly cover",
+        description="Retention: delete the UTC days older than retention_days of raw_samples, injected_events, "
+        "quarantine and gaps, only where landing receipts (edge/landed) wholly cover them; every day kept "
+        "is listed with the reason. Safe beside a running collector (it takes the compaction lock).",
+    )
+    prune.add_argument("--config", type=Path, help="TOML config (its lake and [datalogger] retention_days)")
+    prune.add_argument("--lake", type=Path, help="the lake root (default: the config's)")
+    prune.add_argument("--retention-days", type=int, help="override [datalogger] retention_days (>= 1)")
+    prune.add_argument("--dry-run", action="store_true", help="say what would be pruned, delete nothing")
     return parser
+
+
+def _prune(args: argparse.Namespace) -> int:
+    from .lake.maintenance import prune
+
+    config = load_config(args.config)
+    days = args.retention_days if args.retention_days is not None else config.datalogger.retention_days
+    if days < 1:
+        raise ConfigError(
+            "retention is off (retention_days = 0 keeps everything): set [datalogger] retention_days or pass "
+            "--retention-days N (N >= 1)"
+        )
+    lake = args.lake or config.lake()
+    report = prune(lake, days, dry_run=args.dry_run)
+    until = report.plan.landed_until
+    print(f"{lake}: landed until {until:%Y-%m-%d %H:%M} UTC" if until else f"{lake}: nothing landed yet")
+    for line in report.lines:
+        print(f"  {line}")
+    verb = "would prune" if args.dry_run else "pruned"
+    planned = [d for d in report.plan.days if d.pruned]
+    print(
+        f"{verb} {len(planned)} day(s), {sum(d.rows for d in planned)} rows, "
+        f"{sum(d.bytes for d in planned) / 1e6:.1f} MB; kept {report.days_kept_unlanded} old day(s) not wholly landed"
+    )
+    return 0
 
 
 async def _run(config_path: Path | None, endpoint: str | None = None) -> int:
@@ -140,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(config.redacted(), indent=2))
             print(f"{args.config}: valid", file=sys.stderr)
             return 0
+        if args.command == "prune":
+            return _prune(args)
         if args.command == "run":
             from .logs import setup_logging
 

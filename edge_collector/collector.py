@@ -41,6 +41,7 @@ from .opcua import asyncua_compat as compat
 from .opcua.message_limits import TooLargeObserver
 from .opcua.server_identity import IdentityWatch
 from .oversized_nodes import OversizedNodes
+from .pruner import Pruner
 from .session import KEEPALIVE_COUNT, POLICIES, SessionOpener
 
 log = logging.getLogger("edge_collector")
@@ -87,6 +88,7 @@ class Collector:
             checkpoint_every_commits=dl.checkpoint_every_commits,
             compact_every_commits=dl.compact_every_commits,
         )
+        self.pruner = Pruner(config.lake(), dl.retention_days, dl.prune_every_s) if dl.retention_days else None
         self.normalizer = Normalizer(self.session_id)
         self.deduper = Deduper()
         self.manifest = ManifestRecorder(
@@ -449,6 +451,7 @@ class Collector:
             # read from the metrics thread too: all_tasks(loop) copes with a set changing under it
             "asyncio_tasks": len(asyncio.all_tasks(self._loop)) if self._loop is not None else 0,
             "delta_versions": dict(stats.last_version),
+            **(self.pruner.snapshot() if self.pruner is not None else {}),
         }
 
     async def run(self, stop: asyncio.Event, ready: Callable[[], Awaitable[None] | None] | None = None) -> int:
@@ -472,6 +475,8 @@ class Collector:
             self._metrics_server = serve_metrics(
                 self.metrics_snapshot, self.config.metrics.host, self.config.metrics.port
             )
+        if self.pruner is not None:  # retention_days > 0: landed old days go, beside the writer
+            self._tasks.append(asyncio.create_task(self.pruner.run(), name="collector-retention"))
         sub = None
         pinned = self.session.server_certificate() if self.config.opcua.security_policy != "None" else None
         if pinned is not None:

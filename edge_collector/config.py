@@ -139,6 +139,15 @@ class DataloggerSection(_Model):
         200, ge=1, description="also compact after this many commits (appends slow down as files pile up)"
     )
     checkpoint_every_commits: int = Field(50, ge=1)
+    retention_days: int = Field(
+        0,
+        ge=0,
+        description=(
+            "keep this many whole UTC days before today of the edge tables and prune older days, but only days "
+            "that landing receipts (edge/landed) wholly cover; 0 (the default) keeps everything"
+        ),
+    )
+    prune_every_s: float = Field(3600.0, gt=0, description="how often the collector prunes, when retention_days > 0")
 
 
 class MetricsSection(_Model):

@@ -41,6 +41,18 @@ METRICS: dict[str, tuple[str, str]] = {
         "gauge",
         "1 while the endpoint presents a certificate other than the pinned one (the collector does not connect)",
     ),
+    "retention_days_pruned": ("counter", "UTC days of the edge tables pruned by retention (landed and verified)"),
+    "retention_rows_pruned": ("counter", "Rows pruned by retention"),
+    "retention_bytes_pruned": ("counter", "Bytes of Parquet files pruned by retention"),
+    "retention_days_kept_unlanded": (
+        "gauge",
+        "Days older than retention_days kept at the last pruning because landing receipts do not wholly cover them",
+    ),
+    "landed_until_seconds": (
+        "gauge",
+        "Unix time up to which every edge table is landed and verified, without a hole (0: nothing landed)",
+    ),
+    "retention_last_run_seconds": ("gauge", "Unix time of the last retention pass (0: none yet)"),
     "asyncio_tasks": (
         "gauge",
         "Live asyncio tasks in the collector's loop (steady across reconnects unless a task leaks)",

@@ -1,19 +1,29 @@
-"""Compaction and vacuum of an edge table beside a running collector (Dagster's maintenance jobs).
+"""Compaction, vacuum and retention pruning of the edge tables beside a running collector (Dagster's
+maintenance jobs, the collector's periodic maintenance, `edge-collector prune`).
 
 Both go through the lake's lock files (`lock.py`): a compaction waits for any other one (delta-rs
 1.6 lets two concurrent compactions of the same files both commit, duplicating every rewritten
 row), and `vacuum(full=True)` is refused while a datalogger writes the lake (delta-rs #3645: it
-can delete a just-written parquet file before the commit that names it lands).
+can delete a just-written parquet file before the commit that names it lands). Pruning takes the
+compaction lock: a compaction rewriting a day's files while the day is deleted would conflict.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from deltalake import DeltaTable
 
+from .. import receipts, retention
 from ..schemas import edge_table_path
+from .delta import fsync_dir, fsync_file
 from .lock import LOCK_NAME, MAINTENANCE_LOCK_NAME, WriterLock, WriterLocked
 
 
@@ -60,5 +70,95 @@ def compact(lake: Path, table: str, *, wait_s: float = 300.0, **options: Any) ->
     lock.acquire(f"compaction of {table}", wait_s=wait_s)
     try:
         return DeltaTable(str(edge_table_path(lake, table))).optimize.compact(**options)
+    finally:
+        lock.release()
+
+
+log = logging.getLogger("edge_collector.retention")
+
+
+@dataclass
+class PruneReport:
+    """What one pruning pass did (and, with `dry_run`, would do)."""
+
+    plan: retention.Plan
+    dry_run: bool
+    days_pruned: int = 0
+    rows_pruned: int = 0
+    bytes_pruned: int = 0
+    files_deleted: int = 0
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def days_kept_unlanded(self) -> int:
+        return len(self.plan.kept_unlanded)
+
+
+def _free(table_path: Path, version: int) -> int:
+    """Delete the data files commit `version` (our delete) removed: the disk is freed now, not after
+    the tombstone retention; nothing on the edge box needs time travel to a landed day."""
+    deleted = 0
+    for line in (table_path / "_delta_log" / f"{version:020d}.json").read_text().splitlines():
+        remove = json.loads(line).get("remove") if line else None
+        if remove:
+            file = table_path / unquote(remove["path"])
+            try:
+                file.unlink()
+                deleted += 1
+            except FileNotFoundError:
+                pass
+            try:
+                file.parent.rmdir()  # the day's folder, once empty
+            except OSError:
+                pass
+    return deleted
+
+
+def _add_pruned(lake: Path, days: dict[str, dict[str, object]]) -> None:
+    """Record pruned days durably (temp file, fsync, rename, fsync dir), before their files go."""
+    edge = lake / "edge"
+    merged = {**receipts.pruned_days(lake), **days}
+    tmp = edge / f".{receipts.PRUNED_FILE}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps({"days": dict(sorted(merged.items()))}, indent=1))
+    fsync_file(tmp)
+    os.replace(tmp, edge / receipts.PRUNED_FILE)
+    fsync_dir(edge)
+
+
+def prune(
+    lake: Path, retention_days: int, *, now: datetime | None = None, dry_run: bool = False, wait_s: float = 300.0
+) -> PruneReport:
+    """Delete the UTC days older than `retention_days` that landing receipts wholly cover
+    (`edge_collector/retention.py` says when), under the compaction lock. A day that is not landed
+    stays, and the reason is logged."""
+    lock = WriterLock(lake / "edge" / MAINTENANCE_LOCK_NAME)
+    lock.acquire("retention pruning", wait_s=wait_s)
+    try:
+        plan = retention.plan(lake, retention_days, now)
+        report = PruneReport(plan, dry_run, lines=retention.describe(plan.days))
+        for day in plan.kept_unlanded:
+            log.warning("retention keeps %s: %s", day.day, "; ".join(sorted(set(day.kept.values()))))
+        todo = [d for d in plan.days if d.pruned]
+        if dry_run or not todo:
+            return report
+        stamp = datetime.now(UTC).isoformat()
+        # recorded first: from now on no landing replaces these days' objects with a partial slice
+        _add_pruned(
+            lake, {d.day: {"tables": d.tables, "rows": d.rows, "bytes": d.bytes, "pruned_at": stamp} for d in todo}
+        )
+        for table in retention.PRUNED_TABLES:
+            days = [d.day for d in todo if table in d.tables]
+            if not days:
+                continue
+            path = edge_table_path(lake, table)
+            dt = DeltaTable(str(path))
+            dt.delete(" OR ".join(f"day = '{day}'" for day in days))
+            report.files_deleted += _free(path, dt.version())
+        for day in todo:
+            report.days_pruned += 1
+            report.rows_pruned += day.rows
+            report.bytes_pruned += day.bytes
+            log.info("retention pruned %s: %s (%d rows, %d bytes)", day.day, ", ".join(day.tables), day.rows, day.bytes)
+        return report
     finally:
         lock.release()
