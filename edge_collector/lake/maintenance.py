@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -94,23 +95,23 @@ class PruneReport:
         return len(self.plan.kept_unlanded)
 
 
-def _free(table_path: Path, version: int) -> int:
-    """Delete the data files commit `version` (our delete) removed: the disk is freed now, not after
-    the tombstone retention; nothing on the edge box needs time travel to a landed day."""
+def _free(table_path: Path, days: list[str], started: float) -> int:
+    """Delete the pruned days' data files now, not after the tombstone retention (nothing on the edge box
+    needs time travel to a landed day): each file of a `day=` folder that the table no longer names and
+    that is older than this pass (a file an in-flight append is writing is newer: delta-rs #3645)."""
+    live = {unquote(f) for f in DeltaTable(str(table_path)).file_uris()}
     deleted = 0
-    for line in (table_path / "_delta_log" / f"{version:020d}.json").read_text().splitlines():
-        remove = json.loads(line).get("remove") if line else None
-        if remove:
-            file = table_path / unquote(remove["path"])
-            try:
-                file.unlink()
-                deleted += 1
-            except FileNotFoundError:
-                pass
-            try:
-                file.parent.rmdir()  # the day's folder, once empty
-            except OSError:
-                pass
+    for day in days:
+        folder = table_path / f"day={day}"
+        for file in folder.glob("*") if folder.is_dir() else []:
+            if str(file) in live or file.stat().st_mtime >= started - 1:
+                continue
+            file.unlink(missing_ok=True)
+            deleted += 1
+        try:
+            folder.rmdir()  # once empty
+        except OSError:
+            pass
     return deleted
 
 
@@ -131,6 +132,7 @@ def prune(
     """Delete the UTC days older than `retention_days` that landing receipts wholly cover
     (`edge_collector/retention.py` says when), under the compaction lock. A day that is not landed
     stays, and the reason is logged."""
+    started = time.time()
     lock = WriterLock(lake / "edge" / MAINTENANCE_LOCK_NAME)
     lock.acquire("retention pruning", wait_s=wait_s)
     try:
@@ -153,7 +155,7 @@ def prune(
             path = edge_table_path(lake, table)
             dt = DeltaTable(str(path))
             dt.delete(" OR ".join(f"day = '{day}'" for day in days))
-            report.files_deleted += _free(path, dt.version())
+            report.files_deleted += _free(path, days, started)
         for day in todo:
             report.days_pruned += 1
             report.rows_pruned += day.rows

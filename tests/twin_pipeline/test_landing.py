@@ -6,18 +6,31 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import dagster as dg
+import polars as pl
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import ContainerClient
+from polars.testing import assert_frame_equal
+
+from edge_collector.receipts import read as read_receipts
+from edge_collector.schemas import TABLES as EDGE_TABLES
+from edge_collector.schemas import edge_table_path
 
 from tests.support.azurite import KEY, Azurite, azurite
 from tests.support.fault_proxy import FaultProxy
-from twin_pipeline.lib.integrations.landing import LandingError, blob_name, client_for, land
+from tests.support.edge_seed import seed_edge
+from twin_pipeline.defs.partitions import CALENDAR
+from twin_pipeline.lib.integrations.landing import LandingError, client_for, land
+from twin_pipeline.lib.raw_zone import ORDER, TABLES, belongs, object_name
 
 BLOCK = 256 << 10  # small blocks, so a shift's object is a multi-block upload
-NAME = blob_name("2026-11-24-0600")
+NAME = object_name("raw_samples", "2026-11-24-0600", "edge-local")
 NO_WAIT = {"sleep": lambda s: None}
 
 
@@ -112,47 +125,156 @@ def test_retries_back_off_with_a_cap_and_then_say_what_to_do(container: Containe
     assert len(waits) == 5 and all(0 <= w <= 4.0 for w in waits)
 
 
-def test_the_azure_profile_lands_each_shift_once(
-    emulator: Azurite, edge_lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """U1 (RELIABILITY.md): The azure profile lands each shift once."""
-    import shutil
+# ------------------------------------------------------------------ every edge table, per shift, per edge
+#: Two edges (two collectors, one line each) over 32 h: four shifts cover UTC day 2026-11-24 wholly.
+SEEDED = (datetime(2026, 11, 23, 21, tzinfo=UTC), datetime(2026, 11, 25, 5, tzinfo=UTC))
+SHIFTS = ["2026-11-23-2200", "2026-11-24-0600", "2026-11-24-1400", "2026-11-24-2200"]
+EDGES = {"edge-a": "L1", "edge-b": "L2"}
+CONTAINER = "raw-zone"
 
-    import dagster as dg
-    import polars as pl
 
-    from twin_pipeline.definitions import defs
-    from twin_pipeline.defs.landing.assets import landing_raw_samples
+@dataclass
+class Landed:
+    edges: dict[str, Path]
+    container: ContainerClient
+    runs: list[dict[str, dict[str, Any]]]  # per run: asset key -> its run metadata
+    shift_meta: dict[tuple[str, str], dict[str, Any]]  # (asset key, shift) -> the partition's metadata
+
+
+def _land(shifts: list[str]) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, str], dict[str, Any]]]:
+    """Materialize every landing asset for `shifts` in one run (a single-run backfill)."""
+    from twin_pipeline.defs.landing.assets import LANDING_ASSETS
     from twin_pipeline.defs.resources import resources_for
 
-    shutil.copytree(edge_lake, tmp_path / "twin" / "lake")
+    tags = {"dagster/asset_partition_range_start": shifts[0], "dagster/asset_partition_range_end": shifts[-1]}
+    result = dg.materialize(LANDING_ASSETS, tags=tags, resources=resources_for("azure"))
+    assert result.success
+    run: dict[str, dict[str, Any]] = {}
+    per_shift: dict[tuple[str, str], dict[str, Any]] = {}
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization  # type: ignore[union-attr]
+        meta = {k: v.value for k, v in mat.metadata.items()}
+        key = mat.asset_key.to_user_string()
+        per_shift[(key, mat.partition)] = meta
+        run[key] = meta
+    return run, per_shift
+
+
+@pytest.fixture(scope="module")
+def landed(emulator: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Landed]:
+    """The two edges seeded, then the first three shifts landed twice (the second run must be a no-op)."""
+    root = tmp_path_factory.mktemp("edges")
+    edges = {edge_id: root / edge_id for edge_id in EDGES}
+    for i, (edge_id, line) in enumerate(EDGES.items()):
+        seed_edge(edges[edge_id], [line], *SEEDED, seed=i + 1)
+    with pytest.MonkeyPatch.context() as mp:
+        for var, value in {
+            "TWIN_PROFILE": "azure",
+            "TWIN_HOME": str(root / "home"),
+            "TWIN_EDGES": ",".join(f"{e}={p}" for e, p in edges.items()),
+            "TWIN_FIRST_SHIFT": SHIFTS[0],
+            "AZURE_STORAGE_ACCOUNT_URL": emulator.url(),
+            "AZURE_STORAGE_ACCOUNT": "devstoreaccount1",
+            "AZURE_STORAGE_KEY": KEY,
+            "TWIN_LANDING_CONTAINER": CONTAINER,
+        }.items():
+            mp.setenv(var, value)
+        first, per_shift = _land(SHIFTS[:3])
+        again, _ = _land(SHIFTS[:3])
+        container = client_for(
+            emulator.url(), {"account_name": "devstoreaccount1", "account_key": KEY}
+        ).get_container_client(CONTAINER)
+        yield Landed(edges, container, [first, again], per_shift)
+
+
+def test_every_edge_table_is_landed_per_shift_and_per_edge(landed: Landed) -> None:
+    """Every table of the raw zone, each shift, each edge: one object holding exactly the edge rows
+    `belongs` gives, sorted; the two collectors' lines land side by side in one raw zone; an empty slice
+    is an empty Parquet with the edge schema."""
+    names = {b.name for b in landed.container.list_blobs()}
+    assert names == {object_name(t, s, e) for t in TABLES for s in SHIFTS[:3] for e in EDGES}
+    for edge_id, line in EDGES.items():
+        for table in TABLES:
+            edge = pl.read_delta(str(edge_table_path(landed.edges[edge_id], table)))
+            for shift in SHIFTS[:3]:
+                got = pl.read_parquet(content(landed.container, object_name(table, shift, edge_id)))
+                want = edge.filter(belongs(table, CALENDAR.window(shift))).select(got.columns).sort(ORDER[table])
+                assert got.columns == EDGE_TABLES[table].names
+                assert_frame_equal(got, want)
+                assert set(got["line_id"].drop_nulls()) <= {line}
+                meta = landed.shift_meta[(f"landing/{table}", shift)]
+                assert meta["dagster/row_count"] == sum(
+                    pl.read_parquet(content(landed.container, object_name(table, shift, e))).height for e in EDGES
+                )
+    samples = pl.read_parquet(content(landed.container, object_name("raw_samples", SHIFTS[1], "edge-a")))
+    assert samples.height > 20_000 and samples["line_id"].unique().to_list() == ["L1"]
+    empty = pl.read_parquet(content(landed.container, object_name("gaps", SHIFTS[2], "edge-b")))
+    assert empty.height == 0 and empty.columns == EDGE_TABLES["gaps"].names
+    first = landed.runs[0]
+    assert {k: (m["run/objects_uploaded"], m["run/shifts"]) for k, m in first.items()} == {
+        f"landing/{t}": (6, 3) for t in TABLES
+    }
+    assert first["landing/raw_samples"]["run/bytes"] > 0 and first["landing/raw_samples"]["run/mb_per_s"] > 0
+
+
+def test_a_rerun_uploads_nothing_and_keeps_one_receipt_per_object(landed: Landed) -> None:
+    """A re-run finds every object identical (nothing uploaded), and the edge keeps one receipt per
+    (table, shift, edge), whose SHA-256 is the object's."""
+    again = landed.runs[1]
+    assert {k: (m["run/objects_uploaded"], m["run/objects_unchanged"]) for k, m in again.items()} == {
+        f"landing/{t}": (0, 6) for t in TABLES
+    }
+    for edge_id, lake in landed.edges.items():
+        receipts = read_receipts(lake)
+        assert receipts.height == len(TABLES) * 3
+        assert receipts.select("table", "shift_id").unique().height == receipts.height
+        assert set(receipts["edge_id"]) == {edge_id}
+        for r in receipts.iter_rows(named=True):
+            props = landed.container.get_blob_client(r["object"]).get_blob_properties()
+            assert props.metadata["sha256"] == r["sha256"] and props.size == r["bytes"]
+            assert sum(d["rows"] for d in r["day_rows"]) == r["rows"]
+
+
+def test_the_edge_prunes_only_landed_days_and_a_pruned_shift_is_never_landed_again(
+    landed: Landed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retention on a landed edge: 2026-11-23 (landed wholly) goes; 2026-11-24 stays while its last shift
+    is not landed, goes once it is; re-landing a shift of a pruned day from that edge is refused (its
+    slice would be partial), so the verified object stays."""
+    from edge_collector.lake.maintenance import prune
+
+    lake = landed.edges["edge-a"]
+    now = datetime(2026, 12, 8, tzinfo=UTC)
+    report = prune(lake, 7, now=now)
+    assert [d.day for d in report.plan.days if d.pruned] == ["2026-11-23"]
+    kept = {d.day: " ".join(d.kept.values()) for d in report.plan.kept_unlanded}
+    assert set(kept) == {"2026-11-24", "2026-11-25"} and "not landed" in kept["2026-11-24"]
+    samples = pl.read_delta(str(edge_table_path(lake, "raw_samples")))
+    assert samples["day"].unique().sort().to_list() == ["2026-11-24", "2026-11-25"]
+    assert not (edge_table_path(lake, "raw_samples") / "day=2026-11-23").exists()  # the disk is freed now
     for var, value in {
         "TWIN_PROFILE": "azure",
-        "TWIN_HOME": str(tmp_path / "twin"),
-        "AZURE_STORAGE_ACCOUNT_URL": emulator.url(),
+        "TWIN_EDGES": f"edge-a={lake}",
+        "TWIN_FIRST_SHIFT": SHIFTS[0],
+        "TWIN_HOME": str(tmp_path),
+        "TWIN_LANDING_CONTAINER": CONTAINER,
+        "AZURE_STORAGE_ACCOUNT_URL": landed.container.url.rsplit("/", 1)[0],
         "AZURE_STORAGE_ACCOUNT": "devstoreaccount1",
         "AZURE_STORAGE_KEY": KEY,
-        "TWIN_LANDING_CONTAINER": "profile-test",
     }.items():
         monkeypatch.setenv(var, value)
-    assert "landing/raw_samples" in {k.to_user_string() for k in defs().resolve_asset_graph().get_all_asset_keys()}
-    job = defs().resolve_job_def("shift_oee")  # the schedule lands each shift too
-    assert dg.AssetKey(["landing", "raw_samples"]) in job.asset_layer.selected_asset_keys
-    shift = "2026-11-24-0600"
-    first = dg.materialize([landing_raw_samples], partition_key=shift, resources=resources_for("azure"))
-    again = dg.materialize([landing_raw_samples], partition_key=shift, resources=resources_for("azure"))
-    meta = [
-        {k: v.value for k, v in r.asset_materializations_for_node("landing__raw_samples")[0].metadata.items()}
-        for r in (first, again)
-    ]
-    assert (meta[0]["objects_uploaded"], meta[1]["objects_uploaded"], meta[1]["objects_unchanged"]) == (1, 0, 1)
-    container = client_for(
-        emulator.url(), {"account_name": "devstoreaccount1", "account_key": KEY}
-    ).get_container_client("profile-test")
-    assert [b.name for b in container.list_blobs()] == [blob_name(shift)]
-    landed = pl.read_parquet(content(container, blob_name(shift)))
-    edge = pl.read_delta(str(tmp_path / "twin" / "lake" / "edge" / "raw_samples"))
-    assert landed.height == edge.height == meta[0]["dagster/row_count"] > 5000  # the whole 40 min are in this shift
+    before = landed.container.get_blob_client(object_name("raw_samples", SHIFTS[0], "edge-a")).get_blob_properties()
+    run, _ = _land(SHIFTS[:4])  # the first shift again (pruned: skipped), and the last one, new
+    assert (run["landing/raw_samples"]["run/objects_skipped"], run["landing/raw_samples"]["run/objects_uploaded"]) == (
+        1,
+        1,
+    )
+    after = landed.container.get_blob_client(object_name("raw_samples", SHIFTS[0], "edge-a")).get_blob_properties()
+    assert after.etag == before.etag
+    report = prune(lake, 7, now=now)
+    assert [d.day for d in report.plan.days if d.pruned] == ["2026-11-24"]
+    assert report.rows_pruned > 50_000 and report.bytes_pruned > 0
+    assert pl.read_delta(str(edge_table_path(lake, "raw_samples")))["day"].unique().to_list() == ["2026-11-25"]
 
 
 def test_the_azure_profile_says_which_settings_are_missing(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,86 +1,118 @@
-"""The landing zone (azure profile only): each shift's raw edge slice in Azure Blob Storage.
+"""The landing zone (azure profile only): every edge table, per shift and per edge, in the raw zone.
+
+One asset per edge table, `landing/<table>`, downstream of `edge/<table>`: for each shift of the run and
+each edge lake (`LakeResource.edge_lakes()`), the slice `raw_zone.belongs` gives is landed as
+`raw/<table>/shift_id=<id>/edge_id=<edge>/part-0.parquet` (`lib/integrations/raw_landing.py`), then a
+receipt is recorded on that edge (`<edge lake>/edge/landed`), so the edge's retention knows what it may
+delete. Each shift's partition gets its own figures (rows, bytes, objects uploaded, unchanged and
+skipped, the objects); `run/...` holds the run's totals, seconds and MB/s.
 
 (No `from __future__ import annotations` here: Dagster inspects the context annotation at run time.)
 """
 
 import time
+from collections import defaultdict
 
 import dagster as dg
 
-from edge_collector.schemas import edge_table_path
+from edge_collector.receipts import Receipt, record
 from twin_pipeline.defs.partitions import CALENDAR, SHIFTS
-from twin_pipeline.lib.integrations.landing import blob_name, land, parquet_bytes
-from twin_pipeline.lib.lake_io import scan_edge
+from twin_pipeline.lib.integrations.raw_landing import SliceLanded, land_slice
+from twin_pipeline.lib.raw_zone import TABLES
 from twin_pipeline.lib.settings import DELTA_POOL as POOL
 from twin_pipeline.lib.settings import profile
 from twin_pipeline.resources.lake import LakeResource
 from twin_pipeline.resources.landing import LandingResource
 
-#: The row order of a landed object, so the same slice gives the same bytes (a re-run is a no-op).
-ORDER = ["line_id", "tag", "source_ts", "received_ts", "session_id", "seq"]
+
+def _figures(done: list[SliceLanded]) -> dict[str, int]:
+    landed = [d.landed for d in done if d.landed is not None]
+    return {
+        "dagster/row_count": sum(d.rows for d in done),
+        "bytes": sum(x.size for x in landed),
+        "objects_uploaded": sum(x.uploaded for x in landed),
+        "objects_unchanged": sum(not x.uploaded for x in landed),
+        "objects_skipped": sum(d.landed is None for d in done),
+    }
 
 
-@dg.asset(
-    key=["landing", "raw_samples"],
-    deps=[dg.AssetKey(["edge", "raw_samples"])],
-    partitions_def=SHIFTS,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    group_name="landing",
-    kinds={"azure", "parquet"},
-    owners=["team:data"],
-    pool=POOL,  # one at a time with the lake's Delta maintenance (instance.py)
-    description="The shift's raw edge samples as one verified Parquet object in Azure Blob Storage "
-    "(raw/shift_id=<id>/samples.parquet): replaced by a re-run, never partly visible.",
-)
-def landing_raw_samples(
-    context: dg.AssetExecutionContext, lake: LakeResource, landing: LandingResource
-) -> dg.MaterializeResult:
-    container = landing.container_client()
-    rows = size = uploaded = 0
-    started = time.monotonic()
-    blobs = []
-    for shift_id in context.partition_keys:
-        window = CALENDAR.window(shift_id)
-        frame = (
-            scan_edge(edge_table_path(lake.path(), "raw_samples"), "raw_samples", "source_ts", window.start, window.end)
-            .collect()
-            .sort(ORDER)
+def _said(item: SliceLanded) -> str:
+    if item.landed is None:
+        return f"skipped: {item.skipped}"
+    state = "uploaded" if item.landed.uploaded else "already there, identical"
+    return f"{item.landed.size / 1e6:.2f} MB {state} ({item.landed.attempts} attempt(s))"
+
+
+def _listing(done: list[SliceLanded]) -> dg.MetadataValue:
+    return dg.MetadataValue.md(
+        "\n".join(
+            f"- `{d.landed.blob}` {d.rows} rows sha256={d.landed.sha256[:16]}..."
+            if d.landed is not None
+            else f"- {d.edge_id}: skipped ({d.skipped})"
+            for d in done
         )
-        result = land(container, blob_name(shift_id), parquet_bytes(frame))
-        context.log.info(
-            "shift %s: %d rows, %.1f MB %s (%d attempt(s))",
-            shift_id,
-            frame.height,
-            result.size / 1e6,
-            "uploaded" if result.uploaded else "already there, identical",
-            result.attempts,
-        )
-        context.add_asset_metadata(  # the shift's own figures on its partition (a range is one run)
-            {
-                "dagster/row_count": frame.height,
-                "bytes": result.size,
-                "objects_uploaded": int(result.uploaded),
-                "objects_unchanged": int(not result.uploaded),
-                "blobs": dg.MetadataValue.md(f"- `{result.blob} sha256={result.sha256[:16]}...`"),
-            },
-            partition_key=shift_id,
-        )
-        rows, size, uploaded = rows + frame.height, size + result.size, uploaded + int(result.uploaded)
-        blobs.append(f"{result.blob} sha256={result.sha256[:16]}...")
-    seconds = time.monotonic() - started
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": rows,
-            "bytes": size,
-            "objects_uploaded": uploaded,
-            "objects_unchanged": len(context.partition_keys) - uploaded,
-            "seconds": round(seconds, 3),
-            "container": f"{landing.account_url}/{landing.container}",
-            "blobs": dg.MetadataValue.md("\n".join(f"- `{b}`" for b in blobs)),
-        }
     )
+
+
+def landing_asset(table: str) -> dg.AssetsDefinition:
+    """`landing/<table>`: the table's slice of each shift of the run, per edge, verified, with receipts."""
+
+    @dg.asset(
+        key=["landing", table],
+        deps=[dg.AssetKey(["edge", table])],
+        partitions_def=SHIFTS,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        group_name="landing",
+        kinds={"azure", "parquet"},
+        owners=["team:data"],
+        pool=POOL,  # one at a time with the lake's Delta maintenance (instance.py); receipts are Delta writes
+        metadata={"partitioned_by": "shift_id, edge_id", "layout": f"raw/{table}/shift_id=<id>/edge_id=<edge>/"},
+        description=f"The shift's `{table}` rows of every edge as one verified Parquet object per edge in the "
+        f"raw zone (raw/{table}/shift_id=<id>/edge_id=<edge>/part-0.parquet), and a receipt on the edge "
+        "(edge/landed): replaced by a re-run, never partly visible; an empty slice is landed too.",
+    )
+    def _landing(context: dg.AssetExecutionContext, lake: LakeResource, landing: LandingResource) -> dg.MaterializeResult:
+        container = landing.container_client()
+        edges = lake.edge_lakes()
+        started = time.monotonic()
+        done: list[SliceLanded] = []
+        receipts: dict[str, list[Receipt]] = defaultdict(list)
+        try:
+            for shift_id in context.partition_keys:
+                window = CALENDAR.window(shift_id)
+                shift = [land_slice(container, folder, edge_id, table, window) for edge_id, folder in edges.items()]
+                for item in shift:
+                    if item.receipt is not None:
+                        receipts[item.edge_id].append(item.receipt)
+                    context.log.info("%s %s %s: %d rows, %s", table, shift_id, item.edge_id, item.rows, _said(item))
+                # the shift's own figures on its partition (a range is one run)
+                context.add_asset_metadata({**_figures(shift), "objects": _listing(shift)}, partition_key=shift_id)
+                done.extend(shift)
+        finally:  # what was verified is recorded even when a later shift fails: receipts only ever lag
+            for edge_id, items in receipts.items():
+                record(edges[edge_id], items)
+        seconds = time.monotonic() - started
+        figures = _figures(done)
+        # each partition shows its own shift's figures under the plain keys (they override the run's on it);
+        # the run's totals are under run/ so that every partition of a range also shows the whole run
+        return dg.MaterializeResult(
+            metadata={
+                **figures,
+                **{f"run/{k.removeprefix('dagster/')}": v for k, v in figures.items()},
+                "run/seconds": round(seconds, 3),
+                "run/mb_per_s": round(figures["bytes"] / 1e6 / seconds, 2) if seconds > 0 else 0.0,
+                "run/shifts": len(context.partition_keys),
+                "edges": ", ".join(edges),
+                "container": f"{landing.account_url}/{landing.container}",
+            }
+        )
+
+    return _landing
+
+
+LANDING_ASSETS = [landing_asset(table) for table in TABLES]
 
 
 @dg.definitions
 def landing_zone() -> dg.Definitions:
-    return dg.Definitions(assets=[landing_raw_samples] if profile() == "azure" else [])
+    return dg.Definitions(assets=LANDING_ASSETS if profile() == "azure" else [])

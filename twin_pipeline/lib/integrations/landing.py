@@ -1,14 +1,14 @@
-"""Landing a shift's raw slice in Azure Blob Storage: one Parquet object per shift, uploaded so that
-it is either wholly there, verified, or not there at all.
+"""Landing an object in Azure Blob Storage (the raw zone, `lib/raw_zone.py`: one Parquet object per edge
+table, shift and edge), uploaded so that it is either wholly there, verified, or not there at all.
 
 Why files through the Blob API rather than Delta on `az://`: the landing zone is the hand-over from
 an edge box over a link that drops. A block blob becomes visible only when its block list is
 committed, so a cut mid-upload leaves no partial object (or leaves the previous version); the
 bytes are checked per block in transit (`validate_content`, MD5) and the committed object against
-its size and the SHA-256 kept in its metadata; the name is fixed per shift
-(`raw/shift_id=<id>/samples.parquet`), so a re-run replaces the shift and a retry after a lost
-response finds the same hash and stops. It also works on Azurite (which has no DFS endpoint) and on
-hierarchical-namespace accounts, and Spark reads the folder as a table partitioned by `shift_id`.
+its size and the SHA-256 kept in its metadata; the name is fixed per (table, shift, edge)
+(`raw_zone.object_name`), so a re-run replaces the slice and a retry after a lost response finds the
+same hash and stops. It also works on Azurite (which has no DFS endpoint) and on
+hierarchical-namespace accounts, and Spark reads a table's folder as a dataset partitioned by `shift_id` and `edge_id`.
 
 The Azure SDK is imported where it is used: it comes with the `cloud` extra, which the local profile
 (`make run`) does not install, and the code location imports this module in every profile.
@@ -33,7 +33,6 @@ import polars as pl
 if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient, ContainerClient
 
-PREFIX = "raw"
 SHA256_KEY = "sha256"
 
 
@@ -48,10 +47,6 @@ class Landed:
     sha256: str
     uploaded: bool  # False: the identical object was already there (a retry or a re-run with equal data)
     attempts: int
-
-
-def blob_name(shift_id: str) -> str:
-    return f"{PREFIX}/shift_id={shift_id}/samples.parquet"
 
 
 def parquet_bytes(frame: pl.DataFrame) -> bytes:
