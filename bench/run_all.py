@@ -13,7 +13,7 @@ BENCHES = [
     ["collector_throughput.py", "--lines", "8"],
     ["gold_oee.py"],
     ["backfill.py"],
-    ["landing_upload.py"],
+    ["landing.py"],
     ["spark_oee.py"],
     ["scaling.py"],
 ]

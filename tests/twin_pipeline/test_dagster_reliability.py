@@ -304,18 +304,24 @@ def test_o2a_a_run_worker_killed_mid_asset_is_retried_into_identical_output(twin
     whose link to the storage the fault proxy blackholes first (so the step cannot finish before the kill).
     The code server records the crash, the crash-only run retry of the dagster.yaml twin up writes
     re-executes from the failed step, and the retried run succeeds with every table's rows for the shift
-    identical (count and SHA-256) to a clean run's; nothing appended twice; one landed object.
+    identical (count and SHA-256) to a clean run's; nothing appended twice; one landed object per edge table.
     O3 too: the dead worker never gave back its delta_local slot; the daemon frees it
     free_slots_after_run_end_seconds after the run ended (not before, not much later), then the retry's
     landing step gets it."""
-    from twin_pipeline.lib.integrations.landing import blob_name, client_for
+    from twin_pipeline.lib.integrations.landing import client_for
+    from twin_pipeline.lib.raw_zone import TABLES as RAW_TABLES
+    from twin_pipeline.lib.raw_zone import object_name
+    from twin_pipeline.lib.settings import DEFAULT_EDGE_ID
 
     s, web = twin.services, twin.services.web
-    victim = "landing__raw_samples"
     twin.link.blackhole()
     try:
         first = launch_run(web, SHIFT_JOB, tags={"dagster/partition": DATA_SHIFT})
-        wait_for(f"{victim} started", lambda: _step_started(s, first, victim), 120, s, 0.1)
+        # the first landing step to get the pool slot (one per edge table) hangs on the blackholed link
+        steps = [f"landing__{table}" for table in RAW_TABLES]
+        victim = wait_for(
+            "a landing step started", lambda: next((st for st in steps if _step_started(s, first, st)), None), 120, s
+        )
         os.kill(_worker_pid(s, first), signal.SIGKILL)
         killed = time.time()
     finally:
@@ -353,7 +359,9 @@ def test_o2a_a_run_worker_killed_mid_asset_is_retried_into_identical_output(twin
     container = client_for(
         twin.azurite.url(), {"account_name": "devstoreaccount1", "account_key": KEY}
     ).get_container_client(CONTAINER)
-    assert [b.name for b in container.list_blobs()] == [blob_name(DATA_SHIFT)]
+    assert sorted(b.name for b in container.list_blobs()) == sorted(
+        object_name(table, DATA_SHIFT, DEFAULT_EDGE_ID) for table in RAW_TABLES
+    )
     assert SETTINGS.free_slots_after_run_end_s - 0.5 <= freed_after  # not before the configured delay ...
     # ... nor long after: the daemon counts from the run's last update (the retry daemon tags it after the end)
     assert freed_after <= SETTINGS.free_slots_after_run_end_s + SETTINGS.monitoring_poll_s + 10

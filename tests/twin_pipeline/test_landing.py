@@ -277,6 +277,25 @@ def test_the_edge_prunes_only_landed_days_and_a_pruned_shift_is_never_landed_aga
     assert pl.read_delta(str(edge_table_path(lake, "raw_samples")))["day"].unique().to_list() == ["2026-11-25"]
 
 
+def test_the_azure_profile_defines_one_landing_asset_per_edge_table(
+    emulator: Azurite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`landing/<table>` for every table of the raw zone, downstream of `edge/<table>`, shift-partitioned,
+    a range in one run, in the shift job the schedule runs."""
+    from twin_pipeline.definitions import defs
+
+    monkeypatch.setenv("TWIN_PROFILE", "azure")
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_URL", emulator.url())
+    graph = defs().resolve_asset_graph()
+    landing = {k for k in graph.get_all_asset_keys() if k.path[0] == "landing"}
+    assert landing == {dg.AssetKey(["landing", t]) for t in TABLES}
+    for key in landing:
+        node = graph.get(key)
+        assert node.parent_keys == {dg.AssetKey(["edge", key.path[1]])} and node.group_name == "landing"
+        assert node.backfill_policy == dg.BackfillPolicy.single_run() and node.partitions_def is not None
+    assert landing <= defs().resolve_job_def("shift_oee").asset_layer.selected_asset_keys
+
+
 def test_the_azure_profile_says_which_settings_are_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     from twin_pipeline.defs.resources import resources_for
 
