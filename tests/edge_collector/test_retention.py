@@ -256,3 +256,14 @@ def test_pruning_beside_a_running_datalogger_loses_no_new_row(lake: Path, tmp_pa
     frame = pl.read_delta(str(edge_table_path(lake, "raw_samples")))
     assert frame.filter(pl.col("seq") >= 1000).height == 20
     assert frame.filter(pl.col("seq") < 1000).height == 8 and frame["day"].min() == "2026-11-22"
+
+
+def test_the_collector_prunes_only_when_retention_is_configured(tmp_path: Path) -> None:
+    from edge_collector.collector import Collector
+
+    where = f'[collector]\nlake = "{tmp_path / "lake"}"\nspool = "{tmp_path / "spool"}"\n'
+    on = Collector(parse_config(where + "[datalogger]\nretention_days = 3\nprune_every_s = 60\n"))
+    assert on.pruner is not None and (on.pruner.retention_days, on.pruner.every_s) == (3, 60)
+    assert on.metrics_snapshot()["retention_days_pruned"] == 0
+    off = Collector(parse_config(where))
+    assert off.pruner is None and "retention_days_pruned" not in off.metrics_snapshot()
