@@ -26,13 +26,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edge_collector.receipts import Receipt, record  # noqa: E402 - after the sys.path line, as every bench
-from tests.support.azurite import KEY, azurite  # noqa: E402
-from tests.support.edge_seed import seed_edge  # noqa: E402
-from twin_pipeline.lib.calendar.shift_calendar import load_calendar  # noqa: E402
-from twin_pipeline.lib.integrations.landing import client_for, land, parquet_bytes  # noqa: E402
-from twin_pipeline.lib.integrations.raw_landing import land_slice, read_slice  # noqa: E402
-from twin_pipeline.lib.raw_zone import TABLES, object_name  # noqa: E402
+from edge_collector.receipts import Receipt, record
+from tests.support.azurite import KEY, azurite
+from tests.support.edge_seed import seed_edge
+from twin_pipeline.lib.calendar.shift_calendar import load_calendar
+from twin_pipeline.lib.integrations.landing import client_for, land, parquet_bytes
+from twin_pipeline.lib.integrations.raw_landing import land_slice, read_slice
+from twin_pipeline.lib.raw_zone import TABLES, object_name
 
 EDGES = {"edge-a": "L1", "edge-b": "L2"}
 

@@ -59,7 +59,7 @@ class Pruner:
         """Every `every_s` until cancelled; the landed-until figure is read at once, so it shows from the start."""
         try:
             self.stats.landed_until = (await asyncio.to_thread(lambda: coverage(read(self.lake)))).landed_until
-        except Exception:  # noqa: BLE001 - a figure only; the pass below reports real trouble
+        except Exception:
             log.warning("cannot read the landing receipts of %s", self.lake, exc_info=True)
         while True:
             await asyncio.sleep(self.every_s)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
-from deltalake import DeltaTable, write_deltalake
+from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError
 
 from .schemas import TABLES, TS
@@ -104,9 +104,7 @@ def in_window(table: str, start: datetime, end: datetime) -> pl.Expr:
 
 
 def _frame(receipts: Sequence[Receipt]) -> pa.Table:
-    rows = [
-        {**asdict(r), "day_rows": [{"day": d, "rows": n} for d, n in sorted(r.day_rows.items())]} for r in receipts
-    ]
+    rows = [{**asdict(r), "day_rows": [{"day": d, "rows": n} for d, n in sorted(r.day_rows.items())]} for r in receipts]
     return pa.Table.from_pylist(rows, schema=RECEIPTS)
 
 

@@ -85,7 +85,9 @@ def land(lake: Path, shifts: list[tuple[datetime, datetime]]) -> None:
 def build(lake: Path) -> None:
     """Four days of one line: samples every 8 h; an event, a quarantine row; a closed outage on day 0 and
     an open-ended one (the collector stopped) on day 1; the manifest on day 0."""
-    append(lake, "raw_samples", [sample(at(d, h), 10 * d + i) for d in range(4) for i, h in enumerate((1, 9, 17, 23.5))])
+    append(
+        lake, "raw_samples", [sample(at(d, h), 10 * d + i) for d in range(4) for i, h in enumerate((1, 9, 17, 23.5))]
+    )
     append(
         lake,
         "injected_events",
@@ -108,8 +110,22 @@ def build(lake: Path) -> None:
         lake,
         "gaps",
         [
-            {**gap, "gap_start": at(0, 3), "gap_end": at(0, 3.2), "source_ts_before": at(0, 3), "source_ts_after": at(0, 3.2), "seq": 1},  # fmt: skip
-            {**gap, "gap_start": at(1, 12), "gap_end": at(1, 12.5), "source_ts_before": at(1, 12), "source_ts_after": None, "seq": 2},  # fmt: skip
+            {
+                **gap,
+                "gap_start": at(0, 3),
+                "gap_end": at(0, 3.2),
+                "source_ts_before": at(0, 3),
+                "source_ts_after": at(0, 3.2),
+                "seq": 1,
+            },
+            {
+                **gap,
+                "gap_start": at(1, 12),
+                "gap_end": at(1, 12.5),
+                "source_ts_before": at(1, 12),
+                "source_ts_after": None,
+                "seq": 2,
+            },
         ],
     )
     append(

@@ -72,7 +72,10 @@ def test_delta_maintenance_and_landing_share_the_delta_local_pool(monkeypatch: p
     assert pooled == {
         "maintenance/edge_tables": {POOL},
         "maintenance/lake_tables": {POOL},
-        **{f"landing/{table}": {POOL} for table in ("raw_samples", "injected_events", "quarantine", "gaps", "subscriptions")},
+        **{
+            f"landing/{table}": {POOL}
+            for table in ("raw_samples", "injected_events", "quarantine", "gaps", "subscriptions")
+        },
     }
     schedule = next(s for s in defs().schedules or [] if s.name == "nightly_maintenance")
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("40 3 * * *", "Europe/Berlin")

@@ -22,10 +22,9 @@ from edge_collector.receipts import in_window
 from edge_collector.receipts import read as read_receipts
 from edge_collector.schemas import TABLES as EDGE_TABLES
 from edge_collector.schemas import edge_table_path
-
 from tests.support.azurite import KEY, Azurite, azurite
-from tests.support.fault_proxy import FaultProxy
 from tests.support.edge_seed import seed_edge
+from tests.support.fault_proxy import FaultProxy
 from twin_pipeline.defs.partitions import CALENDAR
 from twin_pipeline.lib.integrations.landing import LandingError, client_for, land
 from twin_pipeline.lib.raw_zone import ORDER, TABLES, belongs, object_name

@@ -71,7 +71,9 @@ def landing_asset(table: str) -> dg.AssetsDefinition:
         f"raw zone (raw/{table}/shift_id=<id>/edge_id=<edge>/part-0.parquet), and a receipt on the edge "
         "(edge/landed): replaced by a re-run, never partly visible; an empty slice is landed too.",
     )
-    def _landing(context: dg.AssetExecutionContext, lake: LakeResource, landing: LandingResource) -> dg.MaterializeResult:
+    def _landing(
+        context: dg.AssetExecutionContext, lake: LakeResource, landing: LandingResource
+    ) -> dg.MaterializeResult:
         container = landing.container_client()
         edges = lake.edge_lakes()
         started = time.monotonic()

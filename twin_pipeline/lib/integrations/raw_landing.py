@@ -59,7 +59,7 @@ def read_slice(edge_lake: Path, table: str, window: ShiftWindow) -> pl.DataFrame
     if table in _BY_EVENT_DAY:
         scan = scan.filter(pl.col("day").is_in(days_touched(window.start, window.end)))
     frame = scan.filter(belongs(table, window)).select(schema.names).collect()
-    return frame.cast(empty.schema).sort(ORDER[table])  # type: ignore[arg-type]  # polars' Schema is a dtype mapping
+    return frame.cast(empty.schema).sort(ORDER[table])
 
 
 def land_slice(
