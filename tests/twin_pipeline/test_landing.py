@@ -126,8 +126,8 @@ def test_retries_back_off_with_a_cap_and_then_say_what_to_do(container: Containe
 
 
 # ------------------------------------------------------------------ every edge table, per shift, per edge
-#: Two edges (two collectors, one line each) over 32 h: four shifts cover UTC day 2026-11-24 wholly.
-SEEDED = (datetime(2026, 11, 23, 21, tzinfo=UTC), datetime(2026, 11, 25, 5, tzinfo=UTC))
+#: Two edges (two collectors, one line each) over 22 h: four shifts cover UTC day 2026-11-24 wholly.
+SEEDED = (datetime(2026, 11, 24, 3, tzinfo=UTC), datetime(2026, 11, 25, 1, tzinfo=UTC))
 SHIFTS = ["2026-11-23-2200", "2026-11-24-0600", "2026-11-24-1400", "2026-11-24-2200"]
 EDGES = {"edge-a": "L1", "edge-b": "L2"}
 CONTAINER = "raw-zone"
@@ -245,20 +245,17 @@ def test_a_rerun_uploads_nothing_and_keeps_one_receipt_per_object(landed: Landed
 def test_the_edge_prunes_only_landed_days_and_a_pruned_shift_is_never_landed_again(
     landed: Landed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Retention on a landed edge: 2026-11-23 (landed wholly) goes; 2026-11-24 stays while its last shift
-    is not landed, goes once it is; re-landing a shift of a pruned day from that edge is refused (its
-    slice would be partial), so the verified object stays."""
+    """Retention on a landed edge: 2026-11-24 stays while its last shift is not landed and goes once it is;
+    2026-11-25 stays (not landed to its end); re-landing a shift of a pruned day from that edge is refused
+    (its slice would be partial), so the verified objects stay."""
     from edge_collector.lake.maintenance import prune
 
     lake = landed.edges["edge-a"]
     now = datetime(2026, 12, 8, tzinfo=UTC)
     report = prune(lake, 7, now=now)
-    assert [d.day for d in report.plan.days if d.pruned] == ["2026-11-23"]
     kept = {d.day: " ".join(d.kept.values()) for d in report.plan.kept_unlanded}
-    assert set(kept) == {"2026-11-24", "2026-11-25"} and "not landed" in kept["2026-11-24"]
-    samples = pl.read_delta(str(edge_table_path(lake, "raw_samples")))
-    assert samples["day"].unique().sort().to_list() == ["2026-11-24", "2026-11-25"]
-    assert not (edge_table_path(lake, "raw_samples") / "day=2026-11-23").exists()  # the disk is freed now
+    assert report.days_pruned == 0 and set(kept) == {"2026-11-24", "2026-11-25"}
+    assert "not landed: the edge is landed until 2026-11-24 21:00 UTC" in kept["2026-11-24"]
     for var, value in {
         "TWIN_PROFILE": "azure",
         "TWIN_EDGES": f"edge-a={lake}",
@@ -270,18 +267,27 @@ def test_the_edge_prunes_only_landed_days_and_a_pruned_shift_is_never_landed_aga
         "AZURE_STORAGE_KEY": KEY,
     }.items():
         monkeypatch.setenv(var, value)
-    before = landed.container.get_blob_client(object_name("raw_samples", SHIFTS[0], "edge-a")).get_blob_properties()
-    run, _ = _land(SHIFTS[:4])  # the first shift again (pruned: skipped), and the last one, new
-    assert (run["landing/raw_samples"]["run/objects_skipped"], run["landing/raw_samples"]["run/objects_uploaded"]) == (
+    run, _ = _land(SHIFTS)  # the day's last shift lands
+    assert (
+        run["landing/raw_samples"]["run/objects_uploaded"],
+        run["landing/raw_samples"]["run/objects_unchanged"],
+    ) == (
         1,
-        1,
+        3,
     )
-    after = landed.container.get_blob_client(object_name("raw_samples", SHIFTS[0], "edge-a")).get_blob_properties()
-    assert after.etag == before.etag
     report = prune(lake, 7, now=now)
     assert [d.day for d in report.plan.days if d.pruned] == ["2026-11-24"]
+    assert [d.day for d in report.plan.kept_unlanded] == ["2026-11-25"]
     assert report.rows_pruned > 50_000 and report.bytes_pruned > 0
     assert pl.read_delta(str(edge_table_path(lake, "raw_samples")))["day"].unique().to_list() == ["2026-11-25"]
+    assert not (edge_table_path(lake, "raw_samples") / "day=2026-11-24").exists()  # the disk is freed now
+    name = object_name("raw_samples", SHIFTS[1], "edge-a")
+    before = landed.container.get_blob_client(name).get_blob_properties()
+    again, _ = _land(SHIFTS)  # every shift touches the pruned day: none is landed again from this edge
+    assert {k: (m["run/objects_skipped"], m["run/objects_uploaded"]) for k, m in again.items()} == {
+        f"landing/{t}": (4, 0) for t in TABLES
+    }
+    assert landed.container.get_blob_client(name).get_blob_properties().etag == before.etag
 
 
 def test_the_azure_profile_defines_one_landing_asset_per_edge_table(
