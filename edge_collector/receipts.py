@@ -135,6 +135,7 @@ def record(lake: Path, receipts: Sequence[Receipt]) -> int:
             if dt.version() % 100 == 0:  # one small commit per landing run: keep the table cheap to read
                 dt.optimize.compact()
                 dt.create_checkpoint()
+                dt.vacuum(dry_run=False)  # the files merges replaced, after Delta's default 7 days
             return dt.version()
         except CommitFailedError:
             if attempt == MERGE_ATTEMPTS:
