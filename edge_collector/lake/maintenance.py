@@ -99,12 +99,12 @@ def _free(table_path: Path, days: list[str], started: float) -> int:
     """Delete the pruned days' data files now, not after the tombstone retention (nothing on the edge box
     needs time travel to a landed day): each file of a `day=` folder that the table no longer names and
     that is older than this pass (a file an in-flight append is writing is newer: delta-rs #3645)."""
-    live = {unquote(f) for f in DeltaTable(str(table_path)).file_uris()}
+    live = {Path(unquote(f.removeprefix("file://"))).resolve() for f in DeltaTable(str(table_path)).file_uris()}
     deleted = 0
     for day in days:
         folder = table_path / f"day={day}"
         for file in folder.glob("*") if folder.is_dir() else []:
-            if str(file) in live or file.stat().st_mtime >= started - 1:
+            if file.resolve() in live or file.stat().st_mtime >= started - 1:
                 continue
             file.unlink(missing_ok=True)
             deleted += 1
