@@ -1,8 +1,8 @@
 """The collector's periodic retention pass and its figures (`[datalogger] retention_days`, `prune_every_s`).
 
-It runs `lake.maintenance.prune` in a worker thread (never on the event loop), every `prune_every_s`
-from the collector's start; a failed pass is logged and tried again at the next one: retention never
-stops collection. Its figures are the collector's Prometheus metrics (`metrics.py`).
+It runs `lake.maintenance.prune` in a worker thread (never on the event loop), a minute after the
+collector's start and then every `prune_every_s`; a failed pass is logged and tried again at the next
+one: retention never stops collection. Its figures are the collector's Prometheus metrics (`metrics.py`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from .receipts import read
 from .retention import coverage
 
 log = logging.getLogger("edge_collector.retention")
+#: Seconds from the collector's start to its first pass (the spool replay and the first commits come first).
+FIRST_PASS_S = 60.0
 
 
 @dataclass
@@ -61,8 +63,10 @@ class Pruner:
             self.stats.landed_until = (await asyncio.to_thread(lambda: coverage(read(self.lake)))).landed_until
         except Exception:
             log.warning("cannot read the landing receipts of %s", self.lake, exc_info=True)
+        wait = min(FIRST_PASS_S, self.every_s)  # the first pass soon after the start, then every every_s
         while True:
-            await asyncio.sleep(self.every_s)
+            await asyncio.sleep(wait)
+            wait = self.every_s
             try:
                 report = await asyncio.to_thread(self.run_once)
             except Exception:  # retention never stops collection; the next pass retries

@@ -160,7 +160,14 @@ def prune(
             report.days_pruned += 1
             report.rows_pruned += day.rows
             report.bytes_pruned += day.bytes
-            log.info("retention pruned %s: %s (%d rows, %d bytes)", day.day, ", ".join(day.tables), day.rows, day.bytes)
+            log.info(
+                "retention pruned %s: %s (%d rows, %d bytes)%s",
+                day.day,
+                ", ".join(day.tables),
+                day.rows,
+                day.bytes,
+                "".join(f"; kept {t}: {why}" for t, why in day.kept.items()),
+            )
         return report
     finally:
         lock.release()
