@@ -283,3 +283,37 @@ def test_the_collector_prunes_only_when_retention_is_configured(tmp_path: Path) 
     assert on.metrics_snapshot()["retention_days_pruned"] == 0
     off = Collector(parse_config(where))
     assert off.pruner is None and "retention_days_pruned" not in off.metrics_snapshot()
+
+
+def test_the_collectors_pass_runs_soon_after_the_start_and_survives_a_failure(
+    lake: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import edge_collector.pruner as pruner_module
+
+    monkeypatch.setattr(pruner_module, "FIRST_PASS_S", 0.05)
+    land(lake, windows(at(0, 0), 8))
+    pruner = Pruner(lake, 3, every_s=0.05)
+    calls: list[int] = []
+    real = pruner_module.prune
+
+    def flaky(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("disk hiccup")
+        return real(*args, now=NOW)  # type: ignore[arg-type]  # the test's clock
+
+    monkeypatch.setattr(pruner_module, "prune", flaky)
+
+    async def run() -> None:
+        task = asyncio.create_task(pruner.run())
+        for _ in range(600):
+            await asyncio.sleep(0.05)
+            if pruner.stats.days_pruned:
+                break
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run())
+    assert pruner.stats.failures == 1 and pruner.stats.days_pruned == 2 and len(calls) >= 2
+    assert pruner.snapshot()["landed_until_seconds"] == at(2, 16).timestamp()
