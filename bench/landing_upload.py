@@ -23,13 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-from edge_collector.schemas import edge_table_path
 from edge_collector.variability.history import seed_history
 from tests.support.azurite import KEY, azurite
 from twin_pipeline.defs.landing.assets import ORDER
 from twin_pipeline.defs.partitions import CALENDAR
+from twin_pipeline.lib.edge_source import LocalEdges
 from twin_pipeline.lib.integrations.landing import blob_name, client_for, land, parquet_bytes
-from twin_pipeline.lib.lake_io import scan_edge
 
 
 def main() -> int:
@@ -44,7 +43,9 @@ def main() -> int:
         payloads = []
         for w in windows:
             frame = (
-                scan_edge(edge_table_path(lake, "raw_samples"), "raw_samples", "source_ts", w.start, w.end)
+                LocalEdges({"edge": lake})
+                .scan("raw_samples", "source_ts", w.start, w.end)
+                .drop("edge_id")
                 .collect()
                 .sort(ORDER)
             )

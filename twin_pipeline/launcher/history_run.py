@@ -26,6 +26,8 @@ from typing import Any, Protocol
 import polars as pl
 
 from twin_pipeline.lib.contracts import Table, table_path
+from twin_pipeline.lib.lake_io import is_table
+from twin_pipeline.lib.location import polars_options
 from twin_pipeline.lib.transforms.oee import roll_up
 
 LOCATION = "twin_pipeline"
@@ -65,9 +67,11 @@ class GraphQL(Protocol):
 def gold_shifts(lake: Path) -> set[str]:
     """The shifts `gold/fact_oee_shift` holds rows of (none when the table does not exist yet)."""
     path = table_path(lake, Table.OEE_SHIFT)
-    if not (path / "_delta_log").exists():
+    if not is_table(path):
         return set()
-    return set(pl.scan_delta(str(path)).select("shift_id").unique().collect()["shift_id"].to_list())
+    return set(
+        pl.scan_delta(str(path), **polars_options(path)).select("shift_id").unique().collect()["shift_id"].to_list()
+    )
 
 
 def launch_run(ui: GraphQL, job: str, tags: dict[str, str] | None = None, assets: list[list[str]] | None = None) -> str:

@@ -7,10 +7,9 @@ import time
 
 import dagster as dg
 
-from edge_collector.schemas import edge_table_path
 from twin_pipeline.defs.partitions import CALENDAR, SHIFTS
+from twin_pipeline.lib.edge_source import LocalEdges
 from twin_pipeline.lib.integrations.landing import blob_name, land, parquet_bytes
-from twin_pipeline.lib.lake_io import scan_edge
 from twin_pipeline.lib.settings import DELTA_POOL as POOL
 from twin_pipeline.lib.settings import profile
 from twin_pipeline.resources.lake import LakeResource
@@ -42,7 +41,9 @@ def landing_raw_samples(
     for shift_id in context.partition_keys:
         window = CALENDAR.window(shift_id)
         frame = (
-            scan_edge(edge_table_path(lake.path(), "raw_samples"), "raw_samples", "source_ts", window.start, window.end)
+            LocalEdges(lake.edge_lakes())  # landing reads the edges' own disks, never the raw zone
+            .scan("raw_samples", "source_ts", window.start, window.end)
+            .drop("edge_id")
             .collect()
             .sort(ORDER)
         )
