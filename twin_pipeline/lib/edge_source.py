@@ -102,10 +102,12 @@ class EdgeSource(ABC):
         """The lines' outages in PLC time that may overlap [start, end): (line_id, source_ts_before,
         source_ts_after), after the several-edges rule of the module docstring (`plc_gaps` reads them)."""
         rows = self._gap_rows(start, end).unique(subset=GAP_KEY, keep="last", maintain_order=True)
-        if rows.select(pl.col("edge_id").n_unique()).item() <= 1:
+        if not rows.height:
             return rows
         delivering = self.manifest(end).select("line_id", "edge_id").unique()
         delivering = pl.concat([delivering, rows.select("line_id", "edge_id")]).unique()
+        if delivering.group_by("line_id").len()["len"].max() == 1:  # one edge per line: its outages as they are
+            return rows
         out = []
         for (line_id,), mine in rows.group_by(["line_id"], maintain_order=True):
             edges = sorted(delivering.filter(pl.col("line_id") == line_id)["edge_id"].to_list())
