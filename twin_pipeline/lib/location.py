@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 SCHEMES = ("abfss", "abfs", "az", "adl", "azure")
 
@@ -76,13 +77,25 @@ def storage_options(location: Location) -> dict[str, str] | None:
         return None
     env = os.environ.get
     options: dict[str, str] = {}
-    if env("AZURE_STORAGE_ACCOUNT"):
-        options["account_name"] = env("AZURE_STORAGE_ACCOUNT", "")
+    if account := env("AZURE_STORAGE_ACCOUNT") or _account_of(env("AZURE_STORAGE_ACCOUNT_URL", "")):
+        options["account_name"] = account
     if env("AZURE_STORAGE_KEY"):
         options["account_key"] = env("AZURE_STORAGE_KEY", "")
     elif env("AZURE_STORAGE_SAS_TOKEN"):
         options["sas_token"] = env("AZURE_STORAGE_SAS_TOKEN", "").lstrip("?")
     return options
+
+
+def _account_of(url: str) -> str:
+    """The account name in a Blob endpoint: `https://<account>.blob.core.windows.net`, or Azurite's
+    `http://127.0.0.1:<port>/<account>`."""
+    if not url:
+        return ""
+    parsed = urlparse(url)
+    host = parsed.hostname or ""
+    if host in ("127.0.0.1", "localhost"):
+        return parsed.path.strip("/").split("/")[0]
+    return host.split(".")[0] if ".blob." in host or ".dfs." in host else ""
 
 
 def polars_options(location: Location) -> dict[str, Any]:

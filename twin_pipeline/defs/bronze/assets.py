@@ -11,15 +11,19 @@ from twin_pipeline.lib.by_shift import by_window
 from twin_pipeline.lib.calendar.shift_calendar import previous_shift
 from twin_pipeline.lib.contracts import BRONZE_SAMPLES, Table, table_path
 from twin_pipeline.lib.lake_io import read_shifts
+from twin_pipeline.lib.settings import profile
 from twin_pipeline.lib.transforms.bronze import CARRY_LOOKBACK, bronze_samples, typed
 from twin_pipeline.resources.lake import LakeResource
+
+source = "landing" if profile() == "azure" else "edge"
 
 
 @shift_asset(
     key=BRONZE.path,
     group="bronze",
     oee_first=True,
-    deps=[dg.AssetKey(["edge", "raw_samples"]), dg.AssetKey(["edge", "quarantine"])],
+    # the azure profile reads the landed raw zone, the local profile the edges' own tables
+    deps=[dg.AssetKey([source, "raw_samples"]), dg.AssetKey([source, "quarantine"])],
     description="The shift's samples from the edge, one row per (line, tag, source_ts), with shift_id and "
     "is_good, plus each tag's last value before the shift (carried_in); re-running a shift replaces "
     "exactly that shift.",
