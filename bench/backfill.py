@@ -8,7 +8,7 @@ backfill of the range launches), `--reps` times (each run replaces the shifts th
 
 Printed: the run's own time (Dagster's RUN_START to RUN_SUCCESS in the event log), the wall time of
 `dagster.materialize` around it (job build, instance), and the scan floor: reading the range's edge raw
-samples of both lines (`lake_io.scan_edge` + `collect`, every column, what bronze must read at least) with
+samples of both lines (`edge_source.LocalEdges.scan` + `collect`, every column, what bronze must read at least) with
 no computation. Ratios: run / floor. Target (issue 14): the run in at most 5 s on 2 cores.
 
     python bench/backfill.py [--days 7] [--reps 2] [--keep DIR] [--profile FILE]
@@ -36,7 +36,7 @@ import dagster as dg
 from edge_collector.schemas import edge_table_path
 from edge_collector.variability.history import seed_history, variability_from_toml
 from twin_pipeline.defs.partitions import CALENDAR, SHIFTS
-from twin_pipeline.lib.lake_io import scan_edge
+from twin_pipeline.lib.edge_source import LocalEdges
 from twin_pipeline.resources.lake import LakeResource
 
 LINES = ["L1", "L2"]
@@ -106,7 +106,7 @@ def empty_graph(
 
 def scan_floor(lake: Path, start: datetime, end: datetime) -> int:
     """Read the range's edge raw samples, every column, no computation; returns rows read."""
-    return scan_edge(edge_table_path(lake, "raw_samples"), "raw_samples", "source_ts", start, end).collect().height
+    return LocalEdges({"edge": lake}).scan("raw_samples", "source_ts", start, end).collect().height
 
 
 def run_seconds(instance: dg.DagsterInstance, run_id: str) -> float:

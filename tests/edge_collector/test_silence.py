@@ -24,7 +24,7 @@ from tests.conftest import T0
 from tests.edge_collector.conftest import LAB_ENV, lab_config, read_table, running
 from tests.edge_collector.test_collector import step_until
 from twin_pipeline.lib.calendar.shift_calendar import ShiftWindow
-from twin_pipeline.lib.lake_io import plc_gaps, read_gaps
+from twin_pipeline.lib.edge_source import LocalEdges, plc_gaps
 
 EPS = timedelta(milliseconds=5)  # two clock readings (monotonic -> wall) of the same instant
 
@@ -125,8 +125,8 @@ async def test_a_silent_subscription_is_a_gap_until_data_or_a_keepalive_arrives(
     counts = raw.filter((pl.col("line_id") == "L1") & (pl.col("tag") == "Admin.ProdProcessedCount"))
     assert set(range(processed + 1)) <= {int(v) for v in counts["value"]}  # nothing lost: it was held, then sent
 
-    # The pipeline reads them as outages of the lines, in PLC time (lake_io.read_gaps/plc_gaps take every reason).
+    # The pipeline reads them as outages of the lines, in PLC time (edge_source gaps/plc_gaps take every reason).
     window = ShiftWindow("test", "test", T0, T0 + timedelta(days=1))
-    outages = set(plc_gaps(read_gaps(config.lake()), window))
+    outages = set(plc_gaps(LocalEdges({"edge": config.lake()}).gaps(window.start, window.end), window))
     for row in gaps.iter_rows(named=True):
         assert (row["line_id"], row["source_ts_before"], row["source_ts_after"]) in outages

@@ -12,6 +12,7 @@ from deltalake import write_deltalake
 
 from edge_collector.schemas import PARTITION_BY, TABLES, day_of, edge_table_path
 from twin_pipeline.defs.partitions import CALENDAR
+from twin_pipeline.lib.edge_source import LocalEdges
 from twin_pipeline.lib.transforms.ground_truth import injected_fault_seconds
 
 WINDOW = CALENDAR.window("2026-11-24-0600")  # 05:00-13:00 UTC, with planned breaks
@@ -58,6 +59,6 @@ def test_fault_time_in_planned_breaks_is_not_busy_time(tmp_path: Path) -> None:
             ("L2", WINDOW.end - timedelta(seconds=90), None),  # open at the end: 90 s
         ],
     )
-    result = injected_fault_seconds(tmp_path, WINDOW)
+    result = injected_fault_seconds(LocalEdges({"edge": tmp_path}), WINDOW)
     assert result["L1"] == (600.0 + 180.0, 2)
     assert result["L2"] == (90.0, 1)

@@ -12,8 +12,9 @@ import polars as pl
 import pytest
 
 from twin_pipeline.lib import read_cache
+from twin_pipeline.lib.by_shift import by_window
 from twin_pipeline.lib.calendar.shift_calendar import load_calendar
-from twin_pipeline.lib.lake_io import by_window, read_shifts, replace_shifts
+from twin_pipeline.lib.lake_io import read_shifts, replace_shifts
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ the metadata a published table reports.
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -19,6 +18,7 @@ from twin_pipeline.lib.column_descriptions import DESCRIPTIONS
 from twin_pipeline.lib.column_lineage import LINEAGE
 from twin_pipeline.lib.contracts import TABLES, Table
 from twin_pipeline.lib.lake_io import replace_shifts
+from twin_pipeline.lib.location import Location
 
 
 def shift_partitions(
@@ -100,7 +100,7 @@ def shift_asset(
     )
 
 
-def publish(lake: Path, table: str, frame: pl.DataFrame, shift_ids: Sequence[str]) -> dict[str, Any]:
+def publish(lake: Location, table: str, frame: pl.DataFrame, shift_ids: Sequence[str]) -> dict[str, Any]:
     """Replace these shifts of `table` ("layer/name") with `frame`, which must have the table's contract
     schema; returns the metadata every table asset reports (rows, Delta version, path)."""
     if frame.schema != TABLES[table]:

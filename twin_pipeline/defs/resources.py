@@ -15,6 +15,7 @@ from twin_pipeline.lib.settings import (
     lake_root,
     oee_engine,
     profile,
+    raw_zone_root,
     require,
 )
 from twin_pipeline.resources.lake import LakeResource
@@ -31,6 +32,8 @@ def resources_for(name: str) -> dict[str, object]:
         return {"lake": lake, **_local_spark(engine, lake)}
     if name == "azure":
         require(name, AZURE_SETTINGS)
+        # bronze reads what was landed, so a deployment in the cloud needs no edge box
+        lake = LakeResource(root=lake.root, edges=lake.edges, raw_zone=raw_zone_root())
         secret = {
             var: dg.EnvVar(var) for var in ("AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_TOKEN") if os.environ.get(var)
         }

@@ -26,6 +26,8 @@ from typing import Any, Protocol
 import polars as pl
 
 from twin_pipeline.lib.contracts import Table, table_path
+from twin_pipeline.lib.lake_io import is_table, read_shifts
+from twin_pipeline.lib.location import Location, polars_options
 from twin_pipeline.lib.transforms.oee import roll_up
 
 LOCATION = "twin_pipeline"
@@ -62,12 +64,14 @@ class GraphQL(Protocol):
         ...
 
 
-def gold_shifts(lake: Path) -> set[str]:
+def gold_shifts(lake: Path | Location) -> set[str]:
     """The shifts `gold/fact_oee_shift` holds rows of (none when the table does not exist yet)."""
     path = table_path(lake, Table.OEE_SHIFT)
-    if not (path / "_delta_log").exists():
+    if not is_table(path):
         return set()
-    return set(pl.scan_delta(str(path)).select("shift_id").unique().collect()["shift_id"].to_list())
+    return set(
+        pl.scan_delta(str(path), **polars_options(path)).select("shift_id").unique().collect()["shift_id"].to_list()
+    )
 
 
 def launch_run(ui: GraphQL, job: str, tags: dict[str, str] | None = None, assets: list[list[str]] | None = None) -> str:
@@ -91,9 +95,9 @@ def run_status(ui: GraphQL, run_id: str) -> str:
     return str(answer.get("status") or answer.get("message"))
 
 
-def last_shift_oee(lake: Path, shift_id: str) -> str:
+def last_shift_oee(lake: Path | Location, shift_id: str) -> str:
     """`OEE 81.2 % (L1 80.4 %, L2 82.0 %)` of one shift, rolled up over its lines from gold."""
-    rows = pl.read_delta(str(table_path(lake, Table.OEE_SHIFT))).filter(pl.col("shift_id") == shift_id)
+    rows = read_shifts(table_path(lake, Table.OEE_SHIFT), [shift_id])
 
     def pct(value: float | None) -> str:
         return "n/a" if value is None else f"{100 * value:.1f} %"
@@ -111,7 +115,7 @@ class HistoryRun:
     """The run that materializes the seeded shifts, polled from `twin up`'s main loop."""
 
     ui: GraphQL
-    lake: Path
+    lake: Path | Location
     shifts: list[str]
     ui_up: float = field(default_factory=time.monotonic)  # time.monotonic() when the UI answered
     run_id: str | None = None

@@ -35,6 +35,7 @@ from typing import Any
 
 from twin_pipeline.launcher import plant_clock
 from twin_pipeline.lib.calendar.shift_calendar import load_calendar
+from twin_pipeline.lib.location import Location
 
 UTC = UTC
 ROOT = Path(__file__).resolve().parents[2]
@@ -198,9 +199,10 @@ def up(args: argparse.Namespace) -> int:
             _say(f"Dagster UI up after {ui_up - t0:.1f} s: {dev.url}")
             dev.wait_for_assets(["gold/fact_oee_shift"], timeout=180)
         shifts = seeded_shifts(state)
+        gold_lake = Location.of(os.environ.get("TWIN_LAKE", "").strip() or home / "lake")  # as the code server sees it
         ui = dev.url if dev else "(not started: --no-ui)"
         if dev is not None:
-            history = HistoryRun(dev, home / "lake", shifts, ui_up=ui_up)
+            history = HistoryRun(dev, gold_lake, shifts, ui_up=ui_up)
             try:
                 past = history.launch()
             except (OSError, RuntimeError) as exc:  # the twin runs on; the user can still backfill by hand
@@ -214,7 +216,7 @@ def up(args: argparse.Namespace) -> int:
   live line      opc.tcp://127.0.0.1:{args.port} ({", ".join(lines)}, SignAndEncrypt)
   plant clock    {clock.describe()}
   metrics        {line.metrics_url or "(off)"}
-  lake           {home / "lake"}
+  lake           {gold_lake}{"" if gold_lake == Location.of(home / "lake") else f" (edge tables: {home / 'lake'})"}
   Dagster home   {home / "dagster"} (log: {home / "logs" / "dagster.log"})
 Ctrl-C stops everything; `make run` again continues where it stopped.
 """,

@@ -8,6 +8,8 @@ buffers; frames the assets build are concatenated shift by shift, so slices of t
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
 
 import polars as pl
 
@@ -43,3 +45,31 @@ def split_by_shift(frame: pl.DataFrame, shift_ids: Sequence[str] | None = None) 
     if shift_ids is None:
         return parts
     return {s: parts.get(s, frame.clear()) for s in shift_ids}
+
+
+class Window(Protocol):
+    @property
+    def shift_id(self) -> str: ...
+    @property
+    def start(self) -> datetime: ...
+    @property
+    def end(self) -> datetime: ...
+
+
+def by_window(frame: pl.DataFrame, column: str, windows: Sequence[Window]) -> dict[str, pl.DataFrame]:
+    """`frame`'s rows per shift, by `column` in [start, end) of each window (sorted, not overlapping): a
+    range read once, cut in memory in one pass (each row's window found by binary search, then sliced by
+    `split_runs`), not one filter of the whole range per shift."""
+    if not windows:
+        return {}
+    if not frame.height:
+        return {w.shift_id: frame for w in windows}
+    bounds = pl.Series([w.start for w in windows] + [windows[-1].end], dtype=frame.schema[column])
+    index = bounds.search_sorted(frame[column], side="right").cast(pl.Int64) - 1
+    inside = (index >= 0) & (index < len(windows))
+    ends = pl.Series([w.end for w in windows], dtype=frame.schema[column])
+    inside = inside & (frame[column] < ends.gather(index.clip(0, len(windows) - 1)))
+    keys = pl.select(pl.when(pl.lit(inside)).then(pl.lit(index)).otherwise(-1)).to_series()  # -1: in none
+    parts = split_runs(frame, keys)
+    empty = frame.clear()
+    return {w.shift_id: parts.get(i, empty) for i, w in enumerate(windows)}

@@ -14,6 +14,8 @@ from typing import Any
 
 import polars as pl
 
+from twin_pipeline.lib.location import Location
+
 _TS: Any = pl.Datetime("us", "UTC")  # Any: a dict of it and dtype classes is then a valid Schema mapping
 
 BRONZE_SAMPLES = pl.Schema(
@@ -257,14 +259,14 @@ TABLES: dict[str, pl.Schema] = {
 }
 
 
-def table_path(lake: Path, key: str) -> Path:
-    """Where the table with key "layer/table" lives under the lake root."""
+def table_path(lake: Location | Path | str, key: str) -> Location:
+    """Where the table with key "layer/table" lives under the lake root (a folder or an object-store URI)."""
     if key not in TABLES:
         raise KeyError(f"{key!r} is not a lake table; the tables are {', '.join(TABLES)}")
-    return lake / key
+    return Location.of(lake) / key
 
 
-def schema_of(path: Path) -> pl.Schema | None:
+def schema_of(path: Location | Path) -> pl.Schema | None:
     """The contract schema of the lake table at `path` (`.../<layer>/<table>`), None for a table outside it."""
     return TABLES.get(f"{path.parent.name}/{path.name}")
 

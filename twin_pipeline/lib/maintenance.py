@@ -30,6 +30,8 @@ from edge_collector.lake import vacuum as vacuum_edge
 from edge_collector.schemas import TABLES as EDGE_SCHEMAS
 from edge_collector.schemas import edge_table_path
 from twin_pipeline.lib.contracts import TABLES as LAKE_SCHEMAS
+from twin_pipeline.lib.lake_io import open_table
+from twin_pipeline.lib.location import Location, delta_options
 
 #: What the maintenance assets maintain: every edge table, and every table of the pipeline's contract.
 EDGE_TABLES = tuple(EDGE_SCHEMAS)
@@ -55,8 +57,8 @@ class Maintained:
         )
 
 
-def _files(path: Path) -> int:
-    return len(DeltaTable(str(path)).file_uris())
+def _files(path: Path | Location) -> int:
+    return len(DeltaTable(str(path), **delta_options(Location.of(path))).file_uris())
 
 
 def _retried(step: Callable[[], Any]) -> Any:
@@ -87,18 +89,18 @@ def maintain_edge(lake: Path, table: str, lock_wait_s: float = 300.0) -> Maintai
     )
 
 
-def maintain_lake_table(lake: Path, table: str) -> Maintained | None:
+def maintain_lake_table(lake: Location | Path, table: str) -> Maintained | None:
     """Compact and vacuum one bronze/silver/gold table ("layer/name"); None if it does not exist yet."""
-    path = lake / table
+    path = Location.of(lake) / table
     try:
         before = _files(path)
     except TableNotFoundError:
         return None
-    compacted = _retried(lambda: DeltaTable(str(path)).optimize.compact())
-    vacuumed = _retried(lambda: DeltaTable(str(path)).vacuum(dry_run=False))
+    compacted = _retried(lambda: open_table(path).optimize.compact())
+    vacuumed = _retried(lambda: open_table(path).vacuum(dry_run=False))
     return Maintained(
         table,
-        DeltaTable(str(path)).version(),
+        open_table(path).version(),
         before,
         _files(path),
         int(compacted.get("numFilesRemoved", 0)),

@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 import polars as pl
 
@@ -36,7 +35,7 @@ MAX_ROWS = 25_000_000
 
 @dataclass
 class _Shifts:
-    version: int
+    version: Hashable
     frames: dict[str, pl.DataFrame]  # per shift id; a covered shift without rows maps to an empty frame
 
     @property
@@ -46,7 +45,7 @@ class _Shifts:
 
 @dataclass
 class _Span:
-    version: int
+    version: Hashable
     column: str
     pieces: list[tuple[datetime, datetime, pl.DataFrame]]  # contiguous windows, in time order
 
@@ -60,11 +59,11 @@ class ReadCache:
     """What one run has read or written, by (table path, Delta version)."""
 
     max_rows: int = MAX_ROWS
-    _entries: OrderedDict[tuple[str, Path], _Shifts | _Span] = field(default_factory=OrderedDict)
+    _entries: OrderedDict[tuple[str, Hashable], _Shifts | _Span] = field(default_factory=OrderedDict)
     hits: int = 0
     misses: int = 0
 
-    def shifts(self, path: Path, version: int, shift_ids: Sequence[str]) -> pl.DataFrame | None:
+    def shifts(self, path: Hashable, version: Hashable, shift_ids: Sequence[str]) -> pl.DataFrame | None:
         """These shifts' rows (every column) if cached at this version, else None."""
         entry = self._entries.get(("shifts", path))
         if not isinstance(entry, _Shifts) or entry.version != version or not set(shift_ids) <= entry.frames.keys():
@@ -74,14 +73,16 @@ class ReadCache:
         frames = [entry.frames[s] for s in dict.fromkeys(shift_ids)]
         return pl.concat(frames) if len(frames) > 1 else frames[0]
 
-    def put_shifts(self, path: Path, version: int, frame: pl.DataFrame, shift_ids: Iterable[str]) -> None:
+    def put_shifts(self, path: Hashable, version: Hashable, frame: pl.DataFrame, shift_ids: Iterable[str]) -> None:
         """Remember `frame` as every row of `shift_ids` (every column) at `version`."""
         entry = self._entries.get(("shifts", path))
         frames = dict(entry.frames) if isinstance(entry, _Shifts) and entry.version == version else {}
         frames.update(split_by_shift(frame, list(shift_ids)))
         self._put(("shifts", path), _Shifts(version, frames))
 
-    def span(self, path: Path, version: int, column: str, start: datetime, end: datetime) -> pl.DataFrame | None:
+    def span(
+        self, path: Hashable, version: Hashable, column: str, start: datetime, end: datetime
+    ) -> pl.DataFrame | None:
         """Rows with `column` in [start, end) if a cached read at this version covers that window."""
         entry = self._entries.get(("span", path))
         if (
@@ -102,7 +103,7 @@ class ReadCache:
         return frame
 
     def put_span(
-        self, path: Path, version: int, column: str, pieces: Sequence[tuple[datetime, datetime, pl.DataFrame]]
+        self, path: Hashable, version: Hashable, column: str, pieces: Sequence[tuple[datetime, datetime, pl.DataFrame]]
     ) -> None:
         """Remember every row with `column` in each piece's [start, end); the pieces are contiguous, in order."""
         ordered = sorted(pieces, key=lambda p: p[0])
@@ -110,7 +111,7 @@ class ReadCache:
             return  # a hole: a window across it could not be served whole
         self._put(("span", path), _Span(version, column, list(ordered)))
 
-    def _put(self, key: tuple[str, Path], entry: _Shifts | _Span) -> None:
+    def _put(self, key: tuple[str, Hashable], entry: _Shifts | _Span) -> None:
         self._entries.pop(key, None)
         if entry.rows > self.max_rows:
             return

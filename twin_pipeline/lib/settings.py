@@ -22,7 +22,19 @@ AZURE_SETTINGS = (
     ("AZURE_STORAGE_ACCOUNT", False, "account name, with AZURE_STORAGE_KEY for shared-key auth"),
     ("AZURE_STORAGE_KEY", False, "account key (secret); without it and a SAS token: DefaultAzureCredential"),
     ("AZURE_STORAGE_SAS_TOKEN", False, "a SAS token (secret) instead of the key"),
-    ("TWIN_LANDING_CONTAINER", False, "container of the landing zone (default: landing)"),
+    (
+        "TWIN_LANDING_CONTAINER",
+        False,
+        "landing container (default: landing); its raw/ prefix is the raw zone",
+    ),
+    ("TWIN_LAKE", False, "the lake of bronze/silver/gold, e.g. abfss://lake@<account>.dfs.core.windows.net/twin"),
+    (
+        "TWIN_EDGES",
+        False,
+        "edges landed from here: <edge id>=<folder>,... (default edge-local=$TWIN_HOME/lake)",
+    ),
+    ("TWIN_RAW_ZONE", False, "where bronze reads the landed edge tables (default az://<TWIN_LANDING_CONTAINER>)"),
+    ("AZURE_STORAGE_USE_EMULATOR", False, "true for Azurite (with AZURITE_BLOB_STORAGE_URL=http://127.0.0.1:<port>)"),
 )
 #: The Power BI refresh of the azure profile, all or none (lib/integrations/powerbi.py): (variable, what it is).
 POWERBI_SETTINGS = (
@@ -92,6 +104,13 @@ DEFAULT_EDGE_ID = "edge-local"
 
 def twin_home() -> Path:
     return Path(os.environ.get("TWIN_HOME", ".twin")).resolve()
+
+
+def raw_zone_root() -> str:
+    """Where the azure profile reads the landed edge tables: `TWIN_RAW_ZONE`, default the landing container."""
+    return (
+        os.environ.get("TWIN_RAW_ZONE", "").strip() or f"az://{os.environ.get('TWIN_LANDING_CONTAINER') or 'landing'}"
+    )
 
 
 def lake_root() -> str:

@@ -8,7 +8,13 @@ import dagster as dg
 from pydantic import Field
 
 from twin_pipeline.lib import read_cache
+from twin_pipeline.lib.calendar.shift_calendar import load_calendar
+from twin_pipeline.lib.edge_source import EdgeSource, LocalEdges, RawZone, local_lister
+from twin_pipeline.lib.integrations.blob_listing import blob_lister
+from twin_pipeline.lib.location import Location
 from twin_pipeline.lib.settings import DEFAULT_EDGE_ID
+
+CALENDAR = load_calendar()
 
 
 class LakeResource(dg.ConfigurableResource):
@@ -20,8 +26,20 @@ class LakeResource(dg.ConfigurableResource):
     #: The edge lakes, by edge id (`settings.edges()`): each a collector's lake root, its tables under `edge/`.
     edges: dict[str, str] = Field(default_factory=dict)
 
-    def path(self) -> Path:
-        return Path(self.root)
+    #: The landed raw zone's root (`az://<landing container>`, or a local folder), set in the azure profile:
+    #: then the edge tables are read from there (`lib/edge_source.RawZone`), never from an edge's disk.
+    raw_zone: str = ""
+
+    def path(self) -> Location:
+        """The lake root: a local folder or an object-store URI (`TWIN_LAKE`)."""
+        return Location.of(self.root)
+
+    def edge_source(self) -> EdgeSource:
+        """Where this deployment reads the edge tables: the raw zone when one is set, else the edges' disks."""
+        if self.raw_zone:
+            root = Location.of(self.raw_zone)
+            return RawZone(root, CALENDAR, local_lister(root.local) if root.is_local else blob_lister(root))
+        return LocalEdges(self.edge_lakes())
 
     def edge_lakes(self) -> dict[str, Path]:
         """Each edge's lake root by edge id; without `edges`, the lake root itself holds the one edge's tables."""

@@ -6,35 +6,36 @@
 import dagster as dg
 import polars as pl
 
-from edge_collector.schemas import edge_table_path
 from twin_pipeline.defs.partitions import BRONZE, CALENDAR, publish, shift_asset
+from twin_pipeline.lib.by_shift import by_window
 from twin_pipeline.lib.calendar.shift_calendar import previous_shift
 from twin_pipeline.lib.contracts import BRONZE_SAMPLES, Table, table_path
-from twin_pipeline.lib.lake_io import by_window, read_edge_by_window, read_shifts, scan_edge
+from twin_pipeline.lib.lake_io import read_shifts
+from twin_pipeline.lib.settings import profile
 from twin_pipeline.lib.transforms.bronze import CARRY_LOOKBACK, bronze_samples, typed
 from twin_pipeline.resources.lake import LakeResource
+
+source = "landing" if profile() == "azure" else "edge"
 
 
 @shift_asset(
     key=BRONZE.path,
     group="bronze",
     oee_first=True,
-    deps=[dg.AssetKey(["edge", "raw_samples"]), dg.AssetKey(["edge", "quarantine"])],
+    # the azure profile reads the landed raw zone, the local profile the edges' own tables
+    deps=[dg.AssetKey([source, "raw_samples"]), dg.AssetKey([source, "quarantine"])],
     description="The shift's samples from the edge, one row per (line, tag, source_ts), with shift_id and "
     "is_good, plus each tag's last value before the shift (carried_in); re-running a shift replaces "
     "exactly that shift.",
 )
 def bronze_samples_asset(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-    raw_path = edge_table_path(lake.path(), "raw_samples")
-    quarantine_path = edge_table_path(lake.path(), "quarantine")
+    edges = lake.edge_source()  # the edges' disks, or the landed raw zone (azure profile)
     target = table_path(lake.path(), Table.BRONZE_SAMPLES)
     windows = [CALENDAR.window(shift_id) for shift_id in context.partition_keys]
     # the edge is read once for the whole range, then cut into shifts in memory
-    raw_by_shift = read_edge_by_window(raw_path, "raw_samples", "source_ts", windows)
+    raw_by_shift = edges.read_by_window("raw_samples", "source_ts", windows)
     quarantined_by_shift = by_window(
-        scan_edge(quarantine_path, "quarantine", "received_ts", windows[0].start, windows[-1].end)
-        .select("received_ts")
-        .collect(),
+        edges.scan("quarantine", "received_ts", windows[0].start, windows[-1].end).select("received_ts").collect(),
         "received_ts",
         windows,
     )
@@ -48,9 +49,7 @@ def bronze_samples_asset(context: dg.AssetExecutionContext, lake: LakeResource) 
             before = read_shifts(target, [previous_id])
             if not before.height:  # the previous shift was never built: look in the edge table
                 before = typed(
-                    scan_edge(
-                        raw_path, "raw_samples", "source_ts", window.start - CARRY_LOOKBACK, window.start
-                    ).collect(),
+                    edges.scan("raw_samples", "source_ts", window.start - CARRY_LOOKBACK, window.start).collect(),
                     previous_id,
                 )
         frame, stats = bronze_samples(raw_by_shift[window.shift_id], window, before)

@@ -9,11 +9,12 @@ from collections.abc import Callable
 import dagster as dg
 import polars as pl
 
-from edge_collector.schemas import TABLES, edge_table_path
+from edge_collector.schemas import TABLES
 from twin_pipeline.defs.check_results import provisional_unless, shift_ids, shift_rows
 from twin_pipeline.defs.partitions import BRONZE, CALENDAR, OEE_FIRST, SHIFTS
 from twin_pipeline.lib.contracts import Table, table_path
-from twin_pipeline.lib.lake_io import plc_gaps, read_bronze, read_gaps, read_manifest, read_shifts, scan_edge
+from twin_pipeline.lib.edge_source import plc_gaps
+from twin_pipeline.lib.lake_io import is_table, open_table, read_bronze, read_shifts
 from twin_pipeline.lib.quality.completeness import (
     OEE_REQUIRED_TAGS,
     Expected,
@@ -46,19 +47,18 @@ from twin_pipeline.resources.lake import LakeResource
 def bronze_schema(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
     path = table_path(lake.path(), Table.BRONZE_SAMPLES)
     problems = (
-        schema_problems(pl.scan_delta(str(path)).collect_schema())
-        if (path / "_delta_log").exists()
+        schema_problems(pl.Schema(open_table(path).schema()))
+        if is_table(path)
         else ["bronze/samples does not exist: materialize it first"]
     )
-    edge = edge_table_path(lake.path(), "raw_samples")
-    if (edge / "_delta_log").exists():
-        contract = pl.DataFrame(TABLES["raw_samples"].empty_table()).schema
-        actual = pl.scan_delta(str(edge)).collect_schema()
-        problems += [
-            f"edge raw_samples.{c} is {actual.get(c)}, contract says {t}"
-            for c, t in contract.items()
-            if actual.get(c) != t
-        ]
+    ids = shift_ids(context)
+    first, last = CALENDAR.window(ids[0]), CALENDAR.window(ids[-1])
+    edge = lake.edge_source().scan("raw_samples", "source_ts", first.start, last.end)
+    contract = pl.DataFrame(TABLES["raw_samples"].empty_table()).schema
+    actual = edge.drop("edge_id").collect_schema()
+    problems += [
+        f"edge raw_samples.{c} is {actual.get(c)}, contract says {t}" for c, t in contract.items() if actual.get(c) != t
+    ]
     return provisional_unless("bronze_schema", context, lake, not problems, {"problems": "; ".join(problems) or "none"})
 
 
@@ -92,15 +92,14 @@ def bronze_matches_edge(context: dg.AssetCheckExecutionContext, lake: LakeResour
     bronze = shift_rows(lake, Table.BRONZE_SAMPLES, context)
     ids = shift_ids(context)
     first, last = CALENDAR.window(ids[0]), CALENDAR.window(ids[-1])
-    edge = scan_edge(edge_table_path(lake.path(), "raw_samples"), "raw_samples", "source_ts", first.start, last.end)
+    edges = lake.edge_source()
+    edge = edges.scan("raw_samples", "source_ts", first.start, last.end)
     edge_fingerprint = key_fingerprint(edge.select(KEY).collect())
     own = bronze.lazy().filter(~pl.col("carried_in")).select("shift_id", *KEY).collect()  # 6 of 13 columns
     missing = extra = 0
     if key_fingerprint(own) != edge_fingerprint:  # the range differs somewhere: find where, shift by shift
         for shift_id in ids:
-            m, e = reconcile(
-                edge_keys(lake.path(), CALENDAR.window(shift_id)), own.filter(pl.col("shift_id") == shift_id)
-            )
+            m, e = reconcile(edge_keys(edges, CALENDAR.window(shift_id)), own.filter(pl.col("shift_id") == shift_id))
             missing, extra = missing + m, extra + e
     return provisional_unless(
         "bronze_matches_edge",
@@ -123,7 +122,8 @@ def _missing_tags(
 ) -> list[str]:
     """`rule` over each shift of the check: its bronze against each line's manifest in force at the shift
     end (the manifest is read once for the range)."""
-    manifest, missing = read_manifest(lake.path()), []
+    ids = shift_ids(context)
+    manifest, missing = lake.edge_source().manifest(CALENDAR.window(ids[-1]).end), []
     for shift_id in shift_ids(context):
         samples = read_bronze(lake.path(), shift_id)
         lines = sorted(samples.lazy().filter(~pl.col("carried_in")).select("line_id").unique().collect()["line_id"])
@@ -179,7 +179,8 @@ def bronze_optional_tags(context: dg.AssetCheckExecutionContext, lake: LakeResou
     "without one, of its own changes (state, speed, part counter) while it runs.",
 )
 def bronze_no_gaps(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
-    found, gaps = [], read_gaps(lake.path())
+    ids = shift_ids(context)
+    found, gaps = [], lake.edge_source().gaps(CALENDAR.window(ids[0]).start, CALENDAR.window(ids[-1]).end)
     for shift_id in shift_ids(context):
         window = CALENDAR.window(shift_id)
         found += [
@@ -228,11 +229,11 @@ def bronze_value_ranges(context: dg.AssetCheckExecutionContext, lake: LakeResour
     "shift was complete when bronze read it.",
 )
 def edge_caught_up(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
-    behind = []
+    behind, edges = [], lake.edge_source()
     for shift_id in shift_ids(context):
         path = table_path(lake.path(), Table.BRONZE_SAMPLES)
         lines = sorted(read_shifts(path, [shift_id], ["line_id"])["line_id"].unique().to_list())
-        behind += [f"{shift_id} {line}" for line in lines_not_caught_up(lake.path(), CALENDAR.window(shift_id), lines)]
+        behind += [f"{shift_id} {line}" for line in lines_not_caught_up(edges, CALENDAR.window(shift_id), lines)]
     return dg.AssetCheckResult(
         passed=not behind,
         severity=dg.AssetCheckSeverity.WARN,

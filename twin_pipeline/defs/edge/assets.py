@@ -53,12 +53,16 @@ def _spec(table: str) -> dg.AssetSpec:
 EDGE_ASSETS = [_spec(table) for table in TABLES]
 
 
-def _version(lake: LakeResource, table: str) -> int | None:
-    path = edge_table_path(lake.path(), table)
-    try:
-        return DeltaTable(str(path)).version()
-    except TableNotFoundError:
-        return None
+def _version(lake: LakeResource, table: str) -> tuple[int, dict[str, int]] | None:
+    """The sum of the table's Delta versions over the edges on this machine (it grows with any commit),
+    and each edge's; None when no edge has the table."""
+    versions: dict[str, int] = {}
+    for edge_id, root in lake.edge_lakes().items():
+        try:
+            versions[edge_id] = DeltaTable(str(edge_table_path(root, table))).version()
+        except TableNotFoundError:
+            continue
+    return (sum(versions.values()), versions) if versions else None
 
 
 @dg.sensor(
@@ -75,16 +79,20 @@ def edge_delta_versions(context: dg.SensorEvaluationContext, lake: LakeResource)
             seen[name] = int(number)
     events = []
     for table in TABLES:
-        version = _version(lake, table)
-        if version is None or version <= seen.get(table, -1):
+        found = _version(lake, table)
+        if found is None or found[0] <= seen.get(table, -1):
             continue
+        version, by_edge = found
         seen[table] = version
         events.append(
             dg.AssetMaterialization(
                 asset_key=["edge", table],
                 metadata={
                     "delta_version": version,
-                    "path": dg.MetadataValue.path(str(edge_table_path(lake.path(), table))),
+                    **{f"delta_version/{edge_id}": v for edge_id, v in by_edge.items()},
+                    "path": dg.MetadataValue.path(
+                        ", ".join(str(edge_table_path(root, table)) for root in lake.edge_lakes().values())
+                    ),
                 },
             )
         )

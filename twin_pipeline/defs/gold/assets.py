@@ -9,12 +9,11 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from edge_collector.schemas import edge_table_path
 from twin_pipeline.defs.partitions import CALENDAR, publish, report_per_shift, shift_asset
 from twin_pipeline.lib.by_shift import split_by_shift
 from twin_pipeline.lib.calendar.shift_calendar import ShiftWindow, previous_shift
 from twin_pipeline.lib.contracts import FACT_RELIABILITY, Table, table_path
-from twin_pipeline.lib.lake_io import read_edge, read_shifts
+from twin_pipeline.lib.lake_io import read_shifts
 from twin_pipeline.lib.transforms.downtime import stops
 from twin_pipeline.lib.transforms.reliability import failures, fit_weibull, injected
 from twin_pipeline.lib.transforms.spc import spc_frame
@@ -86,8 +85,7 @@ def gold_fact_reliability(context: dg.AssetExecutionContext, lake: LakeResource)
     all_ids = sorted({w.shift_id for h in histories.values() for w in h})
     every = read_shifts(table_path(lake.path(), Table.STATE_INTERVALS), all_ids)
     interval_parts = split_by_shift(every)
-    all_events = read_edge(
-        edge_table_path(lake.path(), "injected_events"),
+    all_events = lake.edge_source().read(
         "injected_events",
         "event_ts",
         earliest,

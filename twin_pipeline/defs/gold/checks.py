@@ -88,10 +88,10 @@ def fault_downtime_matches_injections(
     context: dg.AssetCheckExecutionContext, lake: LakeResource
 ) -> dg.AssetCheckResult:
     gold = shift_rows(lake, Table.OEE_SHIFT, context)
-    problems, compared = [], {}
+    problems, compared, edges = [], {}, lake.edge_source()
     for shift_id in shift_ids(context):
         window = CALENDAR.window(shift_id)
-        injected = injected_fault_seconds(lake.path(), window)
+        injected = injected_fault_seconds(edges, window)
         for r in gold.filter(pl.col("shift_id") == shift_id).iter_rows(named=True):
             if r["line_id"] not in injected:  # no engine drives this line's faults: nothing to compare with
                 continue

@@ -4,24 +4,26 @@
 """
 
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import dagster as dg
 import polars as pl
-from deltalake import DeltaTable
 
 from twin_pipeline.defs.partitions import CALENDAR, table_metadata
 from twin_pipeline.lib.contracts import DIM_DATE, DIM_LINE, DIM_SHIFT, Table, table_path
+from twin_pipeline.lib.lake_io import is_table, open_table
+from twin_pipeline.lib.location import Location, polars_options
 from twin_pipeline.resources.lake import LakeResource
 
 #: How far ahead of today the calendar dimensions reach, so the current and next shifts join.
 AHEAD_DAYS = 2
 
 
-def _write(path: Path, frame: pl.DataFrame, schema: pl.Schema) -> int:
+def _write(path: Location, frame: pl.DataFrame, schema: pl.Schema) -> int:
     frame = frame.select(pl.col(name).cast(dtype) for name, dtype in schema.items())
-    frame.write_delta(str(path), mode="overwrite", delta_write_options={"schema_mode": "overwrite"})
-    return DeltaTable(str(path)).version()
+    frame.write_delta(
+        str(path), mode="overwrite", delta_write_options={"schema_mode": "overwrite"}, **polars_options(path)
+    )
+    return open_table(path).version()
 
 
 def shift_rows(until: datetime) -> pl.DataFrame:
@@ -110,9 +112,9 @@ def gold_dim_date(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
 def gold_dim_line(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     bronze = table_path(lake.path(), Table.BRONZE_SAMPLES)
     tags = {"Admin.MachDesignSpeed": "design_speed_ppm", "Quality.ToleranceMm": "tolerance_mm"}
-    if (bronze / "_delta_log").exists():
+    if is_table(bronze):
         latest = (
-            pl.scan_delta(str(bronze))
+            pl.scan_delta(str(bronze), **polars_options(bronze))
             .filter(pl.col("tag").is_in(list(tags)) & pl.col("is_good"))
             .sort("source_ts")
             .group_by("line_id", "tag")

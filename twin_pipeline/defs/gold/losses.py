@@ -10,11 +10,10 @@ from datetime import timedelta
 import dagster as dg
 import polars as pl
 
-from edge_collector.schemas import edge_table_path
 from twin_pipeline.defs.check_results import provisional_unless, shift_ids, shift_rows
 from twin_pipeline.defs.partitions import BRONZE, CALENDAR, SHIFTS, publish, report_per_shift, shift_asset
 from twin_pipeline.lib.contracts import FACT_LOSSES, Table, table_path
-from twin_pipeline.lib.lake_io import bronze_by_shift, read_shifts, scan_edge
+from twin_pipeline.lib.lake_io import bronze_by_shift, read_shifts
 from twin_pipeline.lib.settings import oee_engine
 from twin_pipeline.lib.transforms.losses import LOSS_TAGS, loss_rows, loss_totals_problems
 from twin_pipeline.lib.transforms.reconcile import comparisons, summary
@@ -86,7 +85,7 @@ def losses_add_up(context: dg.AssetCheckExecutionContext, lake: LakeResource) ->
     "rejects against the rejects after restarts. Lines without injections are not compared.",
 )
 def injections_reconcile(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
-    root = lake.path()
+    root, edges = lake.path(), lake.edge_source()
     ids = shift_ids(context)
     losses = shift_rows(lake, Table.LOSSES, context)
     oee = shift_rows(lake, Table.OEE_SHIFT, context)
@@ -96,9 +95,7 @@ def injections_reconcile(context: dg.AssetCheckExecutionContext, lake: LakeResou
     found = []
     for shift_id in ids:
         window = CALENDAR.window(shift_id)
-        events = scan_edge(
-            edge_table_path(root, "injected_events"), "injected_events", "event_ts", window.start - LOOKBACK, window.end
-        ).collect()
+        events = edges.scan("injected_events", "event_ts", window.start - LOOKBACK, window.end).collect()
         found += comparisons(
             window,
             events,

@@ -8,7 +8,6 @@ reports the same metadata and the `oee_invariants` and `performance_at_most_1` c
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -27,6 +26,7 @@ from twin_pipeline.defs.partitions import (
 from twin_pipeline.lib.by_shift import split_by_shift
 from twin_pipeline.lib.contracts import FACT_OEE_SHIFT, Table, table_path
 from twin_pipeline.lib.lake_io import bronze_by_shift, read_bronze, read_shifts
+from twin_pipeline.lib.location import Location
 from twin_pipeline.lib.settings import oee_engine
 from twin_pipeline.lib.transforms.counters import DESIGN_SPEED_TAG
 from twin_pipeline.lib.transforms.oee import COUNT_COLUMNS, INTERVAL_COLUMNS, SPEED_COLUMNS, oee_rows, roll_up
@@ -42,7 +42,7 @@ DESCRIPTION = (
 )
 
 
-def read_oee_inputs(lake: Path, shift_id: str) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+def read_oee_inputs(lake: Location, shift_id: str) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """What `oee_rows` needs of one shift: its silver state intervals and part counts and its bronze
     design-speed samples, only the columns it uses. The three tables are read concurrently: most of a
     read is delta-rs replaying the table's log and polars scanning Parquet, both outside the GIL."""
@@ -53,7 +53,7 @@ def read_oee_inputs(lake: Path, shift_id: str) -> tuple[pl.DataFrame, pl.DataFra
         return intervals.result(), counts.result(), speed.result()
 
 
-def fact_oee_rows(lake: Path, shift_ids: Sequence[str]) -> pl.DataFrame:
+def fact_oee_rows(lake: Location, shift_ids: Sequence[str]) -> pl.DataFrame:
     """The `fact_oee_shift` rows of these shifts, computed and not written: each input table is read once
     for all of them (concurrently), then cut into shifts in memory."""
     ids = list(shift_ids)
@@ -66,7 +66,7 @@ def fact_oee_rows(lake: Path, shift_ids: Sequence[str]) -> pl.DataFrame:
     return pl.concat(frames) if frames else pl.DataFrame(schema=FACT_OEE_SHIFT)
 
 
-def _by_shift(path: Path, shift_ids: list[str], columns: Sequence[str]) -> dict[str, pl.DataFrame]:
+def _by_shift(path: Location, shift_ids: list[str], columns: Sequence[str]) -> dict[str, pl.DataFrame]:
     frame = read_shifts(path, shift_ids, [*columns, "shift_id"])
     return {s: rows.select(columns) for s, rows in split_by_shift(frame, shift_ids).items()}
 

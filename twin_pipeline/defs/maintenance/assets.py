@@ -51,7 +51,9 @@ def _maintain(
     "lock serialises the two; never a full vacuum). Materializing it is the maintenance run.",
 )
 def maintenance_edge_tables(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-    return _maintain(context, EDGE_TABLES, lambda table: maintain_edge(lake.path(), table))
+    lakes = lake.edge_lakes()  # every edge on this machine
+    names = [f"{edge_id}:{table}" for edge_id in lakes for table in EDGE_TABLES]
+    return _maintain(context, names, lambda name: maintain_edge(lakes[name.split(":")[0]], name.split(":")[1]))
 
 
 @dg.asset(

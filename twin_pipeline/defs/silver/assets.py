@@ -8,7 +8,8 @@ import polars as pl
 
 from twin_pipeline.defs.partitions import BRONZE, CALENDAR, publish, report_per_shift, shift_asset
 from twin_pipeline.lib.contracts import Table
-from twin_pipeline.lib.lake_io import bronze_by_shift, plc_gaps, read_gaps
+from twin_pipeline.lib.edge_source import plc_gaps
+from twin_pipeline.lib.lake_io import bronze_by_shift
 from twin_pipeline.lib.quality.silences import SILENCE_TAGS, line_silences
 from twin_pipeline.lib.transforms.counters import COUNT_TAGS, DESIGN_SPEED_TAG, part_counts
 from twin_pipeline.lib.transforms.spc import SPC_TAGS, part_measurements
@@ -32,7 +33,9 @@ def _lines(samples: pl.DataFrame) -> list[str]:
 def silver_state_intervals(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     frames = []
     tags = list(dict.fromkeys([STATE_TAG, REASON_TAG, *SILENCE_TAGS]))
-    bronze, gaps = bronze_by_shift(lake.path(), context.partition_keys, tags), read_gaps(lake.path())
+    first, last = CALENDAR.window(context.partition_keys[0]), CALENDAR.window(context.partition_keys[-1])
+    bronze = bronze_by_shift(lake.path(), context.partition_keys, tags)
+    gaps = lake.edge_source().gaps(first.start, last.end)
     for shift_id, samples in bronze.items():
         window = CALENDAR.window(shift_id)
         silences = [(g.line_id, g.start, g.end) for g in line_silences(samples, window)]

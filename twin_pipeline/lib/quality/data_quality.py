@@ -4,14 +4,12 @@ they are testable without Dagster and the checks stay thin)."""
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import polars as pl
 
-from edge_collector.schemas import edge_table_path
 from twin_pipeline.lib.calendar.shift_calendar import ShiftWindow
 from twin_pipeline.lib.contracts import BRONZE_SAMPLES
-from twin_pipeline.lib.lake_io import scan_edge
+from twin_pipeline.lib.edge_source import EdgeSource
 from twin_pipeline.lib.transforms.bronze import KEY
 
 
@@ -27,14 +25,9 @@ def schema_problems(frame_schema: pl.Schema) -> list[str]:
     return problems
 
 
-def edge_keys(lake: Path, window: ShiftWindow) -> pl.DataFrame:
+def edge_keys(edges: EdgeSource, window: ShiftWindow) -> pl.DataFrame:
     """The distinct (line, tag, source_ts, value, value_text) keys the edge holds for the window."""
-    return (
-        scan_edge(edge_table_path(lake, "raw_samples"), "raw_samples", "source_ts", window.start, window.end)
-        .select(KEY)
-        .unique()
-        .collect()
-    )
+    return edges.scan("raw_samples", "source_ts", window.start, window.end).select(KEY).unique().collect()
 
 
 def key_fingerprint(frame: pl.DataFrame) -> tuple[int, int, int]:
@@ -65,14 +58,11 @@ def reconcile(edge: pl.DataFrame, bronze: pl.DataFrame) -> tuple[int, int]:
 
 
 def lines_not_caught_up(
-    lake: Path, window: ShiftWindow, line_ids: list[str], horizon: timedelta = timedelta(days=1)
+    edges: EdgeSource, window: ShiftWindow, line_ids: list[str], horizon: timedelta = timedelta(days=1)
 ) -> list[str]:
     """Lines for which the edge holds nothing at or after the shift end yet (the shift may still grow)."""
     later = (
-        scan_edge(edge_table_path(lake, "raw_samples"), "raw_samples", "source_ts", window.end, window.end + horizon)
-        .select("line_id")
-        .unique()
-        .collect()
+        edges.scan("raw_samples", "source_ts", window.end, window.end + horizon).select("line_id").unique().collect()
     )
     done = set(later["line_id"].to_list())
     return [line for line in line_ids if line not in done]

@@ -3,29 +3,21 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import polars as pl
 
-from edge_collector.schemas import edge_table_path
 from twin_pipeline.lib.calendar.shift_calendar import ShiftWindow
-from twin_pipeline.lib.lake_io import scan_edge
+from twin_pipeline.lib.edge_source import EdgeSource
 
 
 def injected_fault_seconds(
-    lake: Path, window: ShiftWindow, lookback_s: float = 86_400.0
+    edges: EdgeSource, window: ShiftWindow, lookback_s: float = 86_400.0
 ) -> dict[str, tuple[float, int]]:
     """Per line: injected fault time (fault_start -> fault_end) within the window's planned busy time,
     where gold counts fault downtime (a line that runs through a break and fails there loses no busy
     time), and the number of faults with some of it there."""
     events = (
-        scan_edge(
-            edge_table_path(lake, "injected_events"),
-            "injected_events",
-            "event_ts",
-            window.start - timedelta(seconds=lookback_s),
-            window.end,
-        )
+        edges.scan("injected_events", "event_ts", window.start - timedelta(seconds=lookback_s), window.end)
         .filter(pl.col("kind").is_in(["fault_start", "fault_end"]))
         .collect()
         .sort("line_id", "event_ts", "seq")
