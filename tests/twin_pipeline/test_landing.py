@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -290,6 +291,18 @@ def test_the_edge_prunes_only_landed_days_and_a_pruned_shift_is_never_landed_aga
     assert landed.container.get_blob_client(name).get_blob_properties().etag == before.etag
 
 
+@pytest.fixture
+def azure_defs() -> Iterator[None]:
+    """`defs()` under the azure profile imports the defs modules with that profile's choices (bronze picks its
+    deps at import): forget the modules it imported, so a later local-profile test imports them afresh."""
+    mine = ("twin_pipeline.defs", "twin_pipeline.definitions")
+    before = {name for name in sys.modules if name.startswith(mine)}
+    yield
+    for name in [n for n in sys.modules if n.startswith(mine) and n not in before]:
+        del sys.modules[name]
+
+
+@pytest.mark.usefixtures("azure_defs")
 def test_the_azure_profile_defines_one_landing_asset_per_edge_table(
     emulator: Azurite, monkeypatch: pytest.MonkeyPatch
 ) -> None:
