@@ -76,6 +76,9 @@ def twin(edge_lake: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             "AZURE_STORAGE_ACCOUNT_URL": emulator.url(link.port),
             "AZURE_STORAGE_ACCOUNT": "devstoreaccount1",
             "AZURE_STORAGE_KEY": KEY,
+            # bronze reads the landed raw zone through object_store: Azurite too, through the same link
+            "AZURE_STORAGE_USE_EMULATOR": "true",
+            "AZURITE_BLOB_STORAGE_URL": f"http://127.0.0.1:{link.port}",
             "TWIN_LANDING_CONTAINER": CONTAINER,
             "TWIN_OEE_ENGINE": "polars",
             # partitions begin at the first shift with data; O2b backfills an empty shift before it too
