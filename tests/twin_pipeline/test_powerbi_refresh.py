@@ -8,7 +8,6 @@ and answered like the service would, and anything else fails the test (no networ
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 
@@ -17,7 +16,7 @@ import pytest
 import requests
 
 from twin_pipeline.defs.resources import resources_for
-from twin_pipeline.lib.integrations.semantic_model import load
+from twin_pipeline.lib.integrations.semantic_model import load, parameter_values
 
 KEY = dg.AssetKey(["semantic_model", "IndustrialTwin"])
 GOLD = [
@@ -43,7 +42,7 @@ REFRESHES, PARAMETERS, UPDATE = f"{MODEL}/refreshes", f"{MODEL}/parameters", f"{
 LOGIN = f"https://login.microsoftonline.com/{TENANT}/oauth2/token"
 LAKE = "abfss://lake@plantlake.dfs.core.windows.net/twin"
 #: The parameters as published from git: the current values of expressions.tmdl.
-PUBLISHED = {name: re.match(r'"([^"]*)"', e.value or "")[1] for name, e in load().expressions.items()}  # type: ignore[index]
+PUBLISHED = parameter_values(load())
 
 
 @pytest.fixture
