@@ -49,8 +49,17 @@ PUBLISHED = parameter_values(load())
 def azure(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Callable[[dict[str, str]], None]:
     """The azure profile (loading connects to nothing, so the storage URL is never used) with the given
     Power BI settings and no others."""
-    for var in (*SETTINGS, "DATABRICKS_HOST", "TWIN_OEE_ENGINE", "TWIN_POWERBI_SOURCE", "DATABRICKS_SQL_HTTP_PATH",
-                "TWIN_UC_CATALOG", "TWIN_UC_SCHEMA", "AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_USE_EMULATOR"):
+    for var in (
+        *SETTINGS,
+        "DATABRICKS_HOST",
+        "TWIN_OEE_ENGINE",
+        "TWIN_POWERBI_SOURCE",
+        "DATABRICKS_SQL_HTTP_PATH",
+        "TWIN_UC_CATALOG",
+        "TWIN_UC_SCHEMA",
+        "AZURE_STORAGE_ACCOUNT",
+        "AZURE_STORAGE_USE_EMULATOR",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("TWIN_PROFILE", "azure")
     monkeypatch.setenv("TWIN_HOME", str(tmp_path / "twin"))
@@ -79,7 +88,9 @@ class FakePowerBI:
         if request.url == LOGIN and request.method == "POST":
             return self._answer(request, 200, {"token_type": "Bearer", "expires_in": 3599, "access_token": "tok-1"})
         if request.url == PARAMETERS and request.method == "GET":
-            value = [{"name": k, "type": "Text", "isRequired": True, "currentValue": v} for k, v in self.published.items()]
+            value = [
+                {"name": k, "type": "Text", "isRequired": True, "currentValue": v} for k, v in self.published.items()
+            ]
             return self._answer(request, 200, {"value": value})
         if request.url == UPDATE and request.method == "POST":
             if self.refuse_update:
@@ -176,10 +187,12 @@ def test_materializing_it_sets_the_source_parameters_then_refreshes_the_publishe
     )
     assert (read.method, read.url, read.headers["Authorization"]) == ("GET", PARAMETERS, "Bearer tok-1")
     assert (update.method, update.url, update.headers["Authorization"]) == ("POST", UPDATE, "Bearer tok-1")
-    assert json.loads(update.body) == {"updateDetails": [
-        {"name": "SourceKind", "newValue": "ADLS"},
-        {"name": "AdlsRoot", "newValue": "https://plantlake.dfs.core.windows.net/lake/twin"},
-    ]}
+    assert json.loads(update.body) == {
+        "updateDetails": [
+            {"name": "SourceKind", "newValue": "ADLS"},
+            {"name": "AdlsRoot", "newValue": "https://plantlake.dfs.core.windows.net/lake/twin"},
+        ]
+    }
     assert (trigger.method, trigger.url) == ("POST", REFRESHES)
     assert json.loads(trigger.body) == {"notifyOption": "NoNotification"}
     assert trigger.headers["Authorization"] == "Bearer tok-1"
@@ -189,32 +202,55 @@ def test_materializing_it_sets_the_source_parameters_then_refreshes_the_publishe
     assert materialization.metadata["dataset_id"].value == DATASET
     assert materialization.metadata["source"].value == "ADLS"
     assert materialization.metadata["parameters_set"].value == {
-        "SourceKind": "ADLS", "AdlsRoot": "https://plantlake.dfs.core.windows.net/lake/twin"}
+        "SourceKind": "ADLS",
+        "AdlsRoot": "https://plantlake.dfs.core.windows.net/lake/twin",
+    }
     assert materialization.metadata["parameters_unchanged"].value == {}
 
 
 def test_a_databricks_source_sends_only_what_differs_and_nothing_once_set(azure, service) -> None:
     """The published model already reads Databricks on this host: only the HTTP path and the catalog
     are sent; the next refresh finds them set and sends no update."""
-    azure({**SETTINGS, "TWIN_POWERBI_SOURCE": "databricks", "DATABRICKS_HOST": f"https://{PUBLISHED['DatabricksHost']}/",
-           "DATABRICKS_SQL_HTTP_PATH": "/sql/1.0/warehouses/f00d", "TWIN_UC_CATALOG": "plant_a",
-           "TWIN_OEE_ENGINE": "polars"})  # the SQL warehouse only: OEE stays in this process
+    azure(
+        {
+            **SETTINGS,
+            "TWIN_POWERBI_SOURCE": "databricks",
+            "DATABRICKS_HOST": f"https://{PUBLISHED['DatabricksHost']}/",
+            "DATABRICKS_SQL_HTTP_PATH": "/sql/1.0/warehouses/f00d",
+            "TWIN_UC_CATALOG": "plant_a",
+            "TWIN_OEE_ENGINE": "polars",
+        }
+    )  # the SQL warehouse only: OEE stays in this process
     fake = service([{"status": "Completed"}, {"status": "Completed"}])
     _, asset = _load()
     first = dg.materialize([asset])
-    assert [(r.method, r.url) for r in fake.sent] == [("POST", LOGIN), ("GET", PARAMETERS), ("POST", UPDATE),
-                                                      ("POST", REFRESHES), ("GET", REFRESHES)]
-    assert json.loads(fake.sent[2].body) == {"updateDetails": [
-        {"name": "DatabricksHttpPath", "newValue": "/sql/1.0/warehouses/f00d"},
-        {"name": "DatabricksCatalog", "newValue": "plant_a"},
-    ]}
+    assert [(r.method, r.url) for r in fake.sent] == [
+        ("POST", LOGIN),
+        ("GET", PARAMETERS),
+        ("POST", UPDATE),
+        ("POST", REFRESHES),
+        ("GET", REFRESHES),
+    ]
+    assert json.loads(fake.sent[2].body) == {
+        "updateDetails": [
+            {"name": "DatabricksHttpPath", "newValue": "/sql/1.0/warehouses/f00d"},
+            {"name": "DatabricksCatalog", "newValue": "plant_a"},
+        ]
+    }
     (materialization,) = first.asset_materializations_for_node("semantic_model_IndustrialTwin")
     assert materialization.metadata["parameters_unchanged"].value == {
-        "SourceKind": "Databricks", "DatabricksHost": PUBLISHED["DatabricksHost"], "DatabricksSchema": "gold"}
+        "SourceKind": "Databricks",
+        "DatabricksHost": PUBLISHED["DatabricksHost"],
+        "DatabricksSchema": "gold",
+    }
     fake.sent.clear()
     assert dg.materialize([asset]).success
-    assert [(r.method, r.url) for r in fake.sent] == [("POST", LOGIN), ("GET", PARAMETERS), ("POST", REFRESHES),
-                                                      ("GET", REFRESHES)]
+    assert [(r.method, r.url) for r in fake.sent] == [
+        ("POST", LOGIN),
+        ("GET", PARAMETERS),
+        ("POST", REFRESHES),
+        ("GET", REFRESHES),
+    ]
 
 
 def test_a_lake_on_this_machine_fails_before_any_request(azure, service, monkeypatch) -> None:

@@ -116,7 +116,8 @@ def changes(current: Mapping[str, str], wanted: Mapping[str, str]) -> dict[str, 
     absent = [name for name in wanted if name not in current]
     if absent:
         raise SourceSettingsError(
-            f"the published model has no parameter {', '.join(absent)} (it has {', '.join(sorted(current)) or 'none'}): "
+            f"the published model has no parameter {', '.join(absent)} "
+            f"(it has {', '.join(sorted(current)) or 'none'}): "
             "publish powerbi/IndustrialTwin.SemanticModel from git again"
         )
     return {name: value for name, value in wanted.items() if current[name] != value}
@@ -146,9 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--apply", action="store_true",
+        "--apply",
+        action="store_true",
         help="set those that differ on the published model (needs the POWERBI_* settings; the next refresh "
-             "applies them)",
+        "applies them)",
     )
     args = parser.parse_args(argv)
     try:

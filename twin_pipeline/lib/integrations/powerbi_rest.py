@@ -54,8 +54,11 @@ class SemanticModelApi:
     def parameters(self) -> dict[str, str]:
         """The model's parameters and their current values ("Datasets - Get Parameters In Group")."""
         response = requests.get(f"{self.url}/parameters", headers=self._headers(), timeout=TIMEOUT_S)
-        _check(response, "Check POWERBI_WORKSPACE_ID and POWERBI_SEMANTIC_MODEL_ID, and that the service "
-                         "principal is a member of the workspace.")
+        _check(
+            response,
+            "Check POWERBI_WORKSPACE_ID and POWERBI_SEMANTIC_MODEL_ID, and that the service "
+            "principal is a member of the workspace.",
+        )
         return {p["name"]: p.get("currentValue") or "" for p in response.json().get("value", [])}
 
     def update_parameters(self, values: dict[str, str]) -> None:
@@ -64,9 +67,12 @@ class SemanticModelApi:
         response = requests.post(
             f"{self.url}/Default.UpdateParameters", json=body, headers=self._headers(), timeout=TIMEOUT_S
         )
-        _check(response, "Only the model's owner may set its parameters: publish the model with this service "
-                         "principal (fabric-cicd), or let it take the model over (Settings > Take over, or "
-                         f"POST {self.url}/Default.TakeOver with its token).")
+        _check(
+            response,
+            "Only the model's owner may set its parameters: publish the model with this service "
+            "principal (fabric-cicd), or let it take the model over (Settings > Take over, or "
+            f"POST {self.url}/Default.TakeOver with its token).",
+        )
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
