@@ -6,7 +6,8 @@ deploy time) the parameters are set to what the settings say, and only those tha
 
 - `TWIN_POWERBI_SOURCE=adls` (default): `SourceKind=ADLS` and `AdlsRoot` = the lake root as the DFS URL
   the Delta Lake connector takes (`abfss://<container>@<account>.dfs.core.windows.net/<prefix>` or
-  `az://<container>/<prefix>` with `AZURE_STORAGE_ACCOUNT` -> `https://<account>.dfs.core.windows.net/
+  `az://<container>/<prefix>` with `AZURE_STORAGE_ACCOUNT` (or the account of `AZURE_STORAGE_ACCOUNT_URL`)
+  -> `https://<account>.dfs.core.windows.net/
   <container>/<prefix>`). A lake on this machine is an error: the Power BI service cannot read it.
 - `TWIN_POWERBI_SOURCE=databricks`: `SourceKind=Databricks`, `DatabricksHost` (`DATABRICKS_HOST` without
   https://), `DatabricksHttpPath` (`DATABRICKS_SQL_HTTP_PATH`), `DatabricksCatalog`/`DatabricksSchema`
@@ -53,10 +54,16 @@ def dfs_url(uri: str, env: Mapping[str, str] | None = None) -> str:
         host = host.replace(".blob.", ".dfs.", 1)
     elif scheme in ("az", "azure"):
         container = parts.netloc
-        account = env.get("AZURE_STORAGE_ACCOUNT") or env.get("AZURE_STORAGE_ACCOUNT_NAME")
+        endpoint = urlsplit(env.get("AZURE_STORAGE_ACCOUNT_URL", "")).hostname or ""
+        account = (
+            env.get("AZURE_STORAGE_ACCOUNT")
+            or env.get("AZURE_STORAGE_ACCOUNT_NAME")
+            or (endpoint.split(".")[0] if ".blob." in endpoint or ".dfs." in endpoint else "")
+        )
         if not account:
             raise SourceSettingsError(
-                f"{uri!r} names no storage account: set AZURE_STORAGE_ACCOUNT, or write TWIN_LAKE as "
+                f"{uri!r} names no storage account: set AZURE_STORAGE_ACCOUNT (or AZURE_STORAGE_ACCOUNT_URL="
+                "https://<account>.blob.core.windows.net), or write TWIN_LAKE as "
                 "abfss://<container>@<account>.dfs.core.windows.net/<path>"
             )
         if env.get("AZURE_STORAGE_USE_EMULATOR", "").lower() == "true":
