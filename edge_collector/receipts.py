@@ -86,8 +86,8 @@ def receipts_path(lake: Path) -> Path:
 
 def in_window(table: str, start: datetime, end: datetime) -> pl.Expr:
     """The edge rows a receipt's window covers: the event time in [start, end) for the event tables, the
-    outages overlapping it in PLC time for `gaps`, the manifest rows in force by its end for
-    `subscriptions` (the same rule as the raw zone's `belongs`, which lands them)."""
+    outages overlapping it in PLC time for `gaps`, the whole manifest for `subscriptions` (the same rule as
+    the raw zone's `belongs`, which lands them; a test holds the two together)."""
     if table in ("raw_samples", "injected_events", "quarantine"):
         time_column = {"raw_samples": "source_ts", "injected_events": "event_ts", "quarantine": "received_ts"}[table]
         return (pl.col(time_column) >= start) & (pl.col(time_column) < end)
@@ -99,7 +99,7 @@ def in_window(table: str, start: datetime, end: datetime) -> pl.Expr:
             & (after.is_null() | (after > start))
         )
     if table == "subscriptions":
-        return pl.col("since_ts") < end
+        return pl.lit(True)
     raise KeyError(f"{table!r} is not an edge table; known: {', '.join(LANDED_TABLES)}")
 
 

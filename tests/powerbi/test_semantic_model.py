@@ -14,7 +14,11 @@ from tests.support.contract import (
     GOLD, MEASURES_TABLE, PARAMETERS, description_problems, measure_reference_problems, partition_problems,
     relationship_problems, report_problems, table_differences,
 )
-from twin_pipeline.lib.integrations.semantic_model import M_NAVIGATION, PROJECT_DIR, TmdlError, load, parse
+from twin_pipeline.lib.contracts import table_path
+from twin_pipeline.lib.integrations.powerbi_params import dfs_url, source_parameters, uc_table
+from twin_pipeline.lib.integrations.semantic_model import (
+    M_NAVIGATION, PROJECT_DIR, SemanticModel, TmdlError, load, parameter_values, parse,
+)
 
 REPORT = PROJECT_DIR / "IndustrialTwin.Report"
 #: The measures the report and the issue name.
@@ -161,6 +165,51 @@ def test_the_source_parameters_are_required_text_parameters(model) -> None:
         assert 'meta [IsParameterQuery=true' in value and 'Type="Text"' in value, name
         assert "IsParameterQueryRequired=true" in value and model.expressions[name].description, name
     assert 'List={"Databricks", "ADLS"}' in (model.expressions["SourceKind"].value or "")
+
+
+# --- the partitions' sources against the lake paths of the gold tables -----------------------------
+
+LAKES = ("abfss://lake@plantlake.dfs.core.windows.net/twin", "az://lake/twin")
+DATABRICKS = {"TWIN_POWERBI_SOURCE": "databricks", "DATABRICKS_HOST": "https://adb-42.1.azuredatabricks.net",
+              "DATABRICKS_SQL_HTTP_PATH": "/sql/1.0/warehouses/f00d", "TWIN_UC_CATALOG": "plant_a",
+              "TWIN_UC_SCHEMA": "gold"}
+
+
+def source_path_problems(model: SemanticModel, lake: str, env: dict[str, str]) -> list[str]:
+    """Each gold table's partition, with the parameters the settings give, reads where the pipeline writes
+    that table: the Delta folder `table_path(lake, "gold/<table>")` (ADLS) or its Unity Catalog table."""
+    adls = {**parameter_values(model), **source_parameters(env, lake=lake)}
+    databricks = {**parameter_values(model), **source_parameters({**env, **DATABRICKS})}
+    found = []
+    for table in sorted(GOLD):
+        expected = dfs_url(str(table_path(lake, f"gold/{table}")), env)
+        if (folder := model.adls_folder(table, adls)) != expected:
+            found.append(f"{table}: the ADLS branch reads {folder}, the lake has it at {expected}")
+        expected = uc_table(DATABRICKS["TWIN_UC_CATALOG"], DATABRICKS["TWIN_UC_SCHEMA"], table)
+        if (name := model.databricks_table(table, databricks)) != expected:
+            found.append(f"{table}: the Databricks branch reads {name}, the table is {expected}")
+    return found
+
+
+@pytest.mark.parametrize("lake", LAKES)
+def test_each_table_reads_the_lake_path_of_its_gold_table(model, lake: str) -> None:
+    env = {"AZURE_STORAGE_ACCOUNT": "plantlake"}
+    assert source_path_problems(model, lake, env) == []
+    assert model.adls_folder("fact_oee_shift", source_parameters(env, lake=lake)) == (
+        "https://plantlake.dfs.core.windows.net/lake/twin/gold/fact_oee_shift")
+
+
+def test_a_broken_source_path_is_reported(broken) -> None:
+    broken("IndustrialTwin.SemanticModel/definition/tables/fact_quality.tmdl",
+           '"/gold/fact_quality"', '"/gold/fact_qualities"')
+    copy = broken("IndustrialTwin.SemanticModel/definition/tables/dim_line.tmdl",
+                  '{[Name=DatabricksSchema,Kind="Schema"]}', '{[Name="silver",Kind="Schema"]}')
+    model = load(copy / "IndustrialTwin.SemanticModel" / "definition")
+    assert source_path_problems(model, LAKES[0], {}) == [
+        "dim_line: the Databricks branch reads plant_a.silver.dim_line, the table is plant_a.gold.dim_line",
+        "fact_quality: the ADLS branch reads https://plantlake.dfs.core.windows.net/lake/twin/gold/fact_qualities, "
+        "the lake has it at https://plantlake.dfs.core.windows.net/lake/twin/gold/fact_quality",
+    ]
 
 
 # --- measures ------------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 tables, and materializing it refreshes the published model through the Power BI REST API.
 
 The service cannot exist here, so the boundary is faked at `requests`' transport (Session.send):
-every request dagster-powerbi sends is recorded and answered like the service would, and anything
-else fails the test (no network)."""
+every request (dagster-powerbi's token and refresh, the source parameters' read and update) is recorded
+and answered like the service would, and anything else fails the test (no network)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from twin_pipeline.defs.resources import resources_for
+from twin_pipeline.lib.integrations.semantic_model import load, parameter_values
 
 KEY = dg.AssetKey(["semantic_model", "IndustrialTwin"])
 GOLD = [
@@ -36,17 +37,33 @@ SETTINGS = {
     "POWERBI_CLIENT_ID": CLIENT,
     "POWERBI_CLIENT_SECRET": SECRET,
 }
-REFRESHES = f"https://api.powerbi.com/v1.0/myorg/groups/{WORKSPACE}/datasets/{DATASET}/refreshes"
+MODEL = f"https://api.powerbi.com/v1.0/myorg/groups/{WORKSPACE}/datasets/{DATASET}"
+REFRESHES, PARAMETERS, UPDATE = f"{MODEL}/refreshes", f"{MODEL}/parameters", f"{MODEL}/Default.UpdateParameters"
+LOGIN = f"https://login.microsoftonline.com/{TENANT}/oauth2/token"
+LAKE = "abfss://lake@plantlake.dfs.core.windows.net/twin"
+#: The parameters as published from git: the current values of expressions.tmdl.
+PUBLISHED = parameter_values(load())
 
 
 @pytest.fixture
 def azure(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Callable[[dict[str, str]], None]:
     """The azure profile (loading connects to nothing, so the storage URL is never used) with the given
     Power BI settings and no others."""
-    for var in (*SETTINGS, "DATABRICKS_HOST", "TWIN_OEE_ENGINE"):
+    for var in (
+        *SETTINGS,
+        "DATABRICKS_HOST",
+        "TWIN_OEE_ENGINE",
+        "TWIN_POWERBI_SOURCE",
+        "DATABRICKS_SQL_HTTP_PATH",
+        "TWIN_UC_CATALOG",
+        "TWIN_UC_SCHEMA",
+        "AZURE_STORAGE_ACCOUNT",
+        "AZURE_STORAGE_USE_EMULATOR",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("TWIN_PROFILE", "azure")
     monkeypatch.setenv("TWIN_HOME", str(tmp_path / "twin"))
+    monkeypatch.setenv("TWIN_LAKE", LAKE)
     monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_URL", "http://127.0.0.1:9/devstoreaccount1")
 
     def configure(settings: dict[str, str]) -> None:
@@ -57,16 +74,29 @@ def azure(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Callable[[dict[str, str]
 
 
 class FakePowerBI:
-    """Answers the token endpoint and the refreshes endpoint; `statuses` are what the polls see."""
+    """Answers the token endpoint, the model's parameters and its refreshes; `statuses` are what the
+    polls see, `published` the model's parameters (updated by UpdateParameters, as the service does)."""
 
     def __init__(self, statuses: list[dict]) -> None:
         self.statuses = statuses
+        self.published = dict(PUBLISHED)
         self.sent: list[requests.PreparedRequest] = []
+        self.refuse_update = False
 
     def send(self, session: requests.Session, request: requests.PreparedRequest, **kwargs: object) -> requests.Response:
         self.sent.append(request)
-        if request.url == f"https://login.microsoftonline.com/{TENANT}/oauth2/token" and request.method == "POST":
+        if request.url == LOGIN and request.method == "POST":
             return self._answer(request, 200, {"token_type": "Bearer", "expires_in": 3599, "access_token": "tok-1"})
+        if request.url == PARAMETERS and request.method == "GET":
+            value = [
+                {"name": k, "type": "Text", "isRequired": True, "currentValue": v} for k, v in self.published.items()
+            ]
+            return self._answer(request, 200, {"value": value})
+        if request.url == UPDATE and request.method == "POST":
+            if self.refuse_update:
+                return self._answer(request, 403, {"error": {"code": "PowerBINotAuthorizedException"}})
+            self.published.update({d["name"]: d["newValue"] for d in json.loads(request.body)["updateDetails"]})
+            return self._answer(request, 200, None)
         if request.url == REFRESHES and request.method == "POST":
             return self._answer(request, 202, None)
         if request.url == REFRESHES and request.method == "GET":
@@ -143,18 +173,26 @@ def test_it_is_requested_once_after_gold_changes(azure) -> None:
         assert tick.total_requested == 0
 
 
-def test_materializing_it_refreshes_the_published_model(azure, service) -> None:
+def test_materializing_it_sets_the_source_parameters_then_refreshes_the_published_model(azure, service) -> None:
     azure(SETTINGS)
     fake = service([{"status": "Unknown"}, {"status": "Completed", "refreshType": "ViaApi"}])
     _, asset = _load()
     result = dg.materialize([asset])  # bound to the profile's power_bi resource
     assert result.success
-    token, trigger, *polls = fake.sent
-    assert (token.method, token.url) == ("POST", f"https://login.microsoftonline.com/{TENANT}/oauth2/token")
+    token, read, update, trigger, *polls = fake.sent
+    assert (token.method, token.url) == ("POST", LOGIN)
     assert token.body == (
         "grant_type=client_credentials&resource=https://analysis.windows.net/powerbi/api"
         f"&client_id={CLIENT}&client_secret={SECRET}"
     )
+    assert (read.method, read.url, read.headers["Authorization"]) == ("GET", PARAMETERS, "Bearer tok-1")
+    assert (update.method, update.url, update.headers["Authorization"]) == ("POST", UPDATE, "Bearer tok-1")
+    assert json.loads(update.body) == {
+        "updateDetails": [
+            {"name": "SourceKind", "newValue": "ADLS"},
+            {"name": "AdlsRoot", "newValue": "https://plantlake.dfs.core.windows.net/lake/twin"},
+        ]
+    }
     assert (trigger.method, trigger.url) == ("POST", REFRESHES)
     assert json.loads(trigger.body) == {"notifyOption": "NoNotification"}
     assert trigger.headers["Authorization"] == "Bearer tok-1"
@@ -162,6 +200,99 @@ def test_materializing_it_refreshes_the_published_model(azure, service) -> None:
     assert fake.sleeps == [10, 10]  # the poll interval of twin_pipeline/lib/integrations/powerbi.py
     (materialization,) = result.asset_materializations_for_node("semantic_model_IndustrialTwin")
     assert materialization.metadata["dataset_id"].value == DATASET
+    assert materialization.metadata["source"].value == "ADLS"
+    assert materialization.metadata["parameters_set"].value == {
+        "SourceKind": "ADLS",
+        "AdlsRoot": "https://plantlake.dfs.core.windows.net/lake/twin",
+    }
+    assert materialization.metadata["parameters_unchanged"].value == {}
+
+
+def test_a_databricks_source_sends_only_what_differs_and_nothing_once_set(azure, service) -> None:
+    """The published model already reads Databricks on this host: only the HTTP path and the catalog
+    are sent; the next refresh finds them set and sends no update."""
+    azure(
+        {
+            **SETTINGS,
+            "TWIN_POWERBI_SOURCE": "databricks",
+            "DATABRICKS_HOST": f"https://{PUBLISHED['DatabricksHost']}/",
+            "DATABRICKS_SQL_HTTP_PATH": "/sql/1.0/warehouses/f00d",
+            "TWIN_UC_CATALOG": "plant_a",
+            "TWIN_OEE_ENGINE": "polars",
+        }
+    )  # the SQL warehouse only: OEE stays in this process
+    fake = service([{"status": "Completed"}, {"status": "Completed"}])
+    _, asset = _load()
+    first = dg.materialize([asset])
+    assert [(r.method, r.url) for r in fake.sent] == [
+        ("POST", LOGIN),
+        ("GET", PARAMETERS),
+        ("POST", UPDATE),
+        ("POST", REFRESHES),
+        ("GET", REFRESHES),
+    ]
+    assert json.loads(fake.sent[2].body) == {
+        "updateDetails": [
+            {"name": "DatabricksHttpPath", "newValue": "/sql/1.0/warehouses/f00d"},
+            {"name": "DatabricksCatalog", "newValue": "plant_a"},
+        ]
+    }
+    (materialization,) = first.asset_materializations_for_node("semantic_model_IndustrialTwin")
+    assert materialization.metadata["parameters_unchanged"].value == {
+        "SourceKind": "Databricks",
+        "DatabricksHost": PUBLISHED["DatabricksHost"],
+        "DatabricksSchema": "gold",
+    }
+    fake.sent.clear()
+    assert dg.materialize([asset]).success
+    assert [(r.method, r.url) for r in fake.sent] == [
+        ("POST", LOGIN),
+        ("GET", PARAMETERS),
+        ("POST", REFRESHES),
+        ("GET", REFRESHES),
+    ]
+
+
+def test_a_lake_on_this_machine_fails_before_any_request(azure, service, monkeypatch) -> None:
+    azure(SETTINGS)
+    monkeypatch.delenv("TWIN_LAKE")
+    fake = service([])
+    _, asset = _load()
+    result = dg.materialize([asset], raise_on_error=False)
+    assert not result.success and fake.sent == []
+    message = result.get_step_failure_events()[0].step_failure_data.user_failure_data.description
+    assert "cannot set its source parameters: the lake is the folder" in message
+    assert "set TWIN_LAKE=abfss://<container>@<account>.dfs.core.windows.net/<path>" in message
+    assert "TWIN_POWERBI_SOURCE=databricks" in message
+
+
+def test_a_refused_parameter_update_fails_with_what_to_do_and_no_refresh(azure, service) -> None:
+    azure(SETTINGS)
+    fake = service([])
+    fake.refuse_update = True
+    _, asset = _load()
+    result = dg.materialize([asset], raise_on_error=False)
+    assert not result.success and [r.url for r in fake.sent] == [LOGIN, PARAMETERS, UPDATE]
+    message = result.get_step_failure_events()[0].step_failure_data.user_failure_data.description
+    assert f"POST {UPDATE} answered 403" in message and "Only the model's owner may set its parameters" in message
+    assert "Default.TakeOver" in message
+
+
+def test_the_cli_prints_the_parameters_and_applies_them(azure, service, capsys) -> None:
+    from twin_pipeline.lib.integrations.powerbi_params import main
+
+    azure(SETTINGS)
+    fake = service([])
+    assert main([]) == 0 and fake.sent == []
+    wanted = {"SourceKind": "ADLS", "AdlsRoot": "https://plantlake.dfs.core.windows.net/lake/twin"}
+    assert json.loads(capsys.readouterr().out) == wanted
+    assert main(["--apply"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"sent": wanted, "unchanged": {}}
+    token, read, update = fake.sent
+    assert (token.url, read.url, update.url) == (LOGIN, PARAMETERS, UPDATE)
+    assert json.loads(update.body) == {"updateDetails": [{"name": k, "newValue": v} for k, v in wanted.items()]}
+    assert main(["--apply"]) == 0 and [r.url for r in fake.sent[3:]] == [LOGIN, PARAMETERS]  # nothing differs now
+    assert json.loads(capsys.readouterr().out) == {"sent": {}, "unchanged": wanted}
 
 
 def test_a_failed_refresh_fails_the_materialization_and_says_why(azure, service) -> None:

@@ -68,7 +68,8 @@ class EdgeSource(ABC):
 
     @abstractmethod
     def manifest(self, until: datetime) -> pl.DataFrame:
-        """Every edge's subscriptions manifest rows that took effect before `until`, with `edge_id`."""
+        """Every edge's subscriptions manifest as known for a shift ending at `until`, every row (the rule
+        for which one is in force is `edge_collector.manifest.expected_tags`'), with `edge_id`."""
 
     @abstractmethod
     def describe(self) -> str:
@@ -196,7 +197,7 @@ class LocalEdges(EdgeSource):
         return self._whole("gaps").filter(pl.col("source_ts_before").is_not_null())
 
     def manifest(self, until: datetime) -> pl.DataFrame:
-        return self._whole("subscriptions").filter(pl.col("since_ts") < until)
+        return self._whole("subscriptions")
 
 
 #: Lists the objects under a prefix of the raw zone's container: (name relative to the root, size, etag).
@@ -265,7 +266,7 @@ class RawZone(EdgeSource):
         return self._scan_objects("gaps", self._objects("gaps", start, end)).collect()
 
     def manifest(self, until: datetime) -> pl.DataFrame:
-        """Each edge's manifest as landed with the last shift before `until` (it holds every row in force)."""
+        """Each edge's manifest as landed with the shift ending at `until` (the whole manifest at landing)."""
         last = self.calendar.shift_at(until - timedelta(microseconds=1))
         objects = self._objects("subscriptions", last.start, last.end)
-        return self._scan_objects("subscriptions", objects).filter(pl.col("since_ts") < until).collect()
+        return self._scan_objects("subscriptions", objects).collect()

@@ -14,8 +14,9 @@ Which rows belong to a shift, per table:
 - `raw_samples`, `injected_events`, `quarantine`: the event time in [shift start, shift end);
 - `gaps`: the outages overlapping the shift in PLC time (as `lake_io.plc_gaps` uses them), so a gap
   spanning shifts is landed with each of them (readers de-duplicate on `GAP_KEY`);
-- `subscriptions`: every manifest row that took effect before the shift ended (the manifest is small,
-  and completeness needs the one in force, however old).
+- `subscriptions`: the whole manifest as the edge holds it when the shift is landed (it is small;
+  completeness needs the one in force, however old, and compares its collector-clock `since_ts` with
+  the shift's PLC-clock end itself: `edge_collector.manifest.expected_tags`).
 
 Several edges may land the same line (a handover): bronze merges them and de-duplicates on the sample
 key (`transforms/bronze.KEY`).
@@ -73,5 +74,5 @@ def belongs(table: str, window: ShiftWindow) -> pl.Expr:
             & (after.is_null() | (after > start))
         )
     if table == "subscriptions":
-        return pl.col("since_ts") < end
+        return pl.lit(True)
     raise KeyError(f"{table!r} is not landed; the raw zone holds {', '.join(TABLES)}")

@@ -44,6 +44,14 @@ POWERBI_SETTINGS = (
     ("POWERBI_CLIENT_ID", "application (client) id of the service principal"),
     ("POWERBI_CLIENT_SECRET", "its client secret (secret)"),
 )
+#: Where the published semantic model reads gold (lib/integrations/powerbi_params.py), set as its source
+#: parameters before each refresh: (variable, what it is).
+POWERBI_SOURCE_SETTINGS = (
+    ("TWIN_POWERBI_SOURCE", "adls (default: the Delta folders under TWIN_LAKE) or databricks (a SQL warehouse)"),
+    ("DATABRICKS_SQL_HTTP_PATH", "HTTP path of the SQL warehouse (source databricks), e.g. /sql/1.0/warehouses/<id>"),
+    ("TWIN_UC_CATALOG", "Unity Catalog catalog of the gold tables (source databricks; default industrial_twin)"),
+    ("TWIN_UC_SCHEMA", "its schema (source databricks; default gold)"),
+)
 #: The environment of the Databricks OEE job (azure profile): (variable, required, what it is).
 DATABRICKS_SETTINGS = (
     ("DATABRICKS_HOST", True, "workspace URL, e.g. https://adb-<id>.<n>.azuredatabricks.net"),

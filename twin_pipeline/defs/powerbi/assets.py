@@ -1,5 +1,7 @@
 """The Power BI semantic model (azure profile, when the Power BI settings are there): an asset
-downstream of the gold tables it imports, refreshed in the service after they change.
+downstream of the gold tables it imports, refreshed in the service after they change. Each refresh first
+sets the model's source parameters from the settings (`lib/integrations/powerbi_params.py`), so the
+published model reads the lake (or the SQL warehouse) this deployment writes.
 
 The asset is built from the PBIP project in git (`powerbi/`), not from the Power BI API, so the
 definitions load offline: its dependencies are the gold tables named by the model's partitions.
@@ -12,6 +14,8 @@ import dagster as dg
 import requests
 
 from twin_pipeline.lib.integrations.powerbi import PowerBISettings, powerbi_settings
+from twin_pipeline.lib.integrations.powerbi_params import SourceSettingsError, apply, source_parameters
+from twin_pipeline.lib.integrations.powerbi_rest import PowerBIError, SemanticModelApi
 from twin_pipeline.lib.settings import profile
 from twin_pipeline.lib.integrations.semantic_model import DEFINITION_DIR, MODEL_NAME, load
 
@@ -39,7 +43,8 @@ def semantic_model_spec(settings: PowerBISettings) -> dg.AssetSpec:
         metadata={**PowerBIMetadataSet(id=settings.semantic_model_id, name=MODEL_NAME, web_url=dg.MetadataValue.url(model_url(settings))),
                   "pbip": dg.MetadataValue.path(str(DEFINITION_DIR.parent))},
         description=f"The {MODEL_NAME} semantic model in Power BI (powerbi/ in git, published with fabric-cicd): "
-                    "a full refresh of the published model once the gold tables it imports have changed.",
+                    "its source parameters set from the settings (TWIN_POWERBI_SOURCE, TWIN_LAKE, ...), then a "
+                    "full refresh of the published model once the gold tables it imports have changed.",
     )
 
 
@@ -51,8 +56,17 @@ def refresh_asset(settings: PowerBISettings) -> dg.AssetsDefinition:
         where = (f"Power BI refresh of semantic model {MODEL_NAME} (dataset {settings.semantic_model_id} in "
                  f"workspace {settings.workspace_id})")
         started = time.monotonic()
+        workspace = context.resources.power_bi
         try:
-            context.resources.power_bi.trigger_and_poll_refresh(settings.semantic_model_id)
+            wanted = source_parameters()
+            api = SemanticModelApi(workspace.credentials.api_token, settings.workspace_id, settings.semantic_model_id)
+            applied = apply(api, wanted)
+            context.log.info("source parameters sent %s, unchanged %s", applied.sent, applied.unchanged)
+            workspace.trigger_and_poll_refresh(settings.semantic_model_id)
+        except SourceSettingsError as error:  # the settings do not say where the service can read gold
+            raise dg.Failure(description=f"{where}: cannot set its source parameters: {error}") from error
+        except PowerBIError as error:  # reading or setting the parameters was refused
+            raise dg.Failure(description=f"{where}: {error}") from error
         except dg.Failure as failure:  # refresh failed, timed out or was not accepted
             raise dg.Failure(
                 description=f"{where} failed: {failure.description}. The published model keeps its previous data; "
@@ -68,7 +82,11 @@ def refresh_asset(settings: PowerBISettings) -> dg.AssetsDefinition:
             ) from error
         seconds = round(time.monotonic() - started, 1)
         context.log.info("%s completed in %.1f s", where, seconds)
-        return dg.MaterializeResult(metadata={"refresh_seconds": seconds, "dataset_id": settings.semantic_model_id})
+        return dg.MaterializeResult(metadata={
+            "refresh_seconds": seconds, "dataset_id": settings.semantic_model_id, "source": wanted["SourceKind"],
+            "parameters_set": dg.MetadataValue.json(applied.sent),
+            "parameters_unchanged": dg.MetadataValue.json(applied.unchanged),
+        })
 
     return refresh
 

@@ -26,6 +26,10 @@ DEFINITION_DIR = PROJECT_DIR / f"{MODEL_NAME}.SemanticModel" / "definition"
 M_NAVIGATION = re.compile(r'\[Name="(?P<name>[^"]+)",Kind="(?P<kind>[^"]+)"\]')
 #: The ADLS branch of a partition: the table's Delta folder under the `AdlsRoot` parameter.
 ADLS_FOLDER = re.compile(r'AdlsRoot\s*&\s*"/gold/(?P<name>[^"/]+)"')
+#: The folder the ADLS branch reads (an M text expression), and every navigation step of a partition
+#: whose name is a parameter or a literal (`{[Name=DatabricksCatalog,Kind="Database"]}`).
+DATA_LAKE_FOLDER = re.compile(r"AzureStorage\.DataLake\(\s*(?P<expr>[^,()]+?)\s*[,)]")
+NAVIGATION_STEP = re.compile(r'\{\[Name=(?P<name>"[^"]*"|\w+),Kind="(?P<kind>\w+)"\]\}')
 
 _OBJECTS = frozenset(
     {
@@ -258,9 +262,50 @@ class SemanticModel:
                 adls += [m["name"] for m in ADLS_FOLDER.finditer(partition.source)]
         return databricks, adls
 
+    def m_source(self, table: str) -> str:
+        (partition,) = [p for p in self.tables[table].partitions if p.kind == "m"]
+        return partition.source
+
+    def adls_folder(self, table: str, parameters: dict[str, str]) -> str:
+        """The folder a table's ADLS branch reads, with these parameter values."""
+        found = DATA_LAKE_FOLDER.search(self.m_source(table))
+        if not found:
+            raise TmdlError(f"{table}: no AzureStorage.DataLake(<folder>, ...) in its partition")
+        return m_text(found["expr"], parameters)
+
+    def databricks_table(self, table: str, parameters: dict[str, str]) -> str:
+        """`catalog.schema.table` that a table's Databricks branch navigates to, with these parameter values."""
+        steps = {m["kind"]: m_text(m["name"], parameters) for m in NAVIGATION_STEP.finditer(self.m_source(table))}
+        return ".".join(steps.get(kind, f"<no {kind} step>") for kind in ("Database", "Schema", "Table"))
+
     def gold_tables(self) -> list[str]:
         """Every gold table the model imports (its Databricks navigation steps), sorted."""
         return sorted({name for table in self.tables for name in self.source_tables(table)[0]})
+
+
+def m_text(expression: str, parameters: dict[str, str]) -> str:
+    """The value of an M text expression made of literals and parameters joined by `&`
+    (`AdlsRoot & "/gold/fact_oee_shift"`); anything else is an error."""
+    parts = []
+    for term in expression.split("&"):
+        term = term.strip()
+        if len(term) >= 2 and term[0] == term[-1] == '"':
+            parts.append(term[1:-1].replace('""', '"'))
+        elif term in parameters:
+            parts.append(parameters[term])
+        else:
+            raise TmdlError(f"{expression!r}: {term!r} is neither a text literal nor one of {sorted(parameters)}")
+    return "".join(parts)
+
+
+def parameter_values(model: SemanticModel) -> dict[str, str]:
+    """The parameters' current values as written in the TMDL (`"value" meta [IsParameterQuery=true, ...]`)."""
+    values = {}
+    for name, node in model.expressions.items():
+        found = re.match(r'\s*"((?:[^"]|"")*)"\s+meta\s*\[IsParameterQuery=true', node.value or "")
+        if found:
+            values[name] = found[1].replace('""', '"')
+    return values
 
 
 def load(definition: Path = DEFINITION_DIR) -> SemanticModel:
