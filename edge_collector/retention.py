@@ -12,7 +12,7 @@ only when every one of these holds (otherwise it stays, and the reason is logged
 
 `gaps` of a day are kept (the other tables are still pruned) while one of its outages is open-ended or
 reaches past `landed_until`: later shifts land it too. `subscriptions` is never pruned: it is a few rows
-per collector session, and every later shift lands the manifest in force, however old.
+per collector session, and every later shift lands the whole manifest (the one in force, however old).
 
 This module decides (`plan`); `lake/maintenance.prune` deletes under the maintenance lock.
 """
