@@ -23,19 +23,20 @@ from edge_collector.schemas import TABLES as EDGE_TABLES
 from edge_collector.variability.history import seed_history, variability_from_toml
 from tests.support.azurite import KEY, Azurite, azurite
 from tests.support.built_once import built_once
-from tests.support.raw_zone import land_in_container
 from twin_pipeline.defs.bronze import assets as bronze_assets
 from twin_pipeline.defs.bronze import checks as bronze_checks
 from twin_pipeline.defs.gold import assets as gold_assets
 from twin_pipeline.defs.gold import checks as gold_checks
 from twin_pipeline.defs.gold import losses as gold_losses
 from twin_pipeline.defs.gold import oee as gold_oee
+from twin_pipeline.defs.landing.assets import LANDING_ASSETS
 from twin_pipeline.defs.silver import assets as silver_assets
 from twin_pipeline.defs.silver import checks as silver_checks
 from twin_pipeline.lib.contracts import TABLES, table_path
 from twin_pipeline.lib.lake_io import read_shifts
 from twin_pipeline.lib.location import Location
 from twin_pipeline.resources.lake import LakeResource
+from twin_pipeline.resources.landing import LandingResource
 
 SHIFT = "2026-11-24-0600"  # 05:00-13:00 UTC
 NIGHT_BEFORE = "2026-11-23-2200"
@@ -171,8 +172,19 @@ def test_gold_built_on_an_azurite_lake_from_the_landed_raw_zone_equals_local_gol
     service = BlobServiceClient(emulator.url(), credential={"account_name": "devstoreaccount1", "account_key": KEY})
     landing, _ = service.create_container("landing"), service.create_container("lake")
     edges = {"edge-a": split(base, tmp_path / "a", by_line("L1")), "edge-b": split(base, tmp_path / "b", by_line("L2"))}
-    # landed shift by shift, as the schedule does: the night before carries the line's state and speed in
-    assert land_in_container(landing, edges, [NIGHT_BEFORE, SHIFT]) == 2 * 2 * len(EDGE_TABLES)
+    # landed by the landing assets, the night before too (it carries the lines' state and speed in)
+    landed = dg.materialize(
+        LANDING_ASSETS,
+        tags={"dagster/asset_partition_range_start": NIGHT_BEFORE, "dagster/asset_partition_range_end": SHIFT},
+        resources={
+            "lake": LakeResource(root=str(tmp_path / "edge-box"), edges={k: str(v) for k, v in edges.items()}),
+            "landing": LandingResource(
+                account_url=emulator.url(), account_name="devstoreaccount1", account_key=KEY, container="landing"
+            ),
+        },
+    )
+    assert landed.success
+    assert len(list(landing.list_blob_names(name_starts_with="raw/"))) == 2 * 2 * len(EDGE_TABLES)
 
     build(LakeResource(root="az://lake/twin", raw_zone="az://landing"))  # no edge on this machine: the raw zone
     assert_same_tables(tables("az://lake/twin"), expected)
