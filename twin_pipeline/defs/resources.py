@@ -55,7 +55,7 @@ def resources_for(name: str) -> dict[str, object]:
 def _local_spark(engine: str, lake: LakeResource) -> dict[str, object]:
     if engine != "spark":
         return {}
-    return {"oee_job": LocalSparkOeeJob(lake=lake.root)}
+    return {"oee_job": LocalSparkOeeJob(lake=lake.root, edges={k: str(v) for k, v in lake.edge_lakes().items()})}
 
 
 def _databricks(engine: str, landing: object) -> dict[str, object]:
@@ -78,6 +78,9 @@ def _databricks(engine: str, landing: object) -> dict[str, object]:
             cluster_id=env("TWIN_DATABRICKS_CLUSTER_ID", ""),
             node_type_id=env("TWIN_DATABRICKS_NODE_TYPE", "") or "Standard_D4ds_v5",
             secret_scope=env("TWIN_DATABRICKS_SECRET_SCOPE", "") or "twin",
+            raw=env("TWIN_DATABRICKS_RAW", ""),
+            catalog=env("TWIN_DATABRICKS_CATALOG", ""),
+            schema_name=env("TWIN_DATABRICKS_SCHEMA", ""),
             landing=landing,
         )
     }

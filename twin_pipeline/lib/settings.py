@@ -46,6 +46,17 @@ DATABRICKS_SETTINGS = (
     ("TWIN_DATABRICKS_CLUSTER_ID", False, "the cluster of compute=existing_cluster"),
     ("TWIN_DATABRICKS_NODE_TYPE", False, "node type of compute=job_cluster (default Standard_D4ds_v5)"),
     ("TWIN_DATABRICKS_SECRET_SCOPE", False, "secret scope holding the landing account key (default twin)"),
+    (
+        "TWIN_DATABRICKS_RAW",
+        False,
+        "the landed raw zone as the cluster reads it (default abfss://<landing container>@<account>.dfs...)",
+    ),
+    ("TWIN_DATABRICKS_CATALOG", False, "Unity Catalog catalog of the tables (with TWIN_DATABRICKS_SCHEMA)"),
+    (
+        "TWIN_DATABRICKS_SCHEMA",
+        False,
+        "Unity Catalog schema: tables <catalog>.<schema>.<layer>_<table>, else Delta folders",
+    ),
 )
 
 

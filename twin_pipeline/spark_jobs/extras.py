@@ -11,6 +11,7 @@ lookbacks (`transforms/`, `quality/silences.py`), and the raw zone's layout (`ra
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from collections.abc import Mapping, Sequence
@@ -97,7 +98,7 @@ def job_extras(
     windows = [CALENDAR.window(s) for s in shift_ids]
     if not windows:
         raise ValueError("no shifts")
-    for before, after in zip(windows, windows[1:], strict=False):
+    for before, after in itertools.pairwise(windows):
         if before.end != after.start:
             raise ValueError(f"the shifts must be contiguous: {before.shift_id} is not just before {after.shift_id}")
     first = windows[0]

@@ -152,7 +152,7 @@ def medallion(spark: SparkSession, extras: dict[str, Any], scratch: str) -> Meda
         )
         before = bronze.lookback_rows(rows, first, extras["previous_shift_id"], c) if rows is not None else None
     samples, stats = bronze.bronze_frame(spark, raw, before, windows, shifts, c)
-    samples = gold_sql.conform(samples, ddl[BRONZE]).cache()
+    samples = gold_sql.conform(samples, ddl[BRONZE]).localCheckpoint()  # computed once: silver starts from it
 
     delivered = {
         (r["edge_id"], r["line_id"], r["shift_id"])
@@ -173,33 +173,27 @@ def medallion(spark: SparkSession, extras: dict[str, Any], scratch: str) -> Meda
     gaps = edge_gaps.unionByName(silver.silences(states, windows, c))
     intervals = gold_sql.conform(
         silver.state_intervals(spark, states, windows, breaks, gaps, c), ddl[INTERVALS]
-    ).cache()
+    ).localCheckpoint()
     count_tags = [*tags["counters"].values(), tags["design_speed"]]
     counts = gold_sql.conform(
         silver.part_counts(samples.where(F.col("tag").isin(count_tags)), breaks, c), ddl[COUNTS]
-    ).cache()
+    ).localCheckpoint()
     measurements = gold_sql.conform(
         silver.part_measurements(samples.where(F.col("tag").isin(list(tags["spc"]))), c), ddl[MEASUREMENTS]
-    )
+    ).localCheckpoint()
     speeds = samples.where(F.col("tag") == tags["design_speed"])
     gold = gold_sql.conform(
         gold_sql.oee_frame(
             spark, intervals, counts, speeds, shifts, extras["design_speed_tag"], float(extras["unknown_tolerance_s"])
         ),
         ddl[GOLD],
-    ).cache()
+    ).localCheckpoint()
     result = Medallion({BRONZE: samples, INTERVALS: intervals, COUNTS: counts, MEASUREMENTS: measurements, GOLD: gold})
     bronze_stats = {
         r["shift_id"]: {k: int(v) for k, v in r.asDict().items() if k != "shift_id"} for r in stats.collect()
     }
     result.per_shift = {
-        BRONZE: {
-            s: {
-                **_figures(samples.where(F.col("shift_id") == s)).get(s, {"dagster/row_count": 0}),
-                **bronze_stats.get(s, {}),
-            }
-            for s in ids
-        },
+        BRONZE: {s: {**rows, **bronze_stats.get(s, {})} for s, rows in _figures(samples).items()},
         INTERVALS: _figures(intervals, in_gap_intervals=F.sum(F.col("in_gap").cast("long"))),
         COUNTS: _figures(counts, produced=F.sum("produced"), counter_resets=F.sum("produced_resets")),
         MEASUREMENTS: _figures(measurements, out_of_tolerance=F.sum(F.col("out_of_tolerance").cast("long"))),

@@ -11,6 +11,7 @@ from twin_pipeline.defs.partitions import BRONZE, CALENDAR, publish, shift_asset
 from twin_pipeline.lib.calendar.shift_calendar import previous_shift
 from twin_pipeline.lib.contracts import BRONZE_SAMPLES, Table, table_path
 from twin_pipeline.lib.lake_io import by_window, read_edge_by_window, read_shifts, scan_edge
+from twin_pipeline.lib.settings import oee_engine
 from twin_pipeline.lib.transforms.bronze import CARRY_LOOKBACK, bronze_samples, typed
 from twin_pipeline.resources.lake import LakeResource
 
@@ -81,3 +82,10 @@ def bronze_samples_asset(context: dg.AssetExecutionContext, lake: LakeResource) 
             "shifts": len(context.partition_keys),
         }
     )
+
+
+@dg.definitions
+def bronze_assets() -> dg.Definitions:
+    """These assets in polars; under the Spark engines the medallion job writes the same tables
+    (`defs/gold/oee.py`). (A module with a `@dg.definitions` function contributes only what it returns.)"""
+    return dg.Definitions(assets=[bronze_samples_asset] if oee_engine() == "polars" else [])
