@@ -127,11 +127,8 @@ def _figures(frame: DataFrame, **aggregates: Any) -> dict[str, dict[str, Any]]:
     return {r["shift_id"]: {k: int(v or 0) for k, v in r.asDict().items() if k != "shift_id"} for r in rows.collect()}
 
 
-def medallion(spark: SparkSession, extras: dict[str, Any], scratch: str) -> Medallion:
-    """Every table of the run's shifts, from the edge rows (see the module docstring); nothing written yet."""
-    c, shifts, ddl = extras["contract"], extras["shifts"], extras["schemas"]
-    ids = [s["shift_id"] for s in shifts]
-    first, last = _instant(shifts[0]["start"]), _instant(shifts[-1]["end"])
+def window_frames(spark: SparkSession, shifts: Sequence[dict[str, Any]]) -> tuple[DataFrame, DataFrame]:
+    """The shifts (shift_id, idx, start, end) and their planned breaks (shift_id, b_start, b_end) as frames."""
     windows = spark.createDataFrame(
         [(s["shift_id"], i, _instant(s["start"]), _instant(s["end"])) for i, s in enumerate(shifts)],
         "shift_id STRING, idx INT, start TIMESTAMP, end TIMESTAMP",
@@ -140,29 +137,16 @@ def medallion(spark: SparkSession, extras: dict[str, Any], scratch: str) -> Meda
         [(s["shift_id"], _instant(a), _instant(b)) for s in shifts for a, b in s["breaks"]],
         "shift_id STRING, b_start TIMESTAMP, b_end TIMESTAMP",
     )
-    raw = io.read_samples(spark, extras, first, last, ids, scratch)
-    raw = raw if raw is not None else spark.createDataFrame([], RAW_COLUMNS)
-    if "edge_id" not in raw.columns:
-        raw = raw.withColumn("edge_id", F.lit(None).cast("string"))
-    raw = raw.select(*[f.split()[0] for f in RAW_COLUMNS.split(", ")]).cache()
-    before = io.read_table(spark, extras, BRONZE, [extras["previous_shift_id"]])
-    if before is None:  # the previous shift was never built: the edge rows of the lookback
-        rows = io.read_samples(
-            spark, extras, _instant(extras["lookback_start"]), first, extras["lookback_shift_ids"], scratch
-        )
-        before = bronze.lookback_rows(rows, first, extras["previous_shift_id"], c) if rows is not None else None
-    samples, stats = bronze.bronze_frame(spark, raw, before, windows, shifts, c)
-    samples = gold_sql.conform(samples, ddl[BRONZE]).localCheckpoint()  # computed once: silver starts from it
+    return windows, breaks
 
-    delivered = {
-        (r["edge_id"], r["line_id"], r["shift_id"])
-        for r in bronze.shift_index(raw, windows).select("edge_id", "line_id", "shift_id").distinct().collect()
-    }
-    spans = silver.line_gaps(
-        io.read_gaps(spark, extras, ids, scratch),
-        delivered,
-        [(s["shift_id"], bronze.micros(_instant(s["start"])), bronze.micros(_instant(s["end"]))) for s in shifts],
-    )
+
+def silver_and_gold(
+    spark: SparkSession, samples: DataFrame, spans: Sequence[tuple[str, str, int, int]], extras: dict[str, Any]
+) -> dict[str, DataFrame]:
+    """Silver and gold of the extras' shifts from their bronze `samples` and the collectors' outages `spans`
+    ((shift_id, line_id, start us, end us), `silver.line_gaps`), each computed once (checkpointed)."""
+    c, shifts, ddl = extras["contract"], extras["shifts"], extras["schemas"]
+    windows, breaks = window_frames(spark, shifts)
     edge_gaps = spark.createDataFrame(
         [(s, line, _at(a), _at(b)) for s, line, a, b in spans],
         "shift_id STRING, line_id STRING, g_start TIMESTAMP, g_end TIMESTAMP",
@@ -188,7 +172,39 @@ def medallion(spark: SparkSession, extras: dict[str, Any], scratch: str) -> Meda
         ),
         ddl[GOLD],
     ).localCheckpoint()
-    result = Medallion({BRONZE: samples, INTERVALS: intervals, COUNTS: counts, MEASUREMENTS: measurements, GOLD: gold})
+    return {INTERVALS: intervals, COUNTS: counts, MEASUREMENTS: measurements, GOLD: gold}
+
+
+def medallion(spark: SparkSession, extras: dict[str, Any], scratch: str) -> Medallion:
+    """Every table of the run's shifts, from the edge rows (see the module docstring); nothing written yet."""
+    c, shifts, ddl = extras["contract"], extras["shifts"], extras["schemas"]
+    ids = [s["shift_id"] for s in shifts]
+    first, last = _instant(shifts[0]["start"]), _instant(shifts[-1]["end"])
+    windows, _ = window_frames(spark, shifts)
+    raw = io.read_samples(spark, extras, first, last, ids, scratch)
+    raw = raw if raw is not None else spark.createDataFrame([], RAW_COLUMNS)
+    if "edge_id" not in raw.columns:
+        raw = raw.withColumn("edge_id", F.lit(None).cast("string"))
+    raw = raw.select(*[f.split()[0] for f in RAW_COLUMNS.split(", ")]).cache()
+    before = io.read_table(spark, extras, BRONZE, [extras["previous_shift_id"]])
+    if before is None:  # the previous shift was never built: the edge rows of the lookback
+        rows = io.read_samples(
+            spark, extras, _instant(extras["lookback_start"]), first, extras["lookback_shift_ids"], scratch
+        )
+        before = bronze.lookback_rows(rows, first, extras["previous_shift_id"], c) if rows is not None else None
+    samples, stats = bronze.bronze_frame(spark, raw, before, windows, shifts, c)
+    samples = gold_sql.conform(samples, ddl[BRONZE]).localCheckpoint()  # computed once: silver starts from it
+    delivered = {
+        (r["edge_id"], r["line_id"], r["shift_id"])
+        for r in bronze.shift_index(raw, windows).select("edge_id", "line_id", "shift_id").distinct().collect()
+    }
+    spans = silver.line_gaps(
+        io.read_gaps(spark, extras, ids, scratch),
+        delivered,
+        [(s["shift_id"], bronze.micros(_instant(s["start"])), bronze.micros(_instant(s["end"]))) for s in shifts],
+    )
+    result = Medallion({BRONZE: samples, **silver_and_gold(spark, samples, spans, extras)})
+    intervals, counts, measurements, gold = (result.tables[t] for t in (INTERVALS, COUNTS, MEASUREMENTS, GOLD))
     bronze_stats = {
         r["shift_id"]: {k: int(v) for k, v in r.asDict().items() if k != "shift_id"} for r in stats.collect()
     }
