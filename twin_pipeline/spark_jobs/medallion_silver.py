@@ -18,7 +18,6 @@ from pyspark.sql import functions as F
 
 FIRST, STEP, GLITCH, WRAP, RESET = 0, 1, 2, 3, 4
 BEFORE = Window.unboundedPreceding
-AFTER = Window.unboundedFollowing
 
 
 def seconds(later: Column, earlier: Column) -> Column:
@@ -358,11 +357,18 @@ def _ideal_time(parts: DataFrame, samples: DataFrame, speed_tag: str) -> DataFra
     made = parts.select(
         *key, "source_ts", F.lit(1).alias("k"), "seq", F.lit(None).cast("double").alias("cycle_s"), "increment"
     )
-    order = Window.partitionBy(*key).orderBy("source_ts", "k", "seq")
+    order = Window.partitionBy(*key).orderBy("source_ts", "k", "seq").rowsBetween(BEFORE, Window.currentRow)
+    # the first speed at or after a part: the last one in reverse time (a running frame: a frame to the
+    # partition's end would be recomputed per row)
+    reverse = (
+        Window.partitionBy(*key)
+        .orderBy(F.col("source_ts").desc(), "k", F.col("seq").desc())
+        .rowsBetween(BEFORE, Window.currentRow)
+    )
     both = (
         speeds.unionByName(made)
-        .withColumn("_back", F.last("cycle_s", True).over(order.rowsBetween(BEFORE, Window.currentRow)))
-        .withColumn("_fwd", F.first("cycle_s", True).over(order.rowsBetween(Window.currentRow, AFTER)))
+        .withColumn("_back", F.last("cycle_s", True).over(order))
+        .withColumn("_fwd", F.last("cycle_s", True).over(reverse))
         .where(F.col("k") == 1)
         .withColumn("cycle", F.coalesce("_back", "_fwd"))
     )
