@@ -14,7 +14,7 @@ BENCHES = [
     ["gold_oee.py"],
     ["backfill.py"],
     ["landing_upload.py"],
-    ["spark_oee.py"],
+    ["spark_medallion.py"],
     ["scaling.py"],
 ]
 

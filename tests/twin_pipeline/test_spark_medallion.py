@@ -65,7 +65,9 @@ def assert_frames_equal(spark_rows: pl.DataFrame, polars_rows: pl.DataFrame, tab
             off = ((x - y).abs() > 1e-9 * (1 + y.abs())).fill_null(False)
         else:
             off = (x != y).fill_null(False)
-        assert not off.any(), f"{table}.{name}: {a.filter(off).head(3).to_dicts()} != {b.filter(off).head(3).to_dicts()}"
+        assert not off.any(), (
+            f"{table}.{name}: {a.filter(off).head(3).to_dicts()} != {b.filter(off).head(3).to_dicts()}"
+        )
 
 
 # ---------------------------------------------------------------- the golden vectors
@@ -105,7 +107,9 @@ def test_the_golden_vectors_through_spark_silver_and_gold(spark: Any) -> None:
             GOLD: oee_rows(intervals, counts, mine, window),
         }
         for table, rows in expected.items():
-            got = by_spark[table].filter((pl.col("line_id") == vector["name"]) & (pl.col("shift_id") == window.shift_id))
+            got = by_spark[table].filter(
+                (pl.col("line_id") == vector["name"]) & (pl.col("shift_id") == window.shift_id)
+            )
             assert_frames_equal(got, rows, table)
         [row] = by_spark[GOLD].filter(pl.col("line_id") == vector["name"]).to_dicts()
         for name, value in vector["expected"].items():
@@ -138,7 +142,13 @@ def _seed_and_build(folder: Path) -> dict[str, Any]:
     )
     ids = [w.shift_id for w in CALENDAR.windows(START, end)]
     assert dg.materialize(
-        [bronze_samples_asset, silver_state_intervals, silver_part_counts, silver_part_measurements, gold_fact_oee_shift],
+        [
+            bronze_samples_asset,
+            silver_state_intervals,
+            silver_part_counts,
+            silver_part_measurements,
+            gold_fact_oee_shift,
+        ],
         resources={"lake": LakeResource(root=str(lake))},
         tags={"dagster/asset_partition_range_start": ids[0], "dagster/asset_partition_range_end": ids[-1]},
     ).success

@@ -1,8 +1,9 @@
-"""The Spark OEE job (`twin_pipeline/spark_jobs/oee_job.py`): the golden vectors to 1e-9, the same gold
-table as the polars path on a whole simulated shift through Pipes on local pyspark, and the Databricks
-launch, where only the REST boundary is faked: the exact submit request is checked, and the fake
-"cluster" runs the real script with the request's parameters and environment, its Pipes context and
-messages travelling through Azurite as they would through the landing account."""
+"""The Spark medallion job (`twin_pipeline/spark_jobs/oee_job.py`) launched the two ways Dagster launches it: the
+same gold table as the polars path on a whole simulated shift through Pipes on local pyspark (from the edge
+tables), and the Databricks launch (from a raw zone), where only the REST boundary is faked: the exact submit
+request is checked, and the fake "cluster" runs the real script with the request's parameters and environment,
+its Pipes context and messages travelling through Azurite as they would through the landing account. (The
+golden vectors and the parity of every table: tests/twin_pipeline/test_spark_medallion.py.)"""
 
 from __future__ import annotations
 
@@ -21,15 +22,11 @@ import polars as pl
 import pytest
 
 from tests.support.azurite import ACCOUNT, KEY, Azurite, azurite
-from tests.twin_pipeline.test_golden_oee import VECTORS, bronze
-from twin_pipeline.defs.partitions import CALENDAR
+from tests.support.raw_zone_local import lay_out_raw_zone
 from twin_pipeline.lib.contracts import FACT_OEE_SHIFT
-from twin_pipeline.lib.transforms.counters import part_counts
-from twin_pipeline.lib.transforms.oee import oee_rows
-from twin_pipeline.lib.transforms.states import state_intervals
 from twin_pipeline.resources.lake import LakeResource
 from twin_pipeline.resources.oee_engines import DatabricksOeeJob, LocalSparkOeeJob
-from twin_pipeline.spark_jobs.extras import SCRIPT, job_extras
+from twin_pipeline.spark_jobs.extras import MODULES, SCRIPT, job_extras
 
 SHIFT = "2026-11-24-0600"
 #: The JVMs of these tests (this process's session and each job's) live seconds on tiny frames: the client
@@ -45,15 +42,6 @@ def quick_jvm() -> Iterator[None]:
         yield
 
 
-@pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    from twin_pipeline.spark_jobs.oee_job import session
-
-    spark = session("twin-oee-tests")
-    yield spark
-    spark.stop()
-
-
 def assert_rows_equal(spark_row: dict[str, Any], polars_row: dict[str, Any]) -> None:
     assert spark_row.keys() == polars_row.keys()
     for name, expected in polars_row.items():
@@ -61,35 +49,6 @@ def assert_rows_equal(spark_row: dict[str, Any], polars_row: dict[str, Any]) -> 
             assert spark_row[name] == pytest.approx(expected, rel=1e-9, abs=1e-9), name
         else:
             assert spark_row[name] == expected, name
-
-
-@pytest.mark.parametrize("vector", VECTORS, ids=[v["name"] for v in VECTORS])
-def test_spark_reproduces_the_golden_vector(spark: Any, vector: dict[str, Any]) -> None:
-    from twin_pipeline.spark_jobs.oee_job import conform, oee_frame
-
-    window = CALENDAR.window(vector["shift_id"])
-    samples = bronze(vector)
-    intervals = state_intervals(samples, window, [vector["line_id"]], [])
-    counts = part_counts(samples, window)
-    extras = job_extras("unused", "delta-rs", [vector["shift_id"]])
-    frame = conform(
-        oee_frame(
-            spark,
-            *(spark.createDataFrame(f.to_arrow()) for f in (intervals, counts, samples)),
-            extras["shifts"],
-            extras["design_speed_tag"],
-            extras["unknown_tolerance_s"],
-        ),
-        extras["gold_schema"],
-    )
-    [row] = pl.from_arrow(frame.toArrow()).cast(FACT_OEE_SHIFT).to_dicts()
-    for name, expected in vector["expected"].items():
-        if expected is None:
-            assert row[name] is None, name
-        else:
-            assert row[name] == pytest.approx(expected, rel=1e-9, abs=1e-9), name
-    # and every other column (times, flags, provisional reason) as the polars definition has it
-    assert_rows_equal(row, oee_rows(intervals, counts, samples, window).to_dicts()[0])
 
 
 def gold(lake: Path) -> pl.DataFrame:
@@ -116,17 +75,20 @@ def silver_lake(engine_shift: tuple[Path, dict], tmp_path_factory: pytest.TempPa
 
 
 def metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
-    [event] = result.get_asset_materialization_events()
+    """The gold materialization's metadata (the job reports one per table)."""
+    [event] = [
+        e for e in result.get_asset_materialization_events() if e.materialization.asset_key.path[-1] == "fact_oee_shift"
+    ]
     return {k: v.value for k, v in event.materialization.metadata.items()}
 
 
 def test_the_spark_job_through_pipes_writes_the_same_gold_as_polars(silver_lake: tuple[Path, pl.DataFrame]) -> None:
-    from twin_pipeline.defs.gold.oee import pipes_fact_oee_shift
+    from twin_pipeline.defs.gold.oee import pipes_medallion
 
     lake, by_polars = silver_lake
     assert by_polars.height == 2 and by_polars["produced"].sum() > 1000 and by_polars["downtime_fault_s"].sum() > 0
     resources = {"oee_job": LocalSparkOeeJob(lake=str(lake))}
-    result = dg.materialize([pipes_fact_oee_shift("spark")], partition_key=SHIFT, resources=resources)
+    result = dg.materialize([pipes_medallion("spark")], partition_key=SHIFT, resources=resources)
     by_spark = gold(lake)  # the polars rows of the shift were replaced, not added to
     assert by_spark.height == by_polars.height
     for spark_row, polars_row in zip(by_spark.to_dicts(), by_polars.to_dicts()):
@@ -135,7 +97,11 @@ def test_the_spark_job_through_pipes_writes_the_same_gold_as_polars(silver_lake:
     assert meta["dagster/row_count"] == 2 and meta["engine"].startswith("pyspark 4.")
     assert meta["oee/L1"] == pytest.approx(by_polars.filter(pl.col("line_id") == "L1")["oee"][0], abs=1e-4)
     # each shift's own figures on its partition (a range run reports one Pipes materialization)
-    [shift] = [m for m in result.asset_materializations_for_node("gold__fact_oee_shift") if m.partition == SHIFT]
+    [shift] = [
+        m
+        for m in result.asset_materializations_for_node("spark_medallion")
+        if m.partition == SHIFT and m.asset_key.path[-1] == "fact_oee_shift"
+    ]
     own = {k: v.value for k, v in shift.metadata.items()}
     for line_id in ("L1", "L2"):
         row = by_polars.filter(pl.col("line_id") == line_id)
@@ -194,10 +160,12 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
 def test_databricks_submits_the_exact_request_and_gets_the_results_back(
     silver_lake: tuple[Path, pl.DataFrame], emulator: Azurite, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from twin_pipeline.defs.gold.oee import pipes_fact_oee_shift
+    from twin_pipeline.defs.gold.oee import pipes_medallion
     from twin_pipeline.resources.landing import LandingResource
 
     lake, by_polars = silver_lake
+    raw = lake.parent / "landing"  # the shift landed by the lake's one edge, read by the "cluster"
+    lay_out_raw_zone(lake, raw, "edge-local", [SHIFT])
     fake = FakeDatabricks({"{{secrets/twin/landing-storage-key}}": KEY})
     monkeypatch.setattr(DatabricksOeeJob, "workspace_client", lambda self: fake)
     landing = LandingResource(account_url=emulator.url(), account_name=ACCOUNT, account_key=KEY)
@@ -205,11 +173,12 @@ def test_databricks_submits_the_exact_request_and_gets_the_results_back(
         host="https://adb-1.2.azuredatabricks.net",
         script="/Workspace/Shared/twin/oee_job.py",
         lake=str(lake),
+        raw=str(raw),
         table_io="delta-rs",
         poll_interval_seconds=0.5,
         landing=landing,
     )
-    result = dg.materialize([pipes_fact_oee_shift("databricks")], partition_key=SHIFT, resources={"oee_job": job})
+    result = dg.materialize([pipes_medallion("databricks")], partition_key=SHIFT, resources={"oee_job": job})
 
     [request] = fake.requests
     [task] = request["tasks"]
@@ -310,7 +279,8 @@ def test_the_bundle_deploys_this_script_with_the_locked_libraries() -> None:
     bundle = yaml.safe_load((SCRIPT.parent / "databricks.yml").read_text())
     [task] = bundle["resources"]["jobs"]["twin_oee"]["tasks"]
     assert (SCRIPT.parent / task["spark_python_task"]["python_file"]).resolve() == SCRIPT
-    assert bundle["sync"]["include"] == [SCRIPT.name]
+    assert bundle["sync"]["include"] == [SCRIPT.name, *MODULES]  # the job and its modules
+    assert all((SCRIPT.parent / name).is_file() for name in MODULES)
     assert [lib["pypi"]["package"] for lib in task["libraries"]] == [
         f"{name}=={version(name)}" for name in ("dagster-pipes", "azure-storage-blob")
     ]
@@ -350,8 +320,8 @@ def test_without_dagster_the_script_runs_on_extras_and_says_how_otherwise(
         text=True,
         timeout=300,
     )
-    assert failed.returncode != 0 and "silver/state_intervals is not at" in failed.stderr
-    assert "TWIN_DATABRICKS_LAKE" in failed.stderr  # says what to fix
+    assert failed.returncode != 0 and "no edge table raw_samples at" in failed.stderr
+    assert "TWIN_EDGES" in failed.stderr  # says what to fix
     extras = subprocess.run(
         [
             sys.executable,
@@ -372,7 +342,7 @@ def test_without_dagster_the_script_runs_on_extras_and_says_how_otherwise(
         [sys.executable, str(SCRIPT), "--extras", extras], env=env, capture_output=True, text=True, timeout=300
     )
     assert ran.returncode == 0, ran.stderr[-2000:]
-    assert "2 rows for 1 shift(s) written; invariant problems: none" in ran.stdout
+    assert "gold/fact_oee_shift: 2 rows for 1 shift(s) written; invariant problems: none" in ran.stdout
     assert gold(lake).height == by_polars.height  # the rows the tests before wrote replaced, not added to
     for spark_row, polars_row in zip(gold(lake).to_dicts(), by_polars.to_dicts()):
         assert_rows_equal(spark_row, polars_row)
