@@ -40,10 +40,10 @@ if __package__:  # imported from the package (Dagster's side, the tests)
     from . import medallion_silver as silver
 else:  # run as a script (Databricks, PipesSubprocessClient): the sibling modules beside it
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import medallion_bronze as bronze  # type: ignore[no-redef]
-    import medallion_gold as gold_sql  # type: ignore[no-redef]
-    import medallion_io as io  # type: ignore[no-redef]
-    import medallion_silver as silver  # type: ignore[no-redef]
+    import medallion_bronze as bronze  # type: ignore[import-not-found, no-redef]
+    import medallion_gold as gold_sql  # type: ignore[import-not-found, no-redef]
+    import medallion_io as io  # type: ignore[import-not-found, no-redef]
+    import medallion_silver as silver  # type: ignore[import-not-found, no-redef]
 
 #: Pipes extras the job needs, as the Dagster side sends them (`twin_pipeline/spark_jobs/extras.py`).
 EXTRAS = (
