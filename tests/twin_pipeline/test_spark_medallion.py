@@ -259,3 +259,29 @@ def test_the_spark_native_table_io_is_exactly_this() -> None:
     assert io.table_location(folders, "gold/fact_oee_shift") == f"{lake}/gold/fact_oee_shift"
     with pytest.raises(ValueError, match="cannot be quoted"):
         io.in_list("shift_id", ["x' OR 1=1 --"])
+
+
+def test_a_line_is_in_a_gap_only_where_every_edge_of_it_was() -> None:
+    """`line_gaps`, the multi-edge rule, by hand (epoch microseconds; shift S = [0, 100), T = [100, 200))."""
+    from twin_pipeline.spark_jobs.medallion_silver import line_gaps
+
+    def gap(edge: str, line: str, before: int, after: int | None, seq: int) -> dict[str, Any]:
+        return {"edge_id": edge, "session_id": "s", "seq": seq, "line_id": line, "before_us": before, "after_us": after}
+
+    windows = [("S", 0, 100), ("T", 100, 200)]
+    rows = [
+        gap("a", "L1", 10, 20, 1),  # L1: edge a alone -> exactly its gaps, clipped to the shift
+        gap("a", "L1", 90, 130, 2),
+        gap("a", "L2", 10, 40, 3),  # L2 in S: a and b both had gaps: only their overlap
+        gap("b", "L2", 30, 60, 1),
+        gap("b", "L2", 150, None, 2),  # L2 in T: b open-ended, but a delivered L2 without a gap: none
+    ]
+    delivered = {("a", "L1", "S"), ("a", "L2", "S"), ("b", "L2", "S"), ("a", "L2", "T"), ("b", "L2", "T")}
+    assert sorted(line_gaps(rows, delivered, windows)) == [
+        ("S", "L1", 10, 20),
+        ("S", "L1", 90, 100),
+        ("S", "L2", 30, 40),
+        ("T", "L1", 100, 130),
+    ]
+    # only edge b delivered L2 in T: its open gap runs to the shift end
+    assert ("T", "L2", 150, 200) in line_gaps(rows, delivered - {("a", "L2", "T")}, windows)

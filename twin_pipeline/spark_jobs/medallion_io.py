@@ -18,7 +18,7 @@ from __future__ import annotations
 import glob
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -191,16 +191,28 @@ def _days(start: datetime, end: datetime) -> list[str]:
 
 
 def read_samples(
-    spark: SparkSession, extras: dict[str, Any], start: datetime, end: datetime, raw_shifts: Sequence[str], scratch: str
+    spark: SparkSession,
+    extras: dict[str, Any],
+    start: datetime,
+    end: datetime,
+    raw_shifts: Sequence[str],
+    scratch: str,
+    table: str = "raw_samples",
+    time_column: str = "source_ts",
 ) -> DataFrame | None:
-    """The edge `raw_samples` rows of [start, end) from every edge, with `edge_id`: from the raw zone's objects
-    of `raw_shifts`, or from each edge's Delta table (its active files of those UTC days)."""
+    """The rows of an edge table (`raw_samples`, or `quarantine` by `received_ts`) in [start, end) from every
+    edge, with `edge_id`: from the raw zone's objects of `raw_shifts`, or from each edge's Delta table (its
+    active files of those UTC days)."""
     source = extras["source"]
-    table = "raw_samples"
     if source["kind"] == "raw_zone":
         if extras["table_io"] == "delta":
-            plan = native_raw(extras, table, raw_shifts)
-            frame: DataFrame | None = apply_read(spark, plan).drop("day", "shift_id")
+            from pyspark.errors import AnalysisException
+
+            try:
+                frame: DataFrame | None = apply_read(spark, native_raw(extras, table, raw_shifts))
+            except AnalysisException:  # nothing landed of that table yet
+                return None
+            frame = frame.drop("day", "shift_id") if frame is not None else None
         else:
             frame = _with_edge(spark, raw_objects(extras, table, raw_shifts, scratch))
     else:
@@ -216,7 +228,7 @@ def read_samples(
             frame = frame.drop("day")
     if frame is None:
         return None
-    return frame.where((F.col("source_ts") >= F.lit(start)) & (F.col("source_ts") < F.lit(end)))
+    return frame.where((F.col(time_column) >= F.lit(start)) & (F.col(time_column) < F.lit(end)))
 
 
 def read_gaps(
@@ -313,30 +325,37 @@ def write_table(frame: DataFrame, extras: dict[str, Any], table: str, shift_ids:
     from deltalake import DeltaTable, write_deltalake
     from deltalake.exceptions import TableNotFoundError
 
-    data = frame.toArrow()
-    data = data.cast(
-        pa.schema(
-            [
-                pa.field(
-                    f.name, pa.timestamp("us", tz="UTC") if pa.types.is_timestamp(f.type) else f.type, nullable=True
-                )
-                for f in data.schema
-            ]
-        )
+    empty = frame.limit(0).toArrow().schema
+    schema = pa.schema(
+        [
+            pa.field(f.name, pa.timestamp("us", tz="UTC") if pa.types.is_timestamp(f.type) else f.type, nullable=True)
+            for f in empty
+        ]
     )
+    written = 0
+
+    def batches() -> Iterator[Any]:
+        """A shift at a time through the driver (bounded memory), all of them in the one commit below."""
+        nonlocal written
+        for shift_id in shift_ids:
+            part = frame.where(F.col("shift_id") == shift_id).toArrow().cast(schema)
+            written += part.num_rows
+            yield from part.to_batches()
+
     path = _join(extras["lake"], table)
     try:
         DeltaTable(path)
         exists = True
     except TableNotFoundError:
         exists = False
+    data = pa.RecordBatchReader.from_batches(schema, batches())
     if exists:
         write_deltalake(
             path, data, mode="overwrite", partition_by=["shift_id"], predicate=in_list("shift_id", shift_ids)
         )
     else:
         write_deltalake(path, data, mode="append", partition_by=["shift_id"])
-    return data.num_rows
+    return written
 
 
 def scratch_dir() -> tempfile.TemporaryDirectory[str]:

@@ -208,6 +208,21 @@ def medallion(spark: SparkSession, extras: dict[str, Any], scratch: str) -> Meda
     bronze_stats = {
         r["shift_id"]: {k: int(v) for k, v in r.asDict().items() if k != "shift_id"} for r in stats.collect()
     }
+    quarantine = io.read_samples(spark, extras, first, last, ids, scratch, "quarantine", "received_ts")
+    quarantined = (
+        {
+            r["shift_id"]: int(r["n"])
+            for r in bronze.shift_index(quarantine, windows, "received_ts")
+            .groupBy("shift_id")
+            .count()
+            .withColumnRenamed("count", "n")
+            .collect()
+        }
+        if quarantine is not None
+        else {}
+    )
+    for shift_id in ids:
+        bronze_stats.setdefault(shift_id, {})["quarantined_rows"] = quarantined.get(shift_id, 0)
     result.per_shift = {
         BRONZE: {s: {**rows, **bronze_stats.get(s, {})} for s, rows in _figures(samples).items()},
         INTERVALS: _figures(intervals, in_gap_intervals=F.sum(F.col("in_gap").cast("long"))),
