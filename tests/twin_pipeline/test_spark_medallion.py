@@ -285,3 +285,18 @@ def test_a_line_is_in_a_gap_only_where_every_edge_of_it_was() -> None:
     ]
     # only edge b delivered L2 in T: its open gap runs to the shift end
     assert ("T", "L2", 150, 200) in line_gaps(rows, delivered - {("a", "L2", "T")}, windows)
+
+
+def test_under_the_spark_engine_one_multi_asset_computes_the_medallion(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same five keys (and their dependencies), now one op: the polars bronze and silver assets are left out."""
+    from twin_pipeline.definitions import defs
+
+    monkeypatch.setenv("TWIN_OEE_ENGINE", "spark")
+    loaded = defs()
+    graph = loaded.resolve_asset_graph()
+    ops = {loaded.resolve_assets_def(dg.AssetKey(t.split("/"))).node_def.name for t in ORDER}
+    assert ops == {"spark_medallion"}
+    for table in ORDER:
+        assert "pyspark" in graph.get(dg.AssetKey(table.split("/"))).kinds, table
+    silver = graph.get(dg.AssetKey(["silver", "part_counts"]))
+    assert [k.to_user_string() for k in silver.parent_keys] == ["bronze/samples"]
