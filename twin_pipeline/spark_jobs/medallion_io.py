@@ -240,7 +240,12 @@ def read_gaps(
     frame: DataFrame | None
     if source["kind"] == "raw_zone":
         if extras["table_io"] == "delta":
-            frame = apply_read(spark, native_raw(extras, "gaps", raw_shifts)).drop("day", "shift_id")
+            from pyspark.errors import AnalysisException
+
+            try:
+                frame = apply_read(spark, native_raw(extras, "gaps", raw_shifts)).drop("day", "shift_id")
+            except AnalysisException:  # no outage landed
+                return []
         else:
             frame = _with_edge(spark, raw_objects(extras, "gaps", raw_shifts, scratch))
     else:
