@@ -212,6 +212,13 @@ def test_the_range_is_one_run_with_each_shifts_figures_on_its_partition(
         own = by_key["gold/fact_oee_shift"][row["shift_id"]]
         if row["availability"] is not None:
             assert own[f"availability/{row['line_id']}"] == pytest.approx(row["availability"], abs=1e-4)
+    assert by_key["gold/fact_oee_shift"][ids[0]]["dagster/row_count"] == 2
+    [run_level] = [
+        e.materialization
+        for e in result.get_asset_materialization_events()
+        if e.materialization.partition == ids[-1] and e.materialization.asset_key.path == ["gold", "fact_oee_shift"]
+    ]
+    assert str(run_level.metadata["engine"].value).startswith("pyspark 4.")
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {"oee_invariants": True, "performance_at_most_1": True}
 

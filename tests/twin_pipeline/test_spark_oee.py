@@ -1,9 +1,10 @@
-"""The Spark medallion job (`twin_pipeline/spark_jobs/oee_job.py`) launched the two ways Dagster launches it: the
-same gold table as the polars path on a whole simulated shift through Pipes on local pyspark (from the edge
-tables), and the Databricks launch (from a raw zone), where only the REST boundary is faked: the exact submit
-request is checked, and the fake "cluster" runs the real script with the request's parameters and environment,
-its Pipes context and messages travelling through Azurite as they would through the landing account. (The
-golden vectors and the parity of every table: tests/twin_pipeline/test_spark_medallion.py.)"""
+"""The Spark medallion job (`twin_pipeline/spark_jobs/oee_job.py`) launched by Databricks and by hand: the
+Databricks launch, where only the REST boundary is faked: the exact submit request is checked, and the fake
+"cluster" runs the real script with the request's parameters and environment, reading the shift landed in
+Azurite and writing its lake there, its Pipes context and messages travelling through Azurite as they would
+through the landing account; and the script run without Dagster on a whole simulated shift's edge tables. (The
+golden vectors, the `spark` engine through Pipes and the parity of every table on a seeded range:
+tests/twin_pipeline/test_spark_medallion.py.)"""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from tests.support.azurite import ACCOUNT, KEY, Azurite, azurite
 from tests.support.raw_zone_local import lay_out_raw_zone
 from twin_pipeline.lib.contracts import FACT_OEE_SHIFT
 from twin_pipeline.resources.lake import LakeResource
-from twin_pipeline.resources.oee_engines import DatabricksOeeJob, LocalSparkOeeJob
+from twin_pipeline.resources.oee_engines import DatabricksOeeJob
 from twin_pipeline.spark_jobs.extras import MODULES, SCRIPT, job_extras
 
 SHIFT = "2026-11-24-0600"
@@ -80,36 +81,6 @@ def metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
         e for e in result.get_asset_materialization_events() if e.materialization.asset_key.path[-1] == "fact_oee_shift"
     ]
     return {k: v.value for k, v in event.materialization.metadata.items()}
-
-
-def test_the_spark_job_through_pipes_writes_the_same_gold_as_polars(silver_lake: tuple[Path, pl.DataFrame]) -> None:
-    from twin_pipeline.defs.gold.oee import pipes_medallion
-
-    lake, by_polars = silver_lake
-    assert by_polars.height == 2 and by_polars["produced"].sum() > 1000 and by_polars["downtime_fault_s"].sum() > 0
-    resources = {"oee_job": LocalSparkOeeJob(lake=str(lake))}
-    result = dg.materialize([pipes_medallion("spark")], partition_key=SHIFT, resources=resources)
-    by_spark = gold(lake)  # the polars rows of the shift were replaced, not added to
-    assert by_spark.height == by_polars.height
-    for spark_row, polars_row in zip(by_spark.to_dicts(), by_polars.to_dicts()):
-        assert_rows_equal(spark_row, polars_row)
-    meta = metadata(result)
-    assert meta["dagster/row_count"] == 2 and meta["engine"].startswith("pyspark 4.")
-    assert meta["oee/L1"] == pytest.approx(by_polars.filter(pl.col("line_id") == "L1")["oee"][0], abs=1e-4)
-    # each shift's own figures on its partition (a range run reports one Pipes materialization)
-    [shift] = [
-        m
-        for m in result.asset_materializations_for_node("spark_medallion")
-        if m.partition == SHIFT and m.asset_key.path[-1] == "fact_oee_shift"
-    ]
-    own = {k: v.value for k, v in shift.metadata.items()}
-    for line_id in ("L1", "L2"):
-        row = by_polars.filter(pl.col("line_id") == line_id)
-        assert own[f"availability/{line_id}"] == pytest.approx(row["availability"][0], abs=1e-4)
-        assert own[f"quality/{line_id}"] == pytest.approx(row["quality"][0], abs=1e-4)
-    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"oee_invariants": True, "performance_at_most_1": True}
-    # a re-run replaces the shift too: the next two tests run the job again on this lake and count its rows
 
 
 class FakeDatabricks:
