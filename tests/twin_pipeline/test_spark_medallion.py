@@ -269,7 +269,8 @@ def test_the_spark_native_table_io_is_exactly_this() -> None:
 
 
 def test_a_line_is_in_a_gap_only_where_every_edge_of_it_was() -> None:
-    """`line_gaps`, the multi-edge rule, by hand (epoch microseconds; shift S = [0, 100), T = [100, 200))."""
+    """`line_gaps`, the several-edges rule (as `edge_source.EdgeSource.gaps`), by hand (epoch microseconds;
+    shifts S = [0, 100), T = [100, 200))."""
     from twin_pipeline.spark_jobs.medallion_silver import line_gaps
 
     def gap(edge: str, line: str, before: int, after: int | None, seq: int) -> dict[str, Any]:
@@ -277,21 +278,22 @@ def test_a_line_is_in_a_gap_only_where_every_edge_of_it_was() -> None:
 
     windows = [("S", 0, 100), ("T", 100, 200)]
     rows = [
-        gap("a", "L1", 10, 20, 1),  # L1: edge a alone -> exactly its gaps, clipped to the shift
+        gap("a", "L1", 10, 20, 1),  # L1: edge a alone -> exactly its gaps, clipped to each shift
         gap("a", "L1", 90, 130, 2),
-        gap("a", "L2", 10, 40, 3),  # L2 in S: a and b both had gaps: only their overlap
+        gap("a", "L2", 10, 40, 3),  # L2: a and b deliver it: only where both were out
         gap("b", "L2", 30, 60, 1),
-        gap("b", "L2", 150, None, 2),  # L2 in T: b open-ended, but a delivered L2 without a gap: none
+        gap("b", "L2", 150, None, 2),  # b open-ended from 150, but a is not out then: no gap
     ]
-    delivered = {("a", "L1", "S"), ("a", "L2", "S"), ("b", "L2", "S"), ("a", "L2", "T"), ("b", "L2", "T")}
-    assert sorted(line_gaps(rows, delivered, windows)) == [
+    subscribers = {("a", "L1"), ("a", "L2"), ("b", "L2")}
+    assert sorted(line_gaps(rows, subscribers, windows)) == [
         ("S", "L1", 10, 20),
         ("S", "L1", 90, 100),
         ("S", "L2", 30, 40),
         ("T", "L1", 100, 130),
     ]
-    # only edge b delivered L2 in T: its open gap runs to the shift end
-    assert ("T", "L2", 150, 200) in line_gaps(rows, delivered - {("a", "L2", "T")}, windows)
+    # a subscribed only L1 and recorded no gap of L2: b's open outage of L2 runs to the shift end
+    only_b = [r for r in rows if r["line_id"] != "L2" or r["edge_id"] == "b"]
+    assert ("T", "L2", 150, 200) in line_gaps(only_b, {("a", "L1"), ("b", "L2")}, windows)
 
 
 def test_under_the_spark_engine_one_multi_asset_computes_the_medallion(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -272,6 +272,35 @@ def read_gaps(
     return [r.asDict() for r in rows]
 
 
+def read_subscribers(spark: SparkSession, extras: dict[str, Any], scratch: str) -> set[tuple[str, str]]:
+    """(edge_id, line_id) of every edge's subscriptions manifest as known at the range's end: the edges' whole
+    `subscriptions` tables, or the objects landed with the range's last shift (the whole manifest at landing),
+    as the polars path's `EdgeSource.manifest` reads it."""
+    source = extras["source"]
+    last = [extras["shifts"][-1]["shift_id"]]
+    frame: DataFrame | None
+    if source["kind"] == "raw_zone":
+        if extras["table_io"] == "delta":
+            from pyspark.errors import AnalysisException
+
+            try:
+                frame = apply_read(spark, native_raw(extras, "subscriptions", last))
+            except AnalysisException:
+                return set()
+        else:
+            frame = _with_edge(spark, raw_objects(extras, "subscriptions", last, scratch))
+    else:
+        frame = None
+        for edge, folder in sorted(source["edges"].items()):
+            files = _edge_files(folder, "subscriptions", None)
+            if files:
+                part = spark.read.parquet(*files).withColumn("edge_id", F.lit(edge))
+                frame = part if frame is None else frame.unionByName(part, allowMissingColumns=True)
+    if frame is None:
+        return set()
+    return {(r["edge_id"], r["line_id"]) for r in frame.select("edge_id", "line_id").distinct().collect()}
+
+
 def check_source(extras: dict[str, Any]) -> None:
     """A source that does not exist is said before Spark takes its 10-30 s to start."""
     source = extras["source"]

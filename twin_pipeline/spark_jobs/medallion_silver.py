@@ -443,36 +443,37 @@ def _intersected(left: list[tuple[int, int]], right: list[tuple[int, int]]) -> l
 
 
 def line_gaps(
-    gap_rows: list[dict[str, Any]], delivered: set[tuple[str, str, str]], windows: list[tuple[str, int, int]]
+    gap_rows: list[dict[str, Any]], subscribers: set[tuple[str, str]], windows: list[tuple[str, int, int]]
 ) -> list[tuple[str, str, int, int]]:
     """The outages of each line in each shift, in PLC time (epoch microseconds), across edges.
 
-    The multi-edge rule (the polars path applies the same one): for a shift S and a line L, the edges of L in S
-    are the edges that landed `raw_samples` rows of L with a source time in S, or a gap record of L that
-    overlaps S. L is in a gap at the instants of S where *every* edge of L in S was in one of its own gaps.
-    A gap record (de-duplicated on `raw_zone.GAP_KEY`: a gap spanning shifts is landed with each) spans
-    [source_ts_before, source_ts_after), open-ended records to the shift end, clipped to S (as
-    `lake_io.plc_gaps`). Per shift, not per run: a shift's gold must not depend on how a backfill was cut.
-    With one edge this is exactly that edge's gaps. `gap_rows`: dicts with edge_id, line_id, before_us,
-    after_us (None when open); `delivered`: (edge_id, line_id, shift_id); `windows`: (shift_id, start_us,
-    end_us). Returns (shift_id, line_id, start_us, end_us)."""
-    out: list[tuple[str, str, int, int]] = []
-    for shift_id, ws, we in windows:
-        spans: dict[tuple[str, str], list[tuple[int, int]]] = {}
-        for row in gap_rows:
-            a, b = row["before_us"], row["after_us"] if row["after_us"] is not None else we
-            if a < we and b > ws:
-                spans.setdefault((row["line_id"], row["edge_id"]), []).append((max(a, ws), min(b, we)))
-        edges: dict[str, set[str]] = {}
-        for edge, line, shift in delivered:
-            if shift == shift_id:
-                edges.setdefault(line, set()).add(edge)
-        for line, edge in spans:
-            edges.setdefault(line, set()).add(edge)
-        for line in sorted(edges):
-            common: list[tuple[int, int]] | None = None
-            for edge in sorted(edges[line]):
-                mine = _merged(spans.get((line, edge), []))
-                common = mine if common is None else _intersected(common, mine)
-            out += [(shift_id, line, a, b) for a, b in common or []]
-    return out
+    The several-edges rule, the polars path's (`twin_pipeline/lib/edge_source.py`, `EdgeSource.gaps`), over the
+    run's range: gap records are de-duplicated on `raw_zone.GAP_KEY` (a gap spanning shifts is landed with each);
+    the edges that deliver a line are those with the line in their subscriptions manifest (`subscribers`:
+    (edge_id, line_id)) or in their gap records; a line is in an outage only where *every* edge delivering it
+    is in one of its own (each edge's records united, open-ended ones to the end of time, then intersected
+    across the edges); with one edge per line, its records as they are. Each outage is then clipped to each
+    shift it overlaps (`edge_source.plc_gaps`). `gap_rows`: dicts with edge_id, line_id, before_us, after_us
+    (None when open); `windows`: (shift_id, start_us, end_us). Returns (shift_id, line_id, start_us, end_us)."""
+    open_end = 1 << 62
+    delivering: dict[str, set[str]] = {}
+    for edge, line in subscribers:
+        delivering.setdefault(line, set()).add(edge)
+    spans: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    for row in gap_rows:
+        delivering.setdefault(row["line_id"], set()).add(row["edge_id"])
+        end = row["after_us"] if row["after_us"] is not None else open_end
+        spans.setdefault((row["line_id"], row["edge_id"]), []).append((row["before_us"], end))
+    outages: list[tuple[str, int, int]] = []
+    for line in sorted({line for line, _ in spans}):
+        common: list[tuple[int, int]] | None = None
+        for edge in sorted(delivering[line]):
+            mine = _merged(spans.get((line, edge), []))
+            common = mine if common is None else _intersected(common, mine)
+        outages += [(line, a, b) for a, b in common or []]
+    return [
+        (shift_id, line, max(a, ws), min(b, we))
+        for shift_id, ws, we in windows
+        for line, a, b in outages
+        if a < we and b > ws
+    ]

@@ -194,13 +194,9 @@ def medallion(spark: SparkSession, extras: dict[str, Any], scratch: str) -> Meda
         before = bronze.lookback_rows(rows, first, extras["previous_shift_id"], c) if rows is not None else None
     samples, stats = bronze.bronze_frame(spark, raw, before, windows, shifts, c)
     samples = gold_sql.conform(samples, ddl[BRONZE]).localCheckpoint()  # computed once: silver starts from it
-    delivered = {
-        (r["edge_id"], r["line_id"], r["shift_id"])
-        for r in bronze.shift_index(raw, windows).select("edge_id", "line_id", "shift_id").distinct().collect()
-    }
     spans = silver.line_gaps(
         io.read_gaps(spark, extras, ids, scratch),
-        delivered,
+        io.read_subscribers(spark, extras, scratch),
         [(s["shift_id"], bronze.micros(_instant(s["start"])), bronze.micros(_instant(s["end"]))) for s in shifts],
     )
     result = Medallion({BRONZE: samples, **silver_and_gold(spark, samples, spans, extras)})
