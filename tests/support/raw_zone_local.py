@@ -19,7 +19,7 @@ def lay_out_raw_zone(
     root: Path,
     edge_id: str,
     shift_ids: Sequence[str],
-    tables: Sequence[str] = ("raw_samples", "gaps"),
+    tables: Sequence[str] = ("raw_samples", "quarantine", "gaps", "subscriptions"),
     lines: Sequence[str] | None = None,
 ) -> list[Path]:
     """Write `root/raw/<table>/shift_id=<id>/edge_id=<edge_id>/part-0.parquet` for each shift with rows (only
