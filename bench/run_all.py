@@ -14,7 +14,7 @@ BENCHES = [
     ["gold_oee.py"],
     ["backfill.py"],
     ["landing.py"],
-    ["spark_oee.py"],
+    ["spark_medallion.py"],
     ["scaling.py"],
 ]
 

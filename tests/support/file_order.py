@@ -16,7 +16,8 @@ import pytest
 #: order matters.
 FILE_SECONDS = {
     "tests/twin_pipeline/test_dagster_reliability.py": 280,
-    "tests/twin_pipeline/test_spark_oee.py": 240,
+    "tests/twin_pipeline/test_spark_medallion.py": 200,
+    "tests/twin_pipeline/test_spark_oee.py": 180,
     "tests/twin_pipeline/test_graphql_backfill.py": 145,
     "tests/twin_pipeline/test_twin_up.py": 135,
     "tests/edge_collector/test_cli_run.py": 85,

@@ -172,8 +172,11 @@ def test_a_wrong_engine_setting_says_what_to_do(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("DATABRICKS_HOST", "https://adb-1.2.azuredatabricks.net")
     with pytest.raises(
         ValueError,
-        match=r"(?s)needs TWIN_DATABRICKS_SCRIPT, TWIN_DATABRICKS_LAKE in the environment.*TWIN_DATABRICKS_COMPUTE",
+        match=r"(?s)needs TWIN_DATABRICKS_SCRIPT in the environment.*TWIN_DATABRICKS_COMPUTE",
     ):
+        resources_for("azure")
+    monkeypatch.setenv("TWIN_DATABRICKS_SCRIPT", "/Workspace/Shared/twin/files/oee_job.py")
+    with pytest.raises(ValueError, match=r"needs the lake in cloud storage.*set TWIN_LAKE"):
         resources_for("azure")
 
 

@@ -1,8 +1,10 @@
-"""The Spark OEE job (`twin_pipeline/spark_jobs/oee_job.py`): the golden vectors to 1e-9, the same gold
-table as the polars path on a whole simulated shift through Pipes on local pyspark, and the Databricks
-launch, where only the REST boundary is faked: the exact submit request is checked, and the fake
-"cluster" runs the real script with the request's parameters and environment, its Pipes context and
-messages travelling through Azurite as they would through the landing account."""
+"""The Spark medallion job (`twin_pipeline/spark_jobs/oee_job.py`) launched by Databricks and by hand: the
+Databricks launch, where only the REST boundary is faked: the exact submit request is checked, and the fake
+"cluster" runs the real script with the request's parameters and environment, reading the shift landed in
+Azurite and writing its lake there, its Pipes context and messages travelling through Azurite as they would
+through the landing account; and the script run without Dagster on a whole simulated shift's edge tables. (The
+golden vectors, the `spark` engine through Pipes and the parity of every table on a seeded range:
+tests/twin_pipeline/test_spark_medallion.py.)"""
 
 from __future__ import annotations
 
@@ -21,15 +23,11 @@ import polars as pl
 import pytest
 
 from tests.support.azurite import ACCOUNT, KEY, Azurite, azurite
-from tests.twin_pipeline.test_golden_oee import VECTORS, bronze
-from twin_pipeline.defs.partitions import CALENDAR
+from tests.support.raw_zone_local import lay_out_raw_zone
 from twin_pipeline.lib.contracts import FACT_OEE_SHIFT
-from twin_pipeline.lib.transforms.counters import part_counts
-from twin_pipeline.lib.transforms.oee import oee_rows
-from twin_pipeline.lib.transforms.states import state_intervals
 from twin_pipeline.resources.lake import LakeResource
-from twin_pipeline.resources.oee_engines import DatabricksOeeJob, LocalSparkOeeJob
-from twin_pipeline.spark_jobs.extras import SCRIPT, job_extras
+from twin_pipeline.resources.oee_engines import DatabricksOeeJob
+from twin_pipeline.spark_jobs.extras import MODULES, SCRIPT, job_extras
 
 SHIFT = "2026-11-24-0600"
 #: The JVMs of these tests (this process's session and each job's) live seconds on tiny frames: the client
@@ -45,15 +43,6 @@ def quick_jvm() -> Iterator[None]:
         yield
 
 
-@pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    from twin_pipeline.spark_jobs.oee_job import session
-
-    spark = session("twin-oee-tests")
-    yield spark
-    spark.stop()
-
-
 def assert_rows_equal(spark_row: dict[str, Any], polars_row: dict[str, Any]) -> None:
     assert spark_row.keys() == polars_row.keys()
     for name, expected in polars_row.items():
@@ -61,35 +50,6 @@ def assert_rows_equal(spark_row: dict[str, Any], polars_row: dict[str, Any]) -> 
             assert spark_row[name] == pytest.approx(expected, rel=1e-9, abs=1e-9), name
         else:
             assert spark_row[name] == expected, name
-
-
-@pytest.mark.parametrize("vector", VECTORS, ids=[v["name"] for v in VECTORS])
-def test_spark_reproduces_the_golden_vector(spark: Any, vector: dict[str, Any]) -> None:
-    from twin_pipeline.spark_jobs.oee_job import conform, oee_frame
-
-    window = CALENDAR.window(vector["shift_id"])
-    samples = bronze(vector)
-    intervals = state_intervals(samples, window, [vector["line_id"]], [])
-    counts = part_counts(samples, window)
-    extras = job_extras("unused", "delta-rs", [vector["shift_id"]])
-    frame = conform(
-        oee_frame(
-            spark,
-            *(spark.createDataFrame(f.to_arrow()) for f in (intervals, counts, samples)),
-            extras["shifts"],
-            extras["design_speed_tag"],
-            extras["unknown_tolerance_s"],
-        ),
-        extras["gold_schema"],
-    )
-    [row] = pl.from_arrow(frame.toArrow()).cast(FACT_OEE_SHIFT).to_dicts()
-    for name, expected in vector["expected"].items():
-        if expected is None:
-            assert row[name] is None, name
-        else:
-            assert row[name] == pytest.approx(expected, rel=1e-9, abs=1e-9), name
-    # and every other column (times, flags, provisional reason) as the polars definition has it
-    assert_rows_equal(row, oee_rows(intervals, counts, samples, window).to_dicts()[0])
 
 
 def gold(lake: Path) -> pl.DataFrame:
@@ -116,34 +76,11 @@ def silver_lake(engine_shift: tuple[Path, dict], tmp_path_factory: pytest.TempPa
 
 
 def metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
-    [event] = result.get_asset_materialization_events()
+    """The gold materialization's metadata (the job reports one per table)."""
+    [event] = [
+        e for e in result.get_asset_materialization_events() if e.materialization.asset_key.path[-1] == "fact_oee_shift"
+    ]
     return {k: v.value for k, v in event.materialization.metadata.items()}
-
-
-def test_the_spark_job_through_pipes_writes_the_same_gold_as_polars(silver_lake: tuple[Path, pl.DataFrame]) -> None:
-    from twin_pipeline.defs.gold.oee import pipes_fact_oee_shift
-
-    lake, by_polars = silver_lake
-    assert by_polars.height == 2 and by_polars["produced"].sum() > 1000 and by_polars["downtime_fault_s"].sum() > 0
-    resources = {"oee_job": LocalSparkOeeJob(lake=str(lake))}
-    result = dg.materialize([pipes_fact_oee_shift("spark")], partition_key=SHIFT, resources=resources)
-    by_spark = gold(lake)  # the polars rows of the shift were replaced, not added to
-    assert by_spark.height == by_polars.height
-    for spark_row, polars_row in zip(by_spark.to_dicts(), by_polars.to_dicts()):
-        assert_rows_equal(spark_row, polars_row)
-    meta = metadata(result)
-    assert meta["dagster/row_count"] == 2 and meta["engine"].startswith("pyspark 4.")
-    assert meta["oee/L1"] == pytest.approx(by_polars.filter(pl.col("line_id") == "L1")["oee"][0], abs=1e-4)
-    # each shift's own figures on its partition (a range run reports one Pipes materialization)
-    [shift] = [m for m in result.asset_materializations_for_node("gold__fact_oee_shift") if m.partition == SHIFT]
-    own = {k: v.value for k, v in shift.metadata.items()}
-    for line_id in ("L1", "L2"):
-        row = by_polars.filter(pl.col("line_id") == line_id)
-        assert own[f"availability/{line_id}"] == pytest.approx(row["availability"][0], abs=1e-4)
-        assert own[f"quality/{line_id}"] == pytest.approx(row["quality"][0], abs=1e-4)
-    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"oee_invariants": True, "performance_at_most_1": True}
-    # a re-run replaces the shift too: the next two tests run the job again on this lake and count its rows
 
 
 class FakeDatabricks:
@@ -191,25 +128,48 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
         yield running
 
 
-def test_databricks_submits_the_exact_request_and_gets_the_results_back(
+def test_databricks_submits_the_exact_request_and_computes_the_medallion_in_azurite(
     silver_lake: tuple[Path, pl.DataFrame], emulator: Azurite, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from twin_pipeline.defs.gold.oee import pipes_fact_oee_shift
+    from azure.storage.blob import BlobServiceClient
+    from deltalake import DeltaTable
+
+    from twin_pipeline.defs.gold.oee import pipes_medallion
     from twin_pipeline.resources.landing import LandingResource
 
     lake, by_polars = silver_lake
+    # the "cluster" reads the shift landed in Azurite and writes its lake there (the driver table IO on az://)
+    for name, value in {
+        "AZURE_STORAGE_ACCOUNT_NAME": ACCOUNT,
+        "AZURE_STORAGE_ACCOUNT_KEY": KEY,
+        "AZURE_STORAGE_USE_EMULATOR": "true",
+        "AZURITE_BLOB_STORAGE_URL": f"http://127.0.0.1:{emulator.port}",
+        "AZURE_STORAGE_ALLOW_HTTP": "true",
+    }.items():
+        monkeypatch.setenv(name, value)
+    local_raw = lake.parent / "landing"
+    objects = lay_out_raw_zone(lake, local_raw, "edge-local", [SHIFT])
+    blobs = BlobServiceClient(emulator.url(), credential={"account_name": ACCOUNT, "account_key": KEY})
+    for container in ("landing", "lake"):
+        if not blobs.get_container_client(container).exists():
+            blobs.create_container(container)
+    for path in objects:
+        with path.open("rb") as data:
+            blobs.get_blob_client("landing", path.relative_to(local_raw).as_posix()).upload_blob(data, overwrite=True)
+    cloud_lake = "az://lake/twin"
     fake = FakeDatabricks({"{{secrets/twin/landing-storage-key}}": KEY})
     monkeypatch.setattr(DatabricksOeeJob, "workspace_client", lambda self: fake)
     landing = LandingResource(account_url=emulator.url(), account_name=ACCOUNT, account_key=KEY)
     job = DatabricksOeeJob(
         host="https://adb-1.2.azuredatabricks.net",
         script="/Workspace/Shared/twin/oee_job.py",
-        lake=str(lake),
+        lake=cloud_lake,
+        raw="az://landing",
         table_io="delta-rs",
         poll_interval_seconds=0.5,
         landing=landing,
     )
-    result = dg.materialize([pipes_fact_oee_shift("databricks")], partition_key=SHIFT, resources={"oee_job": job})
+    result = dg.materialize([pipes_medallion("databricks")], partition_key=SHIFT, resources={"oee_job": job})
 
     [request] = fake.requests
     [task] = request["tasks"]
@@ -258,9 +218,16 @@ def test_databricks_submits_the_exact_request_and_gets_the_results_back(
         "oee_invariants": True,
         "performance_at_most_1": True,
     }
-    # the shift's rows replaced (written by polars, and by Spark when the Pipes test ran before), not added to
-    assert gold(lake).height == by_polars.height
-    for spark_row, polars_row in zip(gold(lake).to_dicts(), by_polars.to_dicts()):
+    # every table in the Azurite lake; gold equal to polars' from the local edge tables
+    for table in ("bronze/samples", "silver/state_intervals", "silver/part_counts", "silver/part_measurements"):
+        assert DeltaTable(f"{cloud_lake}/{table}").to_pyarrow_table().num_rows > 0, table
+    in_azurite = (
+        pl.from_arrow(DeltaTable(f"{cloud_lake}/gold/fact_oee_shift").to_pyarrow_table())
+        .select(list(FACT_OEE_SHIFT))
+        .sort("shift_id", "line_id")
+    )
+    assert in_azurite.height == by_polars.height
+    for spark_row, polars_row in zip(in_azurite.to_dicts(), by_polars.to_dicts()):
         assert_rows_equal(spark_row, polars_row)
 
 
@@ -310,7 +277,8 @@ def test_the_bundle_deploys_this_script_with_the_locked_libraries() -> None:
     bundle = yaml.safe_load((SCRIPT.parent / "databricks.yml").read_text())
     [task] = bundle["resources"]["jobs"]["twin_oee"]["tasks"]
     assert (SCRIPT.parent / task["spark_python_task"]["python_file"]).resolve() == SCRIPT
-    assert bundle["sync"]["include"] == [SCRIPT.name]
+    assert bundle["sync"]["include"] == [SCRIPT.name, *MODULES]  # the job and its modules
+    assert all((SCRIPT.parent / name).is_file() for name in MODULES)
     assert [lib["pypi"]["package"] for lib in task["libraries"]] == [
         f"{name}=={version(name)}" for name in ("dagster-pipes", "azure-storage-blob")
     ]
@@ -350,8 +318,8 @@ def test_without_dagster_the_script_runs_on_extras_and_says_how_otherwise(
         text=True,
         timeout=300,
     )
-    assert failed.returncode != 0 and "silver/state_intervals is not at" in failed.stderr
-    assert "TWIN_DATABRICKS_LAKE" in failed.stderr  # says what to fix
+    assert failed.returncode != 0 and "no edge table raw_samples at" in failed.stderr
+    assert "TWIN_EDGES" in failed.stderr  # says what to fix
     extras = subprocess.run(
         [
             sys.executable,
@@ -372,7 +340,7 @@ def test_without_dagster_the_script_runs_on_extras_and_says_how_otherwise(
         [sys.executable, str(SCRIPT), "--extras", extras], env=env, capture_output=True, text=True, timeout=300
     )
     assert ran.returncode == 0, ran.stderr[-2000:]
-    assert "2 rows for 1 shift(s) written; invariant problems: none" in ran.stdout
+    assert "gold/fact_oee_shift: 2 rows for 1 shift(s) written; invariant problems: none" in ran.stdout
     assert gold(lake).height == by_polars.height  # the rows the tests before wrote replaced, not added to
     for spark_row, polars_row in zip(gold(lake).to_dicts(), by_polars.to_dicts()):
         assert_rows_equal(spark_row, polars_row)

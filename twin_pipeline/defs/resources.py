@@ -11,6 +11,7 @@ from twin_pipeline.lib.integrations.powerbi import powerbi_settings
 from twin_pipeline.lib.settings import (
     AZURE_SETTINGS,
     DATABRICKS_SETTINGS,
+    databricks_lake,
     edges,
     lake_root,
     oee_engine,
@@ -58,7 +59,8 @@ def resources_for(name: str) -> dict[str, object]:
 def _local_spark(engine: str, lake: LakeResource) -> dict[str, object]:
     if engine != "spark":
         return {}
-    return {"oee_job": LocalSparkOeeJob(lake=lake.root)}
+    edge_lakes = {k: str(v) for k, v in lake.edge_lakes().items()}
+    return {"oee_job": LocalSparkOeeJob(lake=lake.root, edges=edge_lakes, raw=lake.raw_zone)}
 
 
 def _databricks(engine: str, landing: object) -> dict[str, object]:
@@ -76,11 +78,14 @@ def _databricks(engine: str, landing: object) -> dict[str, object]:
             host=env("DATABRICKS_HOST", ""),
             token=dg.EnvVar("DATABRICKS_TOKEN") if env("DATABRICKS_TOKEN") else "",
             script=env("TWIN_DATABRICKS_SCRIPT", ""),
-            lake=env("TWIN_DATABRICKS_LAKE", ""),
+            lake=databricks_lake(),
             compute=compute,
             cluster_id=env("TWIN_DATABRICKS_CLUSTER_ID", ""),
             node_type_id=env("TWIN_DATABRICKS_NODE_TYPE", "") or "Standard_D4ds_v5",
             secret_scope=env("TWIN_DATABRICKS_SECRET_SCOPE", "") or "twin",
+            raw=env("TWIN_DATABRICKS_RAW", ""),
+            catalog=env("TWIN_UC_CATALOG", ""),
+            schema_name=env("TWIN_UC_SCHEMA", "") or ("gold" if env("TWIN_UC_CATALOG") else ""),
             landing=landing,
         )
     }

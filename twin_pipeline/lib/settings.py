@@ -59,14 +59,36 @@ DATABRICKS_SETTINGS = (
     ("TWIN_DATABRICKS_SCRIPT", True, "where the bundle put oee_job.py, e.g. /Workspace/Shared/twin/oee_job.py"),
     (
         "TWIN_DATABRICKS_LAKE",
-        True,
-        "the lake as the cluster sees it, e.g. abfss://lake@<account>.dfs.core.windows.net/twin",
+        False,
+        "the lake as the cluster sees it (default TWIN_LAKE), e.g. abfss://lake@<account>.dfs.core.windows.net/twin",
     ),
     ("TWIN_DATABRICKS_COMPUTE", False, "job_cluster (default), existing_cluster or serverless"),
     ("TWIN_DATABRICKS_CLUSTER_ID", False, "the cluster of compute=existing_cluster"),
     ("TWIN_DATABRICKS_NODE_TYPE", False, "node type of compute=job_cluster (default Standard_D4ds_v5)"),
     ("TWIN_DATABRICKS_SECRET_SCOPE", False, "secret scope holding the landing account key (default twin)"),
+    (
+        "TWIN_DATABRICKS_RAW",
+        False,
+        "the landed raw zone as the cluster reads it (default abfss://<landing container>@<account>.dfs...)",
+    ),
+    (
+        "TWIN_UC_CATALOG",
+        False,
+        "Unity Catalog catalog: the job writes tables <catalog>.<schema>.<table>, else Delta folders",
+    ),
+    ("TWIN_UC_SCHEMA", False, "Unity Catalog schema of those tables (default gold; Power BI reads gold there)"),
 )
+
+
+def databricks_lake() -> str:
+    """The lake as the Databricks cluster sees it: `TWIN_DATABRICKS_LAKE`, else `TWIN_LAKE` (the one lake)."""
+    lake = os.environ.get("TWIN_DATABRICKS_LAKE", "").strip() or lake_root()
+    if "://" not in lake:
+        raise ValueError(
+            f"the Databricks medallion needs the lake in cloud storage, not {lake!r}: set TWIN_LAKE (or "
+            "TWIN_DATABRICKS_LAKE) to abfss://<container>@<account>.dfs.core.windows.net/<prefix>"
+        )
+    return lake
 
 
 def require(profile_name: str, settings: tuple[tuple[str, bool, str], ...]) -> None:

@@ -1,7 +1,8 @@
-"""The OEE engines as Dagster resources: the Spark OEE job (`twin_pipeline/spark_jobs/oee_job.py`)
-launched through Dagster Pipes on local pyspark as a subprocess, or on Databricks as a one-time run
-(job cluster, existing cluster or serverless), with the Pipes context and messages carried through the
-landing account's Blob Storage. What the job receives is built by `spark_jobs/extras.py`.
+"""The OEE engines as Dagster resources: the Spark medallion job (`twin_pipeline/spark_jobs/oee_job.py`: bronze,
+silver and gold of a range of shifts in one run) launched through Dagster Pipes on local pyspark as a
+subprocess, or on Databricks as a one-time run (job cluster, existing cluster or serverless), with the Pipes
+context and messages carried through the landing account's Blob Storage. What the job receives is built by
+`spark_jobs/extras.py`.
 """
 
 from __future__ import annotations
@@ -12,24 +13,31 @@ from importlib.metadata import version
 from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
 from twin_pipeline.resources.landing import LandingResource
-from twin_pipeline.spark_jobs.extras import SCRIPT, job_extras
+from twin_pipeline.spark_jobs.extras import SCRIPT, job_extras, source_extras
 
 ENGINES = ("polars", "spark", "databricks")
 COMPUTE = ("job_cluster", "existing_cluster", "serverless")
 
 
 class LocalSparkOeeJob(dg.ConfigurableResource):
-    """The job on this machine's pyspark (Java 17), reading the local lake's active Parquet files."""
+    """The job on this machine's pyspark (Java 17): the edge rows from the edges' own Delta tables (`edges`, by
+    edge id; default the lake root's one edge) or from a landed raw zone (`raw`: a folder or
+    `az://<container>[/<prefix>]`), the lake's tables read and written with delta-rs on the driver."""
 
     lake: str
+    edges: dict[str, str] = Field(default_factory=dict)
+    raw: str = ""
+
+    def extras(self, shift_ids: Sequence[str]) -> dict[str, Any]:
+        source = source_extras(raw_root=self.raw, edges=self.edges or {"edge-local": self.lake})
+        return job_extras(self.lake, "delta-rs", shift_ids, source)
 
     def run(self, context: dg.AssetExecutionContext, shift_ids: Sequence[str]) -> dg.PipesClientCompletedInvocation:
         client = dg.PipesSubprocessClient(env={"SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable})
-        return client.run(
-            context=context, command=[sys.executable, str(SCRIPT)], extras=job_extras(self.lake, "delta-rs", shift_ids)
-        )
+        return client.run(context=context, command=[sys.executable, str(SCRIPT)], extras=self.extras(shift_ids))
 
 
 class DatabricksOeeJob(dg.ConfigurableResource):
@@ -40,6 +48,10 @@ class DatabricksOeeJob(dg.ConfigurableResource):
     token: str = ""  # empty: the SDK's own auth chain (DATABRICKS_CLIENT_ID/SECRET, Azure CLI, ...)
     script: str
     lake: str  # the lake as the cluster sees it, e.g. abfss://lake@<account>.dfs.core.windows.net/twin
+    # the landed raw zone as the cluster sees it; default the landing container, abfss://<container>@<account>.dfs...
+    raw: str = ""
+    catalog: str = ""  # Unity Catalog catalog and schema of the tables (both, or the Delta folders under `lake`)
+    schema_name: str = ""
     compute: str = "job_cluster"
     spark_version: str = "16.4.x-scala2.12"
     node_type_id: str = "Standard_D4ds_v5"
@@ -52,6 +64,12 @@ class DatabricksOeeJob(dg.ConfigurableResource):
     table_io: str = "delta"
     poll_interval_seconds: float = 10.0
     landing: LandingResource
+
+    def extras(self, shift_ids: Sequence[str]) -> dict[str, Any]:
+        raw = self.raw or f"abfss://{self.landing.container}@{self.landing.account_name}.dfs.core.windows.net"
+        return job_extras(
+            self.lake, self.table_io, shift_ids, source_extras(raw_root=raw), self.catalog, self.schema_name
+        )
 
     def workspace_client(self) -> Any:
         from databricks.sdk import WorkspaceClient
@@ -146,5 +164,5 @@ class DatabricksOeeJob(dg.ConfigurableResource):
             context=context,
             task=self.task(),
             submit_args=self.submit_args(shift_ids),
-            extras=job_extras(self.lake, self.table_io, shift_ids),
+            extras=self.extras(shift_ids),
         )

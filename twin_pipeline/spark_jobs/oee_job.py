@@ -1,15 +1,20 @@
-"""The OEE job for Spark: gold `fact_oee_shift` from silver `state_intervals` + `part_counts` and the
-bronze design-speed samples, for the shifts Dagster passes in, as a Dagster Pipes process.
+"""The Spark medallion job: for a range of contiguous shifts, in one run, the edge rows -> bronze `samples` ->
+silver `state_intervals`, `part_counts`, `part_measurements` -> gold `fact_oee_shift`, each equal to what the
+polars assets write, as a Dagster Pipes process.
 
-It runs on Databricks (a job cluster, an existing cluster or serverless; `databricks.yml` beside
-this file deploys it as a job too) and on local pyspark through `PipesSubprocessClient`. It imports
-only pyspark and dagster-pipes (plus azure-storage-blob for the Blob transport, deltalake for the
-local table I/O), never `twin_pipeline`, so it ships to a cluster as one file.
+It runs on Databricks (a job cluster, an existing cluster or serverless; `databricks.yml` beside this file
+deploys it as a job too) and on local pyspark through `PipesSubprocessClient`. It imports only pyspark and
+dagster-pipes (plus azure-storage-blob and deltalake on the driver path), never `twin_pipeline`: it ships to a
+cluster with its sibling modules (`medallion_bronze.py`, `medallion_silver.py`, `medallion_gold.py`,
+`medallion_io.py`), whose folder it puts on sys.path.
 
-Everything that is a contract comes from Dagster as Pipes extras, computed from the one definition
-on the Dagster side: the shift windows (`shift_calendar.py`), the gold schema (`schemas.py`), the
-design-speed tag and the unknown-time tolerance (`counters.py`, `oee.py`). The arithmetic mirrors
-`twin_pipeline/lib/transforms/oee.py` (ISO 22400-2); the golden vectors in `tests/golden/` hold both to 1e-9.
+Inputs (the extras' `source`): the landed raw zone (`raw/<table>/shift_id=/edge_id=/part-0.parquet`, several
+edges possibly on one line), or the edges' own Delta tables (the local profile). Table IO (`table_io`):
+`delta-rs` on the driver, or Spark's own Delta (`delta`, optionally Unity Catalog): `medallion_io.py`.
+
+Everything that is a contract comes from Dagster as Pipes extras, computed from the one definition on the
+Dagster side (`extras.py`). The arithmetic mirrors `twin_pipeline/lib/transforms/` and
+`twin_pipeline/lib/quality/silences.py`; the golden vectors and the parity tests hold both to 1e-9.
 """
 
 from __future__ import annotations
@@ -20,22 +25,59 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+if __package__:  # imported from the package (Dagster's side, the tests)
+    from . import medallion_bronze as bronze
+    from . import medallion_gold as gold_sql
+    from . import medallion_io as io
+    from . import medallion_silver as silver
+else:  # run as a script (Databricks, PipesSubprocessClient): the sibling modules beside it
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import medallion_bronze as bronze  # type: ignore[import-not-found, no-redef]
+    import medallion_gold as gold_sql  # type: ignore[import-not-found, no-redef]
+    import medallion_io as io  # type: ignore[import-not-found, no-redef]
+    import medallion_silver as silver  # type: ignore[import-not-found, no-redef]
+
 #: Pipes extras the job needs, as the Dagster side sends them (`twin_pipeline/spark_jobs/extras.py`).
-EXTRAS = ("lake", "table_io", "shifts", "gold_schema", "design_speed_tag", "unknown_tolerance_s")
-WINDOW_COLUMNS = (
-    "shift_id STRING, shift_name STRING, shift_start TIMESTAMP, shift_end TIMESTAMP, "
-    "shift_length_s DOUBLE, planned_downtime_s DOUBLE, planned_busy_time_s DOUBLE"
+EXTRAS = (
+    "lake",
+    "table_io",
+    "catalog",
+    "schema",
+    "source",
+    "shifts",
+    "previous_shift_id",
+    "lookback_shift_ids",
+    "lookback_start",
+    "schemas",
+    "gold_schema",
+    "design_speed_tag",
+    "unknown_tolerance_s",
+    "contract",
 )
-ELEMENTS = ("production", "fault", "stop", "setup", "unknown")
+BRONZE, INTERVALS, COUNTS, MEASUREMENTS, GOLD = (
+    "bronze/samples",
+    "silver/state_intervals",
+    "silver/part_counts",
+    "silver/part_measurements",
+    "gold/fact_oee_shift",
+)
+OUTPUTS = (BRONZE, INTERVALS, COUNTS, MEASUREMENTS, GOLD)
+RAW_COLUMNS = (
+    "line_id STRING, tag STRING, source_ts TIMESTAMP, server_ts TIMESTAMP, received_ts TIMESTAMP, value DOUBLE, "
+    "value_text STRING, status_code BIGINT, session_id STRING, seq BIGINT, edge_id STRING"
+)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def session(app: str = "twin-oee") -> SparkSession:
+def session(app: str = "twin-medallion") -> SparkSession:
     """The cluster's session on Databricks; a small local one elsewhere (loopback only, no UI)."""
     if "DATABRICKS_RUNTIME_VERSION" in os.environ:
         return SparkSession.builder.getOrCreate()
@@ -49,348 +91,161 @@ def session(app: str = "twin-oee") -> SparkSession:
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.driver.memory", os.environ.get("TWIN_SPARK_DRIVER_MEMORY", "2g"))
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 
 
-# ---------------------------------------------------------------- the OEE definition, in Spark
+# ---------------------------------------------------------------- the medallion
 
 
-def windows_frame(spark: SparkSession, shifts: Sequence[dict[str, Any]]) -> DataFrame:
-    rows = [
-        (
-            s["shift_id"],
-            s["name"],
-            datetime.fromisoformat(s["start"]),
-            datetime.fromisoformat(s["end"]),
-            float(s["duration_s"]),
-            float(s["planned_downtime_s"]),
-            float(s["planned_busy_time_s"]),
-        )
-        for s in shifts
-    ]
-    return spark.createDataFrame(rows, WINDOW_COLUMNS)
+@dataclass
+class Medallion:
+    """What one run computed: each table's rows (contract columns), each shift's figures per table, and the
+    `oee_invariants` problems found in gold."""
+
+    tables: dict[str, DataFrame]
+    per_shift: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
 
 
-def _sum_where(condition: Column, column: str = "duration_s") -> Column:
-    return F.coalesce(F.sum(F.when(condition, F.col(column))), F.lit(0.0))
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text)
 
 
-def oee_frame(
-    spark: SparkSession,
-    intervals: DataFrame,
-    counts: DataFrame,
-    speeds: DataFrame,
-    shifts: Sequence[dict[str, Any]],
-    design_speed_tag: str,
-    unknown_tolerance_s: float,
-) -> DataFrame:
-    """`fact_oee_shift` rows, as `twin_pipeline.lib.transforms.oee.oee_rows` defines them: per line, time elements over
-    planned busy time (breaks apart), parts inside planned busy time, the parts-weighted ideal cycle
-    time, A/P/Q/OEE with None where a denominator is zero, and why a row is provisional."""
-    busy, element = ~F.col("planned_break"), F.col("time_element")
-    times = intervals.groupBy("shift_id", "line_id").agg(
-        *[_sum_where(busy & (element == e)).alias(e) for e in ELEMENTS],
-        _sum_where(F.col("planned_break") & (element == "production")).alias("production_in_breaks_s"),
-        F.max(F.col("in_gap").cast("int")).alias("gap"),
+def _at(us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=us)
+
+
+def _figures(frame: DataFrame, **aggregates: Any) -> dict[str, dict[str, Any]]:
+    """Per shift: `dagster/row_count` and the given aggregates (Column expressions), as plain numbers."""
+    rows = frame.groupBy("shift_id").agg(
+        F.count("*").alias("dagster/row_count"), *[a.alias(k) for k, a in aggregates.items()]
     )
-    latest = Window.partitionBy("shift_id", "line_id").orderBy(F.col("source_ts").desc(), F.col("seq").desc())
-    speed = (
-        speeds.where((F.col("tag") == design_speed_tag) & F.col("is_good") & (F.col("value") > 0))
-        .withColumn("n", F.row_number().over(latest))
-        .where(F.col("n") == 1)
-        .select("shift_id", "line_id", (F.lit(60.0) / F.col("value")).alias("ideal_cycle_time_s"))
+    return {r["shift_id"]: {k: int(v or 0) for k, v in r.asDict().items() if k != "shift_id"} for r in rows.collect()}
+
+
+def window_frames(spark: SparkSession, shifts: Sequence[dict[str, Any]]) -> tuple[DataFrame, DataFrame]:
+    """The shifts (shift_id, idx, start, end) and their planned breaks (shift_id, b_start, b_end) as frames."""
+    windows = spark.createDataFrame(
+        [(s["shift_id"], i, _instant(s["start"]), _instant(s["end"])) for i, s in enumerate(shifts)],
+        "shift_id STRING, idx INT, start TIMESTAMP, end TIMESTAMP",
     )
-    lines = intervals.select("shift_id", "line_id").union(counts.select("shift_id", "line_id")).distinct()
-    joined = (
-        lines.join(times, ["shift_id", "line_id"], "left")
-        .join(counts, ["shift_id", "line_id"], "left")
-        .join(speed, ["shift_id", "line_id"], "left")
-        .join(F.broadcast(windows_frame(spark, shifts)), "shift_id")
+    breaks = spark.createDataFrame(
+        [(s["shift_id"], _instant(a), _instant(b)) for s in shifts for a, b in s["breaks"]],
+        "shift_id STRING, b_start TIMESTAMP, b_end TIMESTAMP",
     )
+    return windows, breaks
 
-    def count(name: str) -> Column:
-        return F.coalesce(F.col(name), F.lit(0)).cast("long")
 
-    produced = count("produced") - count("produced_in_breaks")
-    apt, pbt = F.coalesce(F.col("production"), F.lit(0.0)), F.col("planned_busy_time_s")
-    # parts-weighted over the design speeds in force (silver's ideal time), else the last speed's
-    ict = F.when(F.col("ideal_time_s").isNotNull() & (produced > 0), F.col("ideal_time_s") / produced).otherwise(
-        F.col("ideal_cycle_time_s")
+def silver_and_gold(
+    spark: SparkSession, samples: DataFrame, spans: Sequence[tuple[str, str, int, int]], extras: dict[str, Any]
+) -> dict[str, DataFrame]:
+    """Silver and gold of the extras' shifts from their bronze `samples` and the collectors' outages `spans`
+    ((shift_id, line_id, start us, end us), `silver.line_gaps`), each computed once (checkpointed)."""
+    c, shifts, ddl = extras["contract"], extras["shifts"], extras["schemas"]
+    windows, breaks = window_frames(spark, shifts)
+    edge_gaps = spark.createDataFrame(
+        [(s, line, _at(a), _at(b)) for s, line, a, b in spans],
+        "shift_id STRING, line_id STRING, g_start TIMESTAMP, g_end TIMESTAMP",
     )
-    reject = count("defective") - count("defective_in_breaks")
-    availability = F.when(pbt > 0, apt / pbt)
-    performance = F.when(ict.isNotNull() & (apt > 0), ict * produced / apt)
-    quality = F.when(produced > 0, (produced - reject) / produced)
-    unknown = F.coalesce(F.col("unknown"), F.lit(0.0))
-    reasons = F.concat_ws(
-        "; ",
-        F.array_compact(
-            F.array(
-                F.when(F.col("gap").isNull() | (F.col("gap") == 1), F.lit("data gap")),
-                F.when(
-                    unknown > unknown_tolerance_s,
-                    F.concat(F.lit("unknown state "), F.bround(unknown, 0).cast("long").cast("string"), F.lit(" s")),
-                ),
-                F.when(count("produced_resets") > 0, F.lit("counter reset")),
-            )
-        ),
-    )
-    return joined.select(
-        "shift_id",
-        "line_id",
-        "shift_name",
-        "shift_start",
-        "shift_end",
-        "shift_length_s",
-        "planned_downtime_s",
-        "planned_busy_time_s",
-        apt.alias("actual_production_time_s"),
-        *[F.coalesce(F.col(e), F.lit(0.0)).alias(f"downtime_{e}_s") for e in ("fault", "stop", "setup")],
-        unknown.alias("unknown_time_s"),
-        ict.alias("ideal_cycle_time_s"),
-        produced.alias("produced"),
-        (produced - reject).alias("good"),
-        reject.alias("reject"),
-        count("produced_in_breaks").alias("produced_in_breaks"),
-        F.coalesce(F.col("production_in_breaks_s"), F.lit(0.0)).alias("production_in_breaks_s"),
-        availability.alias("availability"),
-        performance.alias("performance"),
-        quality.alias("quality"),
-        (availability * performance * quality).alias("oee"),
-        F.coalesce(performance > 1.0, F.lit(False)).alias("performance_above_1"),
-        (reasons != "").alias("provisional"),
-        F.when(reasons != "", reasons).alias("provisional_reason"),
-    )
-
-
-def conform(frame: DataFrame, ddl: str) -> DataFrame:
-    """The frame with exactly the contract's columns, in order, cast to the contract's types."""
-    schema = frame.sparkSession.createDataFrame([], ddl).schema
-    return frame.select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in schema.fields])
-
-
-def invariants(gold: DataFrame) -> list[str]:
-    """The `oee_invariants` check (as `twin_pipeline/defs/bronze/checks.py` states it), evaluated in Spark."""
-    a, p, q, o = (F.col(c) for c in ("availability", "performance", "quality", "oee"))
-    accounted = sum(
-        (
-            F.col(c)
-            for c in (
-                "actual_production_time_s",
-                "downtime_fault_s",
-                "downtime_stop_s",
-                "downtime_setup_s",
-                "unknown_time_s",
-                "planned_downtime_s",
-            )
-        ),
-        F.lit(0.0),
-    )
-    where = F.concat_ws(" ", "shift_id", "line_id")
-    problems = gold.select(
-        F.explode(
-            F.array_compact(
-                F.array(
-                    F.when(
-                        a.isNotNull() & ((a < 0) | (a > 1 + 1e-9)),
-                        F.concat(where, F.lit(": availability outside [0, 1]")),
-                    ),
-                    F.when(
-                        q.isNotNull() & ((q < 0) | (q > 1 + 1e-9)), F.concat(where, F.lit(": quality outside [0, 1]"))
-                    ),
-                    F.when(
-                        o.isNotNull() & (F.abs(o - a * p * q) > 1e-9), F.concat(where, F.lit(": OEE is not A x P x Q"))
-                    ),
-                    F.when(
-                        F.col("good") + F.col("reject") != F.col("produced"),
-                        F.concat(where, F.lit(": good + reject != produced")),
-                    ),
-                    F.when(
-                        F.abs(accounted - F.col("shift_length_s")) > 1e-3,
-                        F.concat(where, F.lit(": time elements do not sum to the shift length")),
-                    ),
-                )
-            )
-        ).alias("problem")
-    )
-    return sorted(r["problem"] for r in problems.collect())
-
-
-def roll_up(gold: DataFrame, by: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """A/P/Q/OEE over rows from summed times and counts (as `twin_pipeline.lib.transforms.oee.roll_up`), per `by`."""
-    sums = gold.groupBy(*by).agg(
-        F.sum("actual_production_time_s").alias("apt"),
-        F.sum("planned_busy_time_s").alias("pbt"),
-        F.sum("produced").alias("produced"),
-        F.sum("good").alias("good"),
-        F.sum(F.col("ideal_cycle_time_s") * F.col("produced")).alias("ideal_s"),
-        F.count(F.col("ideal_cycle_time_s")).alias("with_cycle"),
-        F.count("*").alias("rows"),
-        F.sum(F.col("provisional").cast("int")).alias("provisional_rows"),
-    )
-    out = []
-    for r in sums.collect():
-        a = r["apt"] / r["pbt"] if r["pbt"] else None
-        p = r["ideal_s"] / r["apt"] if r["apt"] and r["produced"] and r["with_cycle"] else None
-        q = r["good"] / r["produced"] if r["produced"] else None
-        out.append(
-            {
-                **{k: r[k] for k in by},
-                "availability": a,
-                "performance": p,
-                "quality": q,
-                "oee": a * p * q if a is not None and p is not None and q is not None else None,
-                "produced": int(r["produced"] or 0),
-                "rows": int(r["rows"]),
-                "provisional_rows": int(r["provisional_rows"] or 0),
-            }
-        )
-    return out
-
-
-def shift_metadata(gold: DataFrame) -> dict[str, dict[str, Any]]:
-    """Each shift's own figures (what the polars path's `oee_metadata` puts on each partition): rows,
-    provisional rows, A, P, Q and OEE for the plant and per line. Pipes reports one materialization for a
-    range, so the asset puts these on each shift's partition itself."""
-    out: dict[str, dict[str, Any]] = {}
-    for r in roll_up(gold, ["shift_id"]):
-        out[r["shift_id"]] = {
-            "dagster/row_count": r["rows"],
-            "provisional_rows": r["provisional_rows"],
-            **{k: round(r[k], 4) for k in ("availability", "performance", "quality", "oee") if r[k] is not None},
-        }
-    for r in roll_up(gold, ["shift_id", "line_id"]):
-        out[r["shift_id"]].update(
-            {
-                f"{k}/{r['line_id']}": round(r[k], 4)
-                for k in ("availability", "performance", "quality", "oee")
-                if r[k] is not None
-            }
-        )
-    return out
-
-
-# ---------------------------------------------------------------- table I/O
-
-
-class MissingTable(RuntimeError):
-    """A table the job reads is not in the lake: a setting to fix, not a shift without data."""
-
-
-INPUTS = ("silver/state_intervals", "silver/part_counts", "bronze/samples")
-
-
-def _missing(table: str, path: str) -> MissingTable:
-    return MissingTable(
-        f"{table} is not at {path}: the job reads the lake's silver and bronze tables there. "
-        f"Materialize them first, and on Databricks point TWIN_DATABRICKS_LAKE at the storage "
-        f"that holds $TWIN_HOME/lake (docs/operations/databricks.md)"
-    )
-
-
-def check_inputs(lake: str, table_io: str) -> None:
-    """With the local table I/O, a missing input table is said before Spark takes its 10-30 s to start
-    (Spark's own Delta reader, on Databricks, finds out in `read_table`)."""
-    if table_io == "delta":
-        return
-    for table in INPUTS:
-        path = f"{lake.rstrip('/')}/{table}"
-        if not os.path.isdir(os.path.join(path, "_delta_log")):
-            raise _missing(table, path)
-
-
-def read_table(spark: SparkSession, lake: str, table: str, shift_ids: Sequence[str], table_io: str) -> DataFrame | None:
-    """These shifts of a shift-partitioned table, or None when it has no rows for them. `delta`: Spark's
-    own Delta reader (Databricks). `delta-rs`: the active Parquet files the Delta log lists, read by
-    Spark (local pyspark cannot fetch the Delta jars), with the partition column put back."""
-    path = f"{lake.rstrip('/')}/{table}"
-    missing = _missing(table, path)
-    if table_io == "delta":
-        from pyspark.errors import AnalysisException
-
-        try:
-            frame = spark.read.format("delta").load(path).where(F.col("shift_id").isin(list(shift_ids)))
-        except AnalysisException as exc:
-            raise missing from exc
-        return frame if not frame.isEmpty() else None
-    from deltalake import DeltaTable
-
-    if not os.path.isdir(os.path.join(path, "_delta_log")):
-        raise missing
-    delta = DeltaTable(path)
-    parts = []
-    for shift_id in shift_ids:
-        files = delta.file_uris(file_pruning_predicate=[("shift_id", "=", shift_id)])
-        if files:
-            parts.append(spark.read.parquet(*files).withColumn("shift_id", F.lit(shift_id)))
-    if not parts:
-        return None
-    frame = parts[0]
-    for part in parts[1:]:
-        frame = frame.unionByName(part)
-    return frame
-
-
-def write_table(gold: DataFrame, lake: str, table: str, shift_ids: Sequence[str], table_io: str) -> int:
-    """Replace these shifts of the table with `gold` in one commit; returns the rows written."""
-    path = f"{lake.rstrip('/')}/{table}"
-    predicate = " OR ".join(f"shift_id = '{s}'" for s in shift_ids)
-    if table_io == "delta":
-        (
-            gold.write.format("delta")
-            .mode("overwrite")
-            .option("replaceWhere", predicate)
-            .partitionBy("shift_id")
-            .save(path)
-        )
-        return gold.count()
-    import pyarrow as pa
-    from deltalake import write_deltalake
-
-    data = gold.toArrow()
-    data = data.cast(pa.schema([f.with_nullable(True) for f in data.schema]))
-    if os.path.isdir(os.path.join(path, "_delta_log")):
-        write_deltalake(path, data, mode="overwrite", partition_by=["shift_id"], predicate=predicate)
-    else:
-        write_deltalake(path, data, mode="append", partition_by=["shift_id"])
-    return data.num_rows
-
-
-def compute(spark: SparkSession, extras: dict[str, Any]) -> tuple[DataFrame, list[str]]:
-    """Gold rows of the shifts in `extras` from the lake, and the invariant problems found in them."""
-    lake, io, shifts = extras["lake"], extras["table_io"], extras["shifts"]
-    ids = [s["shift_id"] for s in shifts]
-    intervals = read_table(spark, lake, "silver/state_intervals", ids, io)
-    counts = read_table(spark, lake, "silver/part_counts", ids, io)
-    bronze = read_table(spark, lake, "bronze/samples", ids, io)
-    if intervals is None:
-        intervals = spark.createDataFrame(
-            [],
-            "shift_id STRING, line_id STRING, time_element STRING, "
-            "duration_s DOUBLE, in_gap BOOLEAN, planned_break BOOLEAN",
-        )
-    if counts is None:
-        counts = spark.createDataFrame(
-            [],
-            "shift_id STRING, line_id STRING, produced LONG, defective LONG, "
-            "produced_in_breaks LONG, defective_in_breaks LONG, produced_resets LONG, ideal_time_s DOUBLE",
-        )
-    if bronze is None:
-        bronze = spark.createDataFrame(
-            [],
-            "shift_id STRING, line_id STRING, tag STRING, source_ts TIMESTAMP, seq LONG, value DOUBLE, is_good BOOLEAN",
-        )
-    speeds = bronze.where(F.col("tag") == extras["design_speed_tag"])
-    gold = conform(
-        oee_frame(
+    tags = c["tags"]
+    state_tags = list(dict.fromkeys([tags["state"], tags["reason"], tags["heartbeat"], *tags["activity"]]))
+    states = samples.where(F.col("tag").isin(state_tags))
+    gaps = edge_gaps.unionByName(silver.silences(states, windows, c))
+    intervals = gold_sql.conform(
+        silver.state_intervals(spark, states, windows, breaks, gaps, c), ddl[INTERVALS]
+    ).localCheckpoint()
+    count_tags = [*tags["counters"].values(), tags["design_speed"]]
+    counts = gold_sql.conform(
+        silver.part_counts(samples.where(F.col("tag").isin(count_tags)), breaks, c), ddl[COUNTS]
+    ).localCheckpoint()
+    measurements = gold_sql.conform(
+        silver.part_measurements(samples.where(F.col("tag").isin(list(tags["spc"]))), c), ddl[MEASUREMENTS]
+    ).localCheckpoint()
+    speeds = samples.where(F.col("tag") == tags["design_speed"])
+    gold = gold_sql.conform(
+        gold_sql.oee_frame(
             spark, intervals, counts, speeds, shifts, extras["design_speed_tag"], float(extras["unknown_tolerance_s"])
         ),
-        extras["gold_schema"],
-    ).cache()
-    return gold, invariants(gold)
+        ddl[GOLD],
+    ).localCheckpoint()
+    return {INTERVALS: intervals, COUNTS: counts, MEASUREMENTS: measurements, GOLD: gold}
+
+
+def medallion(spark: SparkSession, extras: dict[str, Any], scratch: str) -> Medallion:
+    """Every table of the run's shifts, from the edge rows (see the module docstring); nothing written yet."""
+    c, shifts, ddl = extras["contract"], extras["shifts"], extras["schemas"]
+    ids = [s["shift_id"] for s in shifts]
+    first, last = _instant(shifts[0]["start"]), _instant(shifts[-1]["end"])
+    windows, _ = window_frames(spark, shifts)
+    raw = io.read_samples(spark, extras, first, last, ids, scratch)
+    raw = raw if raw is not None else spark.createDataFrame([], RAW_COLUMNS)
+    if "edge_id" not in raw.columns:
+        raw = raw.withColumn("edge_id", F.lit(None).cast("string"))
+    raw = raw.select(*[f.split()[0] for f in RAW_COLUMNS.split(", ")]).cache()
+    before = io.read_table(spark, extras, BRONZE, [extras["previous_shift_id"]])
+    if before is None:  # the previous shift was never built: the edge rows of the lookback
+        rows = io.read_samples(
+            spark, extras, _instant(extras["lookback_start"]), first, extras["lookback_shift_ids"], scratch
+        )
+        before = bronze.lookback_rows(rows, first, extras["previous_shift_id"], c) if rows is not None else None
+    samples, stats = bronze.bronze_frame(spark, raw, before, windows, shifts, c)
+    samples = gold_sql.conform(samples, ddl[BRONZE]).localCheckpoint()  # computed once: silver starts from it
+    spans = silver.line_gaps(
+        io.read_gaps(spark, extras, ids, scratch),
+        io.read_subscribers(spark, extras, scratch),
+        [(s["shift_id"], bronze.micros(_instant(s["start"])), bronze.micros(_instant(s["end"]))) for s in shifts],
+    )
+    result = Medallion({BRONZE: samples, **silver_and_gold(spark, samples, spans, extras)})
+    intervals, counts, measurements, gold = (result.tables[t] for t in (INTERVALS, COUNTS, MEASUREMENTS, GOLD))
+    bronze_stats = {
+        r["shift_id"]: {k: int(v) for k, v in r.asDict().items() if k != "shift_id"} for r in stats.collect()
+    }
+    quarantine = io.read_samples(spark, extras, first, last, ids, scratch, "quarantine", "received_ts")
+    quarantined = (
+        {
+            r["shift_id"]: int(r["n"])
+            for r in bronze.shift_index(quarantine, windows, "received_ts")
+            .groupBy("shift_id")
+            .count()
+            .withColumnRenamed("count", "n")
+            .collect()
+        }
+        if quarantine is not None
+        else {}
+    )
+    for shift_id in ids:
+        bronze_stats.setdefault(shift_id, {})["quarantined_rows"] = quarantined.get(shift_id, 0)
+    result.per_shift = {
+        BRONZE: {s: {**rows, **bronze_stats.get(s, {})} for s, rows in _figures(samples).items()},
+        INTERVALS: _figures(intervals, in_gap_intervals=F.sum(F.col("in_gap").cast("long"))),
+        COUNTS: _figures(counts, produced=F.sum("produced"), counter_resets=F.sum("produced_resets")),
+        MEASUREMENTS: _figures(measurements, out_of_tolerance=F.sum(F.col("out_of_tolerance").cast("long"))),
+        GOLD: gold_sql.shift_metadata(gold),
+    }
+    result.problems = gold_sql.invariants(gold)
+    return result
+
+
+def write_all(result: Medallion, extras: dict[str, Any]) -> dict[str, int]:
+    """Each table's shifts replaced, bronze first and gold last (a reader never sees gold ahead of its inputs);
+    gold with invariant problems is published, but as provisional (as a failed ERROR check does in polars)."""
+    ids = [s["shift_id"] for s in extras["shifts"]]
+    if result.problems:
+        result.tables[GOLD] = (
+            result.tables[GOLD]
+            .withColumn("provisional", F.lit(True))
+            .withColumn(
+                "provisional_reason",
+                F.when(F.col("provisional_reason").isNull(), F.lit("check oee_invariants failed")).otherwise(
+                    F.concat(F.col("provisional_reason"), F.lit("; check oee_invariants failed"))
+                ),
+            )
+        )
+    return {table: io.write_table(result.tables[table], extras, table, ids) for table in OUTPUTS}
 
 
 # ---------------------------------------------------------------- Pipes
@@ -483,7 +338,7 @@ def main(argv: Sequence[str] = ()) -> None:
     if not standalone and not is_pipes_process():
         raise SystemExit(
             "not launched by Dagster: pass --extras '<json>' (print them with `python -m "
-            "twin_pipeline.spark_jobs.extras --lake <uri> --shift <shift_id>`) or materialize gold/fact_oee_shift "
+            "twin_pipeline.spark_jobs.extras --lake <uri> --shift <shift_id>`) or materialize the shifts "
             "with TWIN_OEE_ENGINE=spark or databricks"
         )
     with pipes(argv) as context:  # outside Dagster a no-op context: results go to the log only
@@ -493,56 +348,60 @@ def main(argv: Sequence[str] = ()) -> None:
             raise SystemExit(
                 f"extras lack {', '.join(missing)}: build them with twin_pipeline/spark_jobs/extras.py job_extras()"
             )
-        check_inputs(extras["lake"], extras["table_io"])
+        io.check_source(extras)
         spark = session()
-        gold, problems = compute(spark, extras)
+        with io.scratch_dir() as scratch:
+            result = medallion(spark, extras, scratch)
+            rows = write_all(result, extras)
+        gold = result.tables[GOLD]
         shift_ids = [s["shift_id"] for s in extras["shifts"]]
-        if problems:  # published, but not as final: as a failed ERROR check on gold does on the polars path
-            gold = gold.withColumn("provisional", F.lit(True)).withColumn(
-                "provisional_reason",
-                F.when(F.col("provisional_reason").isNull(), F.lit("check oee_invariants failed")).otherwise(
-                    F.concat(F.col("provisional_reason"), F.lit("; check oee_invariants failed"))
-                ),
-            )
-        rows = write_table(gold, extras["lake"], "gold/fact_oee_shift", shift_ids, extras["table_io"])
         print(
-            f"gold/fact_oee_shift: {rows} rows for {len(shift_ids)} shift(s) written; invariant problems: "
-            f"{'; '.join(problems) or 'none'}",
+            f"{'; '.join(f'{t}: {n} rows' for t, n in rows.items())} for {len(shift_ids)} shift(s) written; "
+            f"invariant problems: {'; '.join(result.problems) or 'none'}",
             flush=True,
         )
-        plant = roll_up(gold)
-        by_line = roll_up(gold, ["line_id"])
+        plant = gold_sql.roll_up(gold)
+        by_line = gold_sql.roll_up(gold, ["line_id"])
         above = [
             f"{r['shift_id']} {r['line_id']}: {r['performance']:.3f}"
             for r in gold.where(F.col("performance_above_1")).select("shift_id", "line_id", "performance").collect()
         ]
-        context.report_asset_materialization(
-            metadata={
-                "dagster/row_count": rows,
-                "path": {"raw_value": f"{extras['lake']}/gold/fact_oee_shift", "type": "path"},
-                "provisional_rows": int(gold.where(F.col("provisional")).count()),
-                "engine": {"raw_value": f"pyspark {spark.version}", "type": "text"},
-                "per_shift": {"raw_value": shift_metadata(gold), "type": "json"},
-                **{
-                    k: round(v, 4)
-                    for k, v in (plant[0] if plant else {}).items()
-                    if k in ("availability", "performance", "quality", "oee") and v is not None
+        for table in OUTPUTS:
+            figures: dict[str, Any] = {}
+            if table == GOLD:
+                figures = {
+                    "provisional_rows": int(gold.where(F.col("provisional")).count()),
+                    **{
+                        k: round(v, 4)
+                        for k, v in (plant[0] if plant else {}).items()
+                        if k in ("availability", "performance", "quality", "oee") and v is not None
+                    },
+                    **{
+                        f"oee/{r['line_id']}": round(r["oee"], 4)
+                        for r in sorted(by_line, key=lambda r: r["line_id"])
+                        if r["oee"] is not None
+                    },
+                }
+            context.report_asset_materialization(
+                asset_key=table,
+                metadata={
+                    "dagster/row_count": rows[table],
+                    "path": {"raw_value": io.table_location(extras, table), "type": "path"},
+                    "engine": {"raw_value": f"pyspark {spark.version}", "type": "text"},
+                    "per_shift": {"raw_value": result.per_shift[table], "type": "json"},
+                    **figures,
                 },
-                **{
-                    f"oee/{r['line_id']}": round(r["oee"], 4)
-                    for r in sorted(by_line, key=lambda r: r["line_id"])
-                    if r["oee"] is not None
-                },
-            }
-        )
+            )
         context.report_asset_check(
             "oee_invariants",
-            passed=not problems,
+            asset_key=GOLD,
+            passed=not result.problems,
             severity="ERROR",
-            metadata={"problems": "; ".join(problems) or "none"},
+            metadata={"problems": "; ".join(result.problems) or "none"},
         )
         context.report_asset_check(
             "performance_at_most_1",
+            asset_key=GOLD,
             passed=not above,
             severity="WARN",
             metadata={"performance_above_1": "; ".join(above) or "none"},

@@ -11,24 +11,12 @@ from twin_pipeline.lib.by_shift import by_window
 from twin_pipeline.lib.calendar.shift_calendar import previous_shift
 from twin_pipeline.lib.contracts import BRONZE_SAMPLES, Table, table_path
 from twin_pipeline.lib.lake_io import read_shifts
-from twin_pipeline.lib.settings import profile
+from twin_pipeline.lib.settings import oee_engine, profile
 from twin_pipeline.lib.transforms.bronze import CARRY_LOOKBACK, bronze_samples, typed
 from twin_pipeline.resources.lake import LakeResource
 
-source = "landing" if profile() == "azure" else "edge"
 
-
-@shift_asset(
-    key=BRONZE.path,
-    group="bronze",
-    oee_first=True,
-    # the azure profile reads the landed raw zone, the local profile the edges' own tables
-    deps=[dg.AssetKey([source, "raw_samples"]), dg.AssetKey([source, "quarantine"])],
-    description="The shift's samples from the edge, one row per (line, tag, source_ts), with shift_id and "
-    "is_good, plus each tag's last value before the shift (carried_in); re-running a shift replaces "
-    "exactly that shift.",
-)
-def bronze_samples_asset(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+def _bronze_samples(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     edges = lake.edge_source()  # the edges' disks, or the landed raw zone (azure profile)
     target = table_path(lake.path(), Table.BRONZE_SAMPLES)
     windows = [CALENDAR.window(shift_id) for shift_id in context.partition_keys]
@@ -80,3 +68,31 @@ def bronze_samples_asset(context: dg.AssetExecutionContext, lake: LakeResource) 
             "shifts": len(context.partition_keys),
         }
     )
+
+
+def bronze_asset(source: str) -> dg.AssetsDefinition:
+    """The bronze asset reading `source`: "edge" (the local profile: the edges' own tables) or "landing" (the
+    azure profile: the landed raw zone). Chosen when the definitions load, not when this module is imported."""
+    return shift_asset(
+        key=BRONZE.path,
+        group="bronze",
+        oee_first=True,
+        deps=[dg.AssetKey([source, "raw_samples"]), dg.AssetKey([source, "quarantine"])],
+        description="The shift's samples from the edge, one row per (line, tag, source_ts), with shift_id and "
+        "is_good, plus each tag's last value before the shift (carried_in); re-running a shift replaces "
+        "exactly that shift.",
+    )(_bronze_samples)
+
+
+#: The local profile's bronze (tests materialize it directly).
+bronze_samples_asset = bronze_asset("edge")
+
+
+@dg.definitions
+def bronze_assets() -> dg.Definitions:
+    """Bronze in polars, reading the edges (local profile) or the landed raw zone (azure profile); under the
+    Spark engines the medallion job writes the same table (`defs/gold/oee.py`). (A module with a
+    `@dg.definitions` function contributes only what it returns.)"""
+    if oee_engine() != "polars":
+        return dg.Definitions()
+    return dg.Definitions(assets=[bronze_asset("landing") if profile() == "azure" else bronze_samples_asset])

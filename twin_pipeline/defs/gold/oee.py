@@ -1,7 +1,7 @@
-"""Gold `fact_oee_shift`, per OEE engine: computed here in polars (`twin_pipeline/lib/transforms/oee.py`), or by the
-Spark job (`twin_pipeline/spark_jobs/oee_job.py`) on local pyspark or Databricks through Pipes, which
-reports the same metadata and the `oee_invariants` and `performance_at_most_1` checks itself.
-`gold_oee()` below includes the one the profile chose.
+"""Gold `fact_oee_shift`, per OEE engine: computed here in polars (`twin_pipeline/lib/transforms/oee.py`), or, with
+bronze and silver, by the Spark medallion job (`twin_pipeline/spark_jobs/oee_job.py`) on local pyspark or
+Databricks through Pipes, which reports the same metadata and the `oee_invariants` and `performance_at_most_1`
+checks itself. `gold_oee()` below includes the one the profile chose.
 
 (No `from __future__ import annotations` here: Dagster inspects the context annotation at run time.)
 """
@@ -27,7 +27,7 @@ from twin_pipeline.lib.by_shift import split_by_shift
 from twin_pipeline.lib.contracts import FACT_OEE_SHIFT, Table, table_path
 from twin_pipeline.lib.lake_io import bronze_by_shift, read_bronze, read_shifts
 from twin_pipeline.lib.location import Location
-from twin_pipeline.lib.settings import oee_engine
+from twin_pipeline.lib.settings import oee_engine, profile
 from twin_pipeline.lib.transforms.counters import DESIGN_SPEED_TAG
 from twin_pipeline.lib.transforms.oee import COUNT_COLUMNS, INTERVAL_COLUMNS, SPEED_COLUMNS, oee_rows, roll_up
 from twin_pipeline.resources.lake import LakeResource
@@ -116,20 +116,65 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f} %"
 
 
-def pipes_fact_oee_shift(engine: str) -> dg.AssetsDefinition:
-    """The same asset, computed by the Spark job (`spark`: local pyspark; `databricks`: a Databricks run)."""
+#: The medallion the Spark job computes in one run, each table with its asset's group and dependencies as the
+#: polars assets declare them (`defs/bronze/assets.py`, `defs/silver/assets.py`, above).
+#: Bronze reads the landed raw zone in the azure profile, the edges' own tables in the local one.
+SOURCE = "landing" if profile() == "azure" else "edge"
+MEDALLION: tuple[tuple[Table, str, list[dg.AssetKey], str], ...] = (
+    (
+        Table.BRONZE_SAMPLES,
+        "bronze",
+        [dg.AssetKey([SOURCE, "raw_samples"]), dg.AssetKey([SOURCE, "quarantine"])],
+        "The shift's samples from the edges (merged, de-duplicated on the sample key), with shift_id and is_good, "
+        "plus each tag's last value before the shift (carried_in).",
+    ),
+    (
+        Table.STATE_INTERVALS,
+        "silver",
+        [BRONZE],
+        "PackML state intervals per line, clipped to the shift, with time element, stop reason and gap flag.",
+    ),
+    (
+        Table.PART_COUNTS,
+        "silver",
+        [BRONZE],
+        "Produced and defective parts per line and shift, from PLC counter increments that survive wraps and restarts.",
+    ),
+    (
+        Table.PART_MEASUREMENTS,
+        "silver",
+        [BRONZE],
+        "One row per inspected part: deviation, tolerance, out of tolerance.",
+    ),
+    (Table.OEE_SHIFT, "gold", DEPS, DESCRIPTION),
+)
 
-    @dg.asset(
-        key=KEY,
-        deps=DEPS,
+
+def pipes_medallion(engine: str) -> dg.AssetsDefinition:
+    """Bronze, the three silver tables and `fact_oee_shift` of a range of shifts, computed by one run of the Spark
+    job (`spark`: local pyspark; `databricks`: a Databricks run) from the edge rows. The same asset keys as the
+    polars assets (their checks stay as they are: they read the lake). The job reports each table's
+    materialization with each shift's own figures, which land here on each shift's partition."""
+    kinds = {"pyspark", "deltalake", *(["databricks"] if engine == "databricks" else [])}
+    specs = [
+        dg.AssetSpec(
+            key=dg.AssetKey(table.asset_path),
+            deps=deps,
+            group_name=group,
+            kinds=kinds,
+            owners=["team:data"],
+            description=f"{description} Computed by the Spark medallion job on {engine}.",
+            metadata={**table_metadata(table), "partitioned_by": "shift_id"},
+        )
+        for table, group, deps, description in MEDALLION
+    ]
+
+    @dg.multi_asset(
+        name="spark_medallion",
+        specs=specs,
         partitions_def=SHIFTS,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        group_name="gold",
         op_tags=OEE_FIRST,
-        kinds={"pyspark", "deltalake", *(["databricks"] if engine == "databricks" else [])},
-        owners=["team:data"],
-        description=f"{DESCRIPTION} Computed by the Spark job on {engine}.",
-        metadata={**table_metadata(Table.OEE_SHIFT), "partitioned_by": "shift_id"},
         check_specs=[
             dg.AssetCheckSpec(
                 "oee_invariants",
@@ -148,22 +193,23 @@ def pipes_fact_oee_shift(engine: str) -> dg.AssetsDefinition:
             ),
         ],
     )
-    def gold_fact_oee_shift(context: dg.AssetExecutionContext, oee_job: dg.ResourceParam[Any]):  # noqa: ANN202 - Dagster reads a return annotation as the outputs' type; this asset also returns its checks' results
+    def spark_medallion(context: dg.AssetExecutionContext, oee_job: dg.ResourceParam[Any]):  # noqa: ANN202 - Dagster reads a return annotation as the outputs' type; this asset also returns its checks' results
         results = oee_job.run(context, list(context.partition_keys)).get_results()
         for result in results:  # each shift's own figures on its partition, as the polars path reports them
             per_shift = (result.metadata or {}).get("per_shift") if isinstance(result, dg.MaterializeResult) else None
             if isinstance(per_shift, dg.JsonMetadataValue) and isinstance(per_shift.data, dict):
                 for shift_id, figures in per_shift.data.items():
                     if shift_id in context.partition_keys:
-                        context.add_asset_metadata(figures, partition_key=shift_id)
+                        context.add_asset_metadata(figures, asset_key=result.asset_key, partition_key=shift_id)
         return results
 
-    return gold_fact_oee_shift
+    return spark_medallion
 
 
 @dg.definitions
 def gold_oee() -> dg.Definitions:
-    """Gold OEE from the engine the profile chose: polars here, or the Spark job through Pipes. (A module
-    with a `@dg.definitions` function contributes only what the function returns.)"""
+    """Gold OEE from the engine the profile chose: polars here (bronze and silver in their own modules), or the
+    whole medallion by the Spark job through Pipes (bronze and silver then contribute nothing). (A module with a
+    `@dg.definitions` function contributes only what the function returns.)"""
     engine = oee_engine()
-    return dg.Definitions(assets=[gold_fact_oee_shift if engine == "polars" else pipes_fact_oee_shift(engine)])
+    return dg.Definitions(assets=[gold_fact_oee_shift if engine == "polars" else pipes_medallion(engine)])

@@ -11,6 +11,7 @@ from twin_pipeline.lib.contracts import Table
 from twin_pipeline.lib.edge_source import plc_gaps
 from twin_pipeline.lib.lake_io import bronze_by_shift
 from twin_pipeline.lib.quality.silences import SILENCE_TAGS, line_silences
+from twin_pipeline.lib.settings import oee_engine
 from twin_pipeline.lib.transforms.counters import COUNT_TAGS, DESIGN_SPEED_TAG, part_counts
 from twin_pipeline.lib.transforms.spc import SPC_TAGS, part_measurements
 from twin_pipeline.lib.transforms.states import REASON_TAG, STATE_TAG, state_intervals
@@ -76,3 +77,14 @@ def silver_part_measurements(context: dg.AssetExecutionContext, lake: LakeResour
     out = pl.concat([part_measurements(samples, shift_id) for shift_id, samples in bronze.items()])
     report_per_shift(context, out, lambda rows: {"out_of_tolerance": int(rows["out_of_tolerance"].sum())})
     return dg.MaterializeResult(metadata=publish(lake.path(), Table.PART_MEASUREMENTS, out, context.partition_keys))
+
+
+@dg.definitions
+def silver_assets() -> dg.Definitions:
+    """These assets in polars; under the Spark engines the medallion job writes the same tables
+    (`defs/gold/oee.py`). (A module with a `@dg.definitions` function contributes only what it returns.)"""
+    return dg.Definitions(
+        assets=[silver_state_intervals, silver_part_counts, silver_part_measurements]
+        if oee_engine() == "polars"
+        else []
+    )

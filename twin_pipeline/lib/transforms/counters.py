@@ -63,6 +63,8 @@ def increments(
 #: The cumulative counters of a line, by what they count.
 COUNT_TAGS = {"produced": "Admin.ProdProcessedCount", "defective": "Admin.ProdDefectiveCount"}
 DESIGN_SPEED_TAG = "Admin.MachDesignSpeed"
+#: The plausible counting rate of a line without a design speed (parts per second).
+DEFAULT_MAX_RATE_PER_S = 1000.0 / 60.0
 
 
 def _ideal_time(produced: pl.DataFrame, samples: pl.DataFrame) -> pl.DataFrame:
@@ -149,7 +151,7 @@ def part_counts(samples: pl.DataFrame, window: ShiftWindow) -> pl.DataFrame:
     )
     pairs = (
         series.join(rate, on="line_id", how="left", maintain_order="left")
-        .with_columns(pl.col("max_rate").fill_null(1000.0 / 60.0))
+        .with_columns(pl.col("max_rate").fill_null(DEFAULT_MAX_RATE_PER_S))
         .with_columns(kind.alias("kind"), (~pl.col("carried_in") & in_break).alias("in_break"))
         .with_columns(
             pl.when(pl.col("kind") == STEP)
