@@ -77,7 +77,7 @@ def storage_options(location: Location) -> dict[str, str] | None:
         return None
     env = os.environ.get
     options: dict[str, str] = {}
-    if account := env("AZURE_STORAGE_ACCOUNT") or _account_of(env("AZURE_STORAGE_ACCOUNT_URL", "")):
+    if account := env("AZURE_STORAGE_ACCOUNT") or account_of(env("AZURE_STORAGE_ACCOUNT_URL", "")):
         options["account_name"] = account
     if env("AZURE_STORAGE_KEY"):
         options["account_key"] = env("AZURE_STORAGE_KEY", "")
@@ -86,7 +86,7 @@ def storage_options(location: Location) -> dict[str, str] | None:
     return options
 
 
-def _account_of(url: str) -> str:
+def account_of(url: str) -> str:
     """The account name in a Blob endpoint: `https://<account>.blob.core.windows.net`, or Azurite's
     `http://127.0.0.1:<port>/<account>`."""
     if not url:

@@ -28,6 +28,7 @@ from collections.abc import Mapping
 
 import polars as pl
 
+from edge_collector.receipts import in_window
 from twin_pipeline.lib.calendar.shift_calendar import ShiftWindow
 
 PREFIX = "raw"
@@ -55,24 +56,10 @@ def object_name(table: str, shift_id: str, edge_id: str) -> str:
     return f"{PREFIX}/{table}/shift_id={shift_id}/edge_id={edge_id}/part-0.parquet"
 
 
-def table_prefix(table: str) -> str:
-    """The folder of one landed table, the dataset Spark and polars read."""
-    return f"{PREFIX}/{table}"
-
-
 def belongs(table: str, window: ShiftWindow) -> pl.Expr:
-    """The rows of an edge table that are landed with this shift (see the module docstring)."""
-    start, end = window.start, window.end
-    if table in ("raw_samples", "injected_events", "quarantine"):
-        time = {"raw_samples": "source_ts", "injected_events": "event_ts", "quarantine": "received_ts"}[table]
-        return (pl.col(time) >= start) & (pl.col(time) < end)
-    if table == "gaps":
-        after = pl.col("source_ts_after")
-        return (
-            pl.col("source_ts_before").is_not_null()
-            & (pl.col("source_ts_before") < end)
-            & (after.is_null() | (after > start))
-        )
-    if table == "subscriptions":
-        return pl.lit(True)
-    raise KeyError(f"{table!r} is not landed; the raw zone holds {', '.join(TABLES)}")
+    """The rows of an edge table that are landed with this shift (see the module docstring): the edge's own
+    rule of what a receipt covers (`edge_collector.receipts.in_window`), so that what is landed and what the
+    edge may delete once it is landed can never differ."""
+    if table not in TABLES:
+        raise KeyError(f"{table!r} is not landed; the raw zone holds {', '.join(TABLES)}")
+    return in_window(table, window.start, window.end)

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from twin_pipeline.lib.integrations.powerbi import powerbi_settings
 from twin_pipeline.lib.integrations.powerbi_rest import SemanticModelApi, service_principal_token
+from twin_pipeline.lib.location import account_of
 from twin_pipeline.lib.settings import POWERBI_SOURCE_SETTINGS, lake_root
 
 SOURCES = {"adls": "ADLS", "databricks": "Databricks"}
@@ -54,11 +55,12 @@ def dfs_url(uri: str, env: Mapping[str, str] | None = None) -> str:
         host = host.replace(".blob.", ".dfs.", 1)
     elif scheme in ("az", "azure"):
         container = parts.netloc
-        endpoint = urlsplit(env.get("AZURE_STORAGE_ACCOUNT_URL", "")).hostname or ""
+        url = env.get("AZURE_STORAGE_ACCOUNT_URL", "")
+        endpoint = urlsplit(url).hostname or ""
         account = (
             env.get("AZURE_STORAGE_ACCOUNT")
             or env.get("AZURE_STORAGE_ACCOUNT_NAME")
-            or (endpoint.split(".")[0] if ".blob." in endpoint or ".dfs." in endpoint else "")
+            or (account_of(url) if endpoint not in ("127.0.0.1", "localhost") else "")
         )
         if not account:
             raise SourceSettingsError(
