@@ -26,7 +26,7 @@ help: ## List the targets
 # extra: no pyspark, no Azure SDKs); `--inexact` keeps whatever `make test` added. `make test` and
 # `make lint` need every extra (cloud, spark) and the dev group (pytest, ruff, mypy, deptry, dg).
 .venv/.synced-run: pyproject.toml uv.lock Makefile | $(UV)
-	@$(UV) sync --frozen --inexact --no-default-groups --extra pipeline --quiet
+	@$(UV) sync --frozen --inexact --no-default-groups --extra pipeline --extra dashboard --quiet
 	@touch $@
 
 .venv/.synced: pyproject.toml uv.lock Makefile | $(UV)
