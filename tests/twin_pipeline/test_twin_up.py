@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import polars as pl
@@ -103,8 +104,9 @@ def test_twin_up_seeds_materializes_history_and_stops_cleanly(tmp_path: Path) ->
     home, log = tmp_path / "twin", tmp_path / "twin-up.log"
     config = tmp_path / "collector.toml"  # local.toml with a free metrics port
     config.write_text((ROOT / "edge_collector" / "local.toml").read_text() + f"\n[metrics]\nport = {free_port()}\n")
-    ui_port, opc_port = free_port(), free_port()
+    ui_port, opc_port, board_port = free_port(), free_port(), free_port()
     args = ["--days", "1", "--ui-port", str(ui_port), "--port", str(opc_port), "--collector-config", str(config)]
+    args += ["--dashboard-port", str(board_port)]
     t0 = time.monotonic()
     twin = start_twin(home, log, *args)
     sessions: set[int] = set()
@@ -117,7 +119,10 @@ def test_twin_up_seeds_materializes_history_and_stops_cleanly(tmp_path: Path) ->
         assert history["x_real_time_per_line"] >= 10_000  # the floor for history mode
         assert f"http://127.0.0.1:{ui_port}" in out and str(home / "lake") in out and "/metrics" in out
         sessions = children_sessions(twin.pid)
-        assert len(sessions) == 3, sessions  # plc-sim, edge-collector, dagster dev
+        assert len(sessions) == 4, sessions  # plc-sim, edge-collector, dashboard, dagster dev
+        assert f"dashboard      http://127.0.0.1:{board_port}" in out, out[-3000:]
+        with urllib.request.urlopen(f"http://127.0.0.1:{board_port}/_stcore/health", timeout=5) as reply:
+            assert reply.status == 200
 
         dev = DagsterDev(
             ROOT / "workspace.yaml", dagster_home=home / "dagster", log_path=home / "logs" / "dagster.log", port=ui_port

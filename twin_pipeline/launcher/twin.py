@@ -17,7 +17,8 @@
 It stops Dagster first (runs in flight are interrupted, never half-written: every table write is one
 Delta commit), then the collector (it flushes), then the PLC, and checks that no child is left.
 
-`twin reset` wipes `TWIN_HOME` after asking.
+`twin up` also serves the dashboard (`dashboard/app.py`) on http://127.0.0.1:8501; `twin dashboard` serves it
+alone over any lake (`TWIN_LAKE`). `twin reset` wipes `TWIN_HOME` after asking.
 """
 
 from __future__ import annotations
@@ -144,6 +145,7 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 def up(args: argparse.Namespace) -> int:
     from edge_collector.local_twin import LiveLine
     from twin_pipeline.launcher.dagster_dev import DagsterDev, DagsterDevError
+    from twin_pipeline.launcher.dashboard_server import DashboardError, DashboardServer
     from twin_pipeline.launcher.history_run import HistoryRun
     from twin_pipeline.launcher.instance import POOL, ensure_instance
 
@@ -156,6 +158,7 @@ def up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM stops like Ctrl-C
     line: LiveLine | None = None
     dev: DagsterDev | None = None
+    board: DashboardServer | None = None
     history: HistoryRun | None = None
     t0 = time.monotonic()
     code = 0
@@ -179,6 +182,11 @@ def up(args: argparse.Namespace) -> int:
             start=clock.start,
         )
         line.start()
+        if args.dashboard_port:  # beside the UI; it shows the live line at once, gold as it lands
+            board = DashboardServer(
+                port=args.dashboard_port, env={"TWIN_HOME": str(home)}, log_path=home / "logs" / "dashboard.log"
+            )
+            board.start()
         if not args.no_ui:
             _say("starting Dagster: webserver, daemon, code location (about 20 s) ...")
             dagster_home = home / "dagster"
@@ -201,6 +209,13 @@ def up(args: argparse.Namespace) -> int:
         shifts = seeded_shifts(state)
         gold_lake = Location.of(os.environ.get("TWIN_LAKE", "").strip() or home / "lake")  # as the code server sees it
         ui = dev.url if dev else "(not started: --no-ui)"
+        board_line = "(off: --dashboard-port 0)"
+        if board is not None:
+            try:
+                board.wait_ready(timeout=60)
+                board_line = f"{board.url}   OEE trend, losses, stops, quality, reliability; live: {board.url}/live"
+            except DashboardError as exc:  # the twin runs on without it
+                board_line = f"did not start ({exc})"
         if dev is not None:
             history = HistoryRun(dev, gold_lake, shifts, ui_up=ui_up)
             try:
@@ -212,6 +227,7 @@ def up(args: argparse.Namespace) -> int:
         print(
             f"""
   Dagster UI     {ui}   lineage: Assets > Lineage; OEE: Assets > gold > fact_oee_shift
+  dashboard      {board_line}
   past shifts    {past}
   live line      opc.tcp://127.0.0.1:{args.port} ({", ".join(lines)}, SignAndEncrypt)
   plant clock    {clock.describe()}
@@ -245,6 +261,9 @@ Ctrl-C stops everything; `make run` again continues where it stopped.
             except DagsterDevError as exc:
                 _say(str(exc))
                 code = 1
+        if board is not None:
+            board.stop()
+            _say("dashboard stopped")
         if line is not None:
             codes = line.stop()
             _say("edge collector and PLC stopped" + ("" if not any(codes) else f" (exit codes {codes})"))
@@ -288,6 +307,32 @@ def reset(args: argparse.Namespace) -> int:
     return 0
 
 
+def dashboard(args: argparse.Namespace) -> int:
+    from twin_pipeline.launcher.dashboard_server import DashboardError, DashboardServer
+    from twin_pipeline.lib.settings import lake_root
+
+    env = {"TWIN_LAKE": args.lake} if args.lake else {}
+    server = DashboardServer(port=args.port, address=args.address, env=env)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        server.start()
+        server.wait_ready()
+        _say(f"dashboard {server.url} over the lake {args.lake or lake_root()}; Ctrl-C stops it")
+        while server.alive():
+            time.sleep(0.5)
+        _say("the dashboard exited by itself")
+        return 1
+    except DashboardError as exc:
+        _say(f"{exc}; another port: twin dashboard --port N")
+        return 1
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 0
+    finally:
+        server.stop()
+        _say("dashboard stopped")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="twin", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -320,14 +365,32 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--ui-port", type=int, default=3000, help="Dagster UI port on 127.0.0.1 (default 3000)")
     run.add_argument("--no-ui", action="store_true", help="run the line only, without Dagster")
     run.add_argument(
+        "--dashboard-port",
+        type=int,
+        default=8501,
+        help="port of the dashboard on 127.0.0.1 (default 8501; 0: no dashboard)",
+    )
+    run.add_argument(
         "--collector-config",
         type=Path,
         help="edge collector config (default edge_collector/local.toml: variability on, metrics on 9464)",
     )
+    board = commands.add_parser(
+        "dashboard",
+        help="serve the dashboard alone (OEE, losses, stops, quality, reliability, live line) over a lake",
+        description="Serve the dashboard (dashboard/app.py, Streamlit) until Ctrl-C. It reads gold and silver "
+        "of the lake TWIN_LAKE names (a folder, or abfss://... with the Azure settings of "
+        "docs/operations/cloud.md) and, for the live line, the edge tables of TWIN_EDGES.",
+    )
+    board.add_argument("--lake", help="the lake to read (default: TWIN_LAKE, else $TWIN_HOME/lake)")
+    board.add_argument("--port", type=int, default=8501, help="port (default 8501)")
+    board.add_argument(
+        "--address", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
+    )
     wipe = commands.add_parser("reset", help=f"delete TWIN_HOME (now {twin_home()}) after asking")
     wipe.add_argument("--yes", action="store_true", help="do not ask")
     args = parser.parse_args(argv)
-    return up(args) if args.command == "up" else reset(args)
+    return {"up": up, "dashboard": dashboard, "reset": reset}[args.command](args)
 
 
 if __name__ == "__main__":

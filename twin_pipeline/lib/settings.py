@@ -175,3 +175,14 @@ def edges() -> dict[str, Path]:
             raise ValueError(f"TWIN_EDGES names edge {edge_id!r} twice; give each collector its own id")
         found[edge_id] = Path(folder.strip()).expanduser().resolve()
     return found
+
+
+def dagster_url() -> str:
+    """Where the Dagster UI is, for links into it (the dashboard's): `TWIN_DAGSTER_URL`, default `twin up`'s."""
+    return (os.environ.get("TWIN_DAGSTER_URL", "").strip() or "http://127.0.0.1:3000").rstrip("/")
+
+
+def dashboard_url() -> str:
+    """Where the dashboard is, for links into it (each shift's OEE materialization): `TWIN_DASHBOARD_URL`,
+    default `twin up`'s."""
+    return (os.environ.get("TWIN_DASHBOARD_URL", "").strip() or "http://127.0.0.1:8501").rstrip("/")

@@ -29,7 +29,7 @@ from twin_pipeline.lib.lake_io import bronze_by_shift, read_bronze, read_shifts
 from twin_pipeline.lib.location import Location
 from twin_pipeline.lib.settings import oee_engine, profile
 from twin_pipeline.lib.transforms.counters import DESIGN_SPEED_TAG
-from twin_pipeline.lib.transforms.oee import COUNT_COLUMNS, INTERVAL_COLUMNS, SPEED_COLUMNS, oee_rows, roll_up
+from twin_pipeline.lib.transforms.oee import COUNT_COLUMNS, INTERVAL_COLUMNS, SPEED_COLUMNS, oee_rows, percent, roll_up
 from twin_pipeline.resources.lake import LakeResource
 
 KEY = dg.AssetKey(Table.OEE_SHIFT.asset_path)
@@ -82,7 +82,8 @@ def oee_metadata(rows: pl.DataFrame) -> dict[str, Any]:
     for line_id in sorted(by_line):
         f, mine = by_line[line_id], rows.filter(pl.col("line_id") == line_id)
         table += (
-            f"| {line_id} | {_pct(f.availability)} | {_pct(f.performance)} | {_pct(f.quality)} | {_pct(f.oee)} "
+            f"| {line_id} | {percent(f.availability)} | {percent(f.performance)} | {percent(f.quality)} "
+            f"| {percent(f.oee)} "
             f"| {int(mine['produced'].sum())} | {int(mine['provisional'].sum())} of {mine.height} |\n"
         )
     plant = roll_up(rows)
@@ -110,10 +111,6 @@ def gold_fact_oee_shift(context: dg.AssetExecutionContext, lake: LakeResource) -
     out = fact_oee_rows(lake.path(), context.partition_keys)
     report_per_shift(context, out, oee_metadata)  # each shift's own OEE, A, P, Q on its partition
     return dg.MaterializeResult(metadata=publish(lake.path(), Table.OEE_SHIFT, out, context.partition_keys))
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f} %"
 
 
 #: The medallion the Spark job computes in one run, each table with its asset's group and dependencies as the

@@ -74,6 +74,11 @@ def oee(x: OeeInputs) -> OeeFigures:
     return OeeFigures(availability, performance, quality, value, performance is not None and performance > 1.0)
 
 
+def percent(value: float | None) -> str:
+    """How a ratio is shown (Dagster metadata, the dashboard): one decimal, "n/a" where it is undefined."""
+    return "n/a" if value is None else f"{100 * value:.1f} %"
+
+
 def roll_up(rows: pl.DataFrame) -> OeeFigures:
     """OEE over several `fact_oee_shift` rows (lines, shifts): times and counts summed, ratios
     recomputed, never averaged; performance is the summed ideal time (ideal cycle time x produced)

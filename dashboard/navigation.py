@@ -1,0 +1,29 @@
+"""The pages, in menu order: one list that the app, its tests and the links into it share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    script: str  # relative to dashboard/app.py
+    title: str
+    url_path: str  # http://<host>:8501/<url_path>
+    icon: str
+    section: str
+
+
+PAGES: tuple[PageSpec, ...] = (
+    PageSpec("pages/live.py", "Live line", "live", ":material/sensors:", "Now"),
+    PageSpec("pages/oee.py", "OEE trend", "oee", ":material/monitoring:", "Shifts"),
+    PageSpec("pages/losses.py", "Losses", "losses", ":material/waterfall_chart:", "Shifts"),
+    PageSpec("pages/stops.py", "Stops", "stops", ":material/bar_chart:", "Shifts"),
+    PageSpec("pages/quality.py", "Quality", "quality", ":material/straighten:", "Shifts"),
+    PageSpec("pages/reliability.py", "Reliability", "reliability", ":material/build:", "Shifts"),
+    PageSpec("pages/data_quality.py", "Data quality", "data-quality", ":material/fact_check:", "Pipeline"),
+)
+
+
+def page(url_path: str) -> PageSpec:
+    return next(p for p in PAGES if p.url_path == url_path)

@@ -1,0 +1,1 @@
+"""One script per page; `dashboard/navigation.py` lists them."""
