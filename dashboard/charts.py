@@ -25,10 +25,11 @@ def oee_trend(per_line: pl.DataFrame, plant: pl.DataFrame, measure: str = "oee")
         color=alt.Color("line_id:N", title="line"),
     )
     lines = base.mark_line(opacity=0.6)
-    points = base.mark_point(size=60, filled=True).encode(
-        fill=alt.condition("datum.provisional", alt.value("white"), alt.Color("line_id:N")),
-        shape=alt.condition("datum.provisional", alt.value("diamond"), alt.value("circle")),
-        tooltip=tooltip,
+    final = base.transform_filter("!datum.provisional").mark_circle(size=60, opacity=1).encode(tooltip=tooltip)
+    provisional = (
+        base.transform_filter("datum.provisional")
+        .mark_point(size=80, shape="diamond", filled=False, strokeWidth=2)
+        .encode(tooltip=tooltip)
     )
     total = (
         alt.Chart(plant)
@@ -39,4 +40,5 @@ def oee_trend(per_line: pl.DataFrame, plant: pl.DataFrame, measure: str = "oee")
             tooltip=[alt.Tooltip("shift_id:N", title="shift"), alt.Tooltip(f"{measure}:Q", format=".1%", title=PLANT)],
         )
     )
-    return alt.layer(lines, points, total).properties(height=320)
+    layers = [lines, final, *([provisional] if per_line["provisional"].any() else []), total]
+    return alt.layer(*layers).properties(height=320)  # an empty layer would warn in the browser's console

@@ -1,1 +1,0 @@
-"""One script per page; `dashboard/navigation.py` lists them."""
