@@ -3,14 +3,19 @@ lists a table's log, and reads it again only when a materialization changed it."
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
 
 import polars as pl
 import streamlit as st
 
 from dashboard import lake as lake_io
 from twin_pipeline.lib.contracts import Table
+from twin_pipeline.lib.edge_source import LocalEdges
 from twin_pipeline.lib.location import Location
+from twin_pipeline.lib.settings import DEFAULT_EDGE_ID, edges
 
 
 def root() -> Location:
@@ -45,3 +50,21 @@ def shifts_of(table: Table, shift_ids: Sequence[str], columns: Sequence[str] | N
         tuple(sorted(shift_ids)),
         tuple(columns) if columns is not None else None,
     )
+
+
+def edge_lakes() -> dict[str, Path]:
+    """The edges whose own tables this machine can read, by edge id: `TWIN_EDGES` when set, else the lake
+    itself when it is a local folder (the local twin's collector writes its tables under `<lake>/edge`)."""
+    if os.environ.get("TWIN_EDGES", "").strip():
+        return edges()
+    where = root()
+    return {DEFAULT_EDGE_ID: where.local} if where.is_local else {}
+
+
+@st.cache_data(show_spinner=False, ttl=30)
+def edge_rows(table: str, time_column: str, start: datetime, end: datetime) -> pl.DataFrame:
+    """An edge table's rows in [start, end) from every readable edge (empty when there is none)."""
+    lakes = edge_lakes()
+    if not lakes:
+        return pl.DataFrame()
+    return LocalEdges(lakes).read(table, time_column, start, end)

@@ -157,3 +157,38 @@ def injected(events: pl.DataFrame) -> Injected:
         faults=starts.height,
         mean_repair_s=float(ends["value"].mean()) if ends.height else None,  # type: ignore[arg-type]  # a float column's mean
     )
+
+
+def roll_up(rows: pl.DataFrame) -> tuple[float | None, float | None]:
+    """MTBF and MTTR over several `fact_reliability` rows (lines, shifts), as ratios of sums like OEE's
+    roll-up: production time over failures, and the failures' repair time (mttr_s x failures) over
+    failures. None without a failure."""
+    n = int(rows["failures"].sum()) if rows.height else 0
+    if not n:
+        return None, None
+    production = float(rows["production_time_s"].sum())
+    repair = float((rows["mttr_s"].fill_null(0.0) * rows["failures"]).sum())
+    return production / n, repair / n
+
+
+def median_ranks(times_to_failure_s: list[float]) -> pl.DataFrame:
+    """A Weibull probability plot's points: each observed time to failure (sorted) with its median rank
+    (Bernard: (i - 0.3) / (n + 0.4)), and the plot's axes ln t and ln(-ln(1 - F)), on which a Weibull
+    is a straight line of slope shape."""
+    t = sorted(x for x in times_to_failure_s if x > 0)
+    n = len(t)
+    ranks = [(i + 1 - 0.3) / (n + 0.4) for i in range(n)]
+    return pl.DataFrame(
+        {
+            "ttf_s": t,
+            "median_rank": ranks,
+            "ln_t": np.log(t) if n else [],
+            "weibull_y": np.log(-np.log(1.0 - np.asarray(ranks))) if n else [],
+        },
+        schema={"ttf_s": pl.Float64, "median_rank": pl.Float64, "ln_t": pl.Float64, "weibull_y": pl.Float64},
+    )
+
+
+def weibull_line(shape: float, scale: float, t: list[float]) -> list[float]:
+    """ln(-ln(1 - F(t))) of a Weibull(shape, scale): shape x (ln t - ln scale), the plot's straight line."""
+    return [shape * (float(np.log(x)) - float(np.log(scale))) for x in t]

@@ -80,3 +80,15 @@ def spc_frame(measurements: pl.DataFrame, shift_id: str) -> pl.DataFrame:
             row["out_of_tolerance"] = int(mine["out_of_tolerance"].sum())
         rows.append(row)
     return pl.DataFrame(rows, schema=FACT_QUALITY)
+
+
+#: Control limits of an individuals chart: the mean plus and minus this many sigma.
+CONTROL_SIGMAS = 3.0
+
+
+def control_limits(mean: float | None, sigma: float | None) -> tuple[float | None, float | None]:
+    """(LCL, UCL) of a shift's individuals chart from its `fact_quality` mean and sigma: the process's own
+    spread, beside the specification limits (+-tolerance) that Cp and Cpk compare it with."""
+    if mean is None or sigma is None:
+        return None, None
+    return mean - CONTROL_SIGMAS * sigma, mean + CONTROL_SIGMAS * sigma
