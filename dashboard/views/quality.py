@@ -37,7 +37,7 @@ tolerance = figures["tolerance_mm"]
 columns = st.columns(5)
 columns[0].metric("Parts measured", f"{figures['parts_measured']:,}")
 columns[1].metric("Out of tolerance", f"{figures['out_of_tolerance']:,}")
-columns[2].metric("Mean", "n/a" if figures["mean_mm"] is None else f"{figures['mean_mm']:+.4f} mm")
+columns[2].metric("Mean", "n/a" if figures["mean_mm"] is None else f"{1000 * figures['mean_mm']:+.1f} µm")
 columns[3].metric("Cp", "n/a" if figures["cp"] is None else f"{figures['cp']:.2f}")
 columns[4].metric("Cpk", "n/a" if figures["cpk"] is None else f"{figures['cpk']:.2f}")
 parts = data.shifts_of(Table.PART_MEASUREMENTS, [shift_id]).filter(pl.col("line_id") == line_id).sort("measured_ts")
