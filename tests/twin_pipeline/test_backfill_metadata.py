@@ -84,6 +84,7 @@ def test_each_shift_of_a_range_reports_its_own_oee(backfilled: tuple[Path, list[
     headline = []
     for shift_id in shifts:
         meta = _meta(instance, "gold/fact_oee_shift", shift_id)
+        assert meta["dashboard"] == f"http://127.0.0.1:8501/oee?shift={shift_id}"  # the shift's dashboard page
         rows = gold.filter(pl.col("shift_id") == shift_id).sort("line_id")
         assert meta["dagster/row_count"] == rows.height == 2
         for row in rows.iter_rows(named=True):

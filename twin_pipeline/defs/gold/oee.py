@@ -27,7 +27,7 @@ from twin_pipeline.lib.by_shift import split_by_shift
 from twin_pipeline.lib.contracts import FACT_OEE_SHIFT, Table, table_path
 from twin_pipeline.lib.lake_io import bronze_by_shift, read_bronze, read_shifts
 from twin_pipeline.lib.location import Location
-from twin_pipeline.lib.settings import oee_engine, profile
+from twin_pipeline.lib.settings import dashboard_url, oee_engine, profile
 from twin_pipeline.lib.transforms.counters import DESIGN_SPEED_TAG
 from twin_pipeline.lib.transforms.oee import COUNT_COLUMNS, INTERVAL_COLUMNS, SPEED_COLUMNS, oee_rows, percent, roll_up
 from twin_pipeline.resources.lake import LakeResource
@@ -71,9 +71,14 @@ def _by_shift(path: Location, shift_ids: list[str], columns: Sequence[str]) -> d
     return {s: rows.select(columns) for s, rows in split_by_shift(frame, shift_ids).items()}
 
 
+def dashboard_link(shift_id: str) -> dict[str, Any]:
+    """The shift's page in the dashboard (`dashboard/views/oee.py`), linked from its materialization."""
+    return {"dashboard": dg.MetadataValue.url(f"{dashboard_url()}/oee?shift={shift_id}")}
+
+
 def oee_metadata(rows: pl.DataFrame) -> dict[str, Any]:
     """What the asset page shows of some `fact_oee_shift` rows (a shift's): OEE, A, P, Q rolled up from sums,
-    OEE per line, and a table by line."""
+    OEE per line, a table by line, and a link to the shift's page in the dashboard."""
     by_line = {line_id: roll_up(mine) for (line_id,), mine in rows.group_by(["line_id"], maintain_order=True)}
     table = (
         "| line | availability | performance | quality | OEE | produced | provisional |\n"
@@ -93,6 +98,7 @@ def oee_metadata(rows: pl.DataFrame) -> dict[str, Any]:
         if (value := getattr(plant, name)) is not None
     }
     return {
+        **(dashboard_link(rows["shift_id"][0]) if rows.height else {}),
         "provisional_rows": int(rows["provisional"].sum()),
         **headline,
         **{f"oee/{line_id}": round(f.oee, 4) for line_id, f in sorted(by_line.items()) if f.oee is not None},
@@ -197,7 +203,10 @@ def pipes_medallion(engine: str) -> dg.AssetsDefinition:
             if isinstance(per_shift, dg.JsonMetadataValue) and isinstance(per_shift.data, dict):
                 for shift_id, figures in per_shift.data.items():
                     if shift_id in context.partition_keys:
-                        context.add_asset_metadata(figures, asset_key=result.asset_key, partition_key=shift_id)
+                        link = dashboard_link(shift_id) if result.asset_key == KEY else {}
+                        context.add_asset_metadata(
+                            {**figures, **link}, asset_key=result.asset_key, partition_key=shift_id
+                        )
         return results
 
     return spark_medallion
