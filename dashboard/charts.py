@@ -54,7 +54,9 @@ def waterfall(steps: pl.DataFrame) -> Chart:
         alt.Chart(steps)
         .mark_bar()
         .encode(
-            x=alt.X("label:N", sort=order, title=None, axis=alt.Axis(labelAngle=-30, labelOverlap=False, labelLimit=160)),
+            x=alt.X(
+                "label:N", sort=order, title=None, axis=alt.Axis(labelAngle=-30, labelOverlap=False, labelLimit=160)
+            ),
             y=alt.Y("start:Q", title="hours"),
             y2="end:Q",
             color=alt.Color(

@@ -84,7 +84,9 @@ def test_the_oee_page_shows_gold_and_its_ratio_of_sums(seeded: dict[str, Any], m
     plant = roll_up(rows)
     assert metrics(at) == {label: percent(getattr(plant, name)) for label, name in MEASURES.items()}
     # the plant is the ratio of sums, not a mean of the line-shifts' ratios
-    assert metrics(at)["Availability"] == percent(rows["actual_production_time_s"].sum() / rows["planned_busy_time_s"].sum())
+    assert metrics(at)["Availability"] == percent(
+        rows["actual_production_time_s"].sum() / rows["planned_busy_time_s"].sum()
+    )
     assert metrics(at)["Quality"] == percent(rows["good"].sum() / rows["produced"].sum())
     shown = pl.from_pandas(at.dataframe[0].value).sort("shift_id", "line_id")
     expected = rows.sort("shift_id", "line_id").select(shown.columns)
@@ -168,7 +170,12 @@ def test_the_oee_page_rolls_up_the_golden_vectors_as_computed_by_hand(
     produced, good = sum(x["produced"] for x in e), sum(x["good"] for x in e)
     ideal = sum(x["ideal_cycle_time_s"] * x["produced"] for x in e)
     a, p, q = apt / pbt, ideal / apt, good / produced
-    assert metrics(at) == {"OEE": percent(a * p * q), "Availability": percent(a), "Performance": percent(p), "Quality": percent(q)}
+    assert metrics(at) == {
+        "OEE": percent(a * p * q),
+        "Availability": percent(a),
+        "Performance": percent(p),
+        "Quality": percent(q),
+    }
     shown = pl.from_pandas(at.dataframe[0].value).sort("line_id")
     for v, row in zip(sorted(vectors, key=lambda v: v["line_id"]), shown.iter_rows(named=True)):
         for name in ("availability", "performance", "quality", "oee"):
@@ -182,7 +189,9 @@ def test_an_adls_lake_shows_what_the_local_lake_shows(
     quality pages show the same figures as over the local folder."""
     from azure.storage.blob import BlobServiceClient
 
-    local = {script: metrics(page(seeded["lake"], script, monkeypatch)) for script in ("views/oee.py", "views/quality.py")}
+    local = {
+        script: metrics(page(seeded["lake"], script, monkeypatch)) for script in ("views/oee.py", "views/quality.py")
+    }
     (tmp_path / "azurite").mkdir()
     with azurite(tmp_path / "azurite") as emulator:
         for var, value in {
