@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import NoReturn
 
 import polars as pl
 import streamlit as st
@@ -62,3 +63,13 @@ def sidebar() -> Selection:
     start, end = (period[0], period[-1]) if isinstance(period, tuple) and period else (default[0], default[1])
     in_period = index.filter(pl.col("local_date").is_between(start, end))
     return Selection(chosen_lines, tuple(in_period["shift_id"].to_list()), None)
+
+
+def nothing_yet(what: str, *tables: Table) -> NoReturn:
+    """Say that gold has no `what` for the selection, which assets to materialize, and stop the page."""
+    assets = " and ".join(f"`{t.value}`" for t in tables)
+    st.info(
+        f"Gold has no {what} for this selection yet. Materialize {assets} in the Dagster UI (`make run` does it for "
+        "the seeded history), or choose other lines or days in the sidebar."
+    )
+    st.stop()

@@ -9,7 +9,7 @@ import streamlit as st
 
 from dashboard import charts, data
 from dashboard.dagster_checks import DagsterUnreachable, asset_url, failed_checks
-from dashboard.selection import sidebar
+from dashboard.selection import nothing_yet, sidebar
 from twin_pipeline.lib.calendar.shift_calendar import load_calendar
 from twin_pipeline.lib.contracts import Table
 from twin_pipeline.lib.settings import dagster_url
@@ -27,11 +27,7 @@ selection = sidebar()
 oee = selection.rows(data.table(Table.OEE_SHIFT)).sort("shift_start", "line_id")
 st.title("Data quality")
 if not oee.height:
-    st.info(
-        "Gold has no shifts for this selection yet. Materialize the shifts in the Dagster UI, or choose other lines "
-        "or days in the sidebar."
-    )
-    st.stop()
+    nothing_yet("shifts", Table.OEE_SHIFT)
 ui = dagster_url()
 shift_ids = oee["shift_id"].unique(maintain_order=True).to_list()
 windows = [load_calendar().window(s) for s in shift_ids]

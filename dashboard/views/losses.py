@@ -8,7 +8,7 @@ import polars as pl
 import streamlit as st
 
 from dashboard import charts, data
-from dashboard.selection import sidebar
+from dashboard.selection import nothing_yet, sidebar
 from twin_pipeline.lib.contracts import Table
 from twin_pipeline.lib.transforms.losses import LOSSES
 from twin_pipeline.lib.transforms.oee import percent, roll_up
@@ -52,11 +52,7 @@ oee = selection.rows(data.table(Table.OEE_SHIFT))
 losses = selection.rows(data.table(Table.LOSSES))
 st.title("Losses")
 if not oee.height or not losses.height:
-    st.info(
-        "Gold has no losses for this selection yet. Materialize `gold/fact_losses` (and `gold/fact_oee_shift`) in "
-        "the Dagster UI, or choose other lines or days in the sidebar."
-    )
-    st.stop()
+    nothing_yet("losses", Table.LOSSES, Table.OEE_SHIFT)
 bars = steps(oee, losses)
 plant = roll_up(oee)
 columns = st.columns(3)

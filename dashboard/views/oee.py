@@ -9,7 +9,7 @@ import polars as pl
 import streamlit as st
 
 from dashboard import charts, data
-from dashboard.selection import sidebar
+from dashboard.selection import nothing_yet, sidebar
 from twin_pipeline.lib.contracts import Table
 from twin_pipeline.lib.transforms.oee import percent, roll_up
 
@@ -32,11 +32,7 @@ selection = sidebar()
 rows = selection.rows(data.table(Table.OEE_SHIFT)).sort("shift_start", "line_id")
 st.title(f"OEE, shift {selection.shift}" if selection.shift else "OEE trend")
 if not rows.height:
-    st.info(
-        "Gold has no OEE for this selection yet. Materialize `gold/fact_oee_shift` in the Dagster UI "
-        "(`make run` does it for the seeded history), or choose other lines or days in the sidebar."
-    )
-    st.stop()
+    nothing_yet("OEE", Table.OEE_SHIFT)
 
 plant = roll_up(rows)
 st.caption(

@@ -7,7 +7,7 @@ import polars as pl
 import streamlit as st
 
 from dashboard import charts, data
-from dashboard.selection import sidebar
+from dashboard.selection import nothing_yet, sidebar
 from twin_pipeline.lib.contracts import Table
 from twin_pipeline.lib.transforms.spc import control_limits
 
@@ -19,11 +19,7 @@ selection = sidebar()
 quality = selection.rows(data.table(Table.QUALITY)).sort("shift_id", "line_id")
 st.title("Quality")
 if not quality.height:
-    st.info(
-        "Gold has no quality figures for this selection yet. Materialize `gold/fact_quality` and "
-        "`silver/part_measurements` in the Dagster UI, or choose other lines or days in the sidebar."
-    )
-    st.stop()
+    nothing_yet("quality figures", Table.QUALITY, Table.PART_MEASUREMENTS)
 left, right = st.columns(2)
 shift_id = left.selectbox("Shift", quality["shift_id"].unique(maintain_order=True).to_list()[::-1], key="spc_shift")
 line_id = right.selectbox("Line", quality["line_id"].unique().sort().to_list(), key="spc_line")

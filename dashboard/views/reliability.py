@@ -10,7 +10,7 @@ import polars as pl
 import streamlit as st
 
 from dashboard import charts, data
-from dashboard.selection import sidebar
+from dashboard.selection import nothing_yet, sidebar
 from twin_pipeline.lib.calendar.shift_calendar import load_calendar
 from twin_pipeline.lib.contracts import Table
 from twin_pipeline.lib.transforms.reliability import failures, median_ranks, weibull_line
@@ -24,11 +24,7 @@ selection = sidebar()
 reliability = selection.rows(data.table(Table.RELIABILITY)).sort("shift_id", "line_id")
 st.title("Reliability")
 if not reliability.height:
-    st.info(
-        "Gold has no reliability figures for this selection yet. Materialize `gold/fact_reliability` in the Dagster "
-        "UI, or choose other lines or days in the sidebar."
-    )
-    st.stop()
+    nothing_yet("reliability figures", Table.RELIABILITY)
 line_id = st.selectbox("Line", reliability["line_id"].unique().sort().to_list(), key="weibull_line")
 row = reliability.filter(pl.col("line_id") == line_id).row(-1, named=True)  # the newest shift's fit
 window_end = load_calendar().window(row["shift_id"]).end

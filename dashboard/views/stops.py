@@ -7,7 +7,7 @@ import polars as pl
 import streamlit as st
 
 from dashboard import charts, data
-from dashboard.selection import sidebar
+from dashboard.selection import nothing_yet, sidebar
 from twin_pipeline.lib.contracts import Table
 from twin_pipeline.lib.transforms.downtime import MICROSTOP_S
 from twin_pipeline.lib.transforms.reliability import roll_up
@@ -33,11 +33,7 @@ downtime = selection.rows(data.table(Table.DOWNTIME))
 reliability = selection.rows(data.table(Table.RELIABILITY))
 st.title("Stops")
 if not downtime.height and not reliability.height:
-    st.info(
-        "Gold has no stops for this selection yet. Materialize `gold/fact_downtime` and `gold/fact_reliability` in "
-        "the Dagster UI, or choose other lines or days in the sidebar."
-    )
-    st.stop()
+    nothing_yet("stops", Table.DOWNTIME, Table.RELIABILITY)
 mtbf, mttr = roll_up(reliability)
 stops, micro = downtime.filter(~pl.col("is_microstop")), downtime.filter(pl.col("is_microstop"))
 columns = st.columns(4)
@@ -45,19 +41,18 @@ columns[0].metric("Stops", f"{stops.height:,}", help=f"Interruptions of Execute 
 columns[1].metric("Micro-stops", f"{micro.height:,}", help=f"Interruptions shorter than {MICROSTOP_S:.0f} s")
 columns[2].metric("MTBF", _hours(mtbf), help="Production time over failures (faults), summed over the selection")
 columns[3].metric("MTTR", _hours(mttr), help="Repair time over failures, summed over the selection")
-left, right = st.columns(2)
-with left:
-    st.subheader("Downtime by reason")
-    if stops.height:
-        st.altair_chart(charts.pareto(pareto_rows(stops), "reason", "minutes", "minutes"), width="stretch")
+for column, (title, rows, none) in zip(
+    st.columns(2),
+    (
+        ("Downtime by reason", stops, "No stop of a minute or more in this selection."),
+        ("Micro-stops by reason", micro, "No micro-stop in this selection."),
+    ),
+):
+    column.subheader(title)
+    if rows.height:
+        column.altair_chart(charts.pareto(pareto_rows(rows), "reason", "minutes", "minutes"), width="stretch")
     else:
-        st.info("No stop of a minute or more in this selection.")
-with right:
-    st.subheader("Micro-stops by reason")
-    if micro.height:
-        st.altair_chart(charts.pareto(pareto_rows(micro), "reason", "minutes", "minutes"), width="stretch")
-    else:
-        st.info("No micro-stop in this selection.")
+        column.info(none)
 st.subheader("MTBF and MTTR per line")
 per_line = [
     {

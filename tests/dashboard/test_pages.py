@@ -5,9 +5,7 @@ ratio of sums."""
 
 from __future__ import annotations
 
-import json
 import shutil
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +17,16 @@ from dashboard.navigation import PAGES
 from tests.support.azurite import KEY, azurite
 from tests.support.built_once import built_once
 from tests.support.dashboard_lake import build
+from tests.support.golden import VECTORS as GOLDEN
+from tests.support.golden import bronze as golden_bronze
 from twin_pipeline.defs.partitions import CALENDAR
-from twin_pipeline.lib.contracts import BRONZE_SAMPLES, Table, table_path
+from twin_pipeline.lib.contracts import Table, table_path
 from twin_pipeline.lib.lake_io import mark_provisional, replace_shifts
 from twin_pipeline.lib.transforms.counters import part_counts
 from twin_pipeline.lib.transforms.oee import oee_rows, percent, roll_up
 from twin_pipeline.lib.transforms.states import state_intervals
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
-GOLDEN = json.loads((Path(__file__).parents[1] / "golden" / "oee_vectors.json").read_text())["vectors"]
 MEASURES = {"OEE": "oee", "Availability": "availability", "Performance": "performance", "Quality": "quality"}
 
 
@@ -126,30 +125,6 @@ def test_provisional_and_missing_lines_are_said(
     assert metrics(at)["OEE"] == percent(roll_up(gold(lake)).oee)
 
 
-def _bronze(vector: dict[str, Any]) -> pl.DataFrame:
-    rows = []
-    for i, s in enumerate(vector["samples"]):
-        ts = datetime.fromisoformat(s["ts"].replace("Z", "+00:00"))
-        rows.append(
-            {
-                "shift_id": vector["shift_id"],
-                "line_id": vector["line_id"],
-                "tag": s["tag"],
-                "source_ts": ts,
-                "server_ts": ts,
-                "received_ts": ts,
-                "value": float(s["value"]),
-                "value_text": None,
-                "status_code": 0,
-                "is_good": True,
-                "session_id": "golden",
-                "seq": i,
-                "carried_in": s["carried_in"],
-            }
-        )
-    return pl.DataFrame(rows, schema=BRONZE_SAMPLES)
-
-
 def test_the_oee_page_rolls_up_the_golden_vectors_as_computed_by_hand(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -159,7 +134,7 @@ def test_the_oee_page_rolls_up_the_golden_vectors_as_computed_by_hand(
     window = CALENDAR.window(vectors[0]["shift_id"])
     frames = []
     for v in vectors:
-        samples = _bronze(v)
+        samples = golden_bronze(v)
         intervals = state_intervals(samples, window, [v["line_id"]], [])
         frames.append(oee_rows(intervals, part_counts(samples, window), samples, window))
     lake = tmp_path / "golden"
@@ -194,12 +169,7 @@ def test_an_adls_lake_shows_what_the_local_lake_shows(
     }
     (tmp_path / "azurite").mkdir()
     with azurite(tmp_path / "azurite") as emulator:
-        for var, value in {
-            "AZURE_STORAGE_ACCOUNT": "devstoreaccount1",
-            "AZURE_STORAGE_KEY": KEY,
-            "AZURE_STORAGE_USE_EMULATOR": "true",
-            "AZURITE_BLOB_STORAGE_URL": f"http://127.0.0.1:{emulator.port}",
-        }.items():
+        for var, value in emulator.lake_env().items():
             monkeypatch.setenv(var, value)
         service = BlobServiceClient(emulator.url(), credential={"account_name": "devstoreaccount1", "account_key": KEY})
         service.create_container("lake")

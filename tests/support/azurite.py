@@ -30,6 +30,16 @@ class Azurite:
         """The account URL (through `port`, e.g. a fault proxy, when given)."""
         return f"http://127.0.0.1:{port or self.port}/{ACCOUNT}"
 
+    def lake_env(self) -> dict[str, str]:
+        """What a lake on this emulator needs in the environment (deltalake and polars read these)."""
+        return {
+            "AZURE_STORAGE_ACCOUNT_URL": self.url(),
+            "AZURE_STORAGE_ACCOUNT": ACCOUNT,
+            "AZURE_STORAGE_KEY": KEY,
+            "AZURE_STORAGE_USE_EMULATOR": "true",
+            "AZURITE_BLOB_STORAGE_URL": f"http://127.0.0.1:{self.port}",
+        }
+
 
 @contextmanager
 def azurite(workdir: Path) -> Iterator[Azurite]:

@@ -161,13 +161,7 @@ def test_gold_built_on_an_azurite_lake_from_the_landed_raw_zone_equals_local_gol
     from azure.storage.blob import BlobServiceClient
 
     base, expected = seeded
-    for var, value in {
-        "AZURE_STORAGE_ACCOUNT_URL": emulator.url(),
-        "AZURE_STORAGE_ACCOUNT": "devstoreaccount1",
-        "AZURE_STORAGE_KEY": KEY,
-        "AZURE_STORAGE_USE_EMULATOR": "true",
-        "AZURITE_BLOB_STORAGE_URL": f"http://127.0.0.1:{emulator.port}",
-    }.items():
+    for var, value in emulator.lake_env().items():
         monkeypatch.setenv(var, value)
     service = BlobServiceClient(emulator.url(), credential={"account_name": "devstoreaccount1", "account_key": KEY})
     landing, _ = service.create_container("landing"), service.create_container("lake")

@@ -3,45 +3,16 @@
 
 from __future__ import annotations
 
-import json
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
 
+from tests.support.golden import VECTORS, bronze
 from twin_pipeline.defs.partitions import CALENDAR
-from twin_pipeline.lib.contracts import BRONZE_SAMPLES
 from twin_pipeline.lib.transforms.counters import part_counts
 from twin_pipeline.lib.transforms.oee import oee_rows, roll_up
 from twin_pipeline.lib.transforms.states import state_intervals
-
-VECTORS = json.loads((Path(__file__).parents[1] / "golden" / "oee_vectors.json").read_text())["vectors"]
-
-
-def bronze(vector: dict[str, Any]) -> pl.DataFrame:
-    rows = []
-    for i, s in enumerate(vector["samples"]):
-        ts = datetime.fromisoformat(s["ts"].replace("Z", "+00:00"))
-        rows.append(
-            {
-                "shift_id": vector["shift_id"],
-                "line_id": vector["line_id"],
-                "tag": s["tag"],
-                "source_ts": ts,
-                "server_ts": ts,
-                "received_ts": ts,
-                "value": float(s["value"]),
-                "value_text": None,
-                "status_code": 0,
-                "is_good": True,
-                "session_id": "golden",
-                "seq": i,
-                "carried_in": s["carried_in"],
-            }
-        )
-    return pl.DataFrame(rows, schema=BRONZE_SAMPLES)
 
 
 @pytest.mark.parametrize("vector", VECTORS, ids=[v["name"] for v in VECTORS])
