@@ -10,6 +10,8 @@ Chart = alt.Chart | alt.LayerChart | alt.FacetChart
 #: Axis format of a ratio shown in percent.
 PERCENT = ".0%"
 PLANT = "plant"
+#: One colour per line, distinct for up to ten lines.
+LINES = alt.Scale(scheme="tableau10")
 
 
 def oee_trend(per_line: pl.DataFrame, plant: pl.DataFrame, measure: str = "oee") -> Chart:
@@ -24,7 +26,7 @@ def oee_trend(per_line: pl.DataFrame, plant: pl.DataFrame, measure: str = "oee")
     base = alt.Chart(per_line).encode(
         x=alt.X("shift_start:T", title="shift start"),
         y=alt.Y(f"{measure}:Q", title=measure.upper() if measure == "oee" else measure, axis=alt.Axis(format=PERCENT)),
-        color=alt.Color("line_id:N", title="line"),
+        color=alt.Color("line_id:N", title="line", scale=LINES),
     )
     lines = base.mark_line(opacity=0.6)
     final = base.transform_filter("!datum.provisional").mark_circle(size=60, opacity=1).encode(tooltip=tooltip)
@@ -130,21 +132,18 @@ def spc(parts: pl.DataFrame, limits: dict[str, float | None]) -> Chart:
     return alt.layer(points, lines).properties(height=340)
 
 
-def per_shift(rows: pl.DataFrame, measures: list[str], title: str, fmt: str = ".2f") -> Chart:
-    """`measures` (columns) per shift and line, as lines with points."""
+def per_shift(rows: pl.DataFrame, measures: list[str], title: str, fmt: str = ".2f", bars: bool = False) -> Chart:
+    """`measures` (columns) per shift and line, as lines with points (or bars, stacked by line)."""
     long = rows.unpivot(index=["shift_id", "line_id"], on=measures, variable_name="measure", value_name="value")
-    return (
-        alt.Chart(long)
-        .mark_line(point=True)
-        .encode(
-            x=alt.X("shift_id:O", title="shift"),
-            y=alt.Y("value:Q", title=title),
-            color=alt.Color("line_id:N", title="line"),
-            strokeDash=alt.StrokeDash("measure:N", title=None),
-            tooltip=["shift_id:N", "line_id:N", "measure:N", alt.Tooltip("value:Q", format=fmt)],
-        )
-        .properties(height=260)
+    base = alt.Chart(long).encode(
+        x=alt.X("shift_id:O", title="shift"),
+        y=alt.Y("value:Q", title=title, axis=alt.Axis(format=fmt), stack=True if bars else None),
+        color=alt.Color("line_id:N", title="line", scale=LINES),
+        tooltip=["shift_id:N", "line_id:N", "measure:N", alt.Tooltip("value:Q", format=fmt)],
     )
+    if bars:
+        return base.mark_bar().properties(height=260)
+    return base.mark_line(point=True).encode(strokeDash=alt.StrokeDash("measure:N", title=None)).properties(height=260)
 
 
 def weibull_plot(points: pl.DataFrame, lines: pl.DataFrame) -> Chart:
@@ -165,8 +164,8 @@ def weibull_plot(points: pl.DataFrame, lines: pl.DataFrame) -> Chart:
         .encode(
             x="ttf_h:Q",
             y="weibull_y:Q",
-            color=alt.Color("distribution:N", title=None),
-            strokeDash=alt.StrokeDash("distribution:N", title=None),
+            color=alt.Color("distribution:N", title=None, legend=alt.Legend(orient="bottom", labelLimit=400)),
+            strokeDash=alt.StrokeDash("distribution:N", title=None, legend=alt.Legend(orient="bottom", labelLimit=400)),
         )
     )
     return alt.layer(model, dots).properties(height=360)

@@ -71,7 +71,9 @@ columns[1].metric("Quarantined rows", f"{int(per_shift['quarantined'].sum()):,}"
 columns[2].metric("Provisional line-shifts", f"{int(per_shift['provisional'].sum())} of {per_shift.height}")
 columns[3].metric("Failed checks", f"{failed.height}" if isinstance(failed, pl.DataFrame) else "n/a")
 st.altair_chart(
-    charts.per_shift(per_shift.with_columns(gap_min=pl.col("gap_s") / 60), ["gap_min"], "unwatched (min)", ".1f"),
+    charts.per_shift(
+        per_shift.with_columns(gap_min=pl.col("gap_s") / 60), ["gap_min"], "unwatched (min)", ".1f", bars=True
+    ),
     width="stretch",
 )
 if isinstance(failed, str):

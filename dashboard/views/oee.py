@@ -37,7 +37,8 @@ if not rows.height:
 plant = roll_up(rows)
 st.caption(
     f"Plant over {rows['shift_id'].n_unique()} shift(s) and {rows['line_id'].n_unique()} line(s): times and counts "
-    "summed, ratios recomputed (ISO 22400-2), never averaged."
+    "summed, ratios recomputed (ISO 22400-2), never averaged. Dashed: the plant per shift; hollow diamonds: "
+    "provisional."
 )
 for column, name in zip(st.columns(4), MEASURES, strict=True):
     column.metric("OEE" if name == "oee" else name.capitalize(), percent(getattr(plant, name)))
