@@ -58,9 +58,8 @@ class EdgeTail:
             self._table = DeltaTable(str(self.path))
         else:
             self._table.update_incremental()
-        actions = pl.from_arrow(self._table.get_add_actions(flatten=True).select(["path", "partition.day"]))
-        assert isinstance(actions, pl.DataFrame)  # noqa: S101 - from_arrow of a table is a frame (for mypy)
-        actions = actions.rename({"partition.day": "day"})
+        adds = pl.DataFrame(self._table.get_add_actions(flatten=True))  # an Arrow table (arro3)
+        actions = adds.select("path", pl.col("partition.day").alias("day"))
         newest = actions["day"].max() if actions.height else None
         if newest is not None:
             first = day_of(datetime.fromisoformat(f"{newest}T00:00:00+00:00") - timedelta(days=DAYS_KEPT))
