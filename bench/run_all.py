@@ -16,6 +16,7 @@ BENCHES = [
     ["landing.py"],
     ["spark_medallion.py"],
     ["scaling.py"],
+    ["dashboard_live.py"],
 ]
 
 

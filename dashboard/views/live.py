@@ -16,7 +16,7 @@ import streamlit as st
 from dashboard import data
 from dashboard.live_feed import LiveFeed
 from twin_pipeline.lib.calendar.shift_calendar import load_calendar
-from twin_pipeline.lib.live import LiveLine, LiveShift
+from twin_pipeline.lib.live import TICK, LiveLine, LiveShift
 from twin_pipeline.lib.location import Location
 from twin_pipeline.lib.transforms.oee import percent
 
@@ -42,6 +42,11 @@ def _shift() -> LiveShift | None:
 
 def _clock(ts: datetime | None) -> str:
     return f"{ts:%H:%M:%S} UTC" if ts is not None else "n/a"
+
+
+def _plant_time(ts: datetime) -> str:
+    """The newest sample's source time, to the millisecond (bench/dashboard_live.py reads it off the page)."""
+    return f"{ts:%H:%M:%S}.{ts.microsecond // 1000:03d} UTC"
 
 
 def _duration(seconds: float) -> str:
@@ -117,7 +122,7 @@ def live() -> None:
         return
     window = shift.window
     st.caption(
-        f"Shift {window.shift_id} ({window.name}) so far: plant time {_clock(shift.now)}, "
+        f"Shift {window.shift_id} ({window.name}) so far: plant time {_plant_time(shift.now - TICK)}, "
         f"{_duration(window.planned_busy_time_s)} of planned busy time. Figures as the shift's gold will compute "
         "them (the same transforms over the shift cut at now)."
     )
