@@ -105,9 +105,11 @@ def main(argv: list[str] | None = None) -> int:
                 page = browser.new_page()
                 page.on(
                     "console",
-                    lambda m: errors.append(m.text)
-                    if m.type == "error" and not any(p in (m.location.get("url") or "") for p in INHERENT_404)
-                    else None,
+                    lambda m: (
+                        errors.append(m.text)
+                        if m.type == "error" and not any(p in (m.location.get("url") or "") for p in INHERENT_404)
+                        else None
+                    ),
                 )
                 page.goto(f"{server.url}/live")
                 page.wait_for_selector("text=/plant time/", timeout=60_000)

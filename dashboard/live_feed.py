@@ -60,7 +60,7 @@ class EdgeTail:
             self._table.update_incremental()
         adds = pl.DataFrame(self._table.get_add_actions(flatten=True))  # an Arrow table (arro3)
         actions = adds.select("path", pl.col("partition.day").alias("day"))
-        newest = actions["day"].max() if actions.height else None
+        newest = str(actions["day"].max()) if actions.height else None
         if newest is not None:
             first = day_of(datetime.fromisoformat(f"{newest}T00:00:00+00:00") - timedelta(days=DAYS_KEPT))
             actions = actions.filter(pl.col("day") >= first)

@@ -50,7 +50,7 @@ def _plant_time(ts: datetime) -> str:
 
 
 def _duration(seconds: float) -> str:
-    minutes, s = divmod(int(round(seconds)), 60)
+    minutes, s = divmod(round(seconds), 60)
     return f"{minutes // 60}:{minutes % 60:02d}:{s:02d}" if minutes >= 60 else f"{minutes}:{s:02d}"
 
 
@@ -77,7 +77,8 @@ def _card(line: LiveLine) -> None:
     with st.container(border=True):
         st.subheader(line.line_id)
         top = st.columns(3)
-        top[0].metric(f"State {line.line_id}", line.state or "unknown", f"since {_clock(line.state_since)}", delta_color="off")
+        since = f"since {_clock(line.state_since)}"
+        top[0].metric(f"State {line.line_id}", line.state or "unknown", since, delta_color="off")
         speed = f"{line.speed:.0f}/min" if line.speed is not None else "n/a"
         design = f"design {line.design_speed:.0f}/min" if line.design_speed is not None else "no design speed"
         top[1].metric(f"Speed {line.line_id}", speed, design, delta_color="off")

@@ -90,9 +90,11 @@ def test_live_mid_shift_is_the_pipeline_over_the_cut_window(seeded: dict[str, An
     assert expected.height == len(seeded["lines"])
     assert live.oee.drop("shift_end", "shift_length_s").equals(expected.drop("shift_end", "shift_length_s"))
     assert live.oee["planned_busy_time_s"][0] == pytest.approx(window.planned_busy_time_s)
-    assert 0 < live.oee["produced"].sum() < read_shifts(
-        table_path(Location.of(lake), Table.OEE_SHIFT), [whole.shift_id]
-    )["produced"].sum()
+    assert (
+        0
+        < live.oee["produced"].sum()
+        < read_shifts(table_path(Location.of(lake), Table.OEE_SHIFT), [whole.shift_id])["produced"].sum()
+    )
     for card in live.lines:
         assert card.state is not None and card.state_since is not None and card.state_since < now
         assert card.design_speed and card.design_speed > 0
