@@ -41,7 +41,7 @@ class EdgeTail:
         self.path = edge_table_path(lake, "raw_samples")
         self.edge_id = edge_id
         self._table: DeltaTable | None = None
-        self._version: int | None = None
+        self.version: int | None = None  # the Delta version the kept rows are of
         self._files: dict[str, pl.DataFrame] = {}
         self._rows: pl.DataFrame = self._empty()
         self.files_read = 0  # for the bench and the tests: files read since the start
@@ -52,7 +52,7 @@ class EdgeTail:
     def rows(self) -> pl.DataFrame:
         """The kept rows, as of the table's newest version."""
         version = table_version(self.path)
-        if version is None or version == self._version:
+        if version is None or version == self.version:
             return self._rows
         if self._table is None:
             self._table = DeltaTable(str(self.path))
@@ -77,7 +77,7 @@ class EdgeTail:
         if changed:
             frames = [f for f in self._files.values() if f.height]
             self._rows = pl.concat(frames, how="vertical_relaxed") if frames else self._empty()
-        self._version = self._table.version()
+        self.version = self._table.version()
         return self._rows
 
 
@@ -91,6 +91,7 @@ class LiveFeed:
         self.calendar = calendar
         self._before: dict[str, pl.DataFrame] = {}
         self._gaps: tuple[Hashable, pl.DataFrame] | None = None
+        self._last: tuple[Hashable, LiveShift | None] | None = None
 
     def raw(self) -> pl.DataFrame:
         frames = [t.rows() for t in self.tails]
@@ -123,8 +124,15 @@ class LiveFeed:
         return self._gaps[1]
 
     def shift(self, now: datetime | None = None) -> LiveShift | None:
-        """The shift so far at `now` (default: the newest sample); None when the edges have no samples."""
+        """The shift so far at `now` (default: the newest sample); None when the edges have no samples.
+        Computed again only when an edge committed since the last call (every session's tick shares it)."""
         raw = self.raw()
+        key = (now, tuple(t.version for t in self.tails))
+        if self._last is None or self._last[0] != key:
+            self._last = (key, self._compute(raw, now))
+        return self._last[1]
+
+    def _compute(self, raw: pl.DataFrame, now: datetime | None) -> LiveShift | None:
         now = now or plant_now(raw)
         if now is None:
             return None

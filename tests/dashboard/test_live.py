@@ -7,15 +7,18 @@ the window cut there.
 
 from __future__ import annotations
 
+import shutil
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
+from deltalake import DeltaTable
 from streamlit.testing.v1 import AppTest
 
 from dashboard.live_feed import LiveFeed
+from edge_collector.schemas import edge_table_path
 from tests.support import dashboard_lake
 from tests.support.built_once import built_once
 from twin_pipeline.defs.partitions import CALENDAR
@@ -142,3 +145,29 @@ def test_the_page_says_what_to_run_on_an_empty_lake(tmp_path: Path, monkeypatch:
     app = _app({"TWIN_LAKE": str(tmp_path / "lake")}, monkeypatch)
     assert any("make run" in i.value for i in app.info), [i.value for i in app.info]
     assert not app.metric
+
+
+def test_the_feed_follows_new_commits_and_compactions(seeded: dict[str, Any], tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    raw_path = edge_table_path(lake, "raw_samples")
+    shutil.copytree(edge_table_path(Path(seeded["lake"]), "raw_samples"), raw_path)
+    mid = CALENDAR.window(seeded["shifts"][-1]).start + timedelta(hours=3)
+    DeltaTable(str(raw_path)).delete(f"source_ts >= '{mid.isoformat()}'")  # the plant is 3 h into a shift
+    feed = _feed(lake)
+    first = feed.shift()
+    assert first is not None and first.window.shift_id == seeded["shifts"][-1]
+    assert first.oee["produced"].min() > 0
+    read = feed.tails[0].files_read
+    newest = pl.read_delta(str(raw_path)).sort("source_ts").tail(40)  # a second later, as the collector commits
+    later = newest.with_columns(pl.col("source_ts") + timedelta(seconds=1), pl.col("seq") + 1_000_000)
+    later.write_delta(str(raw_path), mode="append")
+    second = feed.shift()
+    assert second is not None and second.now == first.now + timedelta(seconds=1)
+    assert feed.tails[0].files_read == read + 1  # only the new commit's file
+    DeltaTable(str(raw_path)).optimize.compact()  # what the collector does every 200 commits
+    third = feed.shift()
+    assert third is not None and feed.tails[0].files_read > read + 1
+    window = third.window
+    full = LocalEdges({"edge": lake}).read("raw_samples", "source_ts", window.start, window.end)
+    expected = live_shift(full, feed.before(window), feed.gaps(window), window)
+    assert third.oee.equals(expected.oee) and third.oee.equals(second.oee)
