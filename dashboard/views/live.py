@@ -35,7 +35,7 @@ def _shift() -> LiveShift | None:
     if not lakes:
         return None
     where = data.root()
-    feed = _feed(tuple(sorted((e, str(p)) for e, p in lakes.items())), where.uri if where.is_local else None)
+    feed = _feed(tuple(sorted((e, str(p)) for e, p in lakes.items())), where.uri)
     with _LOCK:
         return feed.shift()
 
