@@ -15,12 +15,12 @@ class PageSpec:
 
 
 PAGES: tuple[PageSpec, ...] = (
+    PageSpec("views/live.py", "Live line", "live", ":material/sensors:", "Now"),
     PageSpec("views/oee.py", "OEE trend", "oee", ":material/monitoring:", "Shifts"),
     PageSpec("views/losses.py", "Losses", "losses", ":material/waterfall_chart:", "Shifts"),
     PageSpec("views/stops.py", "Stops", "stops", ":material/bar_chart:", "Shifts"),
     PageSpec("views/quality.py", "Quality", "quality", ":material/straighten:", "Shifts"),
     PageSpec("views/reliability.py", "Reliability", "reliability", ":material/build:", "Shifts"),
-    PageSpec("views/live.py", "Live line", "live", ":material/sensors:", "Shifts"),
     PageSpec("views/data_quality.py", "Data quality", "data-quality", ":material/fact_check:", "Pipeline"),
 )
 
