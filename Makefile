@@ -13,7 +13,7 @@ ARGS ?=
 # one process.
 TEST_WORKERS ?= 2
 
-.PHONY: run test lint fmt bench venv venv-run lock codesys help
+.PHONY: run test lint fmt bench venv venv-run lock codesys help chromium
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -58,7 +58,16 @@ fmt: venv ## Format and fix what ruff can fix by itself
 node_modules/.package-lock.json: package.json package-lock.json
 	@npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 
-test: venv lint node_modules/.package-lock.json ## Lint, then run the whole test suite (slow and chaos tests included)
+# The browser tests (tests/dashboard/test_browser.py) and the first-render bench drive Debian's chromium
+# through Playwright (tests/support/browser.py): Playwright's own browser download cannot reach its host
+# here, and the distribution's package is maintained. CI is a fresh Debian 12 machine running as root, so
+# `make test` installs it there when it is missing (sudo elsewhere); an installed chromium is left as is.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium: ## Install Debian's chromium when it is missing (the browser tests drive it)
+	@command -v chromium >/dev/null || ($(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium)
+
+test: venv lint node_modules/.package-lock.json chromium ## Lint, then run the whole test suite (slow and chaos tests included)
 	.venv/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15 $(ARGS)
 
 bench: venv ## Run the benchmarks under bench/
