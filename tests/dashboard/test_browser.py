@@ -44,12 +44,15 @@ CHART = '[data-testid="stVegaLiteChart"]'
 EMPTY_STATE = '[data-testid="stAlertContentInfo"]'
 EXCEPTION = '[data-testid="stException"]'
 SKELETON = '[data-testid="stSkeleton"], [data-testid="stSkeletonElement"], [data-testid="stAppSkeleton"]'
-#: True once the page's run is over and it shows what it will show: no element still loading its code (a
-#: skeleton), at least one drawn chart and every visible chart drawn (a chart in a hidden tab draws when
-#: shown), or an empty-state message; or an exception box.
+#: True once the page's first run is over and it shows what it will show: no element still loading its code
+#: (a skeleton), at least one drawn chart and every visible chart drawn (a chart in a hidden tab draws when
+#: shown), or an empty-state message; or an exception box. A page that refreshes itself (a fragment with
+#: `run_every`) runs again and again; only its first run has to end.
 RENDERED = f"""() => {{
     const app = document.querySelector('[data-testid="stApp"]');
-    if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
+    if (!app) return false;
+    window.__firstRunEnded ||= app.getAttribute('data-test-script-state') === 'notRunning';
+    if (!window.__firstRunEnded) return false;
     if (document.querySelector('{EXCEPTION}') !== null) return true;
     if (document.querySelector(`{SKELETON}`) !== null) return false;
     const charts = [...document.querySelectorAll('{CHART}')].filter(c => c.offsetParent !== null);
@@ -64,7 +67,6 @@ SETTLED = f"""() => {{
     window.__renderedSince ??= performance.now();
     return performance.now() - window.__renderedSince >= {STABLE_MS};
 }}"""
-
 
 
 @dataclass
