@@ -113,9 +113,11 @@ def show(page: Page, url: str, name: str) -> Shown:
     shown = Shown(url)
     page.on(
         "console",
-        lambda m: shown.errors.append(f"console: {m.text} ({m.location.get('url')})")
-        if m.type == "error" and not _probe(m, url)
-        else None,
+        lambda m: (
+            shown.errors.append(f"console: {m.text} ({m.location.get('url')})")
+            if m.type == "error" and not _probe(m, url)
+            else None
+        ),
     )
     page.on("pageerror", lambda e: shown.errors.append(f"uncaught: {e}"))
     page.goto(url)
