@@ -27,6 +27,7 @@ from dashboard.navigation import PAGES, PageSpec
 from dashboard.selection import DEFAULT_DAYS
 from tests.conftest import free_port
 from tests.support.browser import chromium
+from tests.support.streamlit_page import EXCEPTION, settle
 from twin_pipeline.launcher.dashboard_server import DashboardServer
 from twin_pipeline.lib.contracts import Table, table_path
 from twin_pipeline.lib.transforms.oee import percent, roll_up
@@ -39,34 +40,6 @@ TIMEOUT_MS = 60_000
 #: The console error each of Streamlit's probes logs on a page's own URL (see the module docstring).
 PROBES = ("_stcore/health", "_stcore/host-config")
 PROBE_ERROR = "Failed to load resource: the server responded with a status of 404"
-
-CHART = '[data-testid="stVegaLiteChart"]'
-EMPTY_STATE = '[data-testid="stAlertContentInfo"]'
-EXCEPTION = '[data-testid="stException"]'
-SKELETON = '[data-testid="stSkeleton"], [data-testid="stSkeletonElement"], [data-testid="stAppSkeleton"]'
-#: True once the page's first run is over and it shows what it will show: no element still loading its code
-#: (a skeleton), at least one drawn chart and every visible chart drawn (a chart in a hidden tab draws when
-#: shown), or an empty-state message; or an exception box. A page that refreshes itself (a fragment with
-#: `run_every`) runs again and again; only its first run has to end.
-RENDERED = f"""() => {{
-    const app = document.querySelector('[data-testid="stApp"]');
-    if (!app) return false;
-    window.__firstRunEnded ||= app.getAttribute('data-test-script-state') === 'notRunning';
-    if (!window.__firstRunEnded) return false;
-    if (document.querySelector('{EXCEPTION}') !== null) return true;
-    if (document.querySelector(`{SKELETON}`) !== null) return false;
-    const charts = [...document.querySelectorAll('{CHART}')].filter(c => c.offsetParent !== null);
-    const drawn = charts.length > 0 && charts.every(c => c.querySelector('svg, canvas'));
-    return drawn || document.querySelector('{EMPTY_STATE}') !== null;
-}}"""
-#: RENDERED for STABLE_MS in a row: Streamlit draws a chart again when its width settles, and a component
-#: that loads its code late mounts after the run is over.
-STABLE_MS = 500
-SETTLED = f"""() => {{
-    if (!({RENDERED})()) {{ window.__renderedSince = null; return false; }}
-    window.__renderedSince ??= performance.now();
-    return performance.now() - window.__renderedSince >= {STABLE_MS};
-}}"""
 
 
 @dataclass
@@ -124,7 +97,7 @@ def show(page: Page, url: str, name: str) -> Shown:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     shown.screenshot = SCREENSHOTS / f"{name}.png"
     try:
-        page.wait_for_function(SETTLED, timeout=TIMEOUT_MS)
+        settle(page, TIMEOUT_MS)
     except PlaywrightTimeoutError:
         page.screenshot(path=shown.screenshot, full_page=True)
         pytest.fail(
