@@ -17,6 +17,7 @@ BENCHES = [
     ["spark_medallion.py"],
     ["scaling.py"],
     ["dashboard_live.py"],
+    ["dashboard_render.py"],
 ]
 
 
