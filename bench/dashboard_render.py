@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 import polars as pl
 from common import free_port
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, ViewportSize
 
 from dashboard.lake import read_all
 from tests.support.browser import chromium
@@ -54,7 +54,7 @@ from twin_pipeline.lib.transforms.oee import OeeInputs, oee
 
 TARGET_S = 2.0
 START = datetime(2026, 11, 1, 5, 0, tzinfo=UTC)  # 06:00 in Berlin, a shift start
-VIEWPORT = {"width": 1400, "height": 900}
+VIEWPORT: ViewportSize = {"width": 1400, "height": 900}
 TIMEOUT_MS = 120_000
 
 #: Recorded by the page from its first script on: when each phase was first seen (ms since navigation start).
@@ -161,7 +161,7 @@ def read_seconds(lake: Path, times: int) -> list[float]:
 
 def render(browser: Browser, url: str) -> Render:
     """/oee in a fresh context (a new Streamlit session), until its metrics and charts show."""
-    context = browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]  # a ViewportSize TypedDict
+    context = browser.new_context(viewport=VIEWPORT)
     try:
         page = context.new_page()
         page.add_init_script(RECORDER)

@@ -20,7 +20,7 @@ from typing import Any
 
 import polars as pl
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page
+from playwright.sync_api import Browser, ConsoleMessage, Page, ViewportSize
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from dashboard.navigation import PAGES, PageSpec
@@ -30,11 +30,11 @@ from tests.support.browser import chromium
 from tests.support.streamlit_page import EXCEPTION, settle
 from twin_pipeline.launcher.dashboard_server import DashboardServer
 from twin_pipeline.lib.contracts import Table, table_path
-from twin_pipeline.lib.transforms.oee import percent, roll_up
+from twin_pipeline.lib.transforms.oee import OeeFigures, percent, roll_up
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(os.environ.get("TWIN_TEST_ARTIFACTS") or ROOT / ".artifacts") / "screenshots"
-VIEWPORT = {"width": 1400, "height": 900}
+VIEWPORT: ViewportSize = {"width": 1400, "height": 900}
 #: Milliseconds a page may take to finish its run and draw (two busy cores, a cold server's first imports).
 TIMEOUT_MS = 60_000
 #: The console error each of Streamlit's probes logs on a page's own URL (see the module docstring).
@@ -68,7 +68,7 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     """A fresh context per test: its own cookies, cache and console."""
-    context = browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]  # a ViewportSize TypedDict
+    context = browser.new_context(viewport=VIEWPORT)
     try:
         yield context.new_page()
     finally:
@@ -118,7 +118,7 @@ def metrics(page: Page) -> dict[str, str]:
     return found
 
 
-def headline(figures: Any) -> dict[str, str]:
+def headline(figures: OeeFigures) -> dict[str, str]:
     """The OEE page's four metrics as it labels them, from an `OeeFigures`."""
     return {
         "OEE": percent(figures.oee),
