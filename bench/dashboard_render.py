@@ -13,9 +13,11 @@ Measured:
   shown and every visible chart drawn, as the page itself records it (performance.now(), so Playwright's
   own round trips are outside). Cold: the first page of a fresh server (its imports, the first gold read);
   `--cold` servers, median. Warm: a new browser context (a new Streamlit session) on a server that has
-  served the page before, `--warm` times, median. Cold again with the libraries the page imports (pandas,
-  altair, polars, deltalake) imported by the server process before Streamlit starts: what moving those
-  imports to the server's start would give (a cold first page pays them otherwise).
+  served the page before, `--warm` times, median; and as a returning browser (one context reloading the
+  page: a new session each time, Streamlit's JavaScript from the browser's cache). Cold again with the
+  libraries the page imports (pandas, altair, polars, deltalake) imported by the server process before
+  Streamlit starts: what moving those imports to the server's start would give (a cold first page pays
+  them otherwise).
 Each render is split into its phases: the HTML and Streamlit's JavaScript loaded, the websocket
 connected, the page's Python run (script state running -> notRunning), then the metrics and the charts
 drawn after the run.
@@ -41,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 import polars as pl
 from common import free_port
-from playwright.sync_api import Browser, ViewportSize
+from playwright.sync_api import Browser, Page, ViewportSize
 
 from dashboard.lake import read_all
 from tests.support.browser import chromium
@@ -159,36 +161,46 @@ def read_seconds(lake: Path, times: int) -> list[float]:
     return seconds
 
 
+def recording(page: Page) -> Page:
+    page.add_init_script(RECORDER)
+    return page
+
+
 def render(browser: Browser, url: str) -> Render:
-    """/oee in a fresh context (a new Streamlit session), until its metrics and charts show."""
+    """/oee in a fresh context (a new Streamlit session, an empty browser cache), until its metrics and
+    charts show."""
     context = browser.new_context(viewport=VIEWPORT)
     try:
-        page = context.new_page()
-        page.add_init_script(RECORDER)
-        started = time.perf_counter()
-        page.goto(f"{url}/oee", wait_until="commit")
-        page.wait_for_function(
-            "() => window.__twinRender && ['metrics', 'charts', 'run_end'].every(k => k in window.__twinRender)",
-            timeout=TIMEOUT_MS,
-            polling=10,
-        )
-        wall = time.perf_counter() - started
-        seen = page.evaluate("() => window.__twinRender")
-        html = page.evaluate("() => performance.getEntriesByType('navigation')[0].loadEventEnd")
-        errors = page.locator('[data-testid="stException"]').count()
-        if errors:
-            raise RuntimeError(f"the OEE page raised ({errors} exception box(es))")
-        return Render(
-            html=html / 1000,
-            connected=seen.get("connected", float("nan")) / 1000,
-            run_start=seen.get("run_start", float("nan")) / 1000,
-            run_end=seen.get("run_end", float("nan")) / 1000,
-            metrics=seen["metrics"] / 1000,
-            charts=seen["charts"] / 1000,
-            wall=wall,
-        )
+        return render_in(recording(context.new_page()), url)
     finally:
         context.close()
+
+
+def render_in(page: Page, url: str) -> Render:
+    """/oee loaded in `page` (again: a new Streamlit session, the browser's cache as it is); the page has
+    RECORDER as an init script (`recording`)."""
+    started = time.perf_counter()
+    page.goto(f"{url}/oee", wait_until="commit")
+    page.wait_for_function(
+        "() => window.__twinRender && ['metrics', 'charts', 'run_end'].every(k => k in window.__twinRender)",
+        timeout=TIMEOUT_MS,
+        polling=10,
+    )
+    wall = time.perf_counter() - started
+    seen = page.evaluate("() => window.__twinRender")
+    html = page.evaluate("() => performance.getEntriesByType('navigation')[0].loadEventEnd")
+    errors = page.locator('[data-testid="stException"]').count()
+    if errors:
+        raise RuntimeError(f"the OEE page raised ({errors} exception box(es))")
+    return Render(
+        html=html / 1000,
+        connected=seen.get("connected", float("nan")) / 1000,
+        run_start=seen.get("run_start", float("nan")) / 1000,
+        run_end=seen.get("run_end", float("nan")) / 1000,
+        metrics=seen["metrics"] / 1000,
+        charts=seen["charts"] / 1000,
+        wall=wall,
+    )
 
 
 #: What the OEE page's first run imports (python -X importtime: pandas for st.dataframe and Altair's data,
@@ -202,6 +214,18 @@ class PreloadedServer(DashboardServer):
     def command(self) -> list[str]:
         python, _, _, *rest = super().command()  # python -m streamlit run ...
         return [python, "-c", f"{PRELOAD}; import sys; from streamlit.web.cli import main; sys.exit(main())", *rest]
+
+
+def returning_renders(browser: Browser, url: str, times: int) -> list[Render]:
+    """/oee reloaded in one context: each a new Streamlit session, Streamlit's JavaScript from the browser's
+    cache (a person coming back to the page); the first load, which fills the cache, is not counted."""
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        page = recording(context.new_page())
+        render_in(page, url)
+        return [render_in(page, url) for _ in range(times)]
+    finally:
+        context.close()
 
 
 def serve(lake: Path, home: Path, preload: bool = False) -> DashboardServer:
@@ -276,6 +300,7 @@ def main() -> int:
         cold: list[Render] = []
         warm: list[Render] = []
         preloaded: list[Render] = []
+        returning: list[Render] = []
         ready: dict[bool, list[float]] = {False: [], True: []}
         with chromium() as browser:
             for run in range(max(args.cold, 1)):
@@ -287,9 +312,11 @@ def main() -> int:
                         (preloaded if preload else cold).append(render(browser, server.url))
                         if run == 0 and not preload:  # the warm renders: the same server, past its first page
                             warm.extend(render(browser, server.url) for _ in range(args.warm))
+                            returning.extend(returning_renders(browser, server.url, args.warm))
         print(line("cold", cold, baseline) + f"; server ready in {statistics.median(ready[False]):.2f} s")
         if warm:
             print(line("warm", warm, baseline))
+            print(line("warm, a returning browser (its cache kept)", returning, baseline))
         print(
             line("cold, libraries imported at server start", preloaded, baseline)
             + f"; server ready in {statistics.median(ready[True]):.2f} s"
