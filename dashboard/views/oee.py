@@ -14,6 +14,7 @@ from twin_pipeline.lib.contracts import Table
 from twin_pipeline.lib.transforms.oee import percent, roll_up
 
 MEASURES = ("oee", "availability", "performance", "quality")
+LABELS = {"oee": "OEE", "availability": "Availability", "performance": "Performance", "quality": "Quality"}
 TABLE_COLUMNS = (
     "shift_id",
     "line_id",
@@ -41,7 +42,7 @@ st.caption(
     "provisional."
 )
 for column, name in zip(st.columns(4), MEASURES, strict=True):
-    column.metric("OEE" if name == "oee" else name.capitalize(), percent(getattr(plant, name)))
+    column.metric(LABELS[name], percent(getattr(plant, name)))
 
 provisional = rows.filter(pl.col("provisional"))
 if provisional.height:
@@ -61,9 +62,9 @@ per_shift = [
     for (shift_id,), group in rows.group_by(["shift_id"], maintain_order=True)
 ]
 plant_rows = pl.DataFrame(per_shift).sort("shift_start")
-tabs = st.tabs(["OEE", "Availability", "Performance", "Quality"])
-for tab, measure in zip(tabs, MEASURES, strict=True):
-    tab.altair_chart(charts.oee_trend(rows, plant_rows, measure), width="stretch")
+# one chart and a choice of measure (four tabs would draw four charts before the page is usable)
+shown = st.segmented_control("Measure", MEASURES, default="oee", format_func=LABELS.get, key="measure") or "oee"
+st.altair_chart(charts.oee_trend(rows, plant_rows, shown), width="stretch")
 
 if selection.shift:  # one shift: its lines side by side
     for column, ((line_id,), group) in zip(
@@ -72,7 +73,7 @@ if selection.shift:  # one shift: its lines side by side
         column.metric(f"OEE {line_id}", percent(roll_up(group).oee))
 
 percent_column = st.column_config.NumberColumn(format="percent")
-st.dataframe(
+st.expander(f"Gold rows ({rows.height})").dataframe(
     rows.select(TABLE_COLUMNS),
     hide_index=True,
     width="stretch",
