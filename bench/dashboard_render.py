@@ -14,10 +14,9 @@ Measured:
   own round trips are outside). Cold: the first page of a fresh server (its imports, the first gold read);
   `--cold` servers, median. Warm: a new browser context (a new Streamlit session) on a server that has
   served the page before, `--warm` times, median; and as a returning browser (one context reloading the
-  page: a new session each time, Streamlit's JavaScript from the browser's cache). Cold again with the
-  libraries the page imports (pandas, altair, polars, deltalake) imported by the server process before
-  Streamlit starts: what moving those imports to the server's start would give (a cold first page pays
-  them otherwise).
+  page: a new session each time, Streamlit's JavaScript from the browser's cache). The server imports the
+  page's libraries (pandas, altair, polars, deltalake) before Streamlit starts
+  (`dashboard_server.PRELOAD`), so a cold first page does not pay them.
 Each render is split into its phases: the HTML and Streamlit's JavaScript loaded, the websocket
 connected, the page's Python run (script state running -> notRunning), then the metrics and the charts
 drawn after the run.
@@ -203,19 +202,6 @@ def render_in(page: Page, url: str) -> Render:
     )
 
 
-#: What the OEE page's first run imports (python -X importtime: pandas for st.dataframe and Altair's data,
-#: altair, polars and deltalake through the dashboard's reads), several seconds on a busy machine.
-PRELOAD = "import pandas, altair, polars, deltalake, pyarrow"
-
-
-class PreloadedServer(DashboardServer):
-    """The same server, its process having imported PRELOAD before Streamlit's command line runs."""
-
-    def command(self) -> list[str]:
-        python, _, _, *rest = super().command()  # python -m streamlit run ...
-        return [python, "-c", f"{PRELOAD}; import sys; from streamlit.web.cli import main; sys.exit(main())", *rest]
-
-
 def returning_renders(browser: Browser, url: str, times: int) -> list[Render]:
     """/oee reloaded in one context: each a new Streamlit session, Streamlit's JavaScript from the browser's
     cache (a person coming back to the page); the first load, which fills the cache, is not counted."""
@@ -228,15 +214,14 @@ def returning_renders(browser: Browser, url: str, times: int) -> list[Render]:
         context.close()
 
 
-def serve(lake: Path, home: Path, preload: bool = False) -> DashboardServer:
+def serve(lake: Path, home: Path) -> DashboardServer:
     env = {
         "TWIN_LAKE": str(lake),
         "TWIN_HOME": str(home),
         "TWIN_EDGES": "",
         "TWIN_DAGSTER_URL": f"http://127.0.0.1:{free_port()}",  # nobody: the OEE page does not ask Dagster
     }
-    kind = PreloadedServer if preload else DashboardServer
-    return kind(port=free_port(), env=env, log_path=home / "streamlit.log")
+    return DashboardServer(port=free_port(), env=env, log_path=home / "streamlit.log")
 
 
 def line(name: str, renders: list[Render], baseline: float) -> str:
@@ -271,7 +256,7 @@ def main() -> int:
         "--cold",
         type=int,
         default=2,
-        help="fresh servers (plain and preloaded), each timing its first page (default 2)",
+        help="fresh servers, each timing its first page (default 2)",
     )
     parser.add_argument("--warm", type=int, default=5, help="renders on a warm server (default 5)")
     parser.add_argument("--reads", type=int, default=7, help="gold reads for the baseline (default 7)")
@@ -299,28 +284,22 @@ def main() -> int:
 
         cold: list[Render] = []
         warm: list[Render] = []
-        preloaded: list[Render] = []
         returning: list[Render] = []
-        ready: dict[bool, list[float]] = {False: [], True: []}
+        ready: list[float] = []
         with chromium() as browser:
             for run in range(max(args.cold, 1)):
-                for preload in (False, True):
-                    with serve(lake, home, preload) as server:
-                        started = time.perf_counter()
-                        server.wait_ready()
-                        ready[preload].append(time.perf_counter() - started)
-                        (preloaded if preload else cold).append(render(browser, server.url))
-                        if run == 0 and not preload:  # the warm renders: the same server, past its first page
-                            warm.extend(render(browser, server.url) for _ in range(args.warm))
-                            returning.extend(returning_renders(browser, server.url, args.warm))
-        print(line("cold", cold, baseline) + f"; server ready in {statistics.median(ready[False]):.2f} s")
+                with serve(lake, home) as server:
+                    started = time.perf_counter()
+                    server.wait_ready()
+                    ready.append(time.perf_counter() - started)
+                    cold.append(render(browser, server.url))
+                    if run == 0:  # the warm renders: the same server, past its first page
+                        warm.extend(render(browser, server.url) for _ in range(args.warm))
+                        returning.extend(returning_renders(browser, server.url, args.warm))
+        print(line("cold", cold, baseline) + f"; server ready in {statistics.median(ready):.2f} s")
         if warm:
             print(line("warm", warm, baseline))
             print(line("warm, a returning browser (its cache kept)", returning, baseline))
-        print(
-            line("cold, libraries imported at server start", preloaded, baseline)
-            + f"; server ready in {statistics.median(ready[True]):.2f} s"
-        )
         print(f"load average after: {os.getloadavg()[0]:.1f}")
         return 0
 
