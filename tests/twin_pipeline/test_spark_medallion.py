@@ -19,6 +19,7 @@ import polars as pl
 import pytest
 
 from edge_collector.variability.history import seed_history, variability_from_toml
+from tests.support.quick_spark import quick_spark
 from tests.support.raw_zone_local import lay_out_raw_zone
 from tests.twin_pipeline.test_golden_oee import VECTORS, bronze
 from twin_pipeline.defs.partitions import CALENDAR
@@ -32,10 +33,10 @@ from twin_pipeline.resources.oee_engines import LocalSparkOeeJob
 from twin_pipeline.spark_jobs.extras import job_extras, source_extras
 
 ROOT = Path(__file__).resolve().parents[2]
-#: As tests/twin_pipeline/test_spark_oee.py: the JVMs of these tests live seconds on small frames.
-QUICK_JVM = "-XX:TieredStopAtLevel=1 -XX:CICompilerCount=2 -XX:+UseSerialGC"
 START = datetime(2026, 11, 24, 5, 0, tzinfo=UTC)  # an early shift's start (06:00 Berlin)
-DAYS = 7
+#: Six shifts: every shift boundary carries rows, both lines fault, L2's copies collide; a week (21 shifts)
+#: proved nothing more and cost about 35 s (seeding and the job's per-shift work).
+DAYS = 2
 #: How each table's rows are put in one order to compare them.
 ORDER = {
     "bronze/samples": ["shift_id", "line_id", "tag", "source_ts", "value", "carried_in"],
@@ -48,8 +49,7 @@ ORDER = {
 
 @pytest.fixture(scope="module", autouse=True)
 def quick_jvm() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SPARK_SUBMIT_OPTS", QUICK_JVM)
+    with quick_spark():
         yield
 
 

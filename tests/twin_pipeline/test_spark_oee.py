@@ -23,6 +23,7 @@ import polars as pl
 import pytest
 
 from tests.support.azurite import ACCOUNT, KEY, Azurite, azurite
+from tests.support.quick_spark import quick_spark
 from tests.support.raw_zone_local import lay_out_raw_zone
 from twin_pipeline.lib.contracts import FACT_OEE_SHIFT
 from twin_pipeline.resources.lake import LakeResource
@@ -30,16 +31,12 @@ from twin_pipeline.resources.oee_engines import DatabricksOeeJob
 from twin_pipeline.spark_jobs.extras import MODULES, SCRIPT, job_extras
 
 SHIFT = "2026-11-24-0600"
-#: The JVMs of these tests (this process's session and each job's) live seconds on tiny frames: the client
-#: JIT alone and the serial collector halve their CPU (11-14 s instead of 22-28 s at start-up on 2 cores).
-QUICK_JVM = "-XX:TieredStopAtLevel=1 -XX:CICompilerCount=2 -XX:+UseSerialGC"
 
 
 @pytest.fixture(scope="module", autouse=True)
 def quick_jvm() -> Iterator[None]:
-    """Every JVM of this module (spark-submit reads SPARK_SUBMIT_OPTS; the jobs' processes inherit it)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SPARK_SUBMIT_OPTS", QUICK_JVM)
+    """Every JVM of this module, this process's and the jobs' (they inherit the environment)."""
+    with quick_spark():
         yield
 
 
