@@ -63,7 +63,9 @@ per_shift = [
 ]
 plant_rows = pl.DataFrame(per_shift).sort("shift_start")
 # one chart and a choice of measure (four tabs would draw four charts before the page is usable)
-shown = st.segmented_control("Measure", MEASURES, default="oee", format_func=LABELS.get, key="measure") or "oee"
+shown = (
+    st.segmented_control("Measure", MEASURES, default="oee", format_func=lambda m: LABELS[m], key="measure") or "oee"
+)
 st.altair_chart(charts.oee_trend(rows, plant_rows, shown), width="stretch")
 
 if selection.shift:  # one shift: its lines side by side
