@@ -25,6 +25,8 @@ FILE_SECONDS = {
     "tests/edge_collector/test_half_open.py": 62,
     "tests/edge_collector/test_datalogger.py": 60,
     "tests/dashboard/test_browser.py": 75,  # with the seeded lake's build (tests/support/dashboard_lake.py)
+    "tests/dashboard/test_pages.py": 60,
+    "tests/dashboard/test_live.py": 25,
     "tests/edge_collector/test_collector.py": 43,
     "tests/plc/test_cli.py": 38,
     "tests/twin_pipeline/test_oee.py": 37,
