@@ -6,6 +6,7 @@ outside at a random moment (start-up, spool replay, inside `write_deltalake`, an
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -62,12 +63,14 @@ class Run:
             text=True,
         )
         self.lines: list[str] = []
+        self.arrived: list[float] = []  # time.monotonic() of each line's arrival
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
+            self.arrived.append(time.monotonic())
             self.lines.append(line.rstrip("\n"))
 
     def kill(self) -> None:
@@ -88,6 +91,12 @@ class Run:
                 _, table, _, rows, lo, hi = line.split()
                 out.append((table, int(rows), int(lo), int(hi)))
         return out
+
+    def longest_cycle(self) -> float:
+        """The longest time between two durability points of this run (READY, then each ACK): how long
+        its writer took for a cycle, on this machine under its load at the time."""
+        marks = [t for t, line in zip(self.arrived, self.lines) if line.startswith(("READY", "ACK "))]
+        return max((b - a for a, b in itertools.pairwise(marks)), default=0.0)
 
     def produced(self) -> dict[str, int]:
         last: dict[str, int] = defaultdict(int)
@@ -198,8 +207,11 @@ def test_d1_kill_9_mid_write_twenty_times(tmp_path: Path) -> None:
                 assert len(unique) == produced, "a clean close must commit everything"
     assert duplicated == 0
     # the loss window is what was not yet spooled: one flush interval (0.1 s) plus one writer cycle
-    # (commit, hooks, compaction); 1 s of data at the harness's 20,000 rows/s bounds it generously
-    assert max(lost_per_run.values()) <= 20_000
+    # (commit, hooks, compaction); 1 s of data at the harness's 20,000 rows/s bounds it generously on an
+    # idle machine, and a loaded one stretches the cycle: the bound is then the run's own longest cycle
+    for run in runs:
+        window_s = max(1.0, run.longest_cycle() + 0.1)
+        assert lost_per_run[run.session] <= 20_000 * window_s, (run.session, window_s, lost_per_run[run.session])
     assert spool.exists() and not list(spool.rglob("*.arrow")), "final close left batches in the spool"
     acks_raw = sum(r for run in runs for t, r, _, _ in run.acks() if t == "raw_samples")
     assert acks_raw > 0 and mid_commit >= len(FORCED)
