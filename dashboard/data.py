@@ -12,10 +12,21 @@ import polars as pl
 import streamlit as st
 
 from dashboard import lake as lake_io
+from twin_pipeline.lib.calendar.shift_calendar import ShiftCalendar, load_calendar
 from twin_pipeline.lib.contracts import Table
 from twin_pipeline.lib.edge_source import LocalEdges
 from twin_pipeline.lib.location import Location
 from twin_pipeline.lib.settings import DEFAULT_EDGE_ID, edges
+
+
+@st.cache_resource(show_spinner=False)
+def _calendar(shifts_file: str) -> ShiftCalendar:
+    return load_calendar(Path(shifts_file) if shifts_file else None)
+
+
+def calendar() -> ShiftCalendar:
+    """The shift calendar, parsed once (per `TWIN_SHIFTS`), not on every page run."""
+    return _calendar(os.environ.get("TWIN_SHIFTS", ""))
 
 
 def root() -> Location:

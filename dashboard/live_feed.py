@@ -20,12 +20,11 @@ from deltalake import DeltaTable
 
 from edge_collector.schemas import day_of, edge_table_path
 from twin_pipeline.lib.calendar.shift_calendar import ShiftCalendar, ShiftWindow, previous_shift
-from twin_pipeline.lib.contracts import Table, table_path
+from twin_pipeline.lib.carry_in import rows_before
 from twin_pipeline.lib.edge_source import LocalEdges, empty
-from twin_pipeline.lib.lake_io import read_bronze, table_version
+from twin_pipeline.lib.lake_io import table_version
 from twin_pipeline.lib.live import LIVE_TAGS, LiveShift, current_window, live_shift, plant_now
 from twin_pipeline.lib.location import Location
-from twin_pipeline.lib.transforms.bronze import CARRY_LOOKBACK, typed
 
 #: The raw columns kept (the partition column `day` is in the file path, not in the files).
 COLUMNS = [c for c in empty("raw_samples").columns if c not in ("day", "edge_id")]
@@ -102,16 +101,7 @@ class LiveFeed:
         pipeline built it, else the edge rows of `CARRY_LOOKBACK` before the shift (read once per shift)."""
         if window.shift_id not in self._before:
             previous = previous_shift(self.calendar, window).shift_id
-            found = (
-                read_bronze(self.lake, previous)
-                if self.lake is not None and table_version(table_path(self.lake, Table.BRONZE_SAMPLES)) is not None
-                else pl.DataFrame()
-            )
-            if not found.height:
-                start = window.start
-                rows = self.edges.scan("raw_samples", "source_ts", start - CARRY_LOOKBACK, start)
-                found = typed(rows.filter(pl.col("tag").is_in(list(LIVE_TAGS))).collect(), previous)
-            self._before = {window.shift_id: found}
+            self._before = {window.shift_id: rows_before(self.lake, self.edges, window, previous, LIVE_TAGS)}
         return self._before[window.shift_id]
 
     def gaps(self, window: ShiftWindow) -> pl.DataFrame:

@@ -11,7 +11,6 @@ import polars as pl
 import streamlit as st
 
 from dashboard import data
-from twin_pipeline.lib.calendar.shift_calendar import load_calendar
 from twin_pipeline.lib.contracts import Table
 
 #: Days shown when nothing is chosen: the last week of the lake's shifts.
@@ -31,7 +30,7 @@ class Selection:
 
 def shifts_index() -> pl.DataFrame:
     """Every shift gold has: shift_id, shift_name, shift_start (UTC) and its plant-local date."""
-    tz = load_calendar().tz.key
+    tz = data.calendar().tz.key
     rows = data.table(Table.OEE_SHIFT).select("shift_id", "shift_name", "shift_start", "line_id")
     return (
         rows.group_by("shift_id", "shift_name", "shift_start")

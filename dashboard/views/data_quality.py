@@ -10,7 +10,6 @@ import streamlit as st
 from dashboard import charts, data
 from dashboard.dagster_checks import DagsterUnreachable, asset_url, failed_checks
 from dashboard.selection import nothing_yet, sidebar
-from twin_pipeline.lib.calendar.shift_calendar import load_calendar
 from twin_pipeline.lib.contracts import Table
 from twin_pipeline.lib.settings import dagster_url
 
@@ -30,7 +29,7 @@ if not oee.height:
     nothing_yet("shifts", Table.OEE_SHIFT)
 ui = dagster_url()
 shift_ids = oee["shift_id"].unique(maintain_order=True).to_list()
-windows = [load_calendar().window(s) for s in shift_ids]
+windows = [data.calendar().window(s) for s in shift_ids]
 intervals = data.shifts_of(Table.STATE_INTERVALS, shift_ids, ["shift_id", "line_id", "duration_s", "in_gap"])
 gaps = (
     intervals.filter(pl.col("in_gap") & pl.col("line_id").is_in(selection.lines))

@@ -15,7 +15,6 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.live_feed import LiveFeed
-from twin_pipeline.lib.calendar.shift_calendar import load_calendar
 from twin_pipeline.lib.live import TICK, LiveLine, LiveShift
 from twin_pipeline.lib.location import Location
 from twin_pipeline.lib.transforms.oee import percent
@@ -27,7 +26,7 @@ _LOCK = threading.Lock()  # one feed serves every session; its tick is not re-en
 
 @st.cache_resource(show_spinner=False)
 def _feed(lakes: tuple[tuple[str, str], ...], lake_uri: str | None) -> LiveFeed:
-    return LiveFeed({e: Path(p) for e, p in lakes}, Location.of(lake_uri) if lake_uri else None, load_calendar())
+    return LiveFeed({e: Path(p) for e, p in lakes}, Location.of(lake_uri) if lake_uri else None, data.calendar())
 
 
 def _shift() -> LiveShift | None:

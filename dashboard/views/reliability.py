@@ -11,7 +11,6 @@ import streamlit as st
 
 from dashboard import charts, data
 from dashboard.selection import nothing_yet, sidebar
-from twin_pipeline.lib.calendar.shift_calendar import load_calendar
 from twin_pipeline.lib.contracts import Table
 from twin_pipeline.lib.transforms.reliability import failures, median_ranks, weibull_line
 
@@ -27,8 +26,8 @@ if not reliability.height:
     nothing_yet("reliability figures", Table.RELIABILITY)
 line_id = st.selectbox("Line", reliability["line_id"].unique().sort().to_list(), key="weibull_line")
 row = reliability.filter(pl.col("line_id") == line_id).row(-1, named=True)  # the newest shift's fit
-window_end = load_calendar().window(row["shift_id"]).end
-fit_shifts = [w.shift_id for w in load_calendar().windows(row["fit_window_start"], window_end)]
+window_end = data.calendar().window(row["shift_id"]).end
+fit_shifts = [w.shift_id for w in data.calendar().windows(row["fit_window_start"], window_end)]
 intervals = data.shifts_of(Table.STATE_INTERVALS, fit_shifts).filter(pl.col("line_id") == line_id)
 seen = failures(intervals)
 points = median_ranks(seen.times_to_failure_s).with_columns(ttf_h=pl.col("ttf_s") / 3600)

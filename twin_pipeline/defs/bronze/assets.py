@@ -9,16 +9,15 @@ import polars as pl
 from twin_pipeline.defs.partitions import BRONZE, CALENDAR, publish, shift_asset
 from twin_pipeline.lib.by_shift import by_window
 from twin_pipeline.lib.calendar.shift_calendar import previous_shift
-from twin_pipeline.lib.contracts import BRONZE_SAMPLES, Table, table_path
-from twin_pipeline.lib.lake_io import read_shifts
+from twin_pipeline.lib.carry_in import rows_before
+from twin_pipeline.lib.contracts import BRONZE_SAMPLES, Table
 from twin_pipeline.lib.settings import oee_engine, profile
-from twin_pipeline.lib.transforms.bronze import CARRY_LOOKBACK, bronze_samples, typed
+from twin_pipeline.lib.transforms.bronze import bronze_samples
 from twin_pipeline.resources.lake import LakeResource
 
 
 def _bronze_samples(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     edges = lake.edge_source()  # the edges' disks, or the landed raw zone (azure profile)
-    target = table_path(lake.path(), Table.BRONZE_SAMPLES)
     windows = [CALENDAR.window(shift_id) for shift_id in context.partition_keys]
     # the edge is read once for the whole range, then cut into shifts in memory
     raw_by_shift = edges.read_by_window("raw_samples", "source_ts", windows)
@@ -34,12 +33,8 @@ def _bronze_samples(context: dg.AssetExecutionContext, lake: LakeResource) -> dg
         if frames and frames[-1].height and frames[-1]["shift_id"][0] == previous_id:
             before = frames[-1]
         else:
-            before = read_shifts(target, [previous_id])
-            if not before.height:  # the previous shift was never built: look in the edge table
-                before = typed(
-                    edges.scan("raw_samples", "source_ts", window.start - CARRY_LOOKBACK, window.start).collect(),
-                    previous_id,
-                )
+            # the previous shift's bronze, or, when it was never built, the edge rows before the shift
+            before = rows_before(lake.path(), edges, window, previous_id)
         frame, stats = bronze_samples(raw_by_shift[window.shift_id], window, before)
         frames.append(frame)
         own = {
